@@ -1,0 +1,2 @@
+//! cusp: a Slack bot that coaches sales teams toward customer-centric selling.
+pub mod engine;
