@@ -1,0 +1,139 @@
+//! The inbox: Slack events stored before the ack, handled by `jobs::inbox_worker`.
+
+use std::time::Duration;
+
+use super::{Effects, Pool, Store, StoreError, apply_effects, in_transaction, with_pool};
+
+/// How many times a failing event is retried before it is parked as `failed`.
+pub const INBOX_MAX_ATTEMPTS: i64 = 5;
+
+#[derive(Debug, Clone)]
+pub struct NewInboxItem<'a> {
+    pub team_id: &'a str,
+    pub event_id: &'a str,
+    pub kind: &'a str,
+    pub payload: &'a str,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InboxItem {
+    pub id: i64,
+    pub team_id: String,
+    pub event_id: String,
+    pub kind: String,
+    pub payload: Option<String>,
+    pub attempts: i64,
+}
+
+impl Store {
+    /// Stores an event; `false` when this `event_id` was already stored (a Slack retry,
+    /// or another replica got it first).
+    pub async fn enqueue_inbox(
+        &self,
+        item: &NewInboxItem<'_>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        const SQL: &str = "INSERT INTO inbox (team_id, event_id, kind, payload, received_at) \
+                           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (team_id, event_id) DO NOTHING";
+        let result = with_pool!(self, |pool| sqlx::query(SQL)
+            .bind(item.team_id)
+            .bind(item.event_id)
+            .bind(item.kind)
+            .bind(item.payload)
+            .bind(now_ms)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(result == 1)
+    }
+
+    /// Claims the oldest pending event of a team for `lease`. An event whose previous
+    /// holder crashed becomes claimable again once its lease runs out.
+    pub async fn claim_inbox_item(
+        &self,
+        team_id: &str,
+        now_ms: i64,
+        lease: Duration,
+    ) -> Result<Option<InboxItem>, StoreError> {
+        let lock = match self.pool {
+            Pool::Sqlite(_) => "",
+            Pool::Postgres(_) => "FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE inbox SET status = 'working', attempts = attempts + 1, locked_until = $2 \
+             WHERE id = (SELECT id FROM inbox WHERE team_id = $1 \
+                 AND (status = 'pending' OR (status = 'working' AND locked_until < $3)) \
+                 ORDER BY id LIMIT 1 {lock}) \
+             AND team_id = $1 \
+             RETURNING id, team_id, event_id, kind, payload, attempts"
+        );
+        let until = now_ms.saturating_add(lease.as_millis() as i64);
+        let item = with_pool!(self, |pool| sqlx::query_as::<_, InboxItem>(&sql)
+            .bind(team_id)
+            .bind(until)
+            .bind(now_ms)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(item)
+    }
+
+    /// Marks an event handled and applies everything it caused, in one transaction:
+    /// either all of it is stored or none of it is, and the event is retried.
+    pub async fn finish_inbox_item(
+        &self,
+        team_id: &str,
+        id: i64,
+        effects: &Effects,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE inbox SET status = 'done', payload = NULL, locked_until = NULL, \
+                           handled_at = $3 WHERE team_id = $1 AND id = $2";
+        in_transaction!(self, |tx| {
+            sqlx::query(SQL)
+                .bind(team_id)
+                .bind(id)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            let _fresh = apply_effects!(tx, team_id, effects, now_ms);
+        });
+        Ok(())
+    }
+
+    /// Records a failed attempt. After `INBOX_MAX_ATTEMPTS` the event is parked as
+    /// `failed` (payload cleared) so one poisoned event cannot block the queue.
+    pub async fn fail_inbox_item(
+        &self,
+        team_id: &str,
+        id: i64,
+        error: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE inbox SET \
+             status = CASE WHEN attempts >= $3 THEN 'failed' ELSE 'pending' END, \
+             payload = CASE WHEN attempts >= $3 THEN NULL ELSE payload END, \
+             locked_until = NULL, last_error = $4, handled_at = $5 \
+             WHERE team_id = $1 AND id = $2";
+        with_pool!(self, |pool| sqlx::query(SQL)
+            .bind(team_id)
+            .bind(id)
+            .bind(INBOX_MAX_ATTEMPTS)
+            .bind(error)
+            .bind(now_ms)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Events stored but not yet handled (pending or in progress).
+    pub async fn inbox_backlog(&self, team_id: &str) -> Result<i64, StoreError> {
+        const SQL: &str =
+            "SELECT COUNT(*) FROM inbox WHERE team_id = $1 AND status IN ('pending', 'working')";
+        let n: i64 = with_pool!(self, |pool| sqlx::query_scalar(SQL)
+            .bind(team_id)
+            .fetch_one(pool)
+            .await)?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,231 @@
+//! The outbox: every Web API call cusp makes, written in the same transaction as the
+//! work that caused it, then delivered by `jobs::outbox_worker`.
+
+use std::time::Duration;
+
+use super::{Pool, Store, StoreError, with_pool};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOutboxMessage {
+    /// Unique per team; enqueueing the same key twice stores one row.
+    pub idempotency_key: String,
+    /// Web API method, e.g. `chat.postMessage`.
+    pub method: String,
+    /// The method's arguments.
+    pub params: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxStatus {
+    Pending,
+    Sending,
+    Sent,
+    Dead,
+}
+
+impl OutboxStatus {
+    fn parse(s: &str) -> Result<OutboxStatus, StoreError> {
+        match s {
+            "pending" => Ok(OutboxStatus::Pending),
+            "sending" => Ok(OutboxStatus::Sending),
+            "sent" => Ok(OutboxStatus::Sent),
+            "dead" => Ok(OutboxStatus::Dead),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown outbox status {other:?}"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub team_id: String,
+    pub idempotency_key: String,
+    pub method: String,
+    pub payload: String,
+    pub attempts: i64,
+    /// 1 when an earlier attempt may have reached Slack (crash, timeout, 5xx): the
+    /// worker must look for the message before posting again.
+    pub in_doubt: i64,
+    pub created_at: i64,
+}
+
+impl OutboxItem {
+    pub fn params(&self) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
+        serde_json::from_str(&self.payload)
+            .map_err(|e| StoreError::Corrupt(format!("outbox row {} payload: {e}", self.id)))
+    }
+}
+
+/// Inserts outbox rows inside an open transaction `$tx`.
+macro_rules! insert_outbox {
+    ($tx:ident, $team_id:expr, $messages:expr, $now_ms:expr) => {{
+        for msg in $messages {
+            let msg: &$crate::store::NewOutboxMessage = msg;
+            let payload = serde_json::Value::Object(msg.params.clone()).to_string();
+            sqlx::query(
+                "INSERT INTO outbox (team_id, idempotency_key, method, payload, next_attempt_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (team_id, idempotency_key) DO NOTHING",
+            )
+            .bind($team_id)
+            .bind(&msg.idempotency_key)
+            .bind(&msg.method)
+            .bind(payload)
+            .bind($now_ms)
+            .execute(&mut *$tx)
+            .await?;
+        }
+    }};
+}
+pub(crate) use insert_outbox;
+
+impl Store {
+    /// Enqueues messages on their own (digests, CLI); returns how many were new.
+    pub async fn enqueue_outbox(
+        &self,
+        team_id: &str,
+        messages: &[NewOutboxMessage],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        super::in_transaction!(self, |tx| insert_outbox!(tx, team_id, messages, now_ms));
+        Ok(())
+    }
+
+    /// Claims the next due delivery of a team for `lease`. A row left `sending` by a
+    /// crashed worker is claimable again after its lease, flagged `in_doubt`.
+    pub async fn claim_outbox_item(
+        &self,
+        team_id: &str,
+        now_ms: i64,
+        lease: Duration,
+    ) -> Result<Option<OutboxItem>, StoreError> {
+        let lock = match self.pool {
+            Pool::Sqlite(_) => "",
+            Pool::Postgres(_) => "FOR UPDATE SKIP LOCKED",
+        };
+        // SET expressions see the row's old values on both backends, so `in_doubt`
+        // records whether the previous holder was still `sending`.
+        let sql = format!(
+            "UPDATE outbox SET \
+                 in_doubt = CASE WHEN status = 'sending' THEN 1 ELSE in_doubt END, \
+                 status = 'sending', attempts = attempts + 1, locked_until = $2 \
+             WHERE id = (SELECT id FROM outbox WHERE team_id = $1 \
+                 AND ((status = 'pending' AND next_attempt_at <= $3) \
+                   OR (status = 'sending' AND locked_until < $3)) \
+                 ORDER BY next_attempt_at, id LIMIT 1 {lock}) \
+             AND team_id = $1 \
+             RETURNING id, team_id, idempotency_key, method, payload, attempts, in_doubt, created_at"
+        );
+        let until = now_ms.saturating_add(lease.as_millis() as i64);
+        let item = with_pool!(self, |pool| sqlx::query_as::<_, OutboxItem>(&sql)
+            .bind(team_id)
+            .bind(until)
+            .bind(now_ms)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(item)
+    }
+
+    pub async fn mark_outbox_sent(
+        &self,
+        team_id: &str,
+        id: i64,
+        result_ts: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE outbox SET status = 'sent', result_ts = $3, sent_at = $4, \
+                           locked_until = NULL, in_doubt = 0 WHERE team_id = $1 AND id = $2";
+        with_pool!(self, |pool| sqlx::query(SQL)
+            .bind(team_id)
+            .bind(id)
+            .bind(result_ts)
+            .bind(now_ms)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Schedules another attempt at `next_attempt_ms`. `in_doubt` says whether this
+    /// attempt may have reached Slack.
+    pub async fn retry_outbox_item(
+        &self,
+        team_id: &str,
+        id: i64,
+        error: &str,
+        next_attempt_ms: i64,
+        in_doubt: bool,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE outbox SET status = 'pending', last_error = $3, next_attempt_at = $4, \
+                           locked_until = NULL, in_doubt = $5 WHERE team_id = $1 AND id = $2";
+        with_pool!(self, |pool| sqlx::query(SQL)
+            .bind(team_id)
+            .bind(id)
+            .bind(error)
+            .bind(next_attempt_ms)
+            .bind(i64::from(in_doubt))
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Gives up on a delivery, keeping its last error for the operator.
+    pub async fn mark_outbox_dead(
+        &self,
+        team_id: &str,
+        id: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE outbox SET status = 'dead', last_error = $3, locked_until = NULL \
+                           WHERE team_id = $1 AND id = $2";
+        with_pool!(self, |pool| sqlx::query(SQL)
+            .bind(team_id)
+            .bind(id)
+            .bind(error)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Status and last error of one delivery, by idempotency key.
+    pub async fn outbox_status(
+        &self,
+        team_id: &str,
+        idempotency_key: &str,
+    ) -> Result<(OutboxStatus, Option<String>, i64), StoreError> {
+        const SQL: &str = "SELECT status, last_error, attempts FROM outbox WHERE team_id = $1 AND idempotency_key = $2";
+        let row: Option<(String, Option<String>, i64)> =
+            with_pool!(self, |pool| sqlx::query_as(SQL)
+                .bind(team_id)
+                .bind(idempotency_key)
+                .fetch_optional(pool)
+                .await)?;
+        let (status, error, attempts) = row.ok_or(StoreError::NotFound)?;
+        Ok((OutboxStatus::parse(&status)?, error, attempts))
+    }
+
+    /// Deliveries not yet sent or given up.
+    pub async fn outbox_backlog(&self, team_id: &str) -> Result<i64, StoreError> {
+        const SQL: &str =
+            "SELECT COUNT(*) FROM outbox WHERE team_id = $1 AND status IN ('pending', 'sending')";
+        let n = with_pool!(self, |pool| sqlx::query_scalar(SQL)
+            .bind(team_id)
+            .fetch_one(pool)
+            .await)?;
+        Ok(n)
+    }
+
+    /// Earliest time a pending delivery is due, so the worker can sleep until then.
+    pub async fn next_outbox_due(&self, team_id: &str) -> Result<Option<i64>, StoreError> {
+        const SQL: &str =
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE team_id = $1 AND status = 'pending'";
+        let due: Option<i64> = with_pool!(self, |pool| sqlx::query_scalar(SQL)
+            .bind(team_id)
+            .fetch_one(pool)
+            .await)?;
+        Ok(due)
+    }
+}
