@@ -1,4 +1,15 @@
 //! cusp: a Slack bot that coaches sales teams toward customer-centric selling.
+//! `docs/architecture.md` draws how the modules below fit together.
+
+pub mod app;
+pub mod bot;
+pub mod cli;
+pub mod config;
 pub mod engine;
+pub mod eval;
+pub mod jobs;
+pub mod reflect;
+pub mod server;
 pub mod slack;
 pub mod store;
+pub mod telemetry;

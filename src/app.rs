@@ -1,0 +1,127 @@
+//! `AppState`, the router, and `serve` with its background workers and graceful shutdown.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use secrecy::SecretString;
+use tokio::sync::{Notify, watch};
+
+use crate::bot::BotIdentity;
+use crate::config::ServeConfig;
+use crate::engine::Engine;
+use crate::slack::web_api::{SlackApiError, SlackClient};
+use crate::store::Store;
+
+/// Web API calls that take longer than this count as timed out (and are retried).
+pub const SLACK_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Everything a request handler or worker needs, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub engine: Arc<Engine>,
+    pub slack: Arc<SlackClient>,
+    pub signing_secrets: Arc<Vec<SecretString>>,
+    pub identity: Arc<BotIdentity>,
+    /// Rung when an event lands in the inbox, so the worker need not poll.
+    pub inbox_wake: Arc<Notify>,
+    /// Rung when a delivery lands in the outbox.
+    pub outbox_wake: Arc<Notify>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        engine: Engine,
+        slack: SlackClient,
+        signing_secrets: Vec<SecretString>,
+        identity: BotIdentity,
+    ) -> AppState {
+        AppState {
+            store,
+            engine: Arc::new(engine),
+            slack: Arc::new(slack),
+            signing_secrets: Arc::new(signing_secrets),
+            identity: Arc::new(identity),
+            inbox_wake: Arc::new(Notify::new()),
+            outbox_wake: Arc::new(Notify::new()),
+        }
+    }
+}
+
+pub fn build_router(state: AppState) -> axum::Router {
+    crate::server::router(state)
+}
+
+/// Asks Slack who we are; a rejected token fails here, at start, not at the first message.
+pub async fn identify(slack: &SlackClient) -> anyhow::Result<BotIdentity> {
+    match slack.auth_test().await {
+        Ok(auth) => Ok(BotIdentity {
+            team_id: auth.team_id.as_str().to_owned(),
+            user_id: auth.user_id.as_str().to_owned(),
+            bot_id: auth.bot_id.map(|b| b.as_str().to_owned()),
+        }),
+        Err(SlackApiError::Api { code, .. }) => anyhow::bail!(
+            "Slack rejected SLACK_BOT_TOKEN ({code}). Copy the Bot User OAuth Token (xoxb-…) from your \
+             app's OAuth & Permissions page at https://api.slack.com/apps and make sure the app is installed"
+        ),
+        Err(err) => Err(err).context("could not reach Slack's auth.test to check SLACK_BOT_TOKEN (is SLACK_API_URL right?)"),
+    }
+}
+
+/// `cusp serve`: migrate, identify, resume the inbox and outbox, listen.
+pub async fn serve(config: ServeConfig, engine: Engine) -> anyhow::Result<()> {
+    use secrecy::ExposeSecret;
+    let store = Store::connect(config.database_url.expose_secret())
+        .await
+        .context("could not open the database named by DATABASE_URL")?;
+    store.migrate().await.context("could not apply database migrations")?;
+    let slack = SlackClient::new(&config.slack_api_url, config.bot_token, SLACK_CALL_TIMEOUT)
+        .context("could not build the Slack client")?;
+    let identity = identify(&slack).await?;
+    tracing::info!(team_id = %identity.team_id, bot_user_id = %identity.user_id, backend = store.backend(), "identified with Slack");
+    let state = AppState::new(store.clone(), engine, slack, config.signing_secrets, identity);
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let workers = [
+        tokio::spawn(crate::jobs::inbox_worker::run(state.clone(), shutdown_rx.clone())),
+        tokio::spawn(crate::jobs::outbox_worker::run(state.clone(), shutdown_rx.clone())),
+    ];
+
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("could not listen on {} (set CUSP_ADDR or PORT)", config.addr))?;
+    tracing::info!(addr = %config.addr, "listening");
+    axum::serve(listener, build_router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server error")?;
+    let _ = shutdown_tx.send(true);
+    for worker in workers {
+        let _ = worker.await;
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,125 @@
+//! `/cusp reflect <update>`: the analysis and questions, shown only to the person who asked.
+
+use serde_json::{Value, json};
+
+use crate::engine::{Analysis, Engine, Question, QuestionContext, ThemeHit};
+use crate::slack::blocks;
+use crate::store::{Effects, NewObservation, ObservationSource};
+
+/// The ephemeral reply to a slash command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EphemeralReply {
+    pub text: String,
+    pub blocks: Vec<Value>,
+}
+
+impl EphemeralReply {
+    pub fn plain(text: String) -> EphemeralReply {
+        EphemeralReply { blocks: vec![blocks::section(&text)], text }
+    }
+
+    /// The response body Slack expects for an ephemeral slash-command answer.
+    pub fn to_json(&self) -> Value {
+        json!({ "response_type": "ephemeral", "text": self.text, "blocks": self.blocks })
+    }
+}
+
+pub const EMPTY_REFLECT_HINT: &str = "Add the update after the command, for example: \
+     `/cusp reflect Acme's CFO wants a business case before the pilot`";
+
+/// Who asked, so that the observation and the question history are theirs.
+pub struct Asker<'a> {
+    pub channel_id: &'a str,
+    pub user_id: &'a str,
+    /// Unique per invocation (Slack's `trigger_id`), so a repeated request logs once.
+    pub request_id: &'a str,
+}
+
+/// Analyses `text` and returns the reply plus what to store.
+pub fn reflect(engine: &Engine, text: &str, asker: &Asker<'_>) -> (EphemeralReply, Effects) {
+    let analysis = engine.analyze(text);
+    let seed = seed_from(&[asker.user_id, asker.request_id]);
+    let questions = engine.choose_questions(&analysis, &QuestionContext { seed, ..QuestionContext::default() });
+    let reply = render(&analysis, &questions);
+    let observation = NewObservation {
+        channel_id: asker.channel_id.to_owned(),
+        user_id: asker.user_id.to_owned(),
+        message_ts: None,
+        source: ObservationSource::Command,
+        class: analysis.class,
+        score: analysis.score,
+        account: analysis.account.clone(),
+        themes: analysis.themes.iter().map(|hit| hit.theme).collect(),
+        dedupe_key: format!("command:{}", asker.request_id),
+        text: None,
+    };
+    (reply, Effects { observation: Some(observation), outbox: Vec::new() })
+}
+
+/// A stable seed from strings (FNV-1a), so selection is reproducible for the same request.
+pub fn seed_from(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.bytes().chain([0]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+pub fn render(analysis: &Analysis, questions: &[Question]) -> EphemeralReply {
+    let mut out = Vec::new();
+    out.push(blocks::header("Your reflection"));
+    if !analysis.is_deal_update {
+        out.push(blocks::section(
+            "This doesn't read like a deal update to me, but here is what I noticed.",
+        ));
+    }
+    let themes = if analysis.themes.is_empty() {
+        "*Themes:* none of the CUSP themes showed up in this one.".to_owned()
+    } else {
+        let lines: Vec<String> = analysis.themes.iter().map(theme_line).collect();
+        format!("*Themes I noticed:*\n{}", lines.join("\n"))
+    };
+    out.push(blocks::section(&themes));
+    if !questions.is_empty() {
+        let lines: Vec<String> = questions
+            .iter()
+            .enumerate()
+            .map(|(i, q)| format!("{}. {}", i + 1, blocks::escape_mrkdwn(&q.text)))
+            .collect();
+        out.push(blocks::section(&format!("*Questions to consider:*\n{}", lines.join("\n"))));
+    }
+    let account = analysis
+        .account
+        .as_deref()
+        .map(|a| format!(" · account: {}", blocks::escape_mrkdwn(a)))
+        .unwrap_or_default();
+    out.push(blocks::section(&format!(
+        "_{} · customer-centric share {:.0}%{account}_",
+        analysis.class.as_str().replace('_', "-"),
+        analysis.score * 100.0
+    )));
+    let fallback = match questions.first() {
+        Some(q) => format!("cusp reflection: {}", q.text),
+        None => "cusp reflection".to_owned(),
+    };
+    EphemeralReply { text: fallback, blocks: blocks::message_blocks(out) }
+}
+
+/// `• customer concern (Care) — “burned from their last vendor”`: every theme is
+/// explained by the words that triggered it.
+fn theme_line(hit: &ThemeHit) -> String {
+    let kind = match hit.theme.pillar() {
+        Some(pillar) => pillar.as_str().to_owned(),
+        None => "seller-centric".to_owned(),
+    };
+    let evidence: Vec<String> = hit
+        .evidence
+        .iter()
+        .take(3)
+        .map(|e| format!("“{}”", blocks::escape_mrkdwn(&e.text)))
+        .collect();
+    format!("• {} ({kind}) — {}", hit.theme.id().replace('_', " "), evidence.join(", "))
+}

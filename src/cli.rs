@@ -1,0 +1,126 @@
+//! The `cusp` command line: each subcommand calls one function.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::bot::export::{ExportFormat, export, parse_date_bound};
+use crate::config::{DatabaseArgs, EngineArgs, ServeArgs};
+use crate::store::{ExportFilter, Store};
+use crate::telemetry::LogFormat;
+
+#[derive(Parser)]
+#[command(name = "cusp", version, about = "A Slack coach for customer-centric selling")]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, env = "CUSP_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: CliCommand,
+}
+
+#[derive(Subcommand)]
+pub enum CliCommand {
+    /// Run the Slack app: HTTP endpoints, inbox and outbox workers.
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Analyse a deal update: deal or not, themes with their evidence, class, score, questions.
+    Reflect {
+        /// The text to analyse; read from stdin when absent.
+        text: Option<String>,
+        /// Print one JSON object.
+        #[arg(long, conflicts_with = "jsonl")]
+        json: bool,
+        /// Read JSON Lines (objects with a `text` field) from stdin; print one object per line.
+        #[arg(long)]
+        jsonl: bool,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Measure the engine on a labelled JSON Lines file.
+    Eval {
+        file: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Stream observations with their themes to stdout.
+    Export {
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Only this Slack team (default: every team, one after another).
+        #[arg(long)]
+        team: Option<String>,
+        /// From this day (YYYY-MM-DD, UTC) or RFC 3339 time, inclusive.
+        #[arg(long)]
+        since: Option<String>,
+        /// Up to this day (inclusive) or RFC 3339 time (exclusive).
+        #[arg(long)]
+        until: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        CliCommand::Serve(args) => {
+            let config = args.validate()?;
+            let engine = args.engine.load()?;
+            tracing::debug!(?config, "configuration");
+            crate::app::serve(config, engine).await?;
+        }
+        CliCommand::Migrate(db) => {
+            let store = connect(&db).await?;
+            store.migrate().await.context("could not apply migrations")?;
+            eprintln!("migrations applied ({})", store.backend());
+        }
+        CliCommand::Reflect { text, json, jsonl, engine } => {
+            let engine = engine.load()?;
+            let mode = match (json, jsonl) {
+                (_, true) => crate::reflect::ReflectMode::Jsonl,
+                (true, false) => crate::reflect::ReflectMode::Json,
+                (false, false) => crate::reflect::ReflectMode::Text,
+            };
+            let stdin = std::io::stdin();
+            let mut input: Box<dyn BufRead> = Box::new(stdin.lock());
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            crate::reflect::run(&engine, text, mode, &mut input, &mut out)?;
+            out.flush()?;
+        }
+        CliCommand::Eval { file, json, engine } => {
+            let engine = engine.load()?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            crate::eval::run(&engine, &file, json, &mut out)?;
+            out.flush()?;
+        }
+        CliCommand::Export { format, team, since, until, database } => {
+            let filter = ExportFilter {
+                since_ms: since.as_deref().map(|s| parse_date_bound(s, false)).transpose().map_err(anyhow::Error::msg)?,
+                until_ms: until.as_deref().map(|s| parse_date_bound(s, true)).transpose().map_err(anyhow::Error::msg)?,
+            };
+            let store = connect(&database).await?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let count = export(&store, team.as_deref(), &filter, format, &mut out).await?;
+            eprintln!("exported {count} observations");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the database and makes sure its schema is current (reading an old file must not fail).
+async fn connect(db: &DatabaseArgs) -> anyhow::Result<Store> {
+    let store = Store::connect(&db.database_url)
+        .await
+        .with_context(|| format!("could not open {}", crate::store::redact_url(&db.database_url)))?;
+    Ok(store)
+}

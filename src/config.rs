@@ -1,0 +1,193 @@
+//! Configuration for `cusp serve`, from the environment (flags override). Read once in
+//! `main`, validated once, passed down; secrets are `SecretString` and never printed.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::engine::Engine;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://cusp.db";
+pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api";
+pub const DEFAULT_ADDR: &str = "0.0.0.0:3000";
+
+/// Where the database lives; shared by every subcommand that touches it.
+#[derive(clap::Args, Clone)]
+pub struct DatabaseArgs {
+    /// `sqlite://path.db` (created if missing) or `postgres://user@host/db`.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: String,
+}
+
+/// The lexicon override shared by every subcommand that runs the engine.
+#[derive(clap::Args, Clone, Debug)]
+pub struct EngineArgs {
+    /// A lexicon file that extends or replaces the built-in vocabulary (docs/engine.md).
+    #[arg(long, env = "CUSP_LEXICON")]
+    pub lexicon: Option<PathBuf>,
+}
+
+impl EngineArgs {
+    /// The engine, with the lexicon file applied; a bad file names its line and reason.
+    pub fn load(&self) -> Result<Engine, ConfigError> {
+        let Some(path) = &self.lexicon else {
+            return Ok(Engine::builtin());
+        };
+        let source = std::fs::read_to_string(path).map_err(|e| ConfigError::Lexicon {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        Engine::from_lexicon(&source).map_err(|e| ConfigError::Lexicon {
+            path: path.clone(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+#[derive(clap::Args, Clone)]
+pub struct ServeArgs {
+    /// Slack signing secret(s); comma-separated while rotating.
+    #[arg(long, env = "SLACK_SIGNING_SECRET", hide_env_values = true)]
+    pub signing_secret: Option<String>,
+    /// Bot User OAuth Token (xoxb-…) of a single-workspace install.
+    #[arg(long, env = "SLACK_BOT_TOKEN", hide_env_values = true)]
+    pub bot_token: Option<String>,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Listen address; `PORT` alone also works (as on most PaaS).
+    #[arg(long, env = "CUSP_ADDR")]
+    pub addr: Option<SocketAddr>,
+    #[arg(long, env = "PORT", hide = true)]
+    pub port: Option<u16>,
+    /// Slack Web API base URL (tests point it at a fake).
+    #[arg(long, env = "SLACK_API_URL", default_value = DEFAULT_SLACK_API_URL)]
+    pub slack_api_url: String,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "SLACK_SIGNING_SECRET is not set. Copy the Signing Secret from your Slack app's \
+         Basic Information page (App Credentials) at https://api.slack.com/apps"
+    )]
+    MissingSigningSecret,
+    #[error(
+        "SLACK_BOT_TOKEN is not set. Install the app to your workspace and copy the Bot User \
+         OAuth Token (xoxb-…) from its OAuth & Permissions page at https://api.slack.com/apps"
+    )]
+    MissingBotToken,
+    #[error("invalid listen address: {0}")]
+    Addr(String),
+    #[error("lexicon file {path}: {reason}")]
+    Lexicon { path: PathBuf, reason: String },
+}
+
+/// Validated configuration of `cusp serve`.
+pub struct ServeConfig {
+    pub signing_secrets: Vec<SecretString>,
+    pub bot_token: SecretString,
+    pub database_url: SecretString,
+    pub addr: SocketAddr,
+    pub slack_api_url: String,
+}
+
+impl std::fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeConfig")
+            .field("signing_secrets", &format_args!("[{} redacted]", self.signing_secrets.len()))
+            .field("bot_token", &"[redacted]")
+            .field("database_url", &crate::store::redact_url(self.database_url.expose_secret()))
+            .field("addr", &self.addr)
+            .field("slack_api_url", &self.slack_api_url)
+            .finish()
+    }
+}
+
+impl ServeArgs {
+    pub fn validate(&self) -> Result<ServeConfig, ConfigError> {
+        let signing_secrets: Vec<SecretString> = self
+            .signing_secret
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| SecretString::from(s.to_owned()))
+            .collect();
+        if signing_secrets.is_empty() {
+            return Err(ConfigError::MissingSigningSecret);
+        }
+        let bot_token = match self.bot_token.as_deref().map(str::trim) {
+            Some(token) if !token.is_empty() => SecretString::from(token.to_owned()),
+            _ => return Err(ConfigError::MissingBotToken),
+        };
+        let addr = match (self.addr, self.port) {
+            (Some(addr), _) => addr,
+            (None, Some(port)) => SocketAddr::from(([0, 0, 0, 0], port)),
+            (None, None) => DEFAULT_ADDR.parse().map_err(|_| ConfigError::Addr(DEFAULT_ADDR.into()))?,
+        };
+        Ok(ServeConfig {
+            signing_secrets,
+            bot_token,
+            database_url: SecretString::from(self.database.database_url.clone()),
+            addr,
+            slack_api_url: self.slack_api_url.trim_end_matches('/').to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn args(secret: Option<&str>, token: Option<&str>) -> ServeArgs {
+        ServeArgs {
+            signing_secret: secret.map(String::from),
+            bot_token: token.map(String::from),
+            database: DatabaseArgs { database_url: DEFAULT_DATABASE_URL.into() },
+            addr: None,
+            port: None,
+            slack_api_url: "http://127.0.0.1:9/api/".into(),
+            engine: EngineArgs { lexicon: None },
+        }
+    }
+
+    #[test]
+    fn missing_signing_secret_names_the_variable_and_where_slack_shows_it() {
+        let err = args(None, Some("xoxb-1")).validate().unwrap_err().to_string();
+        assert!(err.contains("SLACK_SIGNING_SECRET") && err.contains("Basic Information"), "{err}");
+        let err = args(Some(" , "), Some("xoxb-1")).validate().unwrap_err();
+        assert!(matches!(err, ConfigError::MissingSigningSecret));
+    }
+
+    #[test]
+    fn comma_separated_secrets_allow_rotation() {
+        let config = args(Some("new, old"), Some("xoxb-1")).validate().unwrap();
+        let secrets: Vec<&str> = config.signing_secrets.iter().map(|s| s.expose_secret()).collect();
+        assert_eq!(secrets, ["new", "old"]);
+        assert_eq!(config.slack_api_url, "http://127.0.0.1:9/api");
+    }
+
+    #[test]
+    fn port_is_honoured_when_no_address_is_given() {
+        let mut a = args(Some("s"), Some("xoxb-1"));
+        a.port = Some(8080);
+        assert_eq!(a.validate().unwrap().addr, "0.0.0.0:8080".parse().unwrap());
+        a.addr = Some("127.0.0.1:9000".parse().unwrap());
+        assert_eq!(a.validate().unwrap().addr, "127.0.0.1:9000".parse().unwrap());
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let mut a = args(Some("topsecret"), Some("xoxb-very-secret"));
+        a.database.database_url = "postgres://app:dbpass@db/cusp".into();
+        let shown = format!("{:?}", a.validate().unwrap());
+        for secret in ["topsecret", "xoxb-very-secret", "dbpass"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Handles stored events one at a time: claim, decide (bot), store the effects and mark
+//! the event done in one transaction. Events left by a crash are resumed after their lease.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::app::AppState;
+use crate::bot;
+use crate::store::{Effects, StoreError};
+
+/// How long a claimed event is ours before another worker may take it over.
+pub const INBOX_LEASE: Duration = Duration::from_secs(60);
+/// How often the worker looks for work when nobody rang.
+const POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// Pause after a database error before trying again.
+const ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        match process_next(&state, jiff::Timestamp::now().as_millisecond()).await {
+            Ok(true) => continue,
+            Ok(false) => {
+                if !super::idle(&state.inbox_wake, POLL_INTERVAL, &mut shutdown).await {
+                    return;
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "inbox worker could not reach the database");
+                if !super::idle(&state.inbox_wake, ERROR_PAUSE, &mut shutdown).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Handles one event if one is due; `false` when the inbox is empty.
+pub async fn process_next(state: &AppState, now_ms: i64) -> Result<bool, StoreError> {
+    let team = state.identity.team_id.as_str();
+    let Some(item) = state.store.claim_inbox_item(team, now_ms, INBOX_LEASE).await? else {
+        return Ok(false);
+    };
+    let span = tracing::info_span!("inbox", team_id = %item.team_id, event_id = %item.event_id, attempt = item.attempts);
+    let _entered = span.enter();
+    let outcome = match item.payload.as_deref() {
+        Some(raw) => bot::dispatch_event(&state.engine, &state.identity, raw),
+        None => Ok(Effects::default()),
+    };
+    match outcome {
+        Ok(effects) => {
+            state.store.finish_inbox_item(team, item.id, &effects, now_ms).await?;
+            if !effects.outbox.is_empty() {
+                state.outbox_wake.notify_one();
+            }
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "event could not be handled");
+            state.store.fail_inbox_item(team, item.id, &err.to_string(), now_ms).await?;
+        }
+    }
+    Ok(true)
+}
+
+/// Handles every due event (tests, and `cusp` tooling).
+pub async fn drain(state: &AppState, now_ms: i64) -> Result<usize, StoreError> {
+    let mut handled = 0;
+    while process_next(state, now_ms).await? {
+        handled += 1;
+    }
+    Ok(handled)
+}

@@ -1,0 +1,21 @@
+//! Background work: the inbox worker (events → bot → effects) and the outbox worker
+//! (effects → Slack). Each exposes a step function that tests call directly.
+
+pub mod inbox_worker;
+pub mod outbox_worker;
+
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+
+/// Waits for a wake-up, the poll interval, or shutdown; `false` means stop.
+pub(crate) async fn idle(wake: &Notify, poll: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    if *shutdown.borrow() {
+        return false;
+    }
+    tokio::select! {
+        () = wake.notified() => true,
+        () = tokio::time::sleep(poll) => true,
+        _ = shutdown.changed() => false,
+    }
+}

@@ -1,0 +1,48 @@
+//! `POST /slack/commands`: answer `/cusp …` inline, well inside Slack's 3 seconds.
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+use super::verify::VerifiedBody;
+use crate::app::AppState;
+use crate::bot::commands::{Command, help_text, unknown_text};
+use crate::bot::reflect::{Asker, EMPTY_REFLECT_HINT, EphemeralReply, reflect};
+use crate::slack::payloads::{SlashCommand, is_ssl_check};
+
+pub async fn handle(State(state): State<AppState>, VerifiedBody(body): VerifiedBody) -> Result<Response, ApiError> {
+    if is_ssl_check(&body) {
+        // Slack only checks our certificate; nothing is dispatched.
+        return Ok(().into_response());
+    }
+    let command = SlashCommand::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let span = tracing::info_span!(
+        "command",
+        team_id = %command.team_id,
+        channel_id = %command.channel_id,
+        user_id = %command.user_id,
+    );
+    let _entered = span.enter();
+    let reply = match Command::parse(&command.text) {
+        Command::Help => EphemeralReply::plain(help_text()),
+        Command::Unknown { given, suggestion } => EphemeralReply::plain(unknown_text(&given, suggestion)),
+        Command::Reflect(text) if text.is_empty() => EphemeralReply::plain(EMPTY_REFLECT_HINT.to_owned()),
+        Command::Reflect(text) => {
+            let asker = Asker {
+                channel_id: command.channel_id.as_str(),
+                user_id: command.user_id.as_str(),
+                request_id: &command.trigger_id,
+            };
+            let (reply, effects) = reflect(&state.engine, &text, &asker);
+            let now = jiff::Timestamp::now().as_millisecond();
+            // The person still gets their answer if the log write fails; the failure is
+            // logged for the operator.
+            if let Err(err) = state.store.record_effects(command.team_id.as_str(), &effects, now).await {
+                tracing::error!(error = %err, "could not log the reflect observation");
+            }
+            reply
+        }
+    };
+    Ok(Json(reply.to_json()).into_response())
+}

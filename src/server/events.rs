@@ -1,0 +1,81 @@
+//! `POST /slack/events`: answer `url_verification`; store every relevant event in the
+//! inbox (keyed by `event_id`) and ack at once; the inbox worker does the rest.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+use super::verify::VerifiedBody;
+use crate::app::AppState;
+use crate::bot::is_from_a_person;
+use crate::slack::payloads::{EventEnvelope, InnerEvent};
+use crate::store::NewInboxItem;
+
+/// Storing the event must finish well inside Slack's 3-second deadline; past this we
+/// answer 503 and let Slack redeliver.
+const INBOX_WRITE_TIMEOUT: Duration = Duration::from_millis(2000);
+
+pub async fn handle(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    VerifiedBody(body): VerifiedBody,
+) -> Result<Response, ApiError> {
+    let envelope = EventEnvelope::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let callback = match envelope {
+        EventEnvelope::UrlVerification { challenge } => return Ok(challenge.into_response()),
+        EventEnvelope::EventCallback(callback) => callback,
+        other => {
+            tracing::info!(kind = ?other.kind(), "acknowledged event envelope without action");
+            return Ok(().into_response());
+        }
+    };
+    let retry_num = headers.get("x-slack-retry-num").and_then(|v| v.to_str().ok()).unwrap_or("0");
+    let span = tracing::info_span!(
+        "event",
+        team_id = %callback.team_id,
+        event_id = %callback.event_id,
+        retry_num,
+    );
+    let _entered = span.enter();
+    if callback.team_id.as_str() != state.identity.team_id {
+        tracing::warn!("event from a workspace this install does not serve; ignored");
+        return Ok(().into_response());
+    }
+    let relevant = match &callback.event {
+        InnerEvent::Message(message) => is_from_a_person(&state.identity, message),
+        _ => false,
+    };
+    if !relevant {
+        // Bots, edits, joins and unknown types never reach the database.
+        return Ok(().into_response());
+    }
+    let payload = std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))?;
+    let item = NewInboxItem {
+        team_id: callback.team_id.as_str(),
+        event_id: callback.event_id.as_str(),
+        kind: "event_callback",
+        payload,
+    };
+    let now = jiff::Timestamp::now().as_millisecond();
+    match tokio::time::timeout(INBOX_WRITE_TIMEOUT, state.store.enqueue_inbox(&item, now)).await {
+        Ok(Ok(true)) => {
+            state.inbox_wake.notify_one();
+            Ok(().into_response())
+        }
+        Ok(Ok(false)) => {
+            tracing::info!("duplicate delivery ignored");
+            Ok(().into_response())
+        }
+        Ok(Err(err)) => {
+            tracing::error!(error = %err, "could not store event; asking Slack to retry");
+            Err(ApiError::Unavailable)
+        }
+        Err(_) => {
+            tracing::error!("storing the event timed out; asking Slack to retry");
+            Err(ApiError::Unavailable)
+        }
+    }
+}
