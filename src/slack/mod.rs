@@ -1,1 +1,8 @@
+//! Slack's wire protocol: what Slack sends us and what we send Slack. No bot decisions
+//! live here — see `bot/` for behaviour.
+
+pub mod blocks;
+pub mod ids;
+pub mod payloads;
 pub mod signature;
+pub mod web_api;
