@@ -56,11 +56,7 @@ pub fn build_router(state: AppState) -> axum::Router {
 /// Asks Slack who we are; a rejected token fails here, at start, not at the first message.
 pub async fn identify(slack: &SlackClient) -> anyhow::Result<BotIdentity> {
     match slack.auth_test().await {
-        Ok(auth) => Ok(BotIdentity {
-            team_id: auth.team_id.as_str().to_owned(),
-            user_id: auth.user_id.as_str().to_owned(),
-            bot_id: auth.bot_id.map(|b| b.as_str().to_owned()),
-        }),
+        Ok(auth) => Ok(BotIdentity { team_id: auth.team_id, user_id: auth.user_id, bot_id: auth.bot_id }),
         Err(SlackApiError::Api { code, .. }) => anyhow::bail!(
             "Slack rejected SLACK_BOT_TOKEN ({code}). Copy the Bot User OAuth Token (xoxb-…) from your \
              app's OAuth & Permissions page at https://api.slack.com/apps and make sure the app is installed"

@@ -7,15 +7,16 @@ pub mod on_message;
 pub mod reflect;
 
 use crate::engine::Engine;
+use crate::slack::ids::{BotId, TeamId, UserId};
 use crate::slack::payloads::{EventEnvelope, InnerEvent};
 use crate::store::Effects;
 
 /// Who cusp is in the workspace, learned from `auth.test` at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BotIdentity {
-    pub team_id: String,
-    pub user_id: String,
-    pub bot_id: Option<String>,
+    pub team_id: TeamId,
+    pub user_id: UserId,
+    pub bot_id: Option<BotId>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,5 +47,5 @@ pub fn dispatch_event(
 
 /// A person's new message, not ours, not another bot's, not an edit or a join.
 pub fn is_from_a_person(identity: &BotIdentity, message: &crate::slack::payloads::MessageEvent) -> bool {
-    message.is_person_new_message(identity.user_id.as_str(), identity.bot_id.as_deref())
+    message.is_person_new_message(Some(&identity.user_id), identity.bot_id.as_ref())
 }

@@ -6,7 +6,7 @@ use crate::slack::payloads::MessageEvent;
 use crate::store::{Effects, NewObservation, ObservationSource};
 
 pub fn on_message(engine: &Engine, event: &MessageEvent) -> Effects {
-    let text = event.text.as_deref().unwrap_or("");
+    let text = event.text.as_str();
     let analysis = engine.analyze(text);
     if !analysis.is_deal_update {
         return Effects::default();

@@ -28,7 +28,7 @@ pub async fn handle(
         EventEnvelope::UrlVerification { challenge } => return Ok(challenge.into_response()),
         EventEnvelope::EventCallback(callback) => callback,
         other => {
-            tracing::info!(kind = ?other.kind(), "acknowledged event envelope without action");
+            tracing::info!(envelope = ?other, "acknowledged event envelope without action");
             return Ok(().into_response());
         }
     };
@@ -40,7 +40,7 @@ pub async fn handle(
         retry_num,
     );
     let _entered = span.enter();
-    if callback.team_id.as_str() != state.identity.team_id {
+    if callback.team_id != state.identity.team_id {
         tracing::warn!("event from a workspace this install does not serve; ignored");
         return Ok(().into_response());
     }

@@ -11,6 +11,11 @@ use crate::slack::payloads::InteractionPayload;
 
 pub async fn handle(State(_state): State<AppState>, VerifiedBody(body): VerifiedBody) -> Result<Response, ApiError> {
     let payload = InteractionPayload::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    tracing::info!(kind = payload.kind(), "interaction acknowledged");
+    let kind = match payload {
+        InteractionPayload::BlockActions(_) => "block_actions",
+        InteractionPayload::ViewSubmission(_) => "view_submission",
+        InteractionPayload::ViewClosed(_) => "view_closed",
+    };
+    tracing::info!(kind, "interaction acknowledged");
     Ok(().into_response())
 }
