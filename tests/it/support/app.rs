@@ -1,0 +1,265 @@
+//! `TestApp`: the real router and workers over a fresh database (SQLite file, or a fresh
+//! PostgreSQL database when `CUSP_TEST_POSTGRES_URL` is set) and a `FakeSlack`.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use secrecy::SecretString;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use cusp::app::{AppState, build_router, identify};
+use cusp::engine::Engine;
+use cusp::slack::signature::sign;
+use cusp::slack::web_api::SlackClient;
+use cusp::store::Store;
+
+use super::fake_slack::FakeSlack;
+
+pub const SECRET: &str = "test-signing-secret";
+pub const TOKEN: &str = "xoxb-test-token";
+pub const TEAM: &str = "T_TEST";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server tests may use, if any.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("CUSP_TEST_POSTGRES_URL").ok().filter(|s| !s.is_empty())
+}
+
+/// Runs an async scenario once per backend: `sqlite` always, `postgres` when
+/// `CUSP_TEST_POSTGRES_URL` is set (and says so on stderr when it is skipped).
+#[macro_export]
+macro_rules! backend_matrix {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::app::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if $crate::support::app::postgres_url().is_none() {
+                        eprintln!("SKIPPED {}: CUSP_TEST_POSTGRES_URL is not set", stringify!($name));
+                        return;
+                    }
+                    super::$name($crate::support::app::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+/// A database that exists for one test.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    drop_pg: Option<(String, String)>,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let url = format!("sqlite://{}", dir.path().join("cusp.db").display());
+                TestDb { url, _dir: Some(dir), drop_pg: None }
+            }
+            Backend::Postgres => {
+                let admin = postgres_url().expect("CUSP_TEST_POSTGRES_URL");
+                let name = format!(
+                    "cusp_it_{}_{}_{}",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, Ordering::SeqCst),
+                    jiff::Timestamp::now().as_millisecond() % 1_000_000
+                );
+                let pool = sqlx::PgPool::connect(&admin).await.expect("connect to CUSP_TEST_POSTGRES_URL");
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.expect("create database");
+                pool.close().await;
+                let url = replace_db_name(&admin, &name);
+                TestDb { url, _dir: None, drop_pg: Some((admin, name)) }
+            }
+        }
+    }
+
+    pub async fn store(&self) -> Store {
+        let store = Store::connect(&self.url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        store
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.drop_pg.take() {
+            // Best effort: a leftover test database is harmless.
+            let _ = std::thread::spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+                rt.block_on(async {
+                    if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&pool).await;
+                        pool.close().await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+fn replace_db_name(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: String,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+pub struct TestApp {
+    pub state: AppState,
+    pub router: axum::Router,
+    pub slack: FakeSlack,
+    pub db: TestDb,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        let db = TestDb::new(backend).await;
+        let slack = FakeSlack::start().await;
+        TestApp::start(db, slack).await
+    }
+
+    /// Builds the app over an existing database and fake Slack (restart tests).
+    pub async fn start(db: TestDb, slack: FakeSlack) -> TestApp {
+        let store = db.store().await;
+        let client = SlackClient::new(&slack.base_url(), SecretString::from(TOKEN), std::time::Duration::from_millis(500))
+            .expect("client");
+        let identity = identify(&client).await.expect("auth.test");
+        let state = AppState::new(store, Engine::builtin(), client, vec![SecretString::from(SECRET)], identity);
+        let router = build_router(state.clone());
+        TestApp { state, router, slack, db }
+    }
+
+    /// Stops this instance, keeping the database and fake Slack, like a process restart.
+    pub async fn restart(self) -> TestApp {
+        let TestApp { state, slack, db, .. } = self;
+        state.store.close().await;
+        TestApp::start(db, slack).await
+    }
+
+    pub async fn request(&self, request: Request<Body>) -> TestResponse {
+        let response = self.router.clone().oneshot(request).await.expect("router");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        TestResponse { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+    }
+
+    /// POSTs `body` signed with the test secret at `timestamp` (Unix seconds).
+    pub async fn post_signed_at(&self, path: &str, content_type: &str, body: &str, timestamp: i64) -> TestResponse {
+        let signature = sign(SECRET.as_bytes(), timestamp, body.as_bytes());
+        let request = Request::post(path)
+            .header("content-type", content_type)
+            .header("x-slack-request-timestamp", timestamp.to_string())
+            .header("x-slack-signature", signature)
+            .body(Body::from(body.to_owned()))
+            .expect("request");
+        self.request(request).await
+    }
+
+    pub async fn post_signed(&self, path: &str, content_type: &str, body: &str) -> TestResponse {
+        self.post_signed_at(path, content_type, body, jiff::Timestamp::now().as_second()).await
+    }
+
+    pub async fn slash(&self, text: &str) -> TestResponse {
+        self.post_signed("/slack/commands", "application/x-www-form-urlencoded", &command_body(text, "trig.1")).await
+    }
+
+    pub async fn event(&self, envelope: &Value) -> TestResponse {
+        self.post_signed("/slack/events", "application/json", &envelope.to_string()).await
+    }
+
+    pub async fn drain_inbox(&self) -> usize {
+        cusp::jobs::inbox_worker::drain(&self.state, now_ms()).await.expect("drain inbox")
+    }
+
+    pub async fn deliver_outbox_at(&self, at_ms: i64) -> Vec<cusp::jobs::outbox_worker::Delivery> {
+        cusp::jobs::outbox_worker::drain(&self.state, at_ms).await.expect("drain outbox")
+    }
+}
+
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+pub fn command_body(text: &str, trigger_id: &str) -> String {
+    serde_urlencoded::to_string([
+        ("token", "deprecated"),
+        ("team_id", TEAM),
+        ("team_domain", "acme"),
+        ("channel_id", "C_DEALS"),
+        ("channel_name", "deals"),
+        ("user_id", "U_SELLER"),
+        ("user_name", "sam"),
+        ("command", "/cusp"),
+        ("text", text),
+        ("response_url", "http://127.0.0.1:9/hooks/response"),
+        ("trigger_id", trigger_id),
+        ("api_app_id", "A_CUSP"),
+    ])
+    .expect("form")
+}
+
+/// An `event_callback` envelope carrying a person's channel message.
+pub fn message_event(event_id: &str, user: &str, text: &str, ts: &str) -> Value {
+    serde_json::json!({
+        "token": "deprecated",
+        "team_id": TEAM,
+        "api_app_id": "A_CUSP",
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": 1_700_000_000,
+        "event": {
+            "type": "message",
+            "channel": "C_DEALS",
+            "channel_type": "channel",
+            "user": user,
+            "text": text,
+            "ts": ts,
+            "event_ts": ts,
+        }
+    })
+}
