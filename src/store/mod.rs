@@ -13,7 +13,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-pub use inbox::{InboxItem, NewInboxItem};
+pub use inbox::{INBOX_MAX_ATTEMPTS, InboxItem, NewInboxItem};
 pub use observations::{ExportFilter, ExportRow, NewObservation, ObservationSource};
 pub use outbox::{NewOutboxMessage, OutboxItem, OutboxStatus};
 
