@@ -1,0 +1,3 @@
+//! Shared integration-test helpers. The lead adds the TestApp harness here.
+
+pub mod fake_slack;
