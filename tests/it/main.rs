@@ -1,5 +1,8 @@
 //! The single integration-test binary; one module per feature.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod outbox;
+mod server;
 mod slack_client;
+mod store;
 mod support;

@@ -1,3 +1,4 @@
-//! Shared integration-test helpers. The lead adds the TestApp harness here.
+//! Shared integration-test helpers: the fake Slack Web API and the `TestApp` harness.
 
+pub mod app;
 pub mod fake_slack;
