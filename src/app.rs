@@ -56,12 +56,18 @@ pub fn build_router(state: AppState) -> axum::Router {
 /// Asks Slack who we are; a rejected token fails here, at start, not at the first message.
 pub async fn identify(slack: &SlackClient) -> anyhow::Result<BotIdentity> {
     match slack.auth_test().await {
-        Ok(auth) => Ok(BotIdentity { team_id: auth.team_id, user_id: auth.user_id, bot_id: auth.bot_id }),
+        Ok(auth) => Ok(BotIdentity {
+            team_id: auth.team_id,
+            user_id: auth.user_id,
+            bot_id: auth.bot_id,
+        }),
         Err(SlackApiError::Api { code, .. }) => anyhow::bail!(
             "Slack rejected SLACK_BOT_TOKEN ({code}). Copy the Bot User OAuth Token (xoxb-…) from your \
              app's OAuth & Permissions page at https://api.slack.com/apps and make sure the app is installed"
         ),
-        Err(err) => Err(err).context("could not reach Slack's auth.test to check SLACK_BOT_TOKEN (is SLACK_API_URL right?)"),
+        Err(err) => Err(err).context(
+            "could not reach Slack's auth.test to check SLACK_BOT_TOKEN (is SLACK_API_URL right?)",
+        ),
     }
 }
 
@@ -71,22 +77,42 @@ pub async fn serve(config: ServeConfig, engine: Engine) -> anyhow::Result<()> {
     let store = Store::connect(config.database_url.expose_secret())
         .await
         .context("could not open the database named by DATABASE_URL")?;
-    store.migrate().await.context("could not apply database migrations")?;
+    store
+        .migrate()
+        .await
+        .context("could not apply database migrations")?;
     let slack = SlackClient::new(&config.slack_api_url, config.bot_token, SLACK_CALL_TIMEOUT)
         .context("could not build the Slack client")?;
     let identity = identify(&slack).await?;
     tracing::info!(team_id = %identity.team_id, bot_user_id = %identity.user_id, backend = store.backend(), "identified with Slack");
-    let state = AppState::new(store.clone(), engine, slack, config.signing_secrets, identity);
+    let state = AppState::new(
+        store.clone(),
+        engine,
+        slack,
+        config.signing_secrets,
+        identity,
+    );
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let workers = [
-        tokio::spawn(crate::jobs::inbox_worker::run(state.clone(), shutdown_rx.clone())),
-        tokio::spawn(crate::jobs::outbox_worker::run(state.clone(), shutdown_rx.clone())),
+        tokio::spawn(crate::jobs::inbox_worker::run(
+            state.clone(),
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(crate::jobs::outbox_worker::run(
+            state.clone(),
+            shutdown_rx.clone(),
+        )),
     ];
 
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
-        .with_context(|| format!("could not listen on {} (set CUSP_ADDR or PORT)", config.addr))?;
+        .with_context(|| {
+            format!(
+                "could not listen on {} (set CUSP_ADDR or PORT)",
+                config.addr
+            )
+        })?;
     tracing::info!(addr = %config.addr, "listening");
     axum::serve(listener, build_router(state))
         .with_graceful_shutdown(shutdown_signal())

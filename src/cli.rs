@@ -13,10 +13,20 @@ use crate::store::{ExportFilter, Store};
 use crate::telemetry::LogFormat;
 
 #[derive(Parser)]
-#[command(name = "cusp", version, about = "A Slack coach for customer-centric selling")]
+#[command(
+    name = "cusp",
+    version,
+    about = "A Slack coach for customer-centric selling"
+)]
 pub struct Cli {
     /// Log format on stderr.
-    #[arg(long, env = "CUSP_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "CUSP_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: CliCommand,
@@ -78,10 +88,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         CliCommand::Migrate(db) => {
             let store = connect(&db).await?;
-            store.migrate().await.context("could not apply migrations")?;
+            store
+                .migrate()
+                .await
+                .context("could not apply migrations")?;
             eprintln!("migrations applied ({})", store.backend());
         }
-        CliCommand::Reflect { text, json, jsonl, engine } => {
+        CliCommand::Reflect {
+            text,
+            json,
+            jsonl,
+            engine,
+        } => {
             let engine = engine.load()?;
             let mode = match (json, jsonl) {
                 (_, true) => crate::reflect::ReflectMode::Jsonl,
@@ -102,10 +120,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::eval::run(&engine, &file, json, &mut out)?;
             out.flush()?;
         }
-        CliCommand::Export { format, team, since, until, database } => {
+        CliCommand::Export {
+            format,
+            team,
+            since,
+            until,
+            database,
+        } => {
             let filter = ExportFilter {
-                since_ms: since.as_deref().map(|s| parse_date_bound(s, false)).transpose().map_err(anyhow::Error::msg)?,
-                until_ms: until.as_deref().map(|s| parse_date_bound(s, true)).transpose().map_err(anyhow::Error::msg)?,
+                since_ms: since
+                    .as_deref()
+                    .map(|s| parse_date_bound(s, false))
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?,
+                until_ms: until
+                    .as_deref()
+                    .map(|s| parse_date_bound(s, true))
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?,
             };
             let store = connect(&database).await?;
             let stdout = std::io::stdout();
@@ -119,8 +151,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Opens the database and makes sure its schema is current (reading an old file must not fail).
 async fn connect(db: &DatabaseArgs) -> anyhow::Result<Store> {
-    let store = Store::connect(&db.database_url)
-        .await
-        .with_context(|| format!("could not open {}", crate::store::redact_url(&db.database_url)))?;
+    let store = Store::connect(&db.database_url).await.with_context(|| {
+        format!(
+            "could not open {}",
+            crate::store::redact_url(&db.database_url)
+        )
+    })?;
     Ok(store)
 }

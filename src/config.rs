@@ -97,9 +97,15 @@ pub struct ServeConfig {
 impl std::fmt::Debug for ServeConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServeConfig")
-            .field("signing_secrets", &format_args!("[{} redacted]", self.signing_secrets.len()))
+            .field(
+                "signing_secrets",
+                &format_args!("[{} redacted]", self.signing_secrets.len()),
+            )
             .field("bot_token", &"[redacted]")
-            .field("database_url", &crate::store::redact_url(self.database_url.expose_secret()))
+            .field(
+                "database_url",
+                &crate::store::redact_url(self.database_url.expose_secret()),
+            )
             .field("addr", &self.addr)
             .field("slack_api_url", &self.slack_api_url)
             .finish()
@@ -127,7 +133,9 @@ impl ServeArgs {
         let addr = match (self.addr, self.port) {
             (Some(addr), _) => addr,
             (None, Some(port)) => SocketAddr::from(([0, 0, 0, 0], port)),
-            (None, None) => DEFAULT_ADDR.parse().map_err(|_| ConfigError::Addr(DEFAULT_ADDR.into()))?,
+            (None, None) => DEFAULT_ADDR
+                .parse()
+                .map_err(|_| ConfigError::Addr(DEFAULT_ADDR.into()))?,
         };
         Ok(ServeConfig {
             signing_secrets,
@@ -148,7 +156,9 @@ mod tests {
         ServeArgs {
             signing_secret: secret.map(String::from),
             bot_token: token.map(String::from),
-            database: DatabaseArgs { database_url: DEFAULT_DATABASE_URL.into() },
+            database: DatabaseArgs {
+                database_url: DEFAULT_DATABASE_URL.into(),
+            },
             addr: None,
             port: None,
             slack_api_url: "http://127.0.0.1:9/api/".into(),
@@ -158,8 +168,14 @@ mod tests {
 
     #[test]
     fn missing_signing_secret_names_the_variable_and_where_slack_shows_it() {
-        let err = args(None, Some("xoxb-1")).validate().unwrap_err().to_string();
-        assert!(err.contains("SLACK_SIGNING_SECRET") && err.contains("Basic Information"), "{err}");
+        let err = args(None, Some("xoxb-1"))
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("SLACK_SIGNING_SECRET") && err.contains("Basic Information"),
+            "{err}"
+        );
         let err = args(Some(" , "), Some("xoxb-1")).validate().unwrap_err();
         assert!(matches!(err, ConfigError::MissingSigningSecret));
     }
@@ -167,7 +183,11 @@ mod tests {
     #[test]
     fn comma_separated_secrets_allow_rotation() {
         let config = args(Some("new, old"), Some("xoxb-1")).validate().unwrap();
-        let secrets: Vec<&str> = config.signing_secrets.iter().map(|s| s.expose_secret()).collect();
+        let secrets: Vec<&str> = config
+            .signing_secrets
+            .iter()
+            .map(|s| s.expose_secret())
+            .collect();
         assert_eq!(secrets, ["new", "old"]);
         assert_eq!(config.slack_api_url, "http://127.0.0.1:9/api");
     }
@@ -178,7 +198,10 @@ mod tests {
         a.port = Some(8080);
         assert_eq!(a.validate().unwrap().addr, "0.0.0.0:8080".parse().unwrap());
         a.addr = Some("127.0.0.1:9000".parse().unwrap());
-        assert_eq!(a.validate().unwrap().addr, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(
+            a.validate().unwrap().addr,
+            "127.0.0.1:9000".parse().unwrap()
+        );
     }
 
     #[test]

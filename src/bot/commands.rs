@@ -33,7 +33,10 @@ pub enum Command {
     Help,
     /// `/cusp reflect` with the update to reflect on (may be empty: then we ask for it).
     Reflect(String),
-    Unknown { given: String, suggestion: Option<Verb> },
+    Unknown {
+        given: String,
+        suggestion: Option<Verb>,
+    },
 }
 
 impl Command {
@@ -47,7 +50,10 @@ impl Command {
         match lowered.as_str() {
             "" | "help" | "-h" | "--help" | "?" => Command::Help,
             "reflect" => Command::Reflect(rest.to_owned()),
-            _ => Command::Unknown { given: word.to_owned(), suggestion: closest_verb(&lowered) },
+            _ => Command::Unknown {
+                given: word.to_owned(),
+                suggestion: closest_verb(&lowered),
+            },
         }
     }
 }
@@ -122,11 +128,17 @@ mod tests {
     fn unknown_subcommand_suggests_the_closest_one() {
         assert_eq!(
             Command::parse("reflcet Acme"),
-            Command::Unknown { given: "reflcet".into(), suggestion: Some(Verb::Reflect) }
+            Command::Unknown {
+                given: "reflcet".into(),
+                suggestion: Some(Verb::Reflect)
+            }
         );
         assert_eq!(
             Command::parse("zzzzzz"),
-            Command::Unknown { given: "zzzzzz".into(), suggestion: None }
+            Command::Unknown {
+                given: "zzzzzz".into(),
+                suggestion: None
+            }
         );
         let text = unknown_text("reflcet", Some(Verb::Reflect));
         assert!(text.contains("Did you mean `/cusp reflect`?"), "{text}");

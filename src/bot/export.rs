@@ -42,13 +42,17 @@ pub async fn export(
     let mut count = 0u64;
     for team in &teams {
         store
-            .for_each_observation(team, filter, &mut |row: ExportRow| -> Result<(), ExportError> {
-                count += 1;
-                match format {
-                    ExportFormat::Csv => write_csv_row(out, &row),
-                    ExportFormat::Json => write_json_row(out, &row),
-                }
-            })
+            .for_each_observation(
+                team,
+                filter,
+                &mut |row: ExportRow| -> Result<(), ExportError> {
+                    count += 1;
+                    match format {
+                        ExportFormat::Csv => write_csv_row(out, &row),
+                        ExportFormat::Json => write_json_row(out, &row),
+                    }
+                },
+            )
             .await?;
     }
     out.flush()?;
@@ -110,15 +114,20 @@ pub fn parse_date_bound(input: &str, end_of_day: bool) -> Result<i64, String> {
     if let Ok(ts) = input.parse::<jiff::Timestamp>() {
         return Ok(ts.as_millisecond());
     }
-    let date: jiff::civil::Date = input
-        .parse()
-        .map_err(|_| format!("{input:?} is not a date; use YYYY-MM-DD or an RFC 3339 time like 2026-11-01T09:00:00Z"))?;
+    let date: jiff::civil::Date = input.parse().map_err(|_| {
+        format!(
+            "{input:?} is not a date; use YYYY-MM-DD or an RFC 3339 time like 2026-11-01T09:00:00Z"
+        )
+    })?;
     let date = if end_of_day {
         date.tomorrow().map_err(|e| e.to_string())?
     } else {
         date
     };
-    let ts = date.to_zoned(jiff::tz::TimeZone::UTC).map_err(|e| e.to_string())?.timestamp();
+    let ts = date
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .map_err(|e| e.to_string())?
+        .timestamp();
     Ok(ts.as_millisecond())
 }
 
@@ -139,7 +148,14 @@ mod tests {
         let start = parse_date_bound("2026-11-01", false).unwrap();
         let end = parse_date_bound("2026-11-01", true).unwrap();
         assert_eq!(end - start, 24 * 3600 * 1000);
-        assert_eq!(parse_date_bound("2026-11-01T00:00:00Z", true).unwrap(), start);
-        assert!(parse_date_bound("last tuesday", false).unwrap_err().contains("YYYY-MM-DD"));
+        assert_eq!(
+            parse_date_bound("2026-11-01T00:00:00Z", true).unwrap(),
+            start
+        );
+        assert!(
+            parse_date_bound("last tuesday", false)
+                .unwrap_err()
+                .contains("YYYY-MM-DD")
+        );
     }
 }

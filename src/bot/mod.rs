@@ -32,8 +32,8 @@ pub fn dispatch_event(
     identity: &BotIdentity,
     raw: &str,
 ) -> Result<Effects, DispatchError> {
-    let envelope =
-        EventEnvelope::parse(raw.as_bytes()).map_err(|e| DispatchError::BadPayload(e.to_string()))?;
+    let envelope = EventEnvelope::parse(raw.as_bytes())
+        .map_err(|e| DispatchError::BadPayload(e.to_string()))?;
     let EventEnvelope::EventCallback(callback) = envelope else {
         return Ok(Effects::default());
     };
@@ -46,6 +46,9 @@ pub fn dispatch_event(
 }
 
 /// A person's new message, not ours, not another bot's, not an edit or a join.
-pub fn is_from_a_person(identity: &BotIdentity, message: &crate::slack::payloads::MessageEvent) -> bool {
+pub fn is_from_a_person(
+    identity: &BotIdentity,
+    message: &crate::slack::payloads::MessageEvent,
+) -> bool {
     message.is_person_new_message(Some(&identity.user_id), identity.bot_id.as_ref())
 }

@@ -26,5 +26,8 @@ pub fn on_message(engine: &Engine, event: &MessageEvent) -> Effects {
         dedupe_key: format!("message:{}:{}", event.channel.as_str(), event.ts),
         text: None,
     };
-    Effects { observation: Some(observation), outbox: Vec::new() }
+    Effects {
+        observation: Some(observation),
+        outbox: Vec::new(),
+    }
 }

@@ -15,7 +15,10 @@ pub struct EphemeralReply {
 
 impl EphemeralReply {
     pub fn plain(text: String) -> EphemeralReply {
-        EphemeralReply { blocks: vec![blocks::section(&text)], text }
+        EphemeralReply {
+            blocks: vec![blocks::section(&text)],
+            text,
+        }
     }
 
     /// The response body Slack expects for an ephemeral slash-command answer.
@@ -39,7 +42,13 @@ pub struct Asker<'a> {
 pub fn reflect(engine: &Engine, text: &str, asker: &Asker<'_>) -> (EphemeralReply, Effects) {
     let analysis = engine.analyze(text);
     let seed = seed_from(&[asker.user_id, asker.request_id]);
-    let questions = engine.choose_questions(&analysis, &QuestionContext { seed, ..QuestionContext::default() });
+    let questions = engine.choose_questions(
+        &analysis,
+        &QuestionContext {
+            seed,
+            ..QuestionContext::default()
+        },
+    );
     let reply = render(&analysis, &questions);
     let observation = NewObservation {
         channel_id: asker.channel_id.to_owned(),
@@ -53,7 +62,13 @@ pub fn reflect(engine: &Engine, text: &str, asker: &Asker<'_>) -> (EphemeralRepl
         dedupe_key: format!("command:{}", asker.request_id),
         text: None,
     };
-    (reply, Effects { observation: Some(observation), outbox: Vec::new() })
+    (
+        reply,
+        Effects {
+            observation: Some(observation),
+            outbox: Vec::new(),
+        },
+    )
 }
 
 /// A stable seed from strings (FNV-1a), so selection is reproducible for the same request.
@@ -89,7 +104,10 @@ pub fn render(analysis: &Analysis, questions: &[Question]) -> EphemeralReply {
             .enumerate()
             .map(|(i, q)| format!("{}. {}", i + 1, blocks::escape_mrkdwn(&q.text)))
             .collect();
-        out.push(blocks::section(&format!("*Questions to consider:*\n{}", lines.join("\n"))));
+        out.push(blocks::section(&format!(
+            "*Questions to consider:*\n{}",
+            lines.join("\n")
+        )));
     }
     let account = analysis
         .account
@@ -105,7 +123,10 @@ pub fn render(analysis: &Analysis, questions: &[Question]) -> EphemeralReply {
         Some(q) => format!("cusp reflection: {}", q.text),
         None => "cusp reflection".to_owned(),
     };
-    EphemeralReply { text: fallback, blocks: blocks::message_blocks(out) }
+    EphemeralReply {
+        text: fallback,
+        blocks: blocks::message_blocks(out),
+    }
 }
 
 /// `• customer concern (Care) — “burned from their last vendor”`: every theme is
@@ -121,5 +142,9 @@ fn theme_line(hit: &ThemeHit) -> String {
         .take(3)
         .map(|e| format!("“{}”", blocks::escape_mrkdwn(&e.text)))
         .collect();
-    format!("• {} ({kind}) — {}", hit.theme.id().replace('_', " "), evidence.join(", "))
+    format!(
+        "• {} ({kind}) — {}",
+        hit.theme.id().replace('_', " "),
+        evidence.join(", ")
+    )
 }

@@ -38,7 +38,11 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
 /// Handles one event if one is due; `false` when the inbox is empty.
 pub async fn process_next(state: &AppState, now_ms: i64) -> Result<bool, StoreError> {
     let team = state.identity.team_id.as_str();
-    let Some(item) = state.store.claim_inbox_item(team, now_ms, INBOX_LEASE).await? else {
+    let Some(item) = state
+        .store
+        .claim_inbox_item(team, now_ms, INBOX_LEASE)
+        .await?
+    else {
         return Ok(false);
     };
     let span = tracing::info_span!("inbox", team_id = %item.team_id, event_id = %item.event_id, attempt = item.attempts);
@@ -49,14 +53,20 @@ pub async fn process_next(state: &AppState, now_ms: i64) -> Result<bool, StoreEr
     };
     match outcome {
         Ok(effects) => {
-            state.store.finish_inbox_item(team, item.id, &effects, now_ms).await?;
+            state
+                .store
+                .finish_inbox_item(team, item.id, &effects, now_ms)
+                .await?;
             if !effects.outbox.is_empty() {
                 state.outbox_wake.notify_one();
             }
         }
         Err(err) => {
             tracing::warn!(error = %err, "event could not be handled");
-            state.store.fail_inbox_item(team, item.id, &err.to_string(), now_ms).await?;
+            state
+                .store
+                .fail_inbox_item(team, item.id, &err.to_string(), now_ms)
+                .await?;
         }
     }
     Ok(true)

@@ -9,7 +9,11 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 /// Waits for a wake-up, the poll interval, or shutdown; `false` means stop.
-pub(crate) async fn idle(wake: &Notify, poll: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+pub(crate) async fn idle(
+    wake: &Notify,
+    poll: Duration,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
     if *shutdown.borrow() {
         return false;
     }

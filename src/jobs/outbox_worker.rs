@@ -41,12 +41,22 @@ const ALREADY_DONE: &[&str] = &["already_reacted"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
-    Sent { ts: Option<String> },
+    Sent {
+        ts: Option<String>,
+    },
     /// An earlier attempt had posted; found by its metadata and not posted again.
-    FoundEarlierPost { ts: String },
+    FoundEarlierPost {
+        ts: String,
+    },
     /// `in_doubt`: this attempt may have reached Slack, so the next one checks first.
-    Retrying { at_ms: i64, error: String, in_doubt: bool },
-    Dead { error: String },
+    Retrying {
+        at_ms: i64,
+        error: String,
+        in_doubt: bool,
+    },
+    Dead {
+        error: String,
+    },
 }
 
 pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
@@ -80,7 +90,11 @@ pub async fn drain(state: &AppState, now_ms: i64) -> Result<Vec<Delivery>, Store
 /// Claims and attempts one due delivery; `None` when nothing is due.
 pub async fn deliver_next(state: &AppState, now_ms: i64) -> Result<Option<Delivery>, StoreError> {
     let team = state.identity.team_id.as_str();
-    let Some(item) = state.store.claim_outbox_item(team, now_ms, OUTBOX_LEASE).await? else {
+    let Some(item) = state
+        .store
+        .claim_outbox_item(team, now_ms, OUTBOX_LEASE)
+        .await?
+    else {
         return Ok(None);
     };
     let span = tracing::info_span!("outbox", team_id = %item.team_id, method = %item.method, key = %item.idempotency_key, attempt = item.attempts);
@@ -95,15 +109,30 @@ pub async fn deliver_next(state: &AppState, now_ms: i64) -> Result<Option<Delive
     };
     let delivery = attempt(state, &item, params, now_ms).await;
     match &delivery {
-        Delivery::Sent { ts } => state.store.mark_outbox_sent(team, item.id, ts.as_deref(), now_ms).await?,
+        Delivery::Sent { ts } => {
+            state
+                .store
+                .mark_outbox_sent(team, item.id, ts.as_deref(), now_ms)
+                .await?
+        }
         Delivery::FoundEarlierPost { ts } => {
             tracing::info!(ts, "an earlier attempt had posted; not posting again");
-            state.store.mark_outbox_sent(team, item.id, Some(ts), now_ms).await?
+            state
+                .store
+                .mark_outbox_sent(team, item.id, Some(ts), now_ms)
+                .await?
         }
-        Delivery::Retrying { at_ms, error, in_doubt } => {
+        Delivery::Retrying {
+            at_ms,
+            error,
+            in_doubt,
+        } => {
             tracing::warn!(error, retry_at_ms = at_ms, "delivery failed; will retry");
             let in_doubt = *in_doubt || item.in_doubt != 0;
-            state.store.retry_outbox_item(team, item.id, error, *at_ms, in_doubt).await?
+            state
+                .store
+                .retry_outbox_item(team, item.id, error, *at_ms, in_doubt)
+                .await?
         }
         Delivery::Dead { error } => {
             tracing::error!(error, "delivery failed for good");
@@ -113,7 +142,12 @@ pub async fn deliver_next(state: &AppState, now_ms: i64) -> Result<Option<Delive
     Ok(Some(delivery))
 }
 
-async fn attempt(state: &AppState, item: &OutboxItem, mut params: Map<String, Value>, now_ms: i64) -> Delivery {
+async fn attempt(
+    state: &AppState,
+    item: &OutboxItem,
+    mut params: Map<String, Value>,
+    now_ms: i64,
+) -> Delivery {
     let posts_message = item.method == "chat.postMessage";
     if posts_message {
         if item.in_doubt != 0 {
@@ -137,7 +171,9 @@ async fn attempt(state: &AppState, item: &OutboxItem, mut params: Map<String, Va
                 .map(str::to_owned);
             Delivery::Sent { ts }
         }
-        Err(err) if err.code().is_some_and(|code| ALREADY_DONE.contains(&code)) => Delivery::Sent { ts: None },
+        Err(err) if err.code().is_some_and(|code| ALREADY_DONE.contains(&code)) => {
+            Delivery::Sent { ts: None }
+        }
         Err(err) => failure(item, &err, now_ms),
     }
 }
@@ -152,18 +188,26 @@ fn failure(item: &OutboxItem, err: &SlackApiError, now_ms: i64) -> Delivery {
         None => (MAX_ATTEMPTS, backoff(item.attempts, rand::random::<f64>())),
     };
     if item.attempts >= budget {
-        return Delivery::Dead { error: format!("gave up after {} attempts: {error}", item.attempts) };
+        return Delivery::Dead {
+            error: format!("gave up after {} attempts: {error}", item.attempts),
+        };
     }
     // Slack refused a rate-limited call outright; anything else may have been applied.
     let in_doubt = err.retry_after().is_none();
-    Delivery::Retrying { at_ms: now_ms.saturating_add(delay.as_millis() as i64), error, in_doubt }
+    Delivery::Retrying {
+        at_ms: now_ms.saturating_add(delay.as_millis() as i64),
+        error,
+        in_doubt,
+    }
 }
 
 /// Delay before attempt `attempts + 1`: `BASE_BACKOFF · 2^(attempts-1)`, capped, scaled
 /// by a jitter factor in [0.5, 1.5) so that many failures do not retry in lockstep.
 pub fn backoff(attempts: i64, jitter: f64) -> Duration {
     let exponent = attempts.saturating_sub(1).clamp(0, 20) as u32;
-    let base = BASE_BACKOFF.saturating_mul(2u32.saturating_pow(exponent)).min(MAX_BACKOFF);
+    let base = BASE_BACKOFF
+        .saturating_mul(2u32.saturating_pow(exponent))
+        .min(MAX_BACKOFF);
     base.mul_f64(0.5 + jitter.clamp(0.0, 1.0)).min(MAX_BACKOFF)
 }
 
@@ -180,12 +224,17 @@ async fn find_earlier_post(
     // One second of slack for clock differences between us and Slack.
     let oldest_ms = item.created_at.saturating_sub(1000).max(0);
     let oldest = format!("{}.{:06}", oldest_ms / 1000, (oldest_ms % 1000) * 1000);
-    let messages = state.slack.recent_messages(channel, thread_ts, &oldest, RECONCILE_SCAN_LIMIT).await?;
+    let messages = state
+        .slack
+        .recent_messages(channel, thread_ts, &oldest, RECONCILE_SCAN_LIMIT)
+        .await?;
     Ok(messages.iter().find_map(|message| {
         let metadata = message.get("metadata")?;
         let matches = metadata.get("event_type")?.as_str()? == METADATA_EVENT_TYPE
             && metadata.get("event_payload")?.get("key")?.as_str()? == item.idempotency_key;
-        matches.then(|| message.get("ts").and_then(Value::as_str).map(str::to_owned)).flatten()
+        matches
+            .then(|| message.get("ts").and_then(Value::as_str).map(str::to_owned))
+            .flatten()
     }))
 }
 

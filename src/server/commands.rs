@@ -11,7 +11,10 @@ use crate::bot::commands::{Command, help_text, unknown_text};
 use crate::bot::reflect::{Asker, EMPTY_REFLECT_HINT, EphemeralReply, reflect};
 use crate::slack::payloads::{SlashCommand, is_ssl_check};
 
-pub async fn handle(State(state): State<AppState>, VerifiedBody(body): VerifiedBody) -> Result<Response, ApiError> {
+pub async fn handle(
+    State(state): State<AppState>,
+    VerifiedBody(body): VerifiedBody,
+) -> Result<Response, ApiError> {
     if is_ssl_check(&body) {
         // Slack only checks our certificate; nothing is dispatched.
         return Ok(().into_response());
@@ -26,8 +29,12 @@ pub async fn handle(State(state): State<AppState>, VerifiedBody(body): VerifiedB
     let _entered = span.enter();
     let reply = match Command::parse(&command.text) {
         Command::Help => EphemeralReply::plain(help_text()),
-        Command::Unknown { given, suggestion } => EphemeralReply::plain(unknown_text(&given, suggestion)),
-        Command::Reflect(text) if text.is_empty() => EphemeralReply::plain(EMPTY_REFLECT_HINT.to_owned()),
+        Command::Unknown { given, suggestion } => {
+            EphemeralReply::plain(unknown_text(&given, suggestion))
+        }
+        Command::Reflect(text) if text.is_empty() => {
+            EphemeralReply::plain(EMPTY_REFLECT_HINT.to_owned())
+        }
         Command::Reflect(text) => {
             let asker = Asker {
                 channel_id: command.channel_id.as_str(),
@@ -38,7 +45,11 @@ pub async fn handle(State(state): State<AppState>, VerifiedBody(body): VerifiedB
             let now = jiff::Timestamp::now().as_millisecond();
             // The person still gets their answer if the log write fails; the failure is
             // logged for the operator.
-            if let Err(err) = state.store.record_effects(command.team_id.as_str(), &effects, now).await {
+            if let Err(err) = state
+                .store
+                .record_effects(command.team_id.as_str(), &effects, now)
+                .await
+            {
                 tracing::error!(error = %err, "could not log the reflect observation");
             }
             reply

@@ -34,7 +34,9 @@ impl IntoResponse for ApiError {
         };
         let mut response = (status, self.to_string()).into_response();
         if matches!(self, ApiError::BadRequest(_)) {
-            response.headers_mut().insert(NO_RETRY, HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert(NO_RETRY, HeaderValue::from_static("1"));
         }
         response
     }

@@ -32,7 +32,10 @@ pub async fn handle(
             return Ok(().into_response());
         }
     };
-    let retry_num = headers.get("x-slack-retry-num").and_then(|v| v.to_str().ok()).unwrap_or("0");
+    let retry_num = headers
+        .get("x-slack-retry-num")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("0");
     let span = tracing::info_span!(
         "event",
         team_id = %callback.team_id,
@@ -52,7 +55,8 @@ pub async fn handle(
         // Bots, edits, joins and unknown types never reach the database.
         return Ok(().into_response());
     }
-    let payload = std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))?;
+    let payload =
+        std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))?;
     let item = NewInboxItem {
         team_id: callback.team_id.as_str(),
         event_id: callback.event_id.as_str(),

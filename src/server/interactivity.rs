@@ -9,8 +9,12 @@ use super::verify::VerifiedBody;
 use crate::app::AppState;
 use crate::slack::payloads::InteractionPayload;
 
-pub async fn handle(State(_state): State<AppState>, VerifiedBody(body): VerifiedBody) -> Result<Response, ApiError> {
-    let payload = InteractionPayload::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+pub async fn handle(
+    State(_state): State<AppState>,
+    VerifiedBody(body): VerifiedBody,
+) -> Result<Response, ApiError> {
+    let payload =
+        InteractionPayload::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let kind = match payload {
         InteractionPayload::BlockActions(_) => "block_actions",
         InteractionPayload::ViewSubmission(_) => "view_submission",

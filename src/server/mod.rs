@@ -21,7 +21,10 @@ pub fn router(state: AppState) -> Router {
         .route("/slack/commands", post(commands::handle))
         .route("/slack/events", post(events::handle))
         .route("/slack/interactivity", post(interactivity::handle))
-        .layer(from_fn_with_state(state.clone(), verify::verify_slack_request));
+        .layer(from_fn_with_state(
+            state.clone(),
+            verify::verify_slack_request,
+        ));
     Router::new()
         .merge(slack)
         .route("/healthz", get(|| async { "ok" }))

@@ -20,7 +20,11 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 #[derive(Debug, Clone, Copy)]
 pub struct Verified(());
 
-pub async fn verify_slack_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn verify_slack_request(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let (mut parts, body) = request.into_parts();
     let bytes = match read_body(&parts.headers, body).await {
         Ok(bytes) => bytes,
@@ -29,11 +33,18 @@ pub async fn verify_slack_request(State(state): State<AppState>, request: Reques
             return err.into_response();
         }
     };
-    let secrets: Vec<&[u8]> = state.signing_secrets.iter().map(|s| s.expose_secret().as_bytes()).collect();
+    let secrets: Vec<&[u8]> = state
+        .signing_secrets
+        .iter()
+        .map(|s| s.expose_secret().as_bytes())
+        .collect();
     let now = jiff::Timestamp::now().as_second();
     let result = signature::verify(
         &secrets,
-        parts.headers.get("x-slack-request-timestamp").map(|v| v.as_bytes()),
+        parts
+            .headers
+            .get("x-slack-request-timestamp")
+            .map(|v| v.as_bytes()),
         parts.headers.get("x-slack-signature").map(|v| v.as_bytes()),
         &bytes,
         now,
@@ -49,7 +60,8 @@ pub async fn verify_slack_request(State(state): State<AppState>, request: Reques
         return ApiError::Unauthorized(err.to_string()).into_response();
     }
     parts.extensions.insert(Verified(()));
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
@@ -60,16 +72,18 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
         return Err(ApiError::PayloadTooLarge);
     }
-    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|err| {
-        let too_large = std::error::Error::source(&err)
-            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>())
-            || err.to_string().contains("length limit");
-        if too_large {
-            ApiError::PayloadTooLarge
-        } else {
-            ApiError::BadRequest("could not read the request body".into())
-        }
-    })
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|err| {
+            let too_large = std::error::Error::source(&err)
+                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>())
+                || err.to_string().contains("length limit");
+            if too_large {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest("could not read the request body".into())
+            }
+        })
 }
 
 /// The raw body of a request the layer verified. A handler mounted without the layer

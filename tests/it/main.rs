@@ -1,6 +1,7 @@
 //! The single integration-test binary; one module per feature.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cli;
 mod outbox;
 mod server;
 mod slack_client;

@@ -8,8 +8,7 @@ use crate::backend_matrix;
 use crate::support::app::{Backend, SECRET, TEAM, TestApp, command_body, message_event};
 
 const FORM: &str = "application/x-www-form-urlencoded";
-const SELLER_UPDATE: &str =
-    "Acme Logistics: need to get them to sign by Friday so I hit my quota, offering 20% off if they close this week";
+const SELLER_UPDATE: &str = "Acme Logistics: need to get them to sign by Friday so I hit my quota, offering 20% off if they close this week";
 
 fn now() -> i64 {
     jiff::Timestamp::now().as_second()
@@ -27,9 +26,15 @@ fn raw_post(path: &str, headers: &[(&str, &str)], body: &str) -> Request<Body> {
 async fn unsigned_requests_are_rejected_on_every_slack_route() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     for path in ["/slack/commands", "/slack/events", "/slack/interactivity"] {
-        let response = app.request(raw_post(path, &[], &command_body("help", "t"))).await;
+        let response = app
+            .request(raw_post(path, &[], &command_body("help", "t")))
+            .await;
         assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{path}");
-        assert!(response.body.contains("X-Slack-Request-Timestamp"), "{}", response.body);
+        assert!(
+            response.body.contains("X-Slack-Request-Timestamp"),
+            "{}",
+            response.body
+        );
     }
     assert!(app.slack.calls_to("chat.postMessage").is_empty());
 }
@@ -39,11 +44,15 @@ async fn rejects_requests_signed_more_than_five_minutes_away() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let body = command_body("help", "t");
     for skew in [-6 * 60, 6 * 60] {
-        let response = app.post_signed_at("/slack/commands", FORM, &body, now() + skew).await;
+        let response = app
+            .post_signed_at("/slack/commands", FORM, &body, now() + skew)
+            .await;
         assert_eq!(response.status, StatusCode::UNAUTHORIZED);
         assert!(response.body.contains("stale"), "{}", response.body);
     }
-    let fresh = app.post_signed_at("/slack/commands", FORM, &body, now() - 4 * 60).await;
+    let fresh = app
+        .post_signed_at("/slack/commands", FORM, &body, now() - 4 * 60)
+        .await;
     assert_eq!(fresh.status, StatusCode::OK);
 }
 
@@ -55,16 +64,54 @@ async fn rejects_bad_signatures_and_malformed_headers() {
     let good = cusp::slack::signature::sign(SECRET.as_bytes(), now(), body.as_bytes());
     let wrong_secret = cusp::slack::signature::sign(b"another-secret", now(), body.as_bytes());
     let cases: Vec<(Vec<(&str, &str)>, &str, &str)> = vec![
-        (vec![("x-slack-request-timestamp", &ts)], &body, "X-Slack-Signature"),
-        (vec![("x-slack-request-timestamp", &ts), ("x-slack-signature", &wrong_secret)], &body, "mismatch"),
-        (vec![("x-slack-request-timestamp", &ts), ("x-slack-signature", &good)], "team_id=T_EVIL", "mismatch"),
-        (vec![("x-slack-request-timestamp", &ts), ("x-slack-signature", "v0=nothex")], &body, "malformed"),
-        (vec![("x-slack-request-timestamp", "soon"), ("x-slack-signature", &good)], &body, "malformed"),
+        (
+            vec![("x-slack-request-timestamp", &ts)],
+            &body,
+            "X-Slack-Signature",
+        ),
+        (
+            vec![
+                ("x-slack-request-timestamp", &ts),
+                ("x-slack-signature", &wrong_secret),
+            ],
+            &body,
+            "mismatch",
+        ),
+        (
+            vec![
+                ("x-slack-request-timestamp", &ts),
+                ("x-slack-signature", &good),
+            ],
+            "team_id=T_EVIL",
+            "mismatch",
+        ),
+        (
+            vec![
+                ("x-slack-request-timestamp", &ts),
+                ("x-slack-signature", "v0=nothex"),
+            ],
+            &body,
+            "malformed",
+        ),
+        (
+            vec![
+                ("x-slack-request-timestamp", "soon"),
+                ("x-slack-signature", &good),
+            ],
+            &body,
+            "malformed",
+        ),
     ];
     for (headers, body, reason) in cases {
-        let response = app.request(raw_post("/slack/commands", &headers, body)).await;
+        let response = app
+            .request(raw_post("/slack/commands", &headers, body))
+            .await;
         assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{headers:?}");
-        assert!(response.body.contains(reason), "{} should mention {reason}", response.body);
+        assert!(
+            response.body.contains(reason),
+            "{} should mention {reason}",
+            response.body
+        );
     }
 }
 
@@ -82,13 +129,22 @@ async fn signed_but_malformed_payloads_get_400_without_retry() {
     let cases = [
         ("/slack/commands", FORM, "team_id=T_TEST"),
         ("/slack/events", "application/json", "{not json"),
-        ("/slack/events", "application/json", r#"{"type":"event_callback","team_id":"T_TEST"}"#),
+        (
+            "/slack/events",
+            "application/json",
+            r#"{"type":"event_callback","team_id":"T_TEST"}"#,
+        ),
         ("/slack/interactivity", FORM, "payload=%7Bnope"),
         ("/slack/interactivity", FORM, "nothing=here"),
     ];
     for (path, content_type, body) in cases {
         let response = app.post_signed(path, content_type, body).await;
-        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{path} {body}: {}", response.body);
+        assert_eq!(
+            response.status,
+            StatusCode::BAD_REQUEST,
+            "{path} {body}: {}",
+            response.body
+        );
         assert_eq!(response.headers.get("x-slack-no-retry").unwrap(), "1");
         assert!(!response.body.is_empty());
     }
@@ -108,8 +164,13 @@ async fn ssl_check_is_answered_only_when_signed_and_dispatches_nothing() {
 #[tokio::test]
 async fn url_verification_echoes_the_challenge() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let response = app.event(&json!({"token": "x", "challenge": "3eZbrw1aB", "type": "url_verification"})).await;
-    assert_eq!((response.status, response.body.as_str()), (StatusCode::OK, "3eZbrw1aB"));
+    let response = app
+        .event(&json!({"token": "x", "challenge": "3eZbrw1aB", "type": "url_verification"}))
+        .await;
+    assert_eq!(
+        (response.status, response.body.as_str()),
+        (StatusCode::OK, "3eZbrw1aB")
+    );
 }
 
 #[tokio::test]
@@ -118,11 +179,20 @@ async fn help_and_unknown_commands_answer_ephemerally() {
     for text in ["", "help"] {
         let reply = app.slash(text).await.json();
         assert_eq!(reply["response_type"], "ephemeral");
-        assert!(reply["text"].as_str().unwrap().contains("/cusp reflect"), "{reply}");
+        assert!(
+            reply["text"].as_str().unwrap().contains("/cusp reflect"),
+            "{reply}"
+        );
     }
     let reply = app.slash("reflcet Acme").await.json();
     assert_eq!(reply["response_type"], "ephemeral");
-    assert!(reply["text"].as_str().unwrap().contains("Did you mean `/cusp reflect`?"), "{reply}");
+    assert!(
+        reply["text"]
+            .as_str()
+            .unwrap()
+            .contains("Did you mean `/cusp reflect`?"),
+        "{reply}"
+    );
 }
 
 async fn reflect_answers_with_themes_and_questions_and_logs_once(backend: Backend) {
@@ -143,9 +213,15 @@ async fn reflect_answers_with_themes_and_questions_and_logs_once(backend: Backen
     assert_eq!(app.state.store.count_observations(TEAM).await.unwrap(), 1);
     // No message text is stored.
     let mut out = Vec::new();
-    cusp::bot::export::export(&app.state.store, Some(TEAM), &Default::default(), cusp::bot::export::ExportFormat::Json, &mut out)
-        .await
-        .unwrap();
+    cusp::bot::export::export(
+        &app.state.store,
+        Some(TEAM),
+        &Default::default(),
+        cusp::bot::export::ExportFormat::Json,
+        &mut out,
+    )
+    .await
+    .unwrap();
     let exported = String::from_utf8(out).unwrap();
     assert!(exported.contains("\"source\":\"command\""), "{exported}");
     assert!(!exported.contains("quota"), "{exported}");
@@ -165,7 +241,10 @@ async fn a_deal_update_event_is_observed_once_despite_retries(backend: Backend) 
                 .header("x-slack-retry-num", "1")
                 .header("x-slack-retry-reason", "http_timeout")
                 .header("x-slack-request-timestamp", now().to_string())
-                .header("x-slack-signature", cusp::slack::signature::sign(SECRET.as_bytes(), now(), body.as_bytes()))
+                .header(
+                    "x-slack-signature",
+                    cusp::slack::signature::sign(SECRET.as_bytes(), now(), body.as_bytes()),
+                )
                 .body(Body::from(body.clone()))
                 .unwrap(),
         )
@@ -179,7 +258,13 @@ async fn a_deal_update_event_is_observed_once_despite_retries(backend: Backend) 
 
 async fn an_event_survives_a_crash_after_the_ack(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.event(&message_event("Ev002", "U_SELLER", SELLER_UPDATE, "1700000000.000200")).await;
+    app.event(&message_event(
+        "Ev002",
+        "U_SELLER",
+        SELLER_UPDATE,
+        "1700000000.000200",
+    ))
+    .await;
     // The process dies before the worker ran; a new one resumes the inbox.
     let app = app.restart().await;
     assert_eq!(app.state.store.inbox_backlog(TEAM).await.unwrap(), 1);
@@ -218,7 +303,13 @@ async fn bot_messages_edits_joins_and_other_teams_are_not_stored() {
 #[tokio::test]
 async fn chit_chat_is_not_observed() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    app.event(&message_event("Ev-chat", "U_SELLER", "anyone up for lunch at noon? :taco:", "1.6")).await;
+    app.event(&message_event(
+        "Ev-chat",
+        "U_SELLER",
+        "anyone up for lunch at noon? :taco:",
+        "1.6",
+    ))
+    .await;
     assert_eq!(app.drain_inbox().await, 1);
     assert_eq!(app.state.store.count_observations(TEAM).await.unwrap(), 0);
 }
@@ -230,10 +321,15 @@ async fn health_is_up_and_readiness_follows_the_database() {
     assert_eq!(app.request(get("/healthz")).await.status, StatusCode::OK);
     assert_eq!(app.request(get("/readyz")).await.status, StatusCode::OK);
     app.state.store.close().await;
-    assert_eq!(app.request(get("/readyz")).await.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        app.request(get("/readyz")).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     assert_eq!(app.request(get("/healthz")).await.status, StatusCode::OK);
     // With the database gone, events are refused with 503 so that Slack retries.
-    let response = app.event(&message_event("Ev-503", "U_SELLER", SELLER_UPDATE, "1.7")).await;
+    let response = app
+        .event(&message_event("Ev-503", "U_SELLER", SELLER_UPDATE, "1.7"))
+        .await;
     assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(response.headers.get("x-slack-no-retry").is_none());
 }

@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use cusp::engine::{Class, Theme};
-use cusp::store::{Effects, ExportFilter, NewInboxItem, NewObservation, NewOutboxMessage, ObservationSource, OutboxStatus};
+use cusp::store::{
+    Effects, ExportFilter, NewInboxItem, NewObservation, NewOutboxMessage, ObservationSource,
+    OutboxStatus,
+};
 
 use crate::backend_matrix;
 use crate::support::app::{Backend, TestDb};
@@ -27,13 +30,24 @@ fn post(key: &str) -> NewOutboxMessage {
     let mut params = serde_json::Map::new();
     params.insert("channel".into(), "C1".into());
     params.insert("text".into(), "hello".into());
-    NewOutboxMessage { idempotency_key: key.into(), method: "chat.postMessage".into(), params }
+    NewOutboxMessage {
+        idempotency_key: key.into(),
+        method: "chat.postMessage".into(),
+        params,
+    }
 }
 
-async fn collect(store: &cusp::store::Store, team: &str, filter: &ExportFilter) -> Vec<cusp::store::ExportRow> {
+async fn collect(
+    store: &cusp::store::Store,
+    team: &str,
+    filter: &ExportFilter,
+) -> Vec<cusp::store::ExportRow> {
     let mut rows = Vec::new();
     store
-        .for_each_observation(team, filter, &mut |row| -> Result<(), cusp::store::StoreError> {
+        .for_each_observation(team, filter, &mut |row| -> Result<
+            (),
+            cusp::store::StoreError,
+        > {
             rows.push(row);
             Ok(())
         })
@@ -45,24 +59,63 @@ async fn collect(store: &cusp::store::Store, team: &str, filter: &ExportFilter) 
 async fn inbox_dedupes_by_event_id_and_resumes_after_a_lease(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
-    let item = NewInboxItem { team_id: "T1", event_id: "Ev1", kind: "event_callback", payload: "{}" };
+    let item = NewInboxItem {
+        team_id: "T1",
+        event_id: "Ev1",
+        kind: "event_callback",
+        payload: "{}",
+    };
     assert!(store.enqueue_inbox(&item, 1_000).await.unwrap());
-    assert!(!store.enqueue_inbox(&item, 1_001).await.unwrap(), "a retry is a no-op");
-    let other_team = NewInboxItem { team_id: "T2", ..item.clone() };
-    assert!(store.enqueue_inbox(&other_team, 1_002).await.unwrap(), "event ids are per team");
+    assert!(
+        !store.enqueue_inbox(&item, 1_001).await.unwrap(),
+        "a retry is a no-op"
+    );
+    let other_team = NewInboxItem {
+        team_id: "T2",
+        ..item.clone()
+    };
+    assert!(
+        store.enqueue_inbox(&other_team, 1_002).await.unwrap(),
+        "event ids are per team"
+    );
 
     let lease = Duration::from_secs(60);
-    let claimed = store.claim_inbox_item("T1", 2_000, lease).await.unwrap().expect("claim");
+    let claimed = store
+        .claim_inbox_item("T1", 2_000, lease)
+        .await
+        .unwrap()
+        .expect("claim");
     assert_eq!((claimed.event_id.as_str(), claimed.attempts), ("Ev1", 1));
-    assert!(store.claim_inbox_item("T1", 2_001, lease).await.unwrap().is_none(), "leased");
+    assert!(
+        store
+            .claim_inbox_item("T1", 2_001, lease)
+            .await
+            .unwrap()
+            .is_none(),
+        "leased"
+    );
     // The holder "crashed": after the lease another worker takes it over.
-    let again = store.claim_inbox_item("T1", 2_000 + 60_001, lease).await.unwrap().expect("reclaim");
+    let again = store
+        .claim_inbox_item("T1", 2_000 + 60_001, lease)
+        .await
+        .unwrap()
+        .expect("reclaim");
     assert_eq!((again.id, again.attempts), (claimed.id, 2));
 
-    let effects = Effects { observation: Some(observation("m1", vec![Theme::Stakeholders])), outbox: vec![post("k1")] };
-    store.finish_inbox_item("T1", again.id, &effects, 70_000).await.unwrap();
+    let effects = Effects {
+        observation: Some(observation("m1", vec![Theme::Stakeholders])),
+        outbox: vec![post("k1")],
+    };
+    store
+        .finish_inbox_item("T1", again.id, &effects, 70_000)
+        .await
+        .unwrap();
     assert_eq!(store.inbox_backlog("T1").await.unwrap(), 0);
-    assert_eq!(store.inbox_backlog("T2").await.unwrap(), 1, "the other team is untouched");
+    assert_eq!(
+        store.inbox_backlog("T2").await.unwrap(),
+        1,
+        "the other team is untouched"
+    );
     assert_eq!(store.count_observations("T1").await.unwrap(), 1);
     assert_eq!(store.outbox_backlog("T1").await.unwrap(), 1);
 }
@@ -70,14 +123,32 @@ async fn inbox_dedupes_by_event_id_and_resumes_after_a_lease(backend: Backend) {
 async fn failing_events_are_retried_then_parked(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
-    let item = NewInboxItem { team_id: "T1", event_id: "Ev-bad", kind: "event_callback", payload: "not json" };
+    let item = NewInboxItem {
+        team_id: "T1",
+        event_id: "Ev-bad",
+        kind: "event_callback",
+        payload: "not json",
+    };
     store.enqueue_inbox(&item, 0).await.unwrap();
     for attempt in 1..=cusp::store::INBOX_MAX_ATTEMPTS {
-        let claimed = store.claim_inbox_item("T1", attempt, Duration::from_secs(1)).await.unwrap().expect("claim");
+        let claimed = store
+            .claim_inbox_item("T1", attempt, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .expect("claim");
         assert_eq!(claimed.attempts, attempt);
-        store.fail_inbox_item("T1", claimed.id, "bad payload", attempt).await.unwrap();
+        store
+            .fail_inbox_item("T1", claimed.id, "bad payload", attempt)
+            .await
+            .unwrap();
     }
-    assert!(store.claim_inbox_item("T1", 100, Duration::from_secs(1)).await.unwrap().is_none());
+    assert!(
+        store
+            .claim_inbox_item("T1", 100, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(store.inbox_backlog("T1").await.unwrap(), 0);
 }
 
@@ -85,25 +156,61 @@ async fn observations_dedupe_and_export_with_their_themes(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
     let first = Effects {
-        observation: Some(observation("m1", vec![Theme::ClosingPush, Theme::Stakeholders])),
+        observation: Some(observation(
+            "m1",
+            vec![Theme::ClosingPush, Theme::Stakeholders],
+        )),
         outbox: vec![post("reply-m1")],
     };
     assert!(store.record_effects("T1", &first, 1_000).await.unwrap());
-    let duplicate = Effects { observation: first.observation.clone(), outbox: vec![post("reply-m1-again")] };
+    let duplicate = Effects {
+        observation: first.observation.clone(),
+        outbox: vec![post("reply-m1-again")],
+    };
     assert!(!store.record_effects("T1", &duplicate, 1_500).await.unwrap());
-    assert_eq!(store.outbox_backlog("T1").await.unwrap(), 1, "a duplicate observation sends nothing");
-    let none = Effects { observation: Some(observation("m2", vec![])), outbox: vec![] };
+    assert_eq!(
+        store.outbox_backlog("T1").await.unwrap(),
+        1,
+        "a duplicate observation sends nothing"
+    );
+    let none = Effects {
+        observation: Some(observation("m2", vec![])),
+        outbox: vec![],
+    };
     store.record_effects("T1", &none, 2_000).await.unwrap();
-    store.record_effects("T2", &Effects { observation: Some(observation("m1", vec![Theme::Adoption])), outbox: vec![] }, 3_000).await.unwrap();
+    store
+        .record_effects(
+            "T2",
+            &Effects {
+                observation: Some(observation("m1", vec![Theme::Adoption])),
+                outbox: vec![],
+            },
+            3_000,
+        )
+        .await
+        .unwrap();
 
     let rows = collect(&store, "T1", &ExportFilter::default()).await;
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].themes, ["closing_push", "stakeholders"]);
-    assert_eq!((rows[0].source.as_str(), rows[0].class.as_str(), rows[0].score), ("message", "balanced", 0.5));
+    assert_eq!(
+        (
+            rows[0].source.as_str(),
+            rows[0].class.as_str(),
+            rows[0].score
+        ),
+        ("message", "balanced", 0.5)
+    );
     assert!(rows[1].themes.is_empty());
-    assert!(rows.iter().all(|r| r.team_id == "T1"), "no other team's data");
+    assert!(
+        rows.iter().all(|r| r.team_id == "T1"),
+        "no other team's data"
+    );
 
-    let window = ExportFilter { since_ms: Some(1_500), until_ms: Some(2_001) };
+    let window = ExportFilter {
+        since_ms: Some(1_500),
+        until_ms: Some(2_001),
+    };
     let rows = collect(&store, "T1", &window).await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].created_at_ms, 2_000);
@@ -113,31 +220,86 @@ async fn observations_dedupe_and_export_with_their_themes(backend: Backend) {
 async fn outbox_claims_retries_and_records_outcomes(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
-    store.enqueue_outbox("T1", &[post("a"), post("b"), post("a")], 1_000).await.unwrap();
-    assert_eq!(store.outbox_backlog("T1").await.unwrap(), 2, "same key stored once");
+    store
+        .enqueue_outbox("T1", &[post("a"), post("b"), post("a")], 1_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.outbox_backlog("T1").await.unwrap(),
+        2,
+        "same key stored once"
+    );
     let lease = Duration::from_secs(60);
 
-    let a = store.claim_outbox_item("T1", 1_000, lease).await.unwrap().expect("a");
+    let a = store
+        .claim_outbox_item("T1", 1_000, lease)
+        .await
+        .unwrap()
+        .expect("a");
     assert_eq!((a.idempotency_key.as_str(), a.in_doubt), ("a", 0));
-    store.retry_outbox_item("T1", a.id, "HTTP 500", 5_000, true).await.unwrap();
-    let b = store.claim_outbox_item("T1", 1_000, lease).await.unwrap().expect("b");
+    store
+        .retry_outbox_item("T1", a.id, "HTTP 500", 5_000, true)
+        .await
+        .unwrap();
+    let b = store
+        .claim_outbox_item("T1", 1_000, lease)
+        .await
+        .unwrap()
+        .expect("b");
     assert_eq!(b.idempotency_key, "b");
-    assert!(store.claim_outbox_item("T1", 1_000, lease).await.unwrap().is_none(), "a is not due yet");
+    assert!(
+        store
+            .claim_outbox_item("T1", 1_000, lease)
+            .await
+            .unwrap()
+            .is_none(),
+        "a is not due yet"
+    );
     assert_eq!(store.next_outbox_due("T1").await.unwrap(), Some(5_000));
 
     // The worker holding b dies mid-call: after the lease b comes back, flagged in doubt.
-    let b_again = store.claim_outbox_item("T1", 1_000 + 60_001, lease).await.unwrap().expect("b again");
-    assert_eq!((b_again.idempotency_key.as_str(), b_again.in_doubt, b_again.attempts), ("b", 1, 2));
-    store.mark_outbox_sent("T1", b_again.id, Some("1.0001"), 70_000).await.unwrap();
+    let b_again = store
+        .claim_outbox_item("T1", 1_000 + 60_001, lease)
+        .await
+        .unwrap()
+        .expect("b again");
+    assert_eq!(
+        (
+            b_again.idempotency_key.as_str(),
+            b_again.in_doubt,
+            b_again.attempts
+        ),
+        ("b", 1, 2)
+    );
+    store
+        .mark_outbox_sent("T1", b_again.id, Some("1.0001"), 70_000)
+        .await
+        .unwrap();
 
-    let a_again = store.claim_outbox_item("T1", 80_000, lease).await.unwrap().expect("a again");
+    let a_again = store
+        .claim_outbox_item("T1", 80_000, lease)
+        .await
+        .unwrap()
+        .expect("a again");
     assert_eq!((a_again.in_doubt, a_again.attempts), (1, 2));
-    store.mark_outbox_dead("T1", a_again.id, "channel_not_found").await.unwrap();
+    store
+        .mark_outbox_dead("T1", a_again.id, "channel_not_found")
+        .await
+        .unwrap();
 
     let (status, error, _) = store.outbox_status("T1", "a").await.unwrap();
-    assert_eq!((status, error.as_deref()), (OutboxStatus::Dead, Some("channel_not_found")));
-    assert_eq!(store.outbox_status("T1", "b").await.unwrap().0, OutboxStatus::Sent);
-    assert!(store.outbox_status("T2", "b").await.is_err(), "scoped by team");
+    assert_eq!(
+        (status, error.as_deref()),
+        (OutboxStatus::Dead, Some("channel_not_found"))
+    );
+    assert_eq!(
+        store.outbox_status("T1", "b").await.unwrap().0,
+        OutboxStatus::Sent
+    );
+    assert!(
+        store.outbox_status("T2", "b").await.is_err(),
+        "scoped by team"
+    );
     assert_eq!(store.outbox_backlog("T1").await.unwrap(), 0);
 }
 
@@ -159,10 +321,11 @@ backend_matrix!(
 #[test]
 fn both_backends_have_the_same_migration_names() {
     let names = |dir: &str| -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
-            .expect("migrations dir")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
+        let mut names: Vec<String> =
+            std::fs::read_dir(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
+                .expect("migrations dir")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect();
         names.sort();
         names
     };

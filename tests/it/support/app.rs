@@ -30,7 +30,9 @@ pub enum Backend {
 
 /// The PostgreSQL server tests may use, if any.
 pub fn postgres_url() -> Option<String> {
-    std::env::var("CUSP_TEST_POSTGRES_URL").ok().filter(|s| !s.is_empty())
+    std::env::var("CUSP_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 /// Runs an async scenario once per backend: `sqlite` always, `postgres` when
@@ -76,7 +78,11 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("tempdir");
                 let url = format!("sqlite://{}", dir.path().join("cusp.db").display());
-                TestDb { url, _dir: Some(dir), drop_pg: None }
+                TestDb {
+                    url,
+                    _dir: Some(dir),
+                    drop_pg: None,
+                }
             }
             Backend::Postgres => {
                 let admin = postgres_url().expect("CUSP_TEST_POSTGRES_URL");
@@ -86,11 +92,20 @@ impl TestDb {
                     COUNTER.fetch_add(1, Ordering::SeqCst),
                     jiff::Timestamp::now().as_millisecond() % 1_000_000
                 );
-                let pool = sqlx::PgPool::connect(&admin).await.expect("connect to CUSP_TEST_POSTGRES_URL");
-                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.expect("create database");
+                let pool = sqlx::PgPool::connect(&admin)
+                    .await
+                    .expect("connect to CUSP_TEST_POSTGRES_URL");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&pool)
+                    .await
+                    .expect("create database");
                 pool.close().await;
                 let url = replace_db_name(&admin, &name);
-                TestDb { url, _dir: None, drop_pg: Some((admin, name)) }
+                TestDb {
+                    url,
+                    _dir: None,
+                    drop_pg: Some((admin, name)),
+                }
             }
         }
     }
@@ -107,10 +122,18 @@ impl Drop for TestDb {
         if let Some((admin, name)) = self.drop_pg.take() {
             // Best effort: a leftover test database is harmless.
             let _ = std::thread::spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
                 rt.block_on(async {
                     if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
-                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&pool).await;
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&pool)
+                                .await;
                         pool.close().await;
                     }
                 });
@@ -165,17 +188,34 @@ impl TestApp {
     /// Builds the app over an existing database and fake Slack (restart tests).
     pub async fn start(db: TestDb, slack: FakeSlack) -> TestApp {
         let store = db.store().await;
-        let client = SlackClient::new(&slack.base_url(), SecretString::from(TOKEN), std::time::Duration::from_millis(500))
-            .expect("client");
+        let client = SlackClient::new(
+            &slack.base_url(),
+            SecretString::from(TOKEN),
+            std::time::Duration::from_millis(500),
+        )
+        .expect("client");
         let identity = identify(&client).await.expect("auth.test");
-        let state = AppState::new(store, Engine::builtin(), client, vec![SecretString::from(SECRET)], identity);
+        let state = AppState::new(
+            store,
+            Engine::builtin(),
+            client,
+            vec![SecretString::from(SECRET)],
+            identity,
+        );
         let router = build_router(state.clone());
-        TestApp { state, router, slack, db }
+        TestApp {
+            state,
+            router,
+            slack,
+            db,
+        }
     }
 
     /// Stops this instance, keeping the database and fake Slack, like a process restart.
     pub async fn restart(self) -> TestApp {
-        let TestApp { state, slack, db, .. } = self;
+        let TestApp {
+            state, slack, db, ..
+        } = self;
         state.store.close().await;
         TestApp::start(db, slack).await
     }
@@ -184,12 +224,27 @@ impl TestApp {
         let response = self.router.clone().oneshot(request).await.expect("router");
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.expect("body").to_bytes();
-        TestResponse { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        TestResponse {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
     }
 
     /// POSTs `body` signed with the test secret at `timestamp` (Unix seconds).
-    pub async fn post_signed_at(&self, path: &str, content_type: &str, body: &str, timestamp: i64) -> TestResponse {
+    pub async fn post_signed_at(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &str,
+        timestamp: i64,
+    ) -> TestResponse {
         let signature = sign(SECRET.as_bytes(), timestamp, body.as_bytes());
         let request = Request::post(path)
             .header("content-type", content_type)
@@ -201,23 +256,34 @@ impl TestApp {
     }
 
     pub async fn post_signed(&self, path: &str, content_type: &str, body: &str) -> TestResponse {
-        self.post_signed_at(path, content_type, body, jiff::Timestamp::now().as_second()).await
+        self.post_signed_at(path, content_type, body, jiff::Timestamp::now().as_second())
+            .await
     }
 
     pub async fn slash(&self, text: &str) -> TestResponse {
-        self.post_signed("/slack/commands", "application/x-www-form-urlencoded", &command_body(text, "trig.1")).await
+        self.post_signed(
+            "/slack/commands",
+            "application/x-www-form-urlencoded",
+            &command_body(text, "trig.1"),
+        )
+        .await
     }
 
     pub async fn event(&self, envelope: &Value) -> TestResponse {
-        self.post_signed("/slack/events", "application/json", &envelope.to_string()).await
+        self.post_signed("/slack/events", "application/json", &envelope.to_string())
+            .await
     }
 
     pub async fn drain_inbox(&self) -> usize {
-        cusp::jobs::inbox_worker::drain(&self.state, now_ms()).await.expect("drain inbox")
+        cusp::jobs::inbox_worker::drain(&self.state, now_ms())
+            .await
+            .expect("drain inbox")
     }
 
     pub async fn deliver_outbox_at(&self, at_ms: i64) -> Vec<cusp::jobs::outbox_worker::Delivery> {
-        cusp::jobs::outbox_worker::drain(&self.state, at_ms).await.expect("drain outbox")
+        cusp::jobs::outbox_worker::drain(&self.state, at_ms)
+            .await
+            .expect("drain outbox")
     }
 }
 

@@ -33,7 +33,7 @@ pub enum Scripted {
     Status(u16),
     /// HTTP 200 with `{"ok":false,"error":<code>}`.
     OkFalse(&'static str),
-    /// Wait, then behave normally (for client timeouts).
+    /// Behave normally, but answer only after this long (for client timeouts).
     Delay(Duration),
     /// Perform the call (the message exists) but answer 500: Slack accepted it and the
     /// answer was lost.
@@ -315,7 +315,14 @@ async fn handle(
                 .into_response();
         }
         Some(Scripted::OkFalse(code)) => return err(code),
-        Some(Scripted::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Scripted::Delay(d)) => {
+            // Slack does the work even when its answer is slow: perform it first, so a
+            // client that gives up still finds the effect (and a dropped connection,
+            // which cancels this handler, cannot undo it).
+            let response = default_behaviour(&state, &method, &params, auth_ok);
+            tokio::time::sleep(d).await;
+            return response;
+        }
         Some(Scripted::DropAfterPost) => {
             let _performed = default_behaviour(&state, &method, &params, auth_ok);
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();

@@ -1,0 +1,258 @@
+//! The real `cusp` binary: `serve` against the fake Slack, configuration errors,
+//! `migrate` and `export`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::app::{Backend, SECRET, TEAM, TestDb, command_body, message_event};
+use crate::support::fake_slack::FakeSlack;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cusp");
+
+/// Kills the server when the test ends, however it ends.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn cusp(args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    command
+}
+
+async fn start_server(db_url: &str, slack: &FakeSlack) -> Server {
+    let port = free_port();
+    let child = cusp(&["serve"])
+        .env(
+            "SLACK_SIGNING_SECRET",
+            format!("rotated-old-secret,{SECRET}"),
+        )
+        .env("SLACK_BOT_TOKEN", "xoxb-test-token")
+        .env("DATABASE_URL", db_url)
+        .env("CUSP_ADDR", format!("127.0.0.1:{port}"))
+        .env("SLACK_API_URL", slack.base_url())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(response) = reqwest::get(format!("{}/healthz", server.base)).await {
+            if response.status().is_success() {
+                return server;
+            }
+        }
+        assert!(Instant::now() < deadline, "cusp serve did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn signed_post(url: &str, content_type: &str, body: String) -> reqwest::Response {
+    let ts = jiff::Timestamp::now().as_second();
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", content_type)
+        .header("x-slack-request-timestamp", ts.to_string())
+        .header(
+            "x-slack-signature",
+            cusp::slack::signature::sign(SECRET.as_bytes(), ts, body.as_bytes()),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_a_signed_reflect_fast_and_rejects_an_unsigned_one() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let slack = FakeSlack::start().await;
+    let server = start_server(&db.url, &slack).await;
+    let form = "application/x-www-form-urlencoded";
+
+    let body = command_body(
+        "reflect Acme: need them to sign by Friday so I hit my number",
+        "trig-cli",
+    );
+    let started = Instant::now();
+    let response = signed_post(
+        &format!("{}/slack/commands", server.base),
+        form,
+        body.clone(),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    assert_eq!(response.status(), 200);
+    assert!(elapsed < Duration::from_secs(1), "answered in {elapsed:?}");
+    let reply: Value = response.json().await.unwrap();
+    assert_eq!(reply["response_type"], "ephemeral");
+
+    let unsigned = reqwest::Client::new()
+        .post(format!("{}/slack/commands", server.base))
+        .header("content-type", form)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+
+    // An event is acked, then handled by the background worker.
+    let event = message_event(
+        "Ev-cli",
+        "U_SELLER",
+        "Acme renewal: pushing them to sign the contract by EOQ for my quota",
+        "1700000001.000100",
+    );
+    let ack = signed_post(
+        &format!("{}/slack/events", server.base),
+        "application/json",
+        event.to_string(),
+    )
+    .await;
+    assert_eq!(ack.status(), 200);
+    let ready = reqwest::get(format!("{}/readyz", server.base))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = cusp(&["export", "--format", "json"])
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if lines.iter().any(|l| l["source"] == "message") {
+            assert!(lines.iter().any(|l| l["source"] == "command"));
+            assert!(lines.iter().all(|l| l["team_id"] == TEAM));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the event was never observed: {lines:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn serve_without_a_signing_secret_names_the_variable() {
+    let out = cusp(&["serve"])
+        .env("SLACK_BOT_TOKEN", "xoxb-x")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("SLACK_SIGNING_SECRET") && stderr.contains("Basic Information"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_a_rejected_token_fails_at_start() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let slack = FakeSlack::start().await;
+    let out = tokio::task::spawn_blocking({
+        let url = slack.base_url();
+        let db_url = db.url.clone();
+        move || {
+            cusp(&["serve"])
+                .env("SLACK_SIGNING_SECRET", SECRET)
+                .env("SLACK_BOT_TOKEN", "xoxb-revoked")
+                .env("DATABASE_URL", db_url)
+                .env("CUSP_ADDR", "127.0.0.1:0")
+                .env("SLACK_API_URL", url)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Slack rejected SLACK_BOT_TOKEN (invalid_auth)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn export_rejects_a_bad_date_with_the_expected_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("x.db").display());
+    let migrate = cusp(&["migrate"])
+        .env("DATABASE_URL", &db_url)
+        .output()
+        .unwrap();
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    let out = cusp(&["export", "--format", "csv", "--since", "yesterday"])
+        .env("DATABASE_URL", &db_url)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("YYYY-MM-DD"));
+    let empty = cusp(&["export", "--format", "csv"])
+        .env("DATABASE_URL", &db_url)
+        .output()
+        .unwrap();
+    assert!(empty.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&empty.stdout).trim(),
+        cusp::bot::export::CSV_HEADER
+    );
+}
+
+#[test]
+fn an_unsupported_database_url_is_a_clear_error() {
+    let out = cusp(&["migrate"])
+        .env("DATABASE_URL", "mysql://root@localhost/x")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("sqlite:"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
