@@ -109,7 +109,8 @@ pub enum EventEnvelope {
     UrlVerification {
         challenge: String,
     },
-    EventCallback(EventCallback),
+    /// Boxed: it is much larger than the other variants.
+    EventCallback(Box<EventCallback>),
     /// Slack dropped deliveries for this workspace (30,000 events/hour exceeded).
     AppRateLimited {
         team_id: Option<TeamId>,
@@ -179,14 +180,14 @@ impl EventEnvelope {
             "event_callback" => {
                 let raw: RawCallback = serde_json::from_value(value).map_err(json)?;
                 let event = InnerEvent::from_value(&raw.event)?;
-                Ok(Self::EventCallback(EventCallback {
+                Ok(Self::EventCallback(Box::new(EventCallback {
                     team_id: raw.team_id,
                     api_app_id: raw.api_app_id,
                     event_id: raw.event_id,
                     event_time: raw.event_time,
                     event,
                     raw_event: raw.event,
-                }))
+                })))
             }
             "app_rate_limited" => {
                 let raw: RawRateLimited = serde_json::from_value(value).map_err(json)?;
@@ -486,11 +487,12 @@ mod tests {
     }
 
     fn message(fixture: &str) -> MessageEvent {
-        match EventEnvelope::parse(fixture.as_bytes()).unwrap() {
-            EventEnvelope::EventCallback(EventCallback {
-                event: InnerEvent::Message(m),
-                ..
-            }) => m,
+        let EventEnvelope::EventCallback(cb) = EventEnvelope::parse(fixture.as_bytes()).unwrap()
+        else {
+            panic!("expected event_callback");
+        };
+        match cb.event {
+            InnerEvent::Message(m) => m,
             other => panic!("not a message: {other:?}"),
         }
     }
@@ -640,11 +642,10 @@ mod tests {
     #[test]
     fn app_mention_parses() {
         let env = EventEnvelope::parse(fixture!("app_mention.json").as_bytes()).unwrap();
-        let EventEnvelope::EventCallback(EventCallback {
-            event: InnerEvent::AppMention(m),
-            ..
-        }) = env
-        else {
+        let EventEnvelope::EventCallback(cb) = env else {
+            panic!("expected event_callback");
+        };
+        let InnerEvent::AppMention(m) = cb.event else {
             panic!("expected app_mention");
         };
         assert_eq!(m.user.as_str(), "U2CERLKJA");
