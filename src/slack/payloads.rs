@@ -4,6 +4,8 @@
 //! Callers must verify the request signature on the raw bytes before calling any
 //! `parse` here (see `slack::signature`).
 
+use std::fmt;
+
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -47,6 +49,24 @@ fn type_of(value: &Value) -> Result<&str, PayloadError> {
         .ok_or(PayloadError::MissingType)
 }
 
+/// A `response_url`. Whoever holds one can post into the conversation (up to 5 times in
+/// 30 minutes), so `Debug` hides it to keep it out of logs.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct ResponseUrl(String);
+
+impl ResponseUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ResponseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ResponseUrl([REDACTED])")
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Slash commands
 // ---------------------------------------------------------------------------------------
@@ -61,7 +81,7 @@ pub struct SlashCommand {
     pub command: String,
     #[serde(default)]
     pub text: String,
-    pub response_url: String,
+    pub response_url: ResponseUrl,
     pub trigger_id: String,
     #[serde(default)]
     pub enterprise_id: Option<String>,
@@ -369,7 +389,7 @@ pub struct BlockActions {
     pub container: Option<Value>,
     pub trigger_id: String,
     #[serde(default)]
-    pub response_url: Option<String>,
+    pub response_url: Option<ResponseUrl>,
     pub actions: Vec<Action>,
 }
 
@@ -512,9 +532,11 @@ mod tests {
         assert_eq!(cmd.user_id.as_str(), "U2CERLKJA");
         assert_eq!(cmd.command, "/cusp");
         assert_eq!(cmd.text, "reflect on my last call & next steps");
+        let url = cmd.response_url.as_str();
+        assert!(url.starts_with("https://hooks.slack.com/commands/"));
         assert!(
-            cmd.response_url
-                .starts_with("https://hooks.slack.com/commands/")
+            !format!("{cmd:?}").contains("hooks.slack.com"),
+            "response_url is redacted"
         );
         assert_eq!(cmd.enterprise_id, None, "empty enterprise_id means none");
         assert_eq!(cmd.api_app_id.as_deref(), Some("A0CUSP123"));
