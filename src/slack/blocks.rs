@@ -7,6 +7,12 @@
 //! (`block_id`, `action_id`, `value`, `callback_id`, `private_metadata`) are cut without
 //! a marker — a marker doesn't help a machine — and a warning is logged, because a cut id
 //! is a bug in the caller.
+//!
+//! Sources for the limits: https://docs.slack.dev/reference/block-kit/blocks,
+//! https://docs.slack.dev/reference/block-kit/block-elements/checkboxes-element,
+//! https://docs.slack.dev/reference/block-kit/composition-objects/option-object,
+//! https://docs.slack.dev/reference/views/modal-views (title/submit/close ≤ 24,
+//! private_metadata ≤ 3000, callback_id ≤ 255, 100 blocks).
 
 use serde_json::{Value, json};
 

@@ -4,6 +4,8 @@
 //! Callers must verify the request signature on the raw bytes before calling any
 //! `parse` here (see `slack::signature`).
 
+use std::fmt;
+
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -47,6 +49,24 @@ fn type_of(value: &Value) -> Result<&str, PayloadError> {
         .ok_or(PayloadError::MissingType)
 }
 
+/// A `response_url`. Whoever holds one can post into the conversation (up to 5 times in
+/// 30 minutes), so `Debug` hides it to keep it out of logs.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct ResponseUrl(String);
+
+impl ResponseUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ResponseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ResponseUrl([REDACTED])")
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Slash commands
 // ---------------------------------------------------------------------------------------
@@ -61,7 +81,7 @@ pub struct SlashCommand {
     pub command: String,
     #[serde(default)]
     pub text: String,
-    pub response_url: String,
+    pub response_url: ResponseUrl,
     pub trigger_id: String,
     #[serde(default)]
     pub enterprise_id: Option<String>,
@@ -109,7 +129,8 @@ pub enum EventEnvelope {
     UrlVerification {
         challenge: String,
     },
-    EventCallback(EventCallback),
+    /// Boxed: it is much larger than the other variants.
+    EventCallback(Box<EventCallback>),
     /// Slack dropped deliveries for this workspace (30,000 events/hour exceeded).
     AppRateLimited {
         team_id: Option<TeamId>,
@@ -179,14 +200,14 @@ impl EventEnvelope {
             "event_callback" => {
                 let raw: RawCallback = serde_json::from_value(value).map_err(json)?;
                 let event = InnerEvent::from_value(&raw.event)?;
-                Ok(Self::EventCallback(EventCallback {
+                Ok(Self::EventCallback(Box::new(EventCallback {
                     team_id: raw.team_id,
                     api_app_id: raw.api_app_id,
                     event_id: raw.event_id,
                     event_time: raw.event_time,
                     event,
                     raw_event: raw.event,
-                }))
+                })))
             }
             "app_rate_limited" => {
                 let raw: RawRateLimited = serde_json::from_value(value).map_err(json)?;
@@ -368,7 +389,7 @@ pub struct BlockActions {
     pub container: Option<Value>,
     pub trigger_id: String,
     #[serde(default)]
-    pub response_url: Option<String>,
+    pub response_url: Option<ResponseUrl>,
     pub actions: Vec<Action>,
 }
 
@@ -486,11 +507,12 @@ mod tests {
     }
 
     fn message(fixture: &str) -> MessageEvent {
-        match EventEnvelope::parse(fixture.as_bytes()).unwrap() {
-            EventEnvelope::EventCallback(EventCallback {
-                event: InnerEvent::Message(m),
-                ..
-            }) => m,
+        let EventEnvelope::EventCallback(cb) = EventEnvelope::parse(fixture.as_bytes()).unwrap()
+        else {
+            panic!("expected event_callback");
+        };
+        match cb.event {
+            InnerEvent::Message(m) => m,
             other => panic!("not a message: {other:?}"),
         }
     }
@@ -510,9 +532,11 @@ mod tests {
         assert_eq!(cmd.user_id.as_str(), "U2CERLKJA");
         assert_eq!(cmd.command, "/cusp");
         assert_eq!(cmd.text, "reflect on my last call & next steps");
+        let url = cmd.response_url.as_str();
+        assert!(url.starts_with("https://hooks.slack.com/commands/"));
         assert!(
-            cmd.response_url
-                .starts_with("https://hooks.slack.com/commands/")
+            !format!("{cmd:?}").contains("hooks.slack.com"),
+            "response_url is redacted"
         );
         assert_eq!(cmd.enterprise_id, None, "empty enterprise_id means none");
         assert_eq!(cmd.api_app_id.as_deref(), Some("A0CUSP123"));
@@ -640,11 +664,10 @@ mod tests {
     #[test]
     fn app_mention_parses() {
         let env = EventEnvelope::parse(fixture!("app_mention.json").as_bytes()).unwrap();
-        let EventEnvelope::EventCallback(EventCallback {
-            event: InnerEvent::AppMention(m),
-            ..
-        }) = env
-        else {
+        let EventEnvelope::EventCallback(cb) = env else {
+            panic!("expected event_callback");
+        };
+        let InnerEvent::AppMention(m) = cb.event else {
             panic!("expected app_mention");
         };
         assert_eq!(m.user.as_str(), "U2CERLKJA");
