@@ -1,9 +1,32 @@
 //! The CUSP engine: pure, deterministic, no I/O, no clock, no randomness of its own.
 //!
-//! PLACEHOLDER API SKETCH — the engine issue replaces the bodies; callers rely on the
-//! signatures below.
+//! `markup` normalises Slack text, `lexicon` parses the vocabulary (data in `lexicon.txt`),
+//! `matcher` finds phrases in one linear pass, `classify` turns matches into themes, class
+//! and score, `account` names the company, `questions` picks what to ask (bank in
+//! `questions.txt`). See `docs/engine.md`.
+
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
+
+mod account;
+mod classify;
+mod lexicon;
+mod markup;
+mod matcher;
+mod questions;
+#[cfg(test)]
+mod tests;
+
+use lexicon::Lexicon;
+use matcher::Matcher;
+use questions::BankQuestion;
+
+/// The built-in vocabulary.
+pub const BUILTIN_LEXICON: &str = include_str!("lexicon.txt");
+/// The built-in question bank.
+pub const BUILTIN_QUESTIONS: &str = include_str!("questions.txt");
 
 /// A CUSP pillar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -87,10 +110,7 @@ impl Theme {
     /// `None` for seller-centric signals.
     pub fn pillar(self) -> Option<Pillar> {
         match self {
-            Theme::QuotaPressure
-            | Theme::ClosingPush
-            | Theme::DiscountLever
-            | Theme::ProductPitch => None,
+            Theme::QuotaPressure | Theme::ClosingPush | Theme::DiscountLever | Theme::ProductPitch => None,
             Theme::CustomerConcern => Some(Pillar::Care),
             Theme::CustomerOutcome
             | Theme::Stakeholders
@@ -126,14 +146,9 @@ impl Class {
     }
 
     pub fn parse(s: &str) -> Option<Class> {
-        [
-            Class::CustomerCentric,
-            Class::Balanced,
-            Class::SellerCentric,
-            Class::Neutral,
-        ]
-        .into_iter()
-        .find(|c| c.as_str() == s)
+        [Class::CustomerCentric, Class::Balanced, Class::SellerCentric, Class::Neutral]
+            .into_iter()
+            .find(|c| c.as_str() == s)
     }
 }
 
@@ -148,6 +163,64 @@ pub enum Stage {
     ClosedWon,
     ClosedLost,
     Renewal,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 7] = [
+        Stage::Discovery,
+        Stage::Demo,
+        Stage::Proposal,
+        Stage::Negotiation,
+        Stage::ClosedWon,
+        Stage::ClosedLost,
+        Stage::Renewal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Discovery => "discovery",
+            Stage::Demo => "demo",
+            Stage::Proposal => "proposal",
+            Stage::Negotiation => "negotiation",
+            Stage::ClosedWon => "closed_won",
+            Stage::ClosedLost => "closed_lost",
+            Stage::Renewal => "renewal",
+        }
+    }
+
+    /// Accepts common CRM spellings ("Closed Won", "closedwon", "closed-won", HubSpot's
+    /// default pipeline ids such as `qualifiedtobuy` or `contractsent`).
+    pub fn parse(s: &str) -> Option<Stage> {
+        let key: String = s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
+        Some(match key.as_str() {
+            "discovery" | "qualification" | "qualify" | "qualified" | "qualifiedtobuy" | "appointmentscheduled"
+            | "prospecting" | "lead" | "new" | "disco" | "firstmeeting" | "needsanalysis" => Stage::Discovery,
+            "demo" | "demoscheduled" | "presentationscheduled" | "presentation" | "evaluation" | "eval" | "poc"
+            | "pilot" | "trial" | "solution" | "technicalvalidation" | "valueproposition" => Stage::Demo,
+            "proposal" | "proposalsent" | "quote" | "quotesent" | "decisionmakerboughtin" | "proposalpricequote"
+            | "idpotentialdecisionmakers" | "perceptionanalysis" | "businesscase" => Stage::Proposal,
+            "negotiation" | "negotiationreview" | "contractsent" | "contract" | "legal" | "procurement"
+            | "commit" | "verbal" => Stage::Negotiation,
+            "closedwon" | "won" | "closed" | "signed" | "win" => Stage::ClosedWon,
+            "closedlost" | "lost" | "loss" | "churned" | "churn" => Stage::ClosedLost,
+            "renewal" | "renewals" | "renew" | "upsell" | "expansion" => Stage::Renewal,
+            _ => return None,
+        })
+    }
+
+    /// The customer-centric themes an update at this stage should show, most important first
+    /// (TAXONOMY.md, "What each stage should show").
+    pub fn expected_themes(self) -> &'static [Theme] {
+        use Theme::*;
+        match self {
+            Stage::Discovery => &[CustomerOutcome, CustomerConcern, Stakeholders],
+            Stage::Demo => &[Stakeholders, DecisionProcess, CustomerOutcome],
+            Stage::Proposal | Stage::Negotiation => &[DecisionProcess, Enablement, DecisionConfidence, CustomerRisk],
+            Stage::ClosedWon => &[Adoption, SharedSuccess, Stakeholders],
+            Stage::ClosedLost => &[DecisionProcess, Stakeholders, CustomerOutcome],
+            Stage::Renewal => &[SharedSuccess, Adoption, CustomerConcern],
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -200,36 +273,103 @@ pub enum LexiconError {
     Invalid { line: usize, reason: String },
 }
 
-/// The engine: vocabulary and question bank, built once at start.
+impl Analysis {
+    /// True when the analysis shows this theme.
+    pub fn has(&self, theme: Theme) -> bool {
+        self.themes.iter().any(|h| h.theme == theme)
+    }
+
+    /// True when the update never mentions the customer's outcome (`customer_outcome`,
+    /// `shared_success`) NOR their people (`stakeholders`, `customer_concern`): the nudging
+    /// code asks about these first.
+    pub fn lacks_outcome_and_people(&self) -> bool {
+        let outcome = self.has(Theme::CustomerOutcome) || self.has(Theme::SharedSuccess);
+        let people = self.has(Theme::Stakeholders) || self.has(Theme::CustomerConcern);
+        !outcome && !people
+    }
+
+    /// Customer-centric themes worth asking about, most important first: the expected themes
+    /// of `stage` that are missing, then the counterparts of the seller signals shown
+    /// (strongest first), then outcome and people when both are missing, then any other
+    /// missing customer theme. Themes the update already shows are never gaps.
+    pub fn gaps(&self, stage: Option<Stage>) -> Vec<Theme> {
+        questions::gaps(self, stage)
+    }
+}
+
+/// The engine: vocabulary and question bank, built once at start. Cloning is cheap.
 #[derive(Debug, Clone)]
-pub struct Engine {}
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    lex: Lexicon,
+    matcher: Matcher,
+    /// Lower-cased capitalised words that are never account names.
+    common: HashSet<String>,
+    bank: Vec<BankQuestion>,
+}
 
 impl Engine {
     /// The vocabulary and question bank built into the binary.
     pub fn builtin() -> Engine {
-        Engine {}
+        static BUILTIN: OnceLock<Engine> = OnceLock::new();
+        BUILTIN
+            .get_or_init(|| {
+                let mut lex = Lexicon::default();
+                // The built-in file is checked by a unit test; should it ever be broken the
+                // engine degrades to matching nothing rather than crashing the bot.
+                if lex.parse_into(BUILTIN_LEXICON).is_err() {
+                    lex = Lexicon::default();
+                }
+                Engine::assemble(lex)
+            })
+            .clone()
     }
 
     /// Builds an engine from lexicon file contents (the format `CUSP_LEXICON` names).
-    pub fn from_lexicon(_source: &str) -> Result<Engine, LexiconError> {
-        Ok(Engine {})
+    ///
+    /// The file EXTENDS the built-in vocabulary, unless it contains the line `!replace`, in
+    /// which case it replaces it. Errors name the line of `source`.
+    pub fn from_lexicon(source: &str) -> Result<Engine, LexiconError> {
+        let mut probe = Lexicon::default();
+        let replace = probe.parse_into(source)?;
+        if replace {
+            return Ok(Engine::assemble(probe));
+        }
+        let mut lex = Lexicon::default();
+        lex.parse_into(BUILTIN_LEXICON).map_err(|e| match e {
+            LexiconError::Invalid { line, reason } => LexiconError::Invalid {
+                line,
+                reason: format!("in the built-in lexicon: {reason}"),
+            },
+        })?;
+        lex.parse_into(source)?;
+        Ok(Engine::assemble(lex))
     }
 
-    pub fn analyze(&self, _text: &str) -> Analysis {
-        Analysis {
-            is_deal_update: false,
-            account: None,
-            themes: Vec::new(),
-            class: Class::Neutral,
-            score: 0.0,
+    fn assemble(lex: Lexicon) -> Engine {
+        let matcher = Matcher::new(&lex);
+        let mut common: HashSet<String> = account::builtin_common().map(str::to_string).collect();
+        common.extend(lex.common.iter().cloned());
+        let bank = questions::parse_bank(BUILTIN_QUESTIONS).unwrap_or_default();
+        Engine {
+            inner: Arc::new(Inner { lex, matcher, common, bank }),
         }
     }
 
-    pub fn choose_questions(
-        &self,
-        _analysis: &Analysis,
-        _ctx: &QuestionContext<'_>,
-    ) -> Vec<Question> {
-        Vec::new()
+    pub fn analyze(&self, text: &str) -> Analysis {
+        classify::analyze(&self.inner, text)
+    }
+
+    pub fn choose_questions(&self, analysis: &Analysis, ctx: &QuestionContext<'_>) -> Vec<Question> {
+        questions::choose(&self.inner.bank, analysis, ctx)
+    }
+
+    /// The whole question bank (for tests, docs and the digest's "questions of the week").
+    pub fn question_bank(&self) -> Vec<Question> {
+        self.inner.bank.iter().map(|q| q.render(None)).collect()
     }
 }

@@ -1,0 +1,156 @@
+//! Telling which account (company) a message is about.
+//!
+//! Known accounts from the lexicon win. Otherwise the best-placed run of capitalised words
+//! that are not common English, roles or sales acronyms is taken: at the start of the
+//! message, before `:`/`'s`, after "at/with/for/on…", or before deal words score higher.
+
+use std::collections::HashSet;
+
+use super::markup::Prepared;
+
+/// Capitalised words that start sentences or name roles, tools and times: never accounts.
+const COMMON: &str = include_str!("common_words.txt");
+
+struct Tok<'a> {
+    /// Original text of the word.
+    word: &'a str,
+    lower: &'a str,
+    start: usize,
+    end: usize,
+    /// Character following the word in the normalised text.
+    next: Option<char>,
+    /// Normalised byte range.
+    ns: usize,
+}
+
+fn tokens<'a>(p: &'a Prepared, text: &'a str) -> Vec<Tok<'a>> {
+    let norm = p.norm.as_str();
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    let push = |s: usize, e: usize, out: &mut Vec<Tok<'a>>| {
+        let (os, oe) = p.original_span(s, e);
+        out.push(Tok {
+            word: &text[os..oe],
+            lower: &norm[s..e],
+            start: os,
+            end: oe,
+            next: norm[e..].chars().next(),
+            ns: s,
+        });
+    };
+    for (i, c) in norm.char_indices() {
+        let w = c.is_alphanumeric() || c == '&';
+        match (w, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                push(s, i, &mut out);
+                start = None;
+            }
+            _ => {}
+        }
+        if out.len() > 400 {
+            // Accounts are named early; long texts need not be scanned to the end.
+            return out;
+        }
+    }
+    if let Some(s) = start {
+        push(s, norm.len(), &mut out);
+    }
+    out
+}
+
+/// The built-in list of capitalised words that are never accounts.
+pub(crate) fn builtin_common() -> impl Iterator<Item = &'static str> {
+    COMMON.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
+fn is_common(common: &HashSet<String>, w: &str) -> bool {
+    common.contains(w)
+}
+
+fn capitalised(w: &str) -> bool {
+    let mut cs = w.chars();
+    matches!(cs.next(), Some(c) if c.is_uppercase()) && !w.chars().any(|c| c.is_ascii_digit())
+}
+
+const PREPS: [&str; 14] = [
+    "at", "with", "w", "for", "on", "from", "to", "into", "about", "lost", "won", "signed", "closed", "re",
+];
+const DEAL_NEXT: [&str; 18] = [
+    "demo", "poc", "pilot", "renewal", "call", "deal", "account", "legal", "procurement", "champ", "champion",
+    "signed", "lost", "rfp", "proposal", "contract", "qbr", "expansion",
+];
+
+/// The account a message is about, when one can be told.
+pub(crate) fn detect(p: &Prepared, text: &str, extra_common: &HashSet<String>) -> Option<String> {
+    let toks = tokens(p, text);
+    let mut best: Option<(i32, usize, usize)> = None;
+    let mut i = 0;
+    while i < toks.len() {
+        let t = &toks[i];
+        let at_sentence_start = i == 0 || prev_is_sentence_end(p, toks[i].ns);
+        let name_like = capitalised(t.word) && !is_common(extra_common, t.lower) && t.word.chars().count() > 1;
+        if !name_like {
+            i += 1;
+            continue;
+        }
+        let mut j = i + 1;
+        while j < toks.len()
+            && t_continues(&toks[j - 1])
+            && capitalised(toks[j].word)
+            && !is_common(extra_common, toks[j].lower)
+        {
+            j += 1;
+        }
+        let last = &toks[j - 1];
+        let all_caps = toks[i..j].iter().all(|t| t.word.chars().all(|c| !c.is_lowercase()));
+        let mut score = 0;
+        if i == 0 {
+            score += 3;
+        } else if at_sentence_start {
+            score += 1;
+        }
+        if matches!(last.next, Some(':')) || matches!(last.next, Some('\'')) {
+            score += 2;
+        }
+        if i > 0 && PREPS.contains(&toks[i - 1].lower) {
+            score += 2;
+        }
+        if j < toks.len() && DEAL_NEXT.contains(&toks[j].lower) {
+            score += 2;
+        }
+        if j - i > 1 {
+            score += 1;
+        }
+        if all_caps {
+            score -= 3;
+        }
+        if best.is_none_or(|(b, _, _)| score > b) {
+            best = Some((score, t.start, last.end));
+        }
+        i = j;
+    }
+    if let Some((_, s, e)) = best {
+        return Some(text[s..e].trim_end_matches(['\'', '’']).to_string());
+    }
+    lowercase_lead(&toks, extra_common)
+}
+
+/// Words in a name run are separated by a single space, never by punctuation.
+fn t_continues(t: &Tok<'_>) -> bool {
+    matches!(t.next, Some(' '))
+}
+
+fn prev_is_sentence_end(p: &Prepared, ns: usize) -> bool {
+    p.norm[..ns].trim_end().chars().next_back().is_none_or(|c| matches!(c, '.' | '!' | '?' | '\n' | ':'))
+}
+
+/// "wayne fintech: …" — a short lower-case lead before a colon.
+fn lowercase_lead(toks: &[Tok<'_>], extra: &HashSet<String>) -> Option<String> {
+    let colon = toks.iter().take(3).position(|t| t.next == Some(':'))?;
+    let run = &toks[..=colon];
+    if run.iter().any(|t| is_common(extra, t.lower) || t.lower.chars().any(|c| c.is_ascii_digit())) {
+        return None;
+    }
+    Some(run.iter().map(|t| t.word).collect::<Vec<_>>().join(" "))
+}

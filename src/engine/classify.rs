@@ -1,0 +1,154 @@
+//! From phrase matches to themes, class, score and the deal-update decision.
+
+use super::lexicon::Kind;
+use super::markup::{Prepared, prepare};
+use super::matcher::{Hit, Layout};
+use super::{Analysis, Class, Evidence, Inner, Theme, ThemeHit, account};
+
+/// A theme fires when its cues add up to this much (weak cues need support).
+const FIRE: f32 = 1.0;
+/// Words a negation may reach forward within its clause.
+const NEGATION_REACH: u32 = 4;
+/// Stakeholder cues at least this strong survive next to a push for signature.
+const STRONG_STAKEHOLDER: f32 = 1.5;
+/// Deal evidence needed to call a message a deal update.
+const DEAL_THRESHOLD: f32 = 2.0;
+const ACCOUNT_DEAL_WEIGHT: f32 = 1.5;
+
+struct Found {
+    theme: Theme,
+    weight: f32,
+    /// Normalised span (for clause lookups); `None` for emoji cues.
+    norm: Option<(usize, usize)>,
+    orig: (usize, usize),
+}
+
+pub(super) fn analyze(inner: &Inner, text: &str) -> Analysis {
+    let p = prepare(text);
+    let lex = &inner.lex;
+    let hits = inner.matcher.find(text, &p);
+    let layout = Layout::new(lex, &p, &hits);
+    let negations: Vec<&Hit> = hits.iter().filter(|h| lex.entries[h.entry].kind == Kind::Negation).collect();
+
+    let mut found: Vec<Found> = Vec::new();
+    let mut deal = 0.0f32;
+    let mut not_deal = 0.0f32;
+    let mut known_account: Option<String> = None;
+    // Negations are few; scanning back from each cue keeps this linear in practice. The
+    // window index avoids quadratic work on pathological texts full of negations.
+    let mut neg_idx = 0usize;
+    for h in &hits {
+        let entry = &lex.entries[h.entry];
+        match entry.kind {
+            Kind::Theme(theme) => {
+                while neg_idx < negations.len() && negations[neg_idx].e <= h.s {
+                    neg_idx += 1;
+                }
+                // Only seller cues are cancelled: "not confident" is still about confidence.
+                let negated = theme.is_seller_centric()
+                    && negations[..neg_idx]
+                        .iter()
+                        .rev()
+                        .take(3)
+                        .any(|n| layout.governs(n, h, NEGATION_REACH));
+                if !negated {
+                    found.push(Found {
+                        theme,
+                        weight: entry.weight,
+                        norm: Some((h.s, h.e)),
+                        orig: p.original_span(h.s, h.e),
+                    });
+                }
+            }
+            Kind::Deal => deal += entry.weight,
+            Kind::NotDeal => not_deal += entry.weight,
+            Kind::Account if known_account.is_none() => {
+                let (s, e) = p.original_span(h.s, h.e);
+                known_account = Some(text[s..e].to_string());
+            }
+            _ => {}
+        }
+    }
+    emoji_cues(inner, &p, &mut found, &mut deal);
+    drop_pushed_stakeholders(&layout, &mut found);
+
+    let mut themes: Vec<ThemeHit> = Vec::new();
+    let (mut cust, mut sell) = (0.0f32, 0.0f32);
+    for theme in Theme::ALL {
+        let sum: f32 = found.iter().filter(|f| f.theme == theme).map(|f| f.weight).sum();
+        if sum < FIRE {
+            continue;
+        }
+        let mut spans: Vec<(usize, usize)> = found.iter().filter(|f| f.theme == theme).map(|f| f.orig).collect();
+        spans.sort_unstable();
+        spans.dedup();
+        let evidence = spans
+            .into_iter()
+            .take(16)
+            .map(|(start, end)| Evidence { text: text[start..end].to_string(), start, end })
+            .collect();
+        // Capped so one repeated word cannot outweigh everything else.
+        let w = sum.min(2.0);
+        if theme.is_seller_centric() {
+            sell += w;
+        } else {
+            cust += w;
+        }
+        themes.push(ThemeHit { theme, evidence });
+    }
+    let has_seller = themes.iter().any(|t| t.theme.is_seller_centric());
+    let has_customer = themes.iter().any(|t| !t.theme.is_seller_centric());
+    let class = match (has_customer, has_seller) {
+        (false, false) => Class::Neutral,
+        (true, false) => Class::CustomerCentric,
+        (false, true) => Class::SellerCentric,
+        (true, true) => Class::Balanced,
+    };
+    let score = if cust + sell > 0.0 { f64::from(cust / (cust + sell)) } else { 0.5 };
+
+    let account = known_account.or_else(|| account::detect(&p, text, &inner.common));
+    let mut deal_score = deal.min(3.0) - not_deal;
+    if account.is_some() {
+        deal_score += ACCOUNT_DEAL_WEIGHT;
+        if !themes.is_empty() {
+            deal_score += 0.5;
+        }
+    }
+    Analysis {
+        is_deal_update: deal_score >= DEAL_THRESHOLD,
+        account,
+        themes,
+        class,
+        score,
+    }
+}
+
+fn emoji_cues(inner: &Inner, p: &Prepared, found: &mut Vec<Found>, deal: &mut f32) {
+    for (name, s, e) in &p.emojis {
+        for (_, entry) in inner.lex.emojis.iter().filter(|(n, _)| n == name) {
+            let entry = &inner.lex.entries[*entry];
+            match entry.kind {
+                Kind::Theme(theme) => found.push(Found { theme, weight: entry.weight, norm: None, orig: (*s, *e) }),
+                Kind::Deal => *deal += entry.weight,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A customer role named only as someone to push for a signature is not `stakeholders`
+/// ("get their CFO to sign by the 30th so I hit my number").
+fn drop_pushed_stakeholders(layout: &Layout, found: &mut Vec<Found>) {
+    let pushed: Vec<u32> = found
+        .iter()
+        .filter(|f| matches!(f.theme, Theme::ClosingPush | Theme::QuotaPressure))
+        .filter_map(|f| f.norm.map(|(s, _)| layout.clause_of(s)))
+        .collect();
+    if pushed.is_empty() {
+        return;
+    }
+    found.retain(|f| {
+        let Some((s, _)) = f.norm else { return true };
+        !(f.theme == Theme::Stakeholders && f.weight < STRONG_STAKEHOLDER && pushed.contains(&layout.clause_of(s)))
+    });
+}
