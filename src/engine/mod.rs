@@ -87,10 +87,7 @@ impl Theme {
     /// `None` for seller-centric signals.
     pub fn pillar(self) -> Option<Pillar> {
         match self {
-            Theme::QuotaPressure
-            | Theme::ClosingPush
-            | Theme::DiscountLever
-            | Theme::ProductPitch => None,
+            Theme::QuotaPressure | Theme::ClosingPush | Theme::DiscountLever | Theme::ProductPitch => None,
             Theme::CustomerConcern => Some(Pillar::Care),
             Theme::CustomerOutcome
             | Theme::Stakeholders
@@ -126,14 +123,9 @@ impl Class {
     }
 
     pub fn parse(s: &str) -> Option<Class> {
-        [
-            Class::CustomerCentric,
-            Class::Balanced,
-            Class::SellerCentric,
-            Class::Neutral,
-        ]
-        .into_iter()
-        .find(|c| c.as_str() == s)
+        [Class::CustomerCentric, Class::Balanced, Class::SellerCentric, Class::Neutral]
+            .into_iter()
+            .find(|c| c.as_str() == s)
     }
 }
 
@@ -225,11 +217,7 @@ impl Engine {
         }
     }
 
-    pub fn choose_questions(
-        &self,
-        _analysis: &Analysis,
-        _ctx: &QuestionContext<'_>,
-    ) -> Vec<Question> {
+    pub fn choose_questions(&self, _analysis: &Analysis, _ctx: &QuestionContext<'_>) -> Vec<Question> {
         Vec::new()
     }
 }
