@@ -4,6 +4,10 @@
 //! posted messages so `conversations.history/replies` can return them, and takes
 //! one-shot scripted faults (429, 5xx, `ok:false`, delays, "posted but the answer was
 //! lost") per method to exercise retries and reconciliation.
+//!
+//! Simplifications: `ts` values come from the real clock (so `oldest` computed from
+//! `now` works); `conversations.replies` applies `oldest` to the parent too; there is no
+//! pagination; `reply_broadcast` is recorded but not shown in channel history.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -33,7 +37,9 @@ pub enum Scripted {
     Status(u16),
     /// HTTP 200 with `{"ok":false,"error":<code>}`.
     OkFalse(&'static str),
-    /// Wait, then behave normally (for client timeouts).
+    /// Wait, then behave normally (for client timeouts). If the client gave up meanwhile,
+    /// a delayed `chat.postMessage` still lands — like Slack accepting a post whose answer
+    /// we never saw.
     Delay(Duration),
     /// Perform the call (the message exists) but answer 500: Slack accepted it and the
     /// answer was lost.
