@@ -224,7 +224,7 @@ async fn reflect_answers_with_themes_and_questions_and_logs_once(backend: Backen
     .unwrap();
     let exported = String::from_utf8(out).unwrap();
     assert!(exported.contains("\"source\":\"command\""), "{exported}");
-    assert!(!exported.contains("quota"), "{exported}");
+    assert!(!exported.contains("sign by Friday"), "{exported}");
 }
 
 async fn a_deal_update_event_is_observed_once_despite_retries(backend: Backend) {

@@ -4,6 +4,10 @@
 //! posted messages so `conversations.history/replies` can return them, and takes
 //! one-shot scripted faults (429, 5xx, `ok:false`, delays, "posted but the answer was
 //! lost") per method to exercise retries and reconciliation.
+//!
+//! Simplifications: `ts` values come from the real clock (so `oldest` computed from
+//! `now` works); `conversations.replies` applies `oldest` to the parent too; there is no
+//! pagination; `reply_broadcast` is recorded but not shown in channel history.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
