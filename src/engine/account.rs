@@ -61,7 +61,10 @@ fn tokens<'a>(p: &'a Prepared, text: &'a str) -> Vec<Tok<'a>> {
 
 /// The built-in list of capitalised words that are never accounts.
 pub(crate) fn builtin_common() -> impl Iterator<Item = &'static str> {
-    COMMON.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'))
+    COMMON
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
 }
 
 fn is_common(common: &HashSet<String>, w: &str) -> bool {
@@ -74,11 +77,28 @@ fn capitalised(w: &str) -> bool {
 }
 
 const PREPS: [&str; 14] = [
-    "at", "with", "w", "for", "on", "from", "to", "into", "about", "lost", "won", "signed", "closed", "re",
+    "at", "with", "w", "for", "on", "from", "to", "into", "about", "lost", "won", "signed",
+    "closed", "re",
 ];
 const DEAL_NEXT: [&str; 18] = [
-    "demo", "poc", "pilot", "renewal", "call", "deal", "account", "legal", "procurement", "champ", "champion",
-    "signed", "lost", "rfp", "proposal", "contract", "qbr", "expansion",
+    "demo",
+    "poc",
+    "pilot",
+    "renewal",
+    "call",
+    "deal",
+    "account",
+    "legal",
+    "procurement",
+    "champ",
+    "champion",
+    "signed",
+    "lost",
+    "rfp",
+    "proposal",
+    "contract",
+    "qbr",
+    "expansion",
 ];
 
 /// The account a message is about, when one can be told.
@@ -89,7 +109,8 @@ pub(crate) fn detect(p: &Prepared, text: &str, extra_common: &HashSet<String>) -
     while i < toks.len() {
         let t = &toks[i];
         let at_sentence_start = i == 0 || prev_is_sentence_end(p, toks[i].ns);
-        let name_like = capitalised(t.word) && !is_common(extra_common, t.lower) && t.word.chars().count() > 1;
+        let name_like =
+            capitalised(t.word) && !is_common(extra_common, t.lower) && t.word.chars().count() > 1;
         if !name_like {
             i += 1;
             continue;
@@ -103,7 +124,9 @@ pub(crate) fn detect(p: &Prepared, text: &str, extra_common: &HashSet<String>) -
             j += 1;
         }
         let last = &toks[j - 1];
-        let all_caps = toks[i..j].iter().all(|t| t.word.chars().all(|c| !c.is_lowercase()));
+        let all_caps = toks[i..j]
+            .iter()
+            .all(|t| t.word.chars().all(|c| !c.is_lowercase()));
         let mut score = 0;
         if i == 0 {
             score += 3;
@@ -142,14 +165,21 @@ fn t_continues(t: &Tok<'_>) -> bool {
 }
 
 fn prev_is_sentence_end(p: &Prepared, ns: usize) -> bool {
-    p.norm[..ns].trim_end().chars().next_back().is_none_or(|c| matches!(c, '.' | '!' | '?' | '\n' | ':'))
+    p.norm[..ns]
+        .trim_end()
+        .chars()
+        .next_back()
+        .is_none_or(|c| matches!(c, '.' | '!' | '?' | '\n' | ':'))
 }
 
 /// "wayne fintech: …" — a short lower-case lead before a colon.
 fn lowercase_lead(toks: &[Tok<'_>], extra: &HashSet<String>) -> Option<String> {
     let colon = toks.iter().take(3).position(|t| t.next == Some(':'))?;
     let run = &toks[..=colon];
-    if run.iter().any(|t| is_common(extra, t.lower) || t.lower.chars().any(|c| c.is_ascii_digit())) {
+    if run
+        .iter()
+        .any(|t| is_common(extra, t.lower) || t.lower.chars().any(|c| c.is_ascii_digit()))
+    {
         return None;
     }
     Some(run.iter().map(|t| t.word).collect::<Vec<_>>().join(" "))

@@ -82,7 +82,9 @@ impl Lexicon {
                     replace = true;
                     continue;
                 }
-                return Err(err(format!("unknown directive `{content}` (only `!replace` exists)")));
+                return Err(err(format!(
+                    "unknown directive `{content}` (only `!replace` exists)"
+                )));
             }
             let (kind_s, rest) = split_word(content);
             let kind = parse_kind(kind_s).ok_or_else(|| {
@@ -115,8 +117,13 @@ impl Lexicon {
         }
         let entry = self.entries.len();
         self.entries.push(Entry { kind, weight });
-        if phrase.len() > 2 && phrase.starts_with(':') && phrase.ends_with(':') && !phrase.contains(' ') {
-            self.emojis.push((phrase[1..phrase.len() - 1].to_lowercase(), entry));
+        if phrase.len() > 2
+            && phrase.starts_with(':')
+            && phrase.ends_with(':')
+            && !phrase.contains(' ')
+        {
+            self.emojis
+                .push((phrase[1..phrase.len() - 1].to_lowercase(), entry));
             return Ok(());
         }
         let (exact, phrase) = match phrase.strip_prefix('=') {
@@ -129,7 +136,8 @@ impl Lexicon {
         };
         // Names and function words are matched as written; vocabulary gets word forms.
         let case_sensitive = exact && phrase.chars().any(char::is_uppercase);
-        let inflect = !exact && !prefix && matches!(kind, Kind::Theme(_) | Kind::Deal | Kind::NotDeal);
+        let inflect =
+            !exact && !prefix && matches!(kind, Kind::Theme(_) | Kind::Deal | Kind::NotDeal);
         let mut variants = Vec::new();
         expand(phrase, &mut variants)?;
         for v in variants {
@@ -139,11 +147,21 @@ impl Lexicon {
             }
             if inflect {
                 for form in inflections(&norm) {
-                    self.patterns.push(Pattern { text: form, entry, prefix, case_sensitive: None });
+                    self.patterns.push(Pattern {
+                        text: form,
+                        entry,
+                        prefix,
+                        case_sensitive: None,
+                    });
                 }
             }
             let case_sensitive = case_sensitive.then(|| v.clone());
-            self.patterns.push(Pattern { text: norm, entry, prefix, case_sensitive });
+            self.patterns.push(Pattern {
+                text: norm,
+                entry,
+                prefix,
+                case_sensitive,
+            });
         }
         Ok(())
     }
@@ -174,7 +192,10 @@ fn expand(phrase: &str, out: &mut Vec<String>) -> Result<(), String> {
     let mut acc = vec![String::new()];
     let mut rest = phrase;
     while let Some(open) = rest.find('{') {
-        let close = rest[open..].find('}').map(|c| c + open).ok_or("unclosed `{`")?;
+        let close = rest[open..]
+            .find('}')
+            .map(|c| c + open)
+            .ok_or("unclosed `{`")?;
         let lit = &rest[..open];
         if lit.contains('}') {
             return Err("`}` without `{`".into());
@@ -196,7 +217,12 @@ fn expand(phrase: &str, out: &mut Vec<String>) -> Result<(), String> {
         return Err("`}` without `{`".into());
     }
     for a in acc {
-        out.push(format!("{a}{rest}").split_whitespace().collect::<Vec<_>>().join(" "));
+        out.push(
+            format!("{a}{rest}")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
     }
     Ok(())
 }
@@ -213,7 +239,12 @@ fn inflections(norm: &str) -> Vec<String> {
     let b = last.as_bytes();
     let n = b.len();
     let vowel = |c: u8| b"aeiou".contains(&c);
-    let mut forms = vec![format!("{last}s"), format!("{last}es"), format!("{last}ed"), format!("{last}ing")];
+    let mut forms = vec![
+        format!("{last}s"),
+        format!("{last}es"),
+        format!("{last}ed"),
+        format!("{last}ing"),
+    ];
     if b[n - 1] == b'e' {
         let stem = &last[..n - 1];
         forms.push(format!("{last}d"));
@@ -243,7 +274,8 @@ mod tests {
     #[test]
     fn expands_alternatives_and_inflections() {
         let mut l = Lexicon::default();
-        l.parse_into("closing_push 2 {get|getting} them to sign\nproduct_pitch demo").unwrap();
+        l.parse_into("closing_push 2 {get|getting} them to sign\nproduct_pitch demo")
+            .unwrap();
         let texts: Vec<_> = l.patterns.iter().map(|p| p.text.as_str()).collect();
         assert!(texts.contains(&"getting them to signed"));
         assert!(texts.contains(&"demo'd"));

@@ -32,14 +32,20 @@ impl Matcher {
             ac,
             pattern_entry: lex.patterns.iter().map(|p| p.entry).collect(),
             pattern_prefix: lex.patterns.iter().map(|p| p.prefix).collect(),
-            pattern_case: lex.patterns.iter().map(|p| p.case_sensitive.clone()).collect(),
+            pattern_case: lex
+                .patterns
+                .iter()
+                .map(|p| p.case_sensitive.clone())
+                .collect(),
         }
     }
 
     /// All whole-word matches, with matches lying strictly inside a longer one removed
     /// (so "quota system" in an `ignore` entry silences "quota").
     pub fn find(&self, original: &str, p: &Prepared) -> Vec<Hit> {
-        let Some(ac) = &self.ac else { return Vec::new() };
+        let Some(ac) = &self.ac else {
+            return Vec::new();
+        };
         let text = p.norm.as_str();
         let mut hits: Vec<Hit> = Vec::new();
         for m in ac.find_overlapping_iter(text) {
@@ -55,8 +61,16 @@ impl Matcher {
                 }
             }
             if starts_word(text, s) && (self.pattern_prefix[pid] || ends_word(text, e)) {
-                let e = if self.pattern_prefix[pid] { word_end(text, e) } else { e };
-                hits.push(Hit { entry: self.pattern_entry[pid], s, e });
+                let e = if self.pattern_prefix[pid] {
+                    word_end(text, e)
+                } else {
+                    e
+                };
+                hits.push(Hit {
+                    entry: self.pattern_entry[pid],
+                    s,
+                    e,
+                });
             }
         }
         // Longest first at each start, then drop anything inside an earlier, longer span.
@@ -65,11 +79,15 @@ impl Matcher {
         let mut cover_end = 0usize;
         let mut cover_start = 0usize;
         for h in hits {
-            let inside = h.s >= cover_start && h.e <= cover_end && (h.e - h.s) < (cover_end - cover_start);
+            let inside =
+                h.s >= cover_start && h.e <= cover_end && (h.e - h.s) < (cover_end - cover_start);
             if inside {
                 continue;
             }
-            if kept.last().is_some_and(|k| k.s == h.s && k.e == h.e && k.entry == h.entry) {
+            if kept
+                .last()
+                .is_some_and(|k| k.s == h.s && k.e == h.e && k.entry == h.entry)
+            {
                 continue;
             }
             if h.e > cover_end {
@@ -128,7 +146,8 @@ impl Layout {
         let n = t.len();
         let mut breaks = vec![false; n];
         for (i, &c) in t.iter().enumerate() {
-            let between_digits = i > 0 && i + 1 < n && t[i - 1].is_ascii_digit() && t[i + 1].is_ascii_digit();
+            let between_digits =
+                i > 0 && i + 1 < n && t[i - 1].is_ascii_digit() && t[i + 1].is_ascii_digit();
             breaks[i] = match c {
                 b'\n' | b';' | b'!' | b'?' | b'(' | b')' | b'>' => true,
                 b'.' | b',' | b':' => !between_digits,
