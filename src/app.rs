@@ -27,6 +27,8 @@ pub struct AppState {
     pub inbox_wake: Arc<Notify>,
     /// Rung when a delivery lands in the outbox.
     pub outbox_wake: Arc<Notify>,
+    /// Verifies `POST /hooks/deals`; `None` turns the route off.
+    pub webhook_secret: Option<Arc<SecretString>>,
 }
 
 impl AppState {
@@ -45,7 +47,13 @@ impl AppState {
             identity: Arc::new(identity),
             inbox_wake: Arc::new(Notify::new()),
             outbox_wake: Arc::new(Notify::new()),
+            webhook_secret: None,
         }
+    }
+
+    pub fn with_webhook_secret(mut self, secret: Option<SecretString>) -> AppState {
+        self.webhook_secret = secret.map(Arc::new);
+        self
     }
 }
 

@@ -65,6 +65,9 @@ pub struct ServeArgs {
     pub slack_api_url: String,
     #[command(flatten)]
     pub engine: EngineArgs,
+    /// Shared secret that signs `POST /hooks/deals`; unset turns CRM webhooks off.
+    #[arg(long, env = "CUSP_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +95,7 @@ pub struct ServeConfig {
     pub database_url: SecretString,
     pub addr: SocketAddr,
     pub slack_api_url: String,
+    pub webhook_secret: Option<SecretString>,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -108,6 +112,7 @@ impl std::fmt::Debug for ServeConfig {
             )
             .field("addr", &self.addr)
             .field("slack_api_url", &self.slack_api_url)
+            .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "[redacted]"))
             .finish()
     }
 }
@@ -143,6 +148,12 @@ impl ServeArgs {
             database_url: SecretString::from(self.database.database_url.clone()),
             addr,
             slack_api_url: self.slack_api_url.trim_end_matches('/').to_owned(),
+            webhook_secret: self
+                .webhook_secret
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| SecretString::from(s.to_owned())),
         })
     }
 }
@@ -163,6 +174,7 @@ mod tests {
             port: None,
             slack_api_url: "http://127.0.0.1:9/api/".into(),
             engine: EngineArgs { lexicon: None },
+            webhook_secret: Some("whsec-secret".into()),
         }
     }
 
@@ -209,7 +221,7 @@ mod tests {
         let mut a = args(Some("topsecret"), Some("xoxb-very-secret"));
         a.database.database_url = "postgres://app:dbpass@db/cusp".into();
         let shown = format!("{:?}", a.validate().unwrap());
-        for secret in ["topsecret", "xoxb-very-secret", "dbpass"] {
+        for secret in ["topsecret", "xoxb-very-secret", "dbpass", "whsec-secret"] {
             assert!(!shown.contains(secret), "{shown}");
         }
     }

@@ -64,10 +64,7 @@ pub fn reflect(engine: &Engine, text: &str, asker: &Asker<'_>) -> (EphemeralRepl
     };
     (
         reply,
-        Effects {
-            observation: Some(observation),
-            outbox: Vec::new(),
-        },
+        Effects { observation: Some(observation), ..Effects::default() },
     )
 }
 
