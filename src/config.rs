@@ -112,7 +112,10 @@ impl std::fmt::Debug for ServeConfig {
             )
             .field("addr", &self.addr)
             .field("slack_api_url", &self.slack_api_url)
-            .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "[redacted]"))
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "[redacted]"),
+            )
             .finish()
     }
 }

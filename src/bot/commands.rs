@@ -45,9 +45,13 @@ impl Verb {
             Verb::Reflect => {
                 "`/cusp reflect <deal update>` — see the themes in an update and a few questions to consider (only you see it)"
             }
-            Verb::Mute => "`/cusp mute [1d|1w|forever]` — no nudges for you for a day, a week (default) or until you unmute",
+            Verb::Mute => {
+                "`/cusp mute [1d|1w|forever]` — no nudges for you for a day, a week (default) or until you unmute"
+            }
             Verb::Unmute => "`/cusp unmute` — nudges again",
-            Verb::Optout => "`/cusp optout` — cusp stops reading your messages and deletes what it logged about you",
+            Verb::Optout => {
+                "`/cusp optout` — cusp stops reading your messages and deletes what it logged about you"
+            }
             Verb::Optin => "`/cusp optin` — undo an opt-out",
             Verb::Channel => "`/cusp channel off|on` — no nudges in this channel / nudges again",
             Verb::Settings => {
@@ -87,8 +91,14 @@ pub enum Command {
     Channel(bool),
     Settings(SettingChange),
     /// A known verb with arguments that don't fit; the message shows the right form.
-    Invalid { verb: Verb, message: String },
-    Unknown { given: String, suggestion: Option<Verb> },
+    Invalid {
+        verb: Verb,
+        message: String,
+    },
+    Unknown {
+        given: String,
+        suggestion: Option<Verb>,
+    },
 }
 
 impl Command {
@@ -106,7 +116,10 @@ impl Command {
                 "" | "1w" | "week" | "7d" => Command::Mute(MuteFor::Week),
                 "1d" | "day" | "24h" => Command::Mute(MuteFor::Day),
                 "forever" | "always" => Command::Mute(MuteFor::Forever),
-                _ => invalid(Verb::Mute, "Try `/cusp mute 1d`, `/cusp mute 1w` or `/cusp mute forever`."),
+                _ => invalid(
+                    Verb::Mute,
+                    "Try `/cusp mute 1d`, `/cusp mute 1w` or `/cusp mute forever`.",
+                ),
             },
             "unmute" => Command::Unmute,
             "optout" | "opt-out" => Command::Optout,
@@ -114,7 +127,10 @@ impl Command {
             "channel" => match rest.to_lowercase().as_str() {
                 "off" => Command::Channel(false),
                 "on" => Command::Channel(true),
-                _ => invalid(Verb::Channel, "Try `/cusp channel off` or `/cusp channel on`."),
+                _ => invalid(
+                    Verb::Channel,
+                    "Try `/cusp channel off` or `/cusp channel on`.",
+                ),
             },
             "settings" | "config" => parse_settings(rest),
             _ => Command::Unknown {
@@ -126,17 +142,27 @@ impl Command {
 }
 
 fn invalid(verb: Verb, message: &str) -> Command {
-    Command::Invalid { verb, message: message.to_owned() }
+    Command::Invalid {
+        verb,
+        message: message.to_owned(),
+    }
 }
 
 fn parse_settings(rest: &str) -> Command {
-    const EXAMPLE: &str =
-        "Try `/cusp settings cooldown 24`, `/cusp settings daily 3` or `/cusp settings reaction seedling`.";
+    const EXAMPLE: &str = "Try `/cusp settings cooldown 24`, `/cusp settings daily 3` or `/cusp settings reaction seedling`.";
     let mut words = rest.split_whitespace();
     let (Some(key), value, None) = (words.next(), words.next(), words.next()) else {
-        return if rest.is_empty() { Command::Settings(SettingChange::Show) } else { invalid(Verb::Settings, EXAMPLE) };
+        return if rest.is_empty() {
+            Command::Settings(SettingChange::Show)
+        } else {
+            invalid(Verb::Settings, EXAMPLE)
+        };
     };
-    let number = |range: std::ops::RangeInclusive<i64>| value.and_then(|v| v.parse::<i64>().ok()).filter(|n| range.contains(n));
+    let number = |range: std::ops::RangeInclusive<i64>| {
+        value
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|n| range.contains(n))
+    };
     match (key.to_lowercase().as_str(), value) {
         ("cooldown", _) => number(1..=24 * 30).map_or_else(
             || invalid(Verb::Settings, "The cooldown is a number of hours from 1 to 720, e.g. `/cusp settings cooldown 24`."),
@@ -251,20 +277,51 @@ mod tests {
     fn mute_channel_and_settings_parse_their_arguments() {
         assert_eq!(Command::parse("mute"), Command::Mute(MuteFor::Week));
         assert_eq!(Command::parse("mute 1d"), Command::Mute(MuteFor::Day));
-        assert_eq!(Command::parse("mute FOREVER"), Command::Mute(MuteFor::Forever));
-        assert!(matches!(Command::parse("mute 3 fortnights"), Command::Invalid { verb: Verb::Mute, .. }));
+        assert_eq!(
+            Command::parse("mute FOREVER"),
+            Command::Mute(MuteFor::Forever)
+        );
+        assert!(matches!(
+            Command::parse("mute 3 fortnights"),
+            Command::Invalid {
+                verb: Verb::Mute,
+                ..
+            }
+        ));
         assert_eq!(Command::parse("channel off"), Command::Channel(false));
         assert_eq!(Command::parse("channel on"), Command::Channel(true));
-        assert!(matches!(Command::parse("channel maybe"), Command::Invalid { verb: Verb::Channel, .. }));
-        assert_eq!(Command::parse("settings"), Command::Settings(SettingChange::Show));
-        assert_eq!(Command::parse("settings cooldown 48"), Command::Settings(SettingChange::CooldownHours(48)));
-        assert_eq!(Command::parse("settings daily 0"), Command::Settings(SettingChange::DailyLimit(0)));
+        assert!(matches!(
+            Command::parse("channel maybe"),
+            Command::Invalid {
+                verb: Verb::Channel,
+                ..
+            }
+        ));
+        assert_eq!(
+            Command::parse("settings"),
+            Command::Settings(SettingChange::Show)
+        );
+        assert_eq!(
+            Command::parse("settings cooldown 48"),
+            Command::Settings(SettingChange::CooldownHours(48))
+        );
+        assert_eq!(
+            Command::parse("settings daily 0"),
+            Command::Settings(SettingChange::DailyLimit(0))
+        );
         assert_eq!(
             Command::parse("settings reaction :herb:"),
             Command::Settings(SettingChange::Reaction("herb".into()))
         );
-        for bad in ["settings cooldown -1", "settings daily lots", "settings reaction <script>", "settings volume 11"] {
-            let Command::Invalid { message, .. } = Command::parse(bad) else { panic!("{bad}") };
+        for bad in [
+            "settings cooldown -1",
+            "settings daily lots",
+            "settings reaction <script>",
+            "settings volume 11",
+        ] {
+            let Command::Invalid { message, .. } = Command::parse(bad) else {
+                panic!("{bad}")
+            };
             assert!(message.contains("/cusp settings"), "{message}");
         }
         assert_eq!(Command::parse("optout"), Command::Optout);

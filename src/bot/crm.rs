@@ -9,7 +9,9 @@ use super::reflect::seed_from;
 use crate::app::AppState;
 use crate::engine::{QuestionContext, Stage};
 use crate::slack::ids::UserId;
-use crate::store::{Effects, NewObservation, NewOutboxMessage, NewPrompt, ObservationSource, StoreError};
+use crate::store::{
+    Effects, NewObservation, NewOutboxMessage, NewPrompt, ObservationSource, StoreError,
+};
 
 /// A deal update as CRMs send it to `POST /hooks/deals`.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,7 +30,8 @@ const MAX_FIELD_CHARS: usize = 10_000;
 
 /// Parses and validates the JSON body; the error names the field at fault.
 pub fn parse_deal_update(body: &[u8]) -> Result<DealUpdate, String> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
     let Some(object) = value.as_object() else {
         return Err("body must be a JSON object".into());
     };
@@ -74,9 +77,9 @@ fn optional(object: &Map<String, Value>, field: &str) -> Result<Option<String>, 
     match object.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) if s.chars().count() > MAX_FIELD_CHARS => {
-            Err(format!("field `{field}` is longer than {MAX_FIELD_CHARS} characters"))
-        }
+        Some(Value::String(s)) if s.chars().count() > MAX_FIELD_CHARS => Err(format!(
+            "field `{field}` is longer than {MAX_FIELD_CHARS} characters"
+        )),
         Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
         Some(Value::Number(n)) if field == "deal_id" => Ok(Some(n.to_string())),
         Some(_) => Err(format!("field `{field}` must be a string")),
@@ -111,7 +114,11 @@ pub async fn on_deal_update(
     now_ms: i64,
 ) -> Result<CrmOutcome, CrmError> {
     let team = state.identity.team_id.as_str();
-    if !state.store.claim_crm_delivery(team, delivery_key, now_ms).await? {
+    if !state
+        .store
+        .claim_crm_delivery(team, delivery_key, now_ms)
+        .await?
+    {
         return Ok(CrmOutcome::Duplicate);
     }
     let result = prompt_owner(state, update, delivery_key, now_ms).await;
@@ -151,7 +158,10 @@ async fn prompt_owner(
     let channel = open_dm(state, &owner).await?;
     let stage = Stage::parse(&update.stage);
     let analysis = state.engine.analyze(update.note.as_deref().unwrap_or(""));
-    let recent = state.store.recent_question_ids(team, &owner, QUESTION_HISTORY).await?;
+    let recent = state
+        .store
+        .recent_question_ids(team, &owner, QUESTION_HISTORY)
+        .await?;
     let unhelpful = state.store.unhelpful_question_ids(team).await?;
     let mut analysis_for_questions = analysis.clone();
     analysis_for_questions.account = Some(update.account.clone());
@@ -163,7 +173,10 @@ async fn prompt_owner(
     };
     let questions = state.engine.choose_questions(&analysis_for_questions, &ctx);
     let stage_name = update.stage.replace('_', " ");
-    let intro = format!("{} just moved to *{stage_name}*. A question or two while it's fresh:", update.account);
+    let intro = format!(
+        "{} just moved to *{stage_name}*. A question or two while it's fresh:",
+        update.account
+    );
     let thread_key = format!("crm:{delivery_key}");
     let params = prompt_params(&channel, None, &intro, &questions, None, &thread_key);
     let effects = Effects {
@@ -188,7 +201,11 @@ async fn prompt_owner(
             question_ids: questions.iter().map(|q| q.id.clone()).collect(),
             stage: stage.map(|s| s.as_str().to_owned()),
         }),
-        outbox: vec![NewOutboxMessage { idempotency_key: thread_key, method: "chat.postMessage".into(), params }],
+        outbox: vec![NewOutboxMessage {
+            idempotency_key: thread_key,
+            method: "chat.postMessage".into(),
+            params,
+        }],
     };
     state.store.record_effects(team, &effects, now_ms).await?;
     state.outbox_wake.notify_one();

@@ -5,8 +5,8 @@
 use serde_json::{Value, json};
 
 use super::prompt_message::{
-    ACTION_HELPFUL, ACTION_MUTE_DEAL, ACTION_NOT_NOW, ACTION_OPTOUT_CANCEL, ACTION_OPTOUT_CONFIRM, ACTION_REFLECT,
-    ephemeral_params,
+    ACTION_HELPFUL, ACTION_MUTE_DEAL, ACTION_NOT_NOW, ACTION_OPTOUT_CANCEL, ACTION_OPTOUT_CONFIRM,
+    ACTION_REFLECT, ephemeral_params,
 };
 use crate::app::AppState;
 use crate::slack::blocks;
@@ -43,7 +43,9 @@ pub async fn on_interaction(
 ) -> Result<InteractionReply, InteractionError> {
     match payload {
         InteractionPayload::BlockActions(actions) => on_block_actions(state, actions, now_ms).await,
-        InteractionPayload::ViewSubmission(submission) => on_view_submission(state, submission, now_ms).await,
+        InteractionPayload::ViewSubmission(submission) => {
+            on_view_submission(state, submission, now_ms).await
+        }
         InteractionPayload::ViewClosed(_) => Ok(InteractionReply::Ack),
     }
 }
@@ -57,7 +59,9 @@ async fn on_block_actions(
     let user = payload.user.id.as_str();
     let channel = payload.channel.as_ref().map(|c| c.id.as_str());
     let Some(action) = payload.actions.first() else {
-        return Err(InteractionError::BadRequest("block_actions without actions".into()));
+        return Err(InteractionError::BadRequest(
+            "block_actions without actions".into(),
+        ));
     };
     let value = action.value.as_deref().unwrap_or("");
     let note = match action.action_id.as_str() {
@@ -67,8 +71,15 @@ async fn on_block_actions(
         }
         ACTION_HELPFUL | ACTION_NOT_NOW => {
             let prompt = find_prompt(state, team, value).await?;
-            let feedback = if action.action_id == ACTION_HELPFUL { "helpful" } else { "not_now" };
-            state.store.record_feedback(team, prompt.id, feedback, now_ms).await?;
+            let feedback = if action.action_id == ACTION_HELPFUL {
+                "helpful"
+            } else {
+                "not_now"
+            };
+            state
+                .store
+                .record_feedback(team, prompt.id, feedback, now_ms)
+                .await?;
             if feedback == "helpful" {
                 "Thanks, glad it helped. I'll keep questions like these coming, sparingly."
             } else {
@@ -77,16 +88,28 @@ async fn on_block_actions(
         }
         ACTION_MUTE_DEAL => {
             let prompt = find_prompt(state, team, value).await?;
-            let deal = prompt.account.clone().unwrap_or_else(|| prompt.thread_key.clone());
-            state.store.mute_deal(team, user, &deal, now_ms + DEAL_MUTE_MS).await?;
+            let deal = prompt
+                .account
+                .clone()
+                .unwrap_or_else(|| prompt.thread_key.clone());
+            state
+                .store
+                .mute_deal(team, user, &deal, now_ms + DEAL_MUTE_MS)
+                .await?;
             "Muted this deal for you for a week."
         }
         ACTION_OPTOUT_CONFIRM => {
             if value != user {
-                return Err(InteractionError::BadRequest("this opt-out belongs to someone else".into()));
+                return Err(InteractionError::BadRequest(
+                    "this opt-out belongs to someone else".into(),
+                ));
             }
             let deleted = state.store.opt_out_and_forget(team, user, now_ms).await?;
-            tracing::info!(user_id = user, deleted, "person opted out; their data was deleted");
+            tracing::info!(
+                user_id = user,
+                deleted,
+                "person opted out; their data was deleted"
+            );
             "Done: you're opted out and what I had logged about you is deleted. `/cusp optin` undoes the opt-out."
         }
         ACTION_OPTOUT_CANCEL => "Nothing changed; you're still in.",
@@ -98,13 +121,25 @@ async fn on_block_actions(
         }
     };
     if let Some(channel) = channel {
-        enqueue_ephemeral(state, team, channel, user, note, &format!("ack:{}:{}", payload.trigger_id, action.action_id), now_ms)
-            .await?;
+        enqueue_ephemeral(
+            state,
+            team,
+            channel,
+            user,
+            note,
+            &format!("ack:{}:{}", payload.trigger_id, action.action_id),
+            now_ms,
+        )
+        .await?;
     }
     Ok(InteractionReply::Ack)
 }
 
-async fn find_prompt(state: &AppState, team: &str, thread_key: &str) -> Result<Prompt, InteractionError> {
+async fn find_prompt(
+    state: &AppState,
+    team: &str,
+    thread_key: &str,
+) -> Result<Prompt, InteractionError> {
     match state.store.prompt_by_thread_key(team, thread_key).await {
         Ok(prompt) => Ok(prompt),
         Err(StoreError::NotFound) => Err(InteractionError::BadRequest("unknown prompt".into())),
@@ -135,8 +170,16 @@ async fn open_reflection(
                     "I couldn't open the reflection window just now. Please click *Reflect* again in a moment."
                 };
                 let key = format!("reflect-failed:{}", payload.trigger_id);
-                enqueue_ephemeral(state, prompt_team(payload), channel.id.as_str(), payload.user.id.as_str(), text, &key, now_ms)
-                    .await?;
+                enqueue_ephemeral(
+                    state,
+                    prompt_team(payload),
+                    channel.id.as_str(),
+                    payload.user.id.as_str(),
+                    text,
+                    &key,
+                    now_ms,
+                )
+                .await?;
             }
             Ok(InteractionReply::Ack)
         }
@@ -152,8 +195,16 @@ fn reflection_modal(state: &AppState, prompt: &Prompt) -> Value {
     let mut out = vec![blocks::section(
         "Take a minute with these. What you write is yours: only you see it, unless you share it with the team digest.",
     )];
-    for (i, id) in prompt.question_ids.split(',').filter(|id| !id.is_empty()).enumerate() {
-        let text = bank.iter().find(|q| q.id == id).map_or("Your thoughts", |q| q.text.as_str());
+    for (i, id) in prompt
+        .question_ids
+        .split(',')
+        .filter(|id| !id.is_empty())
+        .enumerate()
+    {
+        let text = bank
+            .iter()
+            .find(|q| q.id == id)
+            .map_or("Your thoughts", |q| q.text.as_str());
         let mut input = blocks::plain_input(&format!("q{i}"), "answer", text, true);
         input["optional"] = json!(true);
         out.push(input);
@@ -165,7 +216,14 @@ fn reflection_modal(state: &AppState, prompt: &Prompt) -> Value {
         &[("Share my reflection with the team digest", SHARE_VALUE)],
         true,
     ));
-    blocks::modal(REFLECTION_CALLBACK, "Reflect", "Save", "Cancel", out, &prompt.thread_key)
+    blocks::modal(
+        REFLECTION_CALLBACK,
+        "Reflect",
+        "Save",
+        "Cancel",
+        out,
+        &prompt.thread_key,
+    )
 }
 
 async fn on_view_submission(
@@ -181,12 +239,20 @@ async fn on_view_submission(
     }
     let team = submission.team.id.as_str();
     let prompt = find_prompt(state, team, &submission.view.private_metadata).await?;
-    let question_ids: Vec<&str> = prompt.question_ids.split(',').filter(|id| !id.is_empty()).collect();
+    let question_ids: Vec<&str> = prompt
+        .question_ids
+        .split(',')
+        .filter(|id| !id.is_empty())
+        .collect();
     let answers: Vec<Value> = question_ids
         .iter()
         .enumerate()
         .filter_map(|(i, id)| {
-            let text = submission.view.state.text_value(&format!("q{i}"), "answer")?.trim();
+            let text = submission
+                .view
+                .state
+                .text_value(&format!("q{i}"), "answer")?
+                .trim();
             (!text.is_empty()).then(|| json!({ "question_id": id, "answer": text }))
         })
         .collect();
@@ -196,10 +262,21 @@ async fn on_view_submission(
             "errors": { "q0": "Write a line or two for at least one question, or press Cancel." },
         })));
     }
-    let shared = submission.view.state.selected_values(SHARE_BLOCK, SHARE_BLOCK).contains(&SHARE_VALUE);
+    let shared = submission
+        .view
+        .state
+        .selected_values(SHARE_BLOCK, SHARE_BLOCK)
+        .contains(&SHARE_VALUE);
     state
         .store
-        .save_reflection(team, prompt.id, submission.user.id.as_str(), &Value::Array(answers), shared, now_ms)
+        .save_reflection(
+            team,
+            prompt.id,
+            submission.user.id.as_str(),
+            &Value::Array(answers),
+            shared,
+            now_ms,
+        )
         .await?;
     Ok(InteractionReply::Ack)
 }

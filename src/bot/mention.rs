@@ -18,10 +18,16 @@ pub const MENTION_HINT: &str = "Mention me with a deal update (`@cusp Acme wants
 
 /// The text addressed to cusp, without the leading mention(s) of cusp itself.
 pub fn strip_own_mention(text: &str, own_user_id: &str) -> String {
-    text.replace(&format!("<@{own_user_id}>"), " ").split_whitespace().collect::<Vec<_>>().join(" ")
+    text.replace(&format!("<@{own_user_id}>"), " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
-pub async fn on_mention(state: &AppState, event: &AppMentionEvent) -> Result<Effects, DispatchError> {
+pub async fn on_mention(
+    state: &AppState,
+    event: &AppMentionEvent,
+) -> Result<Effects, DispatchError> {
     let team = state.identity.team_id.as_str();
     let channel = event.channel.as_str();
     let asker = event.user.as_str();
@@ -46,9 +52,17 @@ pub async fn on_mention(state: &AppState, event: &AppMentionEvent) -> Result<Eff
         return Ok(Effects::default());
     }
     let analysis = state.engine.analyze(&text);
-    let recent = state.store.recent_question_ids(team, asker, QUESTION_HISTORY).await?;
+    let recent = state
+        .store
+        .recent_question_ids(team, asker, QUESTION_HISTORY)
+        .await?;
     let unhelpful = state.store.unhelpful_question_ids(team).await?;
-    let ctx = QuestionContext { recent: &recent, unhelpful: &unhelpful, stage: None, seed: seed_from(&[team, asker, &event.ts]) };
+    let ctx = QuestionContext {
+        recent: &recent,
+        unhelpful: &unhelpful,
+        stage: None,
+        seed: seed_from(&[team, asker, &event.ts]),
+    };
     let questions = state.engine.choose_questions(&analysis, &ctx);
     let thread_key = format!("mention:{channel}:{}", event.ts);
     let params = prompt_params(
@@ -94,7 +108,11 @@ fn intro(analysis: &Analysis) -> String {
     let what = if analysis.themes.is_empty() {
         "I didn't spot any CUSP themes here.".to_owned()
     } else {
-        let themes: Vec<String> = analysis.themes.iter().map(|t| t.theme.id().replace('_', " ")).collect();
+        let themes: Vec<String> = analysis
+            .themes
+            .iter()
+            .map(|t| t.theme.id().replace('_', " "))
+            .collect();
         format!("I noticed: {}.", themes.join(", "))
     };
     format!("{what} A few questions to consider:")
@@ -107,11 +125,19 @@ fn explanation(analysis: &Analysis) -> String {
         .iter()
         .filter_map(|hit| {
             let first = hit.evidence.first()?;
-            Some(format!("{} ← “{}”", hit.theme.id().replace('_', " "), blocks::escape_mrkdwn(&first.text)))
+            Some(format!(
+                "{} ← “{}”",
+                hit.theme.id().replace('_', " "),
+                blocks::escape_mrkdwn(&first.text)
+            ))
         })
         .collect();
     if parts.is_empty() {
-        format!("_{} · customer-centric share {:.0}%_", analysis.class.as_str().replace('_', "-"), analysis.score * 100.0)
+        format!(
+            "_{} · customer-centric share {:.0}%_",
+            analysis.class.as_str().replace('_', "-"),
+            analysis.score * 100.0
+        )
     } else {
         format!("_{}_", parts.join(" · "))
     }
@@ -133,15 +159,22 @@ fn hint(channel: &str, reply_root: &str, ts: &str) -> Effects {
 }
 
 /// The first message of a thread: its text and author.
-async fn thread_parent(state: &AppState, channel: &str, thread_ts: &str) -> Result<Option<(String, String)>, DispatchError> {
+async fn thread_parent(
+    state: &AppState,
+    channel: &str,
+    thread_ts: &str,
+) -> Result<Option<(String, String)>, DispatchError> {
     let messages = state
         .slack
         .recent_messages(channel, Some(thread_ts), thread_ts, 1)
         .await
         .map_err(|e| DispatchError::Slack(e.to_string()))?;
-    Ok(messages.iter().find(|m| m.get("ts").and_then(Value::as_str) == Some(thread_ts)).and_then(|m| {
-        let text = m.get("text")?.as_str()?.to_owned();
-        let user = m.get("user")?.as_str()?.to_owned();
-        Some((text, user))
-    }))
+    Ok(messages
+        .iter()
+        .find(|m| m.get("ts").and_then(Value::as_str) == Some(thread_ts))
+        .and_then(|m| {
+            let text = m.get("text")?.as_str()?.to_owned();
+            let user = m.get("user")?.as_str()?.to_owned();
+            Some((text, user))
+        }))
 }

@@ -36,8 +36,13 @@ pub enum DispatchError {
 
 /// Decides what a stored event causes. The inbox worker stores the returned effects in
 /// the same transaction that marks the event done.
-pub async fn dispatch_event(state: &AppState, raw: &str, now_ms: i64) -> Result<Effects, DispatchError> {
-    let envelope = EventEnvelope::parse(raw.as_bytes()).map_err(|e| DispatchError::BadPayload(e.to_string()))?;
+pub async fn dispatch_event(
+    state: &AppState,
+    raw: &str,
+    now_ms: i64,
+) -> Result<Effects, DispatchError> {
+    let envelope = EventEnvelope::parse(raw.as_bytes())
+        .map_err(|e| DispatchError::BadPayload(e.to_string()))?;
     let EventEnvelope::EventCallback(callback) = envelope else {
         return Ok(Effects::default());
     };

@@ -9,7 +9,9 @@ use super::reflect::seed_from;
 use crate::app::AppState;
 use crate::engine::{Analysis, Class, QuestionContext};
 use crate::slack::payloads::MessageEvent;
-use crate::store::{Effects, NewObservation, NewOutboxMessage, NewPrompt, ObservationSource, StoreError};
+use crate::store::{
+    Effects, NewObservation, NewOutboxMessage, NewPrompt, ObservationSource, StoreError,
+};
 
 /// How many of a person's latest questions selection avoids repeating.
 pub const QUESTION_HISTORY: usize = 10;
@@ -36,13 +38,20 @@ pub fn thread_root(event: &MessageEvent) -> &str {
     event.thread_ts.as_deref().unwrap_or(&event.ts)
 }
 
-pub async fn on_message(state: &AppState, event: &MessageEvent, now_ms: i64) -> Result<Effects, StoreError> {
+pub async fn on_message(
+    state: &AppState,
+    event: &MessageEvent,
+    now_ms: i64,
+) -> Result<Effects, StoreError> {
     let team = state.identity.team_id.as_str();
     let Some(user) = event.user.as_ref().map(|u| u.as_str()) else {
         return Ok(Effects::default());
     };
     // An @cusp message is answered by the mention handler, not nudged.
-    if event.text.contains(&format!("<@{}>", state.identity.user_id.as_str())) {
+    if event
+        .text
+        .contains(&format!("<@{}>", state.identity.user_id.as_str()))
+    {
         return Ok(Effects::default());
     }
     let prefs = state.store.user_prefs(team, user).await?;
@@ -98,7 +107,10 @@ pub async fn on_message(state: &AppState, event: &MessageEvent, now_ms: i64) -> 
                 tracing::debug!(?history, muted = prefs.is_muted(now_ms), "nudge held back");
                 return Ok(effects);
             }
-            let recent = state.store.recent_question_ids(team, user, QUESTION_HISTORY).await?;
+            let recent = state
+                .store
+                .recent_question_ids(team, user, QUESTION_HISTORY)
+                .await?;
             let unhelpful = state.store.unhelpful_question_ids(team).await?;
             let ctx = QuestionContext {
                 recent: &recent,
@@ -114,7 +126,14 @@ pub async fn on_message(state: &AppState, event: &MessageEvent, now_ms: i64) -> 
                 Some(account) => format!("A question or two on the {account} update:"),
                 None => "A question or two on this update:".to_owned(),
             };
-            let params = prompt_params(channel, Some(root), &intro, &questions, Some(why_line(&analysis)), &thread_key);
+            let params = prompt_params(
+                channel,
+                Some(root),
+                &intro,
+                &questions,
+                Some(why_line(&analysis)),
+                &thread_key,
+            );
             effects.prompt = Some(NewPrompt {
                 channel_id: channel.to_owned(),
                 thread_key: thread_key.clone(),

@@ -29,11 +29,17 @@ pub async fn on_command(
                 MuteFor::Week => (now_ms + 7 * DAY_MS, "for a week"),
                 MuteFor::Forever => (MUTED_FOREVER, "until you `/cusp unmute`"),
             };
-            store.set_muted_until(who.team_id, who.user_id, Some(until), now_ms).await?;
-            format!("Muted {said}: no nudges for you. Your updates still count toward the team's themes.")
+            store
+                .set_muted_until(who.team_id, who.user_id, Some(until), now_ms)
+                .await?;
+            format!(
+                "Muted {said}: no nudges for you. Your updates still count toward the team's themes."
+            )
         }
         Command::Unmute => {
-            store.set_muted_until(who.team_id, who.user_id, None, now_ms).await?;
+            store
+                .set_muted_until(who.team_id, who.user_id, None, now_ms)
+                .await?;
             "Unmuted. I'll chime in on your deal updates again, sparingly.".to_owned()
         }
         Command::Optout => return Ok(Some(optout_confirmation(who.user_id))),
@@ -42,10 +48,18 @@ pub async fn on_command(
             "Welcome back: I'll read your deal updates again from now on.".to_owned()
         }
         Command::Channel(on) => {
-            store.set_channel_nudges_off(who.team_id, who.channel_id, !on, who.user_id, now_ms).await?;
-            tracing::info!(channel_id = who.channel_id, user_id = who.user_id, nudges_on = on, "channel nudges changed");
+            store
+                .set_channel_nudges_off(who.team_id, who.channel_id, !on, who.user_id, now_ms)
+                .await?;
+            tracing::info!(
+                channel_id = who.channel_id,
+                user_id = who.user_id,
+                nudges_on = on,
+                "channel nudges changed"
+            );
             if *on {
-                "Nudges are back on in this channel. `/cusp channel off` turns them off again.".to_owned()
+                "Nudges are back on in this channel. `/cusp channel off` turns them off again."
+                    .to_owned()
             } else {
                 "Nudges are off in this channel; updates here still count toward the team's themes. \
                  `/cusp channel on` turns them back on."
@@ -58,7 +72,12 @@ pub async fn on_command(
     Ok(Some(EphemeralReply::plain(reply)))
 }
 
-async fn settings(store: &Store, who: &Invoker<'_>, change: &SettingChange, now_ms: i64) -> Result<String, StoreError> {
+async fn settings(
+    store: &Store,
+    who: &Invoker<'_>,
+    change: &SettingChange,
+    now_ms: i64,
+) -> Result<String, StoreError> {
     let mut settings = store.team_settings(who.team_id).await?;
     match change {
         SettingChange::Show => {}
@@ -67,7 +86,9 @@ async fn settings(store: &Store, who: &Invoker<'_>, change: &SettingChange, now_
         SettingChange::Reaction(name) => settings.reaction = name.clone(),
     }
     if *change != SettingChange::Show {
-        store.set_team_settings(who.team_id, &settings, now_ms).await?;
+        store
+            .set_team_settings(who.team_id, &settings, now_ms)
+            .await?;
         tracing::info!(user_id = who.user_id, ?change, "team settings changed");
     }
     Ok(format!(
@@ -87,7 +108,12 @@ fn optout_confirmation(user_id: &str) -> EphemeralReply {
             blocks::actions(
                 "cusp_optout",
                 vec![
-                    blocks::button("Yes, opt me out and delete my data", ACTION_OPTOUT_CONFIRM, user_id, Some(ButtonStyle::Danger)),
+                    blocks::button(
+                        "Yes, opt me out and delete my data",
+                        ACTION_OPTOUT_CONFIRM,
+                        user_id,
+                        Some(ButtonStyle::Danger),
+                    ),
                     blocks::button("Cancel", ACTION_OPTOUT_CANCEL, user_id, None),
                 ],
             ),

@@ -18,10 +18,20 @@ pub fn prompt_buttons(thread_key: &str) -> Value {
     blocks::actions(
         "cusp_prompt",
         vec![
-            blocks::button("Reflect", ACTION_REFLECT, thread_key, Some(ButtonStyle::Primary)),
+            blocks::button(
+                "Reflect",
+                ACTION_REFLECT,
+                thread_key,
+                Some(ButtonStyle::Primary),
+            ),
             blocks::button("Helpful", ACTION_HELPFUL, thread_key, None),
             blocks::button("Not now", ACTION_NOT_NOW, thread_key, None),
-            blocks::button("Mute this deal for a week", ACTION_MUTE_DEAL, thread_key, None),
+            blocks::button(
+                "Mute this deal for a week",
+                ACTION_MUTE_DEAL,
+                thread_key,
+                None,
+            ),
         ],
     )
 }
@@ -35,8 +45,15 @@ pub fn prompt_params(
     why: Option<String>,
     thread_key: &str,
 ) -> Map<String, Value> {
-    let list: Vec<String> = questions.iter().map(|q| format!("• {}", blocks::escape_mrkdwn(&q.text))).collect();
-    let mut out = vec![blocks::section(&format!("{}\n{}", blocks::escape_mrkdwn(intro), list.join("\n")))];
+    let list: Vec<String> = questions
+        .iter()
+        .map(|q| format!("• {}", blocks::escape_mrkdwn(&q.text)))
+        .collect();
+    let mut out = vec![blocks::section(&format!(
+        "{}\n{}",
+        blocks::escape_mrkdwn(intro),
+        list.join("\n")
+    ))];
     if let Some(why) = why {
         out.push(blocks::context(&[why.as_str()]));
     }
@@ -58,7 +75,11 @@ pub fn prompt_params(
 
 /// "Noticed: closing push · not yet: their outcome, their people" — why cusp asked.
 pub fn why_line(analysis: &Analysis) -> String {
-    let noticed: Vec<String> = analysis.themes.iter().map(|t| t.theme.id().replace('_', " ")).collect();
+    let noticed: Vec<String> = analysis
+        .themes
+        .iter()
+        .map(|t| t.theme.id().replace('_', " "))
+        .collect();
     let mut line = if noticed.is_empty() {
         "_Noticed: a deal update_".to_owned()
     } else {

@@ -64,7 +64,10 @@ pub fn reflect(engine: &Engine, text: &str, asker: &Asker<'_>) -> (EphemeralRepl
     };
     (
         reply,
-        Effects { observation: Some(observation), ..Effects::default() },
+        Effects {
+            observation: Some(observation),
+            ..Effects::default()
+        },
     )
 }
 

@@ -68,7 +68,10 @@ pub async fn handle(
                 Ok(None) => EphemeralReply::plain(help_text()),
                 Err(err) => {
                     tracing::error!(error = %err, "could not store a preference");
-                    EphemeralReply::plain("Sorry, I couldn't save that just now. Please try again in a minute.".into())
+                    EphemeralReply::plain(
+                        "Sorry, I couldn't save that just now. Please try again in a minute."
+                            .into(),
+                    )
                 }
             }
         }

@@ -41,11 +41,14 @@ pub fn verify(
         return Err(CrmSignatureError::Stale { skew_secs: skew });
     }
     let signature = signature.ok_or(CrmSignatureError::MissingSignature)?;
-    let hex_digest = signature.strip_prefix(b"sha256=").ok_or(CrmSignatureError::MalformedSignature)?;
+    let hex_digest = signature
+        .strip_prefix(b"sha256=")
+        .ok_or(CrmSignatureError::MalformedSignature)?;
     let expected = hex::decode(hex_digest).map_err(|_| CrmSignatureError::MalformedSignature)?;
     let mac = mac_for(secret, timestamp, body).ok_or(CrmSignatureError::Mismatch)?;
     // verify_slice compares in constant time.
-    mac.verify_slice(&expected).map_err(|_| CrmSignatureError::Mismatch)
+    mac.verify_slice(&expected)
+        .map_err(|_| CrmSignatureError::Mismatch)
 }
 
 /// The header value a CRM integration sends; used by tests and integrators' tooling.
@@ -71,21 +74,54 @@ mod tests {
     fn a_signed_body_verifies_and_a_changed_one_does_not() {
         let sig = sign(b"whsec", 1_700_000_000, b"{\"deal_id\":\"1\"}");
         assert!(sig.starts_with("sha256="));
-        let ok = verify(b"whsec", Some(b"1700000000"), Some(sig.as_bytes()), b"{\"deal_id\":\"1\"}", 1_700_000_100);
+        let ok = verify(
+            b"whsec",
+            Some(b"1700000000"),
+            Some(sig.as_bytes()),
+            b"{\"deal_id\":\"1\"}",
+            1_700_000_100,
+        );
         assert_eq!(ok, Ok(()));
-        let changed = verify(b"whsec", Some(b"1700000000"), Some(sig.as_bytes()), b"{\"deal_id\":\"2\"}", 1_700_000_100);
+        let changed = verify(
+            b"whsec",
+            Some(b"1700000000"),
+            Some(sig.as_bytes()),
+            b"{\"deal_id\":\"2\"}",
+            1_700_000_100,
+        );
         assert_eq!(changed, Err(CrmSignatureError::Mismatch));
-        let other_secret = verify(b"other", Some(b"1700000000"), Some(sig.as_bytes()), b"{\"deal_id\":\"1\"}", 1_700_000_100);
+        let other_secret = verify(
+            b"other",
+            Some(b"1700000000"),
+            Some(sig.as_bytes()),
+            b"{\"deal_id\":\"1\"}",
+            1_700_000_100,
+        );
         assert_eq!(other_secret, Err(CrmSignatureError::Mismatch));
     }
 
     #[test]
     fn stale_missing_and_malformed_headers_are_rejected() {
         let sig = sign(b"s", 1_000, b"x");
-        assert_eq!(verify(b"s", Some(b"1000"), Some(sig.as_bytes()), b"x", 1_301), Err(CrmSignatureError::Stale { skew_secs: 301 }));
-        assert_eq!(verify(b"s", None, Some(sig.as_bytes()), b"x", 1_000), Err(CrmSignatureError::MissingTimestamp));
-        assert_eq!(verify(b"s", Some(b"1000"), None, b"x", 1_000), Err(CrmSignatureError::MissingSignature));
-        assert_eq!(verify(b"s", Some(b"1e3"), Some(sig.as_bytes()), b"x", 1_000), Err(CrmSignatureError::MalformedTimestamp));
-        assert_eq!(verify(b"s", Some(b"1000"), Some(b"md5=00"), b"x", 1_000), Err(CrmSignatureError::MalformedSignature));
+        assert_eq!(
+            verify(b"s", Some(b"1000"), Some(sig.as_bytes()), b"x", 1_301),
+            Err(CrmSignatureError::Stale { skew_secs: 301 })
+        );
+        assert_eq!(
+            verify(b"s", None, Some(sig.as_bytes()), b"x", 1_000),
+            Err(CrmSignatureError::MissingTimestamp)
+        );
+        assert_eq!(
+            verify(b"s", Some(b"1000"), None, b"x", 1_000),
+            Err(CrmSignatureError::MissingSignature)
+        );
+        assert_eq!(
+            verify(b"s", Some(b"1e3"), Some(sig.as_bytes()), b"x", 1_000),
+            Err(CrmSignatureError::MalformedTimestamp)
+        );
+        assert_eq!(
+            verify(b"s", Some(b"1000"), Some(b"md5=00"), b"x", 1_000),
+            Err(CrmSignatureError::MalformedSignature)
+        );
     }
 }

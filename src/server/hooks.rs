@@ -14,9 +14,17 @@ use super::error::ApiError;
 use crate::app::AppState;
 use crate::bot::crm::{CrmError, CrmOutcome, on_deal_update, parse_deal_update};
 
-pub async fn deals(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn deals(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let Some(secret) = state.webhook_secret.as_ref() else {
-        return Ok((StatusCode::NOT_FOUND, "CRM webhooks are not enabled: set CUSP_WEBHOOK_SECRET").into_response());
+        return Ok((
+            StatusCode::NOT_FOUND,
+            "CRM webhooks are not enabled: set CUSP_WEBHOOK_SECRET",
+        )
+            .into_response());
     };
     let timestamp = headers.get("x-cusp-timestamp").map(|v| v.as_bytes());
     let now = jiff::Timestamp::now();
@@ -44,14 +52,22 @@ pub async fn deals(State(state): State<AppState>, headers: HeaderMap, body: Byte
     let span = tracing::info_span!("crm", deal_id = %update.deal_id, stage = %update.stage);
     let _entered = span.enter();
     match on_deal_update(&state, &update, &delivery_key, now.as_millisecond()).await {
-        Ok(CrmOutcome::Queued) => Ok((StatusCode::OK, Json(json!({"status": "queued"}))).into_response()),
-        Ok(CrmOutcome::Duplicate) => Ok((StatusCode::OK, Json(json!({"status": "duplicate"}))).into_response()),
-        Ok(CrmOutcome::OwnerUnknown) => {
-            Ok((StatusCode::ACCEPTED, Json(json!({"status": "owner_unknown"}))).into_response())
+        Ok(CrmOutcome::Queued) => {
+            Ok((StatusCode::OK, Json(json!({"status": "queued"}))).into_response())
         }
-        Ok(CrmOutcome::OwnerOptedOut) => {
-            Ok((StatusCode::ACCEPTED, Json(json!({"status": "owner_opted_out"}))).into_response())
+        Ok(CrmOutcome::Duplicate) => {
+            Ok((StatusCode::OK, Json(json!({"status": "duplicate"}))).into_response())
         }
+        Ok(CrmOutcome::OwnerUnknown) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"status": "owner_unknown"})),
+        )
+            .into_response()),
+        Ok(CrmOutcome::OwnerOptedOut) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"status": "owner_opted_out"})),
+        )
+            .into_response()),
         Err(CrmError::Store(err)) => {
             tracing::error!(error = %err, "could not store the deal update");
             Err(ApiError::Unavailable)

@@ -11,8 +11,12 @@ use crate::app::AppState;
 use crate::bot::interactions::{InteractionError, InteractionReply, on_interaction};
 use crate::slack::payloads::InteractionPayload;
 
-pub async fn handle(State(state): State<AppState>, VerifiedBody(body): VerifiedBody) -> Result<Response, ApiError> {
-    let payload = InteractionPayload::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+pub async fn handle(
+    State(state): State<AppState>,
+    VerifiedBody(body): VerifiedBody,
+) -> Result<Response, ApiError> {
+    let payload =
+        InteractionPayload::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let now = jiff::Timestamp::now().as_millisecond();
     match on_interaction(&state, &payload, now).await {
         Ok(InteractionReply::Ack) => Ok(().into_response()),

@@ -15,8 +15,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 pub use inbox::{INBOX_MAX_ATTEMPTS, InboxItem, NewInboxItem};
-pub use observations::{ExportFilter, ExportRow, NewObservation, ObservationSource};
 pub use nudges::{MUTED_FOREVER, NewPrompt, NudgeHistory, Prompt, TeamSettings, UserPrefs};
+pub use observations::{ExportFilter, ExportRow, NewObservation, ObservationSource};
 pub use outbox::{NewOutboxMessage, OutboxItem, OutboxStatus};
 
 /// What handling one event or command stores, all in one transaction.
@@ -43,7 +43,9 @@ macro_rules! apply_effects {
             None => true,
         };
         let prompt_fresh = match (&effects.prompt, fresh) {
-            (Some(prompt), true) => $crate::store::nudges::insert_prompt!($tx, $team_id, prompt, $now_ms),
+            (Some(prompt), true) => {
+                $crate::store::nudges::insert_prompt!($tx, $team_id, prompt, $now_ms)
+            }
             _ => true,
         };
         if fresh && prompt_fresh {

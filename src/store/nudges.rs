@@ -18,7 +18,11 @@ pub struct TeamSettings {
 
 impl Default for TeamSettings {
     fn default() -> TeamSettings {
-        TeamSettings { reaction: "seedling".into(), account_cooldown_hours: 24, daily_nudge_limit: 3 }
+        TeamSettings {
+            reaction: "seedling".into(),
+            account_cooldown_hours: 24,
+            daily_nudge_limit: 3,
+        }
     }
 }
 
@@ -96,12 +100,19 @@ pub(crate) use insert_prompt;
 impl Store {
     pub async fn team_settings(&self, team_id: &str) -> Result<TeamSettings, StoreError> {
         const SQL: &str = "SELECT reaction, account_cooldown_hours, daily_nudge_limit FROM team_settings WHERE team_id = $1";
-        let row: Option<TeamSettings> =
-            with_pool!(self, |pool| sqlx::query_as(SQL).bind(team_id).fetch_optional(pool).await)?;
+        let row: Option<TeamSettings> = with_pool!(self, |pool| sqlx::query_as(SQL)
+            .bind(team_id)
+            .fetch_optional(pool)
+            .await)?;
         Ok(row.unwrap_or_default())
     }
 
-    pub async fn set_team_settings(&self, team_id: &str, settings: &TeamSettings, now_ms: i64) -> Result<(), StoreError> {
+    pub async fn set_team_settings(
+        &self,
+        team_id: &str,
+        settings: &TeamSettings,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         const SQL: &str = "INSERT INTO team_settings (team_id, reaction, account_cooldown_hours, daily_nudge_limit, updated_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (team_id) DO UPDATE SET reaction = excluded.reaction, \
              account_cooldown_hours = excluded.account_cooldown_hours, daily_nudge_limit = excluded.daily_nudge_limit, \
@@ -119,16 +130,29 @@ impl Store {
     }
 
     pub async fn user_prefs(&self, team_id: &str, user_id: &str) -> Result<UserPrefs, StoreError> {
-        const SQL: &str = "SELECT muted_until, opted_out FROM user_prefs WHERE team_id = $1 AND user_id = $2";
-        let row: Option<(Option<i64>, i64)> =
-            with_pool!(self, |pool| sqlx::query_as(SQL).bind(team_id).bind(user_id).fetch_optional(pool).await)?;
+        const SQL: &str =
+            "SELECT muted_until, opted_out FROM user_prefs WHERE team_id = $1 AND user_id = $2";
+        let row: Option<(Option<i64>, i64)> = with_pool!(self, |pool| sqlx::query_as(SQL)
+            .bind(team_id)
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await)?;
         Ok(row
-            .map(|(muted_until, opted_out)| UserPrefs { muted_until, opted_out: opted_out != 0 })
+            .map(|(muted_until, opted_out)| UserPrefs {
+                muted_until,
+                opted_out: opted_out != 0,
+            })
             .unwrap_or_default())
     }
 
     /// `until_ms`: `None` unmutes, `Some(MUTED_FOREVER)` mutes until unmuted.
-    pub async fn set_muted_until(&self, team_id: &str, user_id: &str, until_ms: Option<i64>, now_ms: i64) -> Result<(), StoreError> {
+    pub async fn set_muted_until(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        until_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         const SQL: &str = "INSERT INTO user_prefs (team_id, user_id, muted_until, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (team_id, user_id) DO UPDATE SET muted_until = excluded.muted_until, updated_at = excluded.updated_at";
         with_pool!(self, |pool| sqlx::query(SQL)
@@ -144,7 +168,12 @@ impl Store {
 
     /// Opts a person out and deletes everything stored about them, in one transaction.
     /// Returns how many observations were deleted.
-    pub async fn opt_out_and_forget(&self, team_id: &str, user_id: &str, now_ms: i64) -> Result<u64, StoreError> {
+    pub async fn opt_out_and_forget(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
         let deleted = in_transaction!(self, |tx| {
             sqlx::query(
                 "INSERT INTO user_prefs (team_id, user_id, opted_out, updated_at) VALUES ($1, $2, 1, $3) \
@@ -163,28 +192,42 @@ impl Store {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-            let deleted = sqlx::query("DELETE FROM observations WHERE team_id = $1 AND user_id = $2")
-                .bind(team_id)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            for table in ["reflections", "prompts", "deal_mutes"] {
-                sqlx::query(&format!("DELETE FROM {table} WHERE team_id = $1 AND user_id = $2"))
+            let deleted =
+                sqlx::query("DELETE FROM observations WHERE team_id = $1 AND user_id = $2")
                     .bind(team_id)
                     .bind(user_id)
                     .execute(&mut *tx)
-                    .await?;
+                    .await?
+                    .rows_affected();
+            for table in ["reflections", "prompts", "deal_mutes"] {
+                sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE team_id = $1 AND user_id = $2"
+                ))
+                .bind(team_id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
             }
             deleted
         });
         Ok(deleted)
     }
 
-    pub async fn opt_in(&self, team_id: &str, user_id: &str, now_ms: i64) -> Result<(), StoreError> {
+    pub async fn opt_in(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         const SQL: &str = "INSERT INTO user_prefs (team_id, user_id, opted_out, updated_at) VALUES ($1, $2, 0, $3) \
              ON CONFLICT (team_id, user_id) DO UPDATE SET opted_out = 0, updated_at = excluded.updated_at";
-        with_pool!(self, |pool| sqlx::query(SQL).bind(team_id).bind(user_id).bind(now_ms).execute(pool).await.map(|_| ()))?;
+        with_pool!(self, |pool| sqlx::query(SQL)
+            .bind(team_id)
+            .bind(user_id)
+            .bind(now_ms)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 
@@ -249,14 +292,27 @@ impl Store {
         })
     }
 
-    pub async fn channel_nudges_off(&self, team_id: &str, channel_id: &str) -> Result<bool, StoreError> {
+    pub async fn channel_nudges_off(
+        &self,
+        team_id: &str,
+        channel_id: &str,
+    ) -> Result<bool, StoreError> {
         const SQL: &str = "SELECT COUNT(*) FROM channel_settings WHERE team_id = $1 AND channel_id = $2 AND nudges_off = 1";
-        let n: i64 = with_pool!(self, |pool| sqlx::query_scalar(SQL).bind(team_id).bind(channel_id).fetch_one(pool).await)?;
+        let n: i64 = with_pool!(self, |pool| sqlx::query_scalar(SQL)
+            .bind(team_id)
+            .bind(channel_id)
+            .fetch_one(pool)
+            .await)?;
         Ok(n > 0)
     }
 
     /// The question ids a person was asked most recently, newest first.
-    pub async fn recent_question_ids(&self, team_id: &str, user_id: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+    pub async fn recent_question_ids(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
         const SQL: &str = "SELECT question_ids FROM prompts WHERE team_id = $1 AND user_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3";
         let rows: Vec<String> = with_pool!(self, |pool| sqlx::query_scalar(SQL)
             .bind(team_id)
@@ -266,7 +322,11 @@ impl Store {
             .await)?;
         Ok(rows
             .iter()
-            .flat_map(|ids| ids.split(',').filter(|id| !id.is_empty()).map(str::to_owned))
+            .flat_map(|ids| {
+                ids.split(',')
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_owned)
+            })
             .take(limit)
             .collect())
     }
@@ -275,7 +335,10 @@ impl Store {
     pub async fn unhelpful_question_ids(&self, team_id: &str) -> Result<Vec<String>, StoreError> {
         const SQL: &str = "SELECT question_ids, feedback FROM prompts WHERE team_id = $1 AND feedback IS NOT NULL \
              ORDER BY feedback_at DESC LIMIT 500";
-        let rows: Vec<(String, String)> = with_pool!(self, |pool| sqlx::query_as(SQL).bind(team_id).fetch_all(pool).await)?;
+        let rows: Vec<(String, String)> = with_pool!(self, |pool| sqlx::query_as(SQL)
+            .bind(team_id)
+            .fetch_all(pool)
+            .await)?;
         let mut score: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
         for (ids, feedback) in rows {
             let delta = if feedback == "helpful" { -1 } else { 1 };
@@ -283,19 +346,37 @@ impl Store {
                 *score.entry(id.to_owned()).or_default() += delta;
             }
         }
-        Ok(score.into_iter().filter(|(_, s)| *s > 0).map(|(id, _)| id).collect())
+        Ok(score
+            .into_iter()
+            .filter(|(_, s)| *s > 0)
+            .map(|(id, _)| id)
+            .collect())
     }
 
-    pub async fn prompt_by_thread_key(&self, team_id: &str, thread_key: &str) -> Result<Prompt, StoreError> {
+    pub async fn prompt_by_thread_key(
+        &self,
+        team_id: &str,
+        thread_key: &str,
+    ) -> Result<Prompt, StoreError> {
         const SQL: &str = "SELECT id, channel_id, thread_key, user_id, account, kind, question_ids, created_at \
              FROM prompts WHERE team_id = $1 AND thread_key = $2";
-        let row: Option<Prompt> =
-            with_pool!(self, |pool| sqlx::query_as(SQL).bind(team_id).bind(thread_key).fetch_optional(pool).await)?;
+        let row: Option<Prompt> = with_pool!(self, |pool| sqlx::query_as(SQL)
+            .bind(team_id)
+            .bind(thread_key)
+            .fetch_optional(pool)
+            .await)?;
         row.ok_or(StoreError::NotFound)
     }
 
-    pub async fn record_feedback(&self, team_id: &str, prompt_id: i64, feedback: &str, now_ms: i64) -> Result<(), StoreError> {
-        const SQL: &str = "UPDATE prompts SET feedback = $3, feedback_at = $4 WHERE team_id = $1 AND id = $2";
+    pub async fn record_feedback(
+        &self,
+        team_id: &str,
+        prompt_id: i64,
+        feedback: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        const SQL: &str =
+            "UPDATE prompts SET feedback = $3, feedback_at = $4 WHERE team_id = $1 AND id = $2";
         with_pool!(self, |pool| sqlx::query(SQL)
             .bind(team_id)
             .bind(prompt_id)
@@ -307,7 +388,13 @@ impl Store {
         Ok(())
     }
 
-    pub async fn mute_deal(&self, team_id: &str, user_id: &str, deal_key: &str, until_ms: i64) -> Result<(), StoreError> {
+    pub async fn mute_deal(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        deal_key: &str,
+        until_ms: i64,
+    ) -> Result<(), StoreError> {
         const SQL: &str = "INSERT INTO deal_mutes (team_id, user_id, deal_key, until_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (team_id, user_id, deal_key) DO UPDATE SET until_at = excluded.until_at";
         with_pool!(self, |pool| sqlx::query(SQL)
@@ -345,15 +432,27 @@ impl Store {
     }
 
     /// A person's own reflections (answers JSON, shared flag), newest first.
-    pub async fn reflections_of(&self, team_id: &str, user_id: &str) -> Result<Vec<(String, bool)>, StoreError> {
+    pub async fn reflections_of(
+        &self,
+        team_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<(String, bool)>, StoreError> {
         const SQL: &str = "SELECT answers, shared FROM reflections WHERE team_id = $1 AND user_id = $2 ORDER BY id DESC";
-        let rows: Vec<(String, i64)> =
-            with_pool!(self, |pool| sqlx::query_as(SQL).bind(team_id).bind(user_id).fetch_all(pool).await)?;
+        let rows: Vec<(String, i64)> = with_pool!(self, |pool| sqlx::query_as(SQL)
+            .bind(team_id)
+            .bind(user_id)
+            .fetch_all(pool)
+            .await)?;
         Ok(rows.into_iter().map(|(a, s)| (a, s != 0)).collect())
     }
 
     /// `true` the first time a CRM delivery key is seen.
-    pub async fn claim_crm_delivery(&self, team_id: &str, key: &str, now_ms: i64) -> Result<bool, StoreError> {
+    pub async fn claim_crm_delivery(
+        &self,
+        team_id: &str,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
         const SQL: &str = "INSERT INTO crm_deliveries (team_id, delivery_key, received_at) VALUES ($1, $2, $3) \
              ON CONFLICT (team_id, delivery_key) DO NOTHING";
         let n = with_pool!(self, |pool| sqlx::query(SQL)
@@ -369,7 +468,12 @@ impl Store {
     /// Forgets a CRM delivery key (its processing failed, so a redelivery must be accepted).
     pub async fn release_crm_delivery(&self, team_id: &str, key: &str) -> Result<(), StoreError> {
         const SQL: &str = "DELETE FROM crm_deliveries WHERE team_id = $1 AND delivery_key = $2";
-        with_pool!(self, |pool| sqlx::query(SQL).bind(team_id).bind(key).execute(pool).await.map(|_| ()))?;
+        with_pool!(self, |pool| sqlx::query(SQL)
+            .bind(team_id)
+            .bind(key)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 }

@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
+mod crm;
+mod nudges;
 mod outbox;
 mod server;
 mod slack_client;
