@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(slack)
         .route("/hooks/deals", post(hooks::deals))
+        .route("/hooks/hubspot", post(hooks::hubspot))
         .layer(DefaultBodyLimit::max(verify::MAX_BODY_BYTES))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))

@@ -3,6 +3,7 @@
 
 mod cli;
 mod crm;
+mod hubspot;
 mod nudges;
 mod outbox;
 mod server;
