@@ -12,10 +12,11 @@ pub enum Verb {
     Optin,
     Channel,
     Settings,
+    Reflections,
 }
 
 impl Verb {
-    pub const ALL: [Verb; 8] = [
+    pub const ALL: [Verb; 9] = [
         Verb::Help,
         Verb::Reflect,
         Verb::Mute,
@@ -24,6 +25,7 @@ impl Verb {
         Verb::Optin,
         Verb::Channel,
         Verb::Settings,
+        Verb::Reflections,
     ];
 
     pub fn name(self) -> &'static str {
@@ -36,6 +38,7 @@ impl Verb {
             Verb::Optin => "optin",
             Verb::Channel => "channel",
             Verb::Settings => "settings",
+            Verb::Reflections => "reflections",
         }
     }
 
@@ -54,6 +57,7 @@ impl Verb {
             }
             Verb::Optin => "`/cusp optin` — undo an opt-out",
             Verb::Channel => "`/cusp channel off|on` — no nudges in this channel / nudges again",
+            Verb::Reflections => "`/cusp reflections` — your saved reflections (only you see them)",
             Verb::Settings => {
                 "`/cusp settings [cooldown <hours>|daily <n>|reaction <emoji>]` — the team's nudge limits and reaction"
             }
@@ -90,6 +94,7 @@ pub enum Command {
     /// `true` = nudges on in this channel.
     Channel(bool),
     Settings(SettingChange),
+    Reflections,
     /// A known verb with arguments that don't fit; the message shows the right form.
     Invalid {
         verb: Verb,
@@ -133,6 +138,7 @@ impl Command {
                 ),
             },
             "settings" | "config" => parse_settings(rest),
+            "reflections" => Command::Reflections,
             _ => Command::Unknown {
                 given: word.to_owned(),
                 suggestion: closest_verb(&lowered),

@@ -67,6 +67,7 @@ pub async fn on_command(
             }
         }
         Command::Settings(change) => settings(store, who, change, now_ms).await?,
+        Command::Reflections => reflections(store, who).await?,
         _ => return Ok(None),
     };
     Ok(Some(EphemeralReply::plain(reply)))
@@ -96,6 +97,27 @@ async fn settings(
          reaction :{}: on customer-centric updates.",
         settings.account_cooldown_hours, settings.daily_nudge_limit, settings.reaction
     ))
+}
+
+/// A person's own reflections, newest first; nobody else can list them.
+async fn reflections(store: &Store, who: &Invoker<'_>) -> Result<String, StoreError> {
+    const SHOWN: usize = 5;
+    let saved = store.reflections_of(who.team_id, who.user_id).await?;
+    if saved.is_empty() {
+        return Ok("You have no saved reflections yet. Click *Reflect* under one of my questions to write one.".into());
+    }
+    let mut text = format!("Your last {} reflection(s):\n", saved.len().min(SHOWN));
+    for (answers, shared) in saved.iter().take(SHOWN) {
+        let parsed: Vec<serde_json::Value> = serde_json::from_str(answers).unwrap_or_default();
+        let lines: Vec<String> = parsed
+            .iter()
+            .filter_map(|a| a.get("answer").and_then(|v| v.as_str()))
+            .map(|a| format!("> {}", blocks::escape_mrkdwn(&blocks::truncate(a, 300))))
+            .collect();
+        let sharing = if *shared { " _(shared with the team digest)_" } else { "" };
+        text.push_str(&format!("{}{sharing}\n", lines.join("\n")));
+    }
+    Ok(text)
 }
 
 fn optout_confirmation(user_id: &str) -> EphemeralReply {
