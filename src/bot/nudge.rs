@@ -10,7 +10,8 @@ use crate::app::AppState;
 use crate::engine::{Analysis, Class, QuestionContext};
 use crate::slack::payloads::MessageEvent;
 use crate::store::{
-    Effects, NewObservation, NewOutboxMessage, NewPrompt, ObservationSource, StoreError,
+    Effects, NewObservation, NewOutboxMessage, NewPrompt, NudgeSubject, ObservationSource,
+    StoreError,
 };
 
 /// How many of a person's latest questions selection avoids repeating.
@@ -70,18 +71,14 @@ pub async fn on_message(
     let settings = state.store.team_settings(team).await?;
     let root = thread_root(event);
     let thread_key = format!("{channel}:{root}");
-    let history = state
-        .store
-        .nudge_history(
-            team,
-            user,
-            channel,
-            analysis.account.as_deref(),
-            &thread_key,
-            settings.account_cooldown_hours.saturating_mul(3_600_000),
-            now_ms,
-        )
-        .await?;
+    let subject = NudgeSubject {
+        user_id: user,
+        channel_id: channel,
+        account: analysis.account.as_deref(),
+        thread_key: &thread_key,
+        account_cooldown_ms: settings.account_cooldown_hours.saturating_mul(3_600_000),
+    };
+    let history = state.store.nudge_history(team, &subject, now_ms).await?;
     if history.channel_off {
         return Ok(effects);
     }

@@ -114,7 +114,11 @@ async fn reflections(store: &Store, who: &Invoker<'_>) -> Result<String, StoreEr
             .filter_map(|a| a.get("answer").and_then(|v| v.as_str()))
             .map(|a| format!("> {}", blocks::escape_mrkdwn(&blocks::truncate(a, 300))))
             .collect();
-        let sharing = if *shared { " _(shared with the team digest)_" } else { "" };
+        let sharing = if *shared {
+            " _(shared with the team digest)_"
+        } else {
+            ""
+        };
         text.push_str(&format!("{}{sharing}\n", lines.join("\n")));
     }
     Ok(text)

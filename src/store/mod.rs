@@ -15,7 +15,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 pub use inbox::{INBOX_MAX_ATTEMPTS, InboxItem, NewInboxItem};
-pub use nudges::{MUTED_FOREVER, NewPrompt, NudgeHistory, Prompt, TeamSettings, UserPrefs};
+pub use nudges::{
+    MUTED_FOREVER, NewPrompt, NudgeHistory, NudgeSubject, Prompt, TeamSettings, UserPrefs,
+};
 pub use observations::{ExportFilter, ExportRow, NewObservation, ObservationSource};
 pub use outbox::{NewOutboxMessage, OutboxItem, OutboxStatus};
 

@@ -73,6 +73,16 @@ pub struct NudgeHistory {
     pub channel_off: bool,
 }
 
+/// Whom and what a nudge would be about.
+#[derive(Debug, Clone, Copy)]
+pub struct NudgeSubject<'a> {
+    pub user_id: &'a str,
+    pub channel_id: &'a str,
+    pub account: Option<&'a str>,
+    pub thread_key: &'a str,
+    pub account_cooldown_ms: i64,
+}
+
 /// Inserts a prompt inside an open transaction; evaluates to `true` when it was new.
 macro_rules! insert_prompt {
     ($tx:ident, $team_id:expr, $prompt:expr, $now_ms:expr) => {{
@@ -258,13 +268,16 @@ impl Store {
     pub async fn nudge_history(
         &self,
         team_id: &str,
-        user_id: &str,
-        channel_id: &str,
-        account: Option<&str>,
-        thread_key: &str,
-        account_cooldown_ms: i64,
+        about: &NudgeSubject<'_>,
         now_ms: i64,
     ) -> Result<NudgeHistory, StoreError> {
+        let NudgeSubject {
+            user_id,
+            channel_id,
+            account,
+            thread_key,
+            account_cooldown_ms,
+        } = *about;
         const SQL: &str = "SELECT \
              (SELECT COUNT(*) FROM prompts WHERE team_id = $1 AND user_id = $2 AND kind = 'nudge' AND created_at > $3), \
              (SELECT COUNT(*) FROM prompts WHERE team_id = $1 AND user_id = $2 AND kind = 'nudge' AND account = $4 AND created_at > $5), \

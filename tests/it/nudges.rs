@@ -392,7 +392,10 @@ async fn buttons_and_the_reflection_modal_are_stored(backend: Backend) {
     let mine = app.command_as("U_SELLER", "C_DEALS", "reflections").await;
     assert!(mine["text"].as_str().unwrap().contains("cutover"), "{mine}");
     let theirs = app.command_as("U_OTHER", "C_DEALS", "reflections").await;
-    assert!(!theirs.to_string().contains("cutover"), "only the author sees a reflection");
+    assert!(
+        !theirs.to_string().contains("cutover"),
+        "only the author sees a reflection"
+    );
 
     let mut empty = submission;
     empty["view"]["state"]["values"] = json!({});
