@@ -10,6 +10,7 @@ pub mod eval;
 pub mod hubspot;
 pub mod jobs;
 pub mod reflect;
+pub mod replay;
 pub mod server;
 pub mod slack;
 pub mod store;

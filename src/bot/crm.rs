@@ -181,16 +181,15 @@ async fn prompt_owner(
     let params = prompt_params(&channel, None, &intro, &questions, None, &thread_key);
     let effects = Effects {
         observation: Some(NewObservation {
-            channel_id: channel.clone(),
-            user_id: owner.clone(),
-            message_ts: None,
-            source: ObservationSource::Crm,
-            class: analysis.class,
-            score: analysis.score,
             account: Some(update.account.clone()),
-            themes: analysis.themes.iter().map(|h| h.theme).collect(),
-            dedupe_key: thread_key.clone(),
-            text: None,
+            ..super::observation(
+                &analysis,
+                ObservationSource::Crm,
+                &channel,
+                &owner,
+                None,
+                thread_key.clone(),
+            )
         }),
         prompt: Some(NewPrompt {
             channel_id: channel.clone(),

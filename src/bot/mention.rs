@@ -11,7 +11,7 @@ use crate::app::AppState;
 use crate::engine::{Analysis, QuestionContext};
 use crate::slack::blocks;
 use crate::slack::payloads::AppMentionEvent;
-use crate::store::{Effects, NewObservation, NewOutboxMessage, NewPrompt, ObservationSource};
+use crate::store::{Effects, NewOutboxMessage, NewPrompt, ObservationSource};
 
 pub const MENTION_HINT: &str = "Mention me with a deal update (`@cusp Acme wants a pilot before their board meets`) \
      or mention me inside a deal thread, and I'll reflect on it with you.";
@@ -73,17 +73,15 @@ pub async fn on_mention(
         Some(explanation(&analysis)),
         &thread_key,
     );
-    let observation = (!author_prefs.opted_out).then(|| NewObservation {
-        channel_id: channel.to_owned(),
-        user_id: author.clone(),
-        message_ts: Some(ts.clone()),
-        source: ObservationSource::Mention,
-        class: analysis.class,
-        score: analysis.score,
-        account: analysis.account.clone(),
-        themes: analysis.themes.iter().map(|h| h.theme).collect(),
-        dedupe_key: format!("mention:{channel}:{}", event.ts),
-        text: None,
+    let observation = (!author_prefs.opted_out).then(|| {
+        super::observation(
+            &analysis,
+            ObservationSource::Mention,
+            channel,
+            &author,
+            Some(&ts),
+            format!("mention:{channel}:{}", event.ts),
+        )
     });
     Ok(Effects {
         observation,

@@ -12,9 +12,10 @@ pub mod prompt_message;
 pub mod reflect;
 
 use crate::app::AppState;
+use crate::engine::Analysis;
 use crate::slack::ids::{BotId, TeamId, UserId};
 use crate::slack::payloads::{EventEnvelope, InnerEvent, MessageEvent};
-use crate::store::{Effects, StoreError};
+use crate::store::{Effects, NewObservation, ObservationSource, StoreError};
 
 /// Who cusp is in the workspace, learned from `auth.test` at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +55,29 @@ pub async fn dispatch_event(
             mention::on_mention(state, mention).await
         }
         _ => Ok(Effects::default()),
+    }
+}
+
+/// What is stored about an analysed text: its themes, class and score, never the text.
+pub(crate) fn observation(
+    analysis: &Analysis,
+    source: ObservationSource,
+    channel_id: &str,
+    user_id: &str,
+    message_ts: Option<&str>,
+    dedupe_key: String,
+) -> NewObservation {
+    NewObservation {
+        channel_id: channel_id.to_owned(),
+        user_id: user_id.to_owned(),
+        message_ts: message_ts.map(str::to_owned),
+        source,
+        class: analysis.class,
+        score: analysis.score,
+        account: analysis.account.clone(),
+        themes: analysis.themes.iter().map(|hit| hit.theme).collect(),
+        dedupe_key,
+        text: None,
     }
 }
 

@@ -10,8 +10,7 @@ use crate::app::AppState;
 use crate::engine::{Analysis, Class, QuestionContext};
 use crate::slack::payloads::MessageEvent;
 use crate::store::{
-    Effects, NewObservation, NewOutboxMessage, NewPrompt, NudgeSubject, ObservationSource,
-    StoreError,
+    Effects, NewOutboxMessage, NewPrompt, NudgeSubject, ObservationSource, StoreError,
 };
 
 /// How many of a person's latest questions selection avoids repeating.
@@ -65,7 +64,14 @@ pub async fn on_message(
     }
     let channel = event.channel.as_str();
     let mut effects = Effects {
-        observation: Some(observation(channel, user, &event.ts, &analysis)),
+        observation: Some(super::observation(
+            &analysis,
+            ObservationSource::Message,
+            channel,
+            user,
+            Some(&event.ts),
+            format!("message:{channel}:{}", event.ts),
+        )),
         ..Effects::default()
     };
     let settings = state.store.team_settings(team).await?;
@@ -148,19 +154,4 @@ pub async fn on_message(
         }
     }
     Ok(effects)
-}
-
-fn observation(channel: &str, user: &str, ts: &str, analysis: &Analysis) -> NewObservation {
-    NewObservation {
-        channel_id: channel.to_owned(),
-        user_id: user.to_owned(),
-        message_ts: Some(ts.to_owned()),
-        source: ObservationSource::Message,
-        class: analysis.class,
-        score: analysis.score,
-        account: analysis.account.clone(),
-        themes: analysis.themes.iter().map(|hit| hit.theme).collect(),
-        dedupe_key: format!("message:{channel}:{ts}"),
-        text: None,
-    }
 }

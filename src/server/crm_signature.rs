@@ -5,6 +5,8 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::replay::TimestampError;
+
 use crate::slack::signature::MAX_CLOCK_SKEW_SECS;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,15 +33,12 @@ pub fn verify(
     now_unix: i64,
 ) -> Result<(), CrmSignatureError> {
     let timestamp = timestamp.ok_or(CrmSignatureError::MissingTimestamp)?;
-    let ts: i64 = std::str::from_utf8(timestamp)
-        .ok()
-        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|s| s.parse().ok())
-        .ok_or(CrmSignatureError::MalformedTimestamp)?;
-    let skew = now_unix.saturating_sub(ts);
-    if skew.saturating_abs() > MAX_CLOCK_SKEW_SECS {
-        return Err(CrmSignatureError::Stale { skew_secs: skew });
-    }
+    crate::replay::check_timestamp(timestamp, now_unix, MAX_CLOCK_SKEW_SECS).map_err(
+        |e| match e {
+            TimestampError::Malformed => CrmSignatureError::MalformedTimestamp,
+            TimestampError::Stale { skew_secs } => CrmSignatureError::Stale { skew_secs },
+        },
+    )?;
     let signature = signature.ok_or(CrmSignatureError::MissingSignature)?;
     let hex_digest = signature
         .strip_prefix(b"sha256=")
