@@ -65,8 +65,17 @@ pub(crate) fn builtin_common() -> impl Iterator<Item = &'static str> {
 }
 
 fn is_common(common: &HashSet<String>, w: &str) -> bool {
-    common.contains(w)
+    // Plurals of common words and acronyms ("QBRs", "CFOs") are common too.
+    common.contains(w) || w.strip_suffix('s').is_some_and(|s| common.contains(s))
 }
+
+/// Words that end company names; they let a lower-case name be found ("stark mfg").
+const SUFFIXES: [&str; 34] = [
+    "inc", "co", "corp", "llc", "ltd", "gmbh", "mfg", "manufacturing", "bank", "health", "healthcare", "logistics",
+    "labs", "group", "analytics", "payments", "freight", "dental", "clinics", "systems", "technologies", "software",
+    "holdings", "industries", "foods", "energy", "motors", "insurance", "capital", "consulting", "agency",
+    "pharma", "fintech", "retail",
+];
 
 fn capitalised(w: &str) -> bool {
     let mut cs = w.chars();
@@ -130,10 +139,12 @@ pub(crate) fn detect(p: &Prepared, text: &str, extra_common: &HashSet<String>) -
         }
         i = j;
     }
-    if let Some((_, s, e)) = best {
+    if let Some((score, s, e)) = best
+        && score >= 1
+    {
         return Some(text[s..e].trim_end_matches(['\'', '’']).to_string());
     }
-    lowercase_lead(&toks, extra_common)
+    lowercase_lead(&toks, extra_common).or_else(|| lowercase_suffixed(&toks, extra_common))
 }
 
 /// Words in a name run are separated by a single space, never by punctuation.
@@ -145,12 +156,24 @@ fn prev_is_sentence_end(p: &Prepared, ns: usize) -> bool {
     p.norm[..ns].trim_end().chars().next_back().is_none_or(|c| matches!(c, '.' | '!' | '?' | '\n' | ':'))
 }
 
-/// "wayne fintech: …" — a short lower-case lead before a colon.
-fn lowercase_lead(toks: &[Tok<'_>], extra: &HashSet<String>) -> Option<String> {
-    let colon = toks.iter().take(3).position(|t| t.next == Some(':'))?;
+/// "wayne fintech: …" / "wayne fintech POC: …" — a short lower-case lead before a colon,
+/// without trailing common words.
+fn lowercase_lead(toks: &[Tok<'_>], common: &HashSet<String>) -> Option<String> {
+    let colon = toks.iter().take(4).position(|t| t.next == Some(':'))?;
     let run = &toks[..=colon];
-    if run.iter().any(|t| is_common(extra, t.lower) || t.lower.chars().any(|c| c.is_ascii_digit())) {
+    let name_len = run.iter().position(|t| is_common(common, t.lower)).unwrap_or(run.len());
+    if name_len == 0 || run[..name_len].iter().any(|t| t.lower.chars().any(|c| c.is_ascii_digit())) {
         return None;
     }
-    Some(run.iter().map(|t| t.word).collect::<Vec<_>>().join(" "))
+    Some(run[..name_len].iter().map(|t| t.word).collect::<Vec<_>>().join(" "))
+}
+
+/// "stark mfg still not signed" — a lower-case word followed by a company suffix.
+fn lowercase_suffixed(toks: &[Tok<'_>], common: &HashSet<String>) -> Option<String> {
+    let i = toks.iter().skip(1).position(|t| SUFFIXES.contains(&t.lower))? + 1;
+    let head = &toks[i - 1];
+    if is_common(common, head.lower) || !head.lower.chars().all(char::is_alphabetic) || head.next != Some(' ') {
+        return None;
+    }
+    Some(format!("{} {}", head.word, toks[i].word))
 }

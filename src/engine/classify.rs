@@ -26,7 +26,7 @@ struct Found {
 pub(super) fn analyze(inner: &Inner, text: &str) -> Analysis {
     let p = prepare(text);
     let lex = &inner.lex;
-    let hits = inner.matcher.find(text, &p);
+    let hits = inner.matcher.find(lex, text, &p);
     let layout = Layout::new(lex, &p, &hits);
     let negations: Vec<&Hit> = hits.iter().filter(|h| lex.entries[h.entry].kind == Kind::Negation).collect();
 
@@ -139,9 +139,13 @@ fn emoji_cues(inner: &Inner, p: &Prepared, found: &mut Vec<Found>, deal: &mut f3
 /// A customer role named only as someone to push for a signature is not `stakeholders`
 /// ("get their CFO to sign by the 30th so I hit my number").
 fn drop_pushed_stakeholders(layout: &Layout, found: &mut Vec<Found>) {
+    let fires = |t: Theme| found.iter().filter(|f| f.theme == t).map(|f| f.weight).sum::<f32>() >= FIRE;
+    let push_fires = [Theme::ClosingPush, Theme::QuotaPressure].map(fires);
     let pushed: Vec<u32> = found
         .iter()
-        .filter(|f| matches!(f.theme, Theme::ClosingPush | Theme::QuotaPressure))
+        .filter(|f| {
+            (f.theme == Theme::ClosingPush && push_fires[0]) || (f.theme == Theme::QuotaPressure && push_fires[1])
+        })
         .filter_map(|f| f.norm.map(|(s, _)| layout.clause_of(s)))
         .collect();
     if pushed.is_empty() {

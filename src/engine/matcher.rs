@@ -38,7 +38,7 @@ impl Matcher {
 
     /// All whole-word matches, with matches lying strictly inside a longer one removed
     /// (so "quota system" in an `ignore` entry silences "quota").
-    pub fn find(&self, original: &str, p: &Prepared) -> Vec<Hit> {
+    pub fn find(&self, lex: &Lexicon, original: &str, p: &Prepared) -> Vec<Hit> {
         let Some(ac) = &self.ac else { return Vec::new() };
         let text = p.norm.as_str();
         let mut hits: Vec<Hit> = Vec::new();
@@ -59,27 +59,34 @@ impl Matcher {
                 hits.push(Hit { entry: self.pattern_entry[pid], s, e });
             }
         }
-        // Longest first at each start, then drop anything inside an earlier, longer span.
+        // Longest first at each start; then drop a match lying strictly inside a longer one
+        // that speaks for it (see `dominates`). Open spans are kept in a small window: a
+        // pattern is at most a few dozen bytes, so this stays linear in the text.
         hits.sort_by(|a, b| a.s.cmp(&b.s).then(b.e.cmp(&a.e)));
+        hits.dedup_by(|a, b| a.s == b.s && a.e == b.e && a.entry == b.entry);
         let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
-        let mut cover_end = 0usize;
-        let mut cover_start = 0usize;
+        let mut open: Vec<Hit> = Vec::new();
         for h in hits {
-            let inside = h.s >= cover_start && h.e <= cover_end && (h.e - h.s) < (cover_end - cover_start);
-            if inside {
-                continue;
+            open.retain(|o| o.e > h.s);
+            let inside = open.iter().any(|o| {
+                o.s <= h.s && h.e <= o.e && (o.e - o.s) > (h.e - h.s) && dominates(lex, o, &h)
+            });
+            if !inside {
+                kept.push(h);
             }
-            if kept.last().is_some_and(|k| k.s == h.s && k.e == h.e && k.entry == h.entry) {
-                continue;
-            }
-            if h.e > cover_end {
-                cover_start = h.s;
-                cover_end = h.e;
-            }
-            kept.push(h);
+            open.push(h);
         }
         kept
     }
+}
+
+/// Whether a longer match silences a shorter one inside it. An `ignore` phrase silences
+/// everything; a phrase silences shorter cues of its own kind, and negation or clause words
+/// that are part of it ("not confident"). Cues of different themes inside each other both
+/// count: "worried about downtime" is a concern and a risk.
+fn dominates(lex: &Lexicon, outer: &Hit, inner: &Hit) -> bool {
+    let (o, i) = (lex.entries[outer.entry].kind, lex.entries[inner.entry].kind);
+    o == Kind::Ignore || o == i || matches!(i, Kind::Negation | Kind::Clause)
 }
 
 fn is_word_char(c: char) -> bool {
