@@ -104,16 +104,21 @@ pub(crate) fn detect(p: &Prepared, text: &str, extra_common: &HashSet<String>) -
             continue;
         }
         let mut j = i + 1;
+        // Inside a name, capitalised common words belong to it ("Graphic Design Institute");
+        // an all-caps common word ends it ("Acme Health IT").
         while j < toks.len()
             && t_continues(&toks[j - 1])
             && capitalised(toks[j].word)
-            && !is_common(extra_common, toks[j].lower)
+            && !(is_common(extra_common, toks[j].lower)
+                && (toks[j].word.chars().all(|c| !c.is_lowercase()) || toks[j].lower.len() <= 2))
         {
             j += 1;
         }
         let last = &toks[j - 1];
         let all_caps = toks[i..j].iter().all(|t| t.word.chars().all(|c| !c.is_lowercase()));
-        let mut score = 0;
+        // Any capitalised unknown word could be a name (base 1); all-caps runs are usually
+        // acronyms and need good placement to count.
+        let mut score = 1;
         if i == 0 {
             score += 3;
         } else if at_sentence_start {
@@ -132,7 +137,7 @@ pub(crate) fn detect(p: &Prepared, text: &str, extra_common: &HashSet<String>) -
             score += 1;
         }
         if all_caps {
-            score -= 3;
+            score -= 4;
         }
         if best.is_none_or(|(b, _, _)| score > b) {
             best = Some((score, t.start, last.end));

@@ -8,7 +8,7 @@ use super::{Analysis, Class, Evidence, Inner, Theme, ThemeHit, account};
 /// A theme fires when its cues add up to this much (weak cues need support).
 const FIRE: f32 = 1.0;
 /// Words a negation may reach forward within its clause.
-const NEGATION_REACH: u32 = 4;
+const NEGATION_REACH: u32 = 7;
 /// Stakeholder cues at least this strong survive next to a push for signature.
 const STRONG_STAKEHOLDER: f32 = 1.5;
 /// Deal evidence needed to call a message a deal update.

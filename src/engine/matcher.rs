@@ -86,7 +86,10 @@ impl Matcher {
 /// count: "worried about downtime" is a concern and a risk.
 fn dominates(lex: &Lexicon, outer: &Hit, inner: &Hit) -> bool {
     let (o, i) = (lex.entries[outer.entry].kind, lex.entries[inner.entry].kind);
-    o == Kind::Ignore || o == i || matches!(i, Kind::Negation | Kind::Clause)
+    let customer_theme = matches!(i, Kind::Theme(t) if !t.is_seller_centric());
+    // An `ignore` phrase ("they asked for a discount") silences seller and structural cues
+    // but not the customer's world inside it ("procurement").
+    (o == Kind::Ignore && !customer_theme) || o == i || matches!(i, Kind::Negation | Kind::Clause)
 }
 
 fn is_word_char(c: char) -> bool {
