@@ -56,6 +56,8 @@ pub(crate) struct Lexicon {
     pub emojis: Vec<(String, usize)>,
     /// Lower-cased words never taken as account names.
     pub common: Vec<String>,
+    /// `~` entries: regular expressions over the normalised text (linear-time engine).
+    pub regexes: Vec<(regex::Regex, usize)>,
 }
 
 const MAX_VARIANTS: usize = 4096;
@@ -117,6 +119,16 @@ impl Lexicon {
         self.entries.push(Entry { kind, weight });
         if phrase.len() > 2 && phrase.starts_with(':') && phrase.ends_with(':') && !phrase.contains(' ') {
             self.emojis.push((phrase[1..phrase.len() - 1].to_lowercase(), entry));
+            return Ok(());
+        }
+        if let Some(re) = phrase.strip_prefix('~') {
+            // Anchored to word starts; the `regex` crate never backtracks, so user patterns
+            // cannot blow up on long messages.
+            let re = regex::RegexBuilder::new(&format!(r"\b(?:{re})"))
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| format!("bad regular expression: {e}"))?;
+            self.regexes.push((re, entry));
             return Ok(());
         }
         let (exact, phrase) = match phrase.strip_prefix('=') {

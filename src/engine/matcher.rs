@@ -20,6 +20,7 @@ pub(crate) struct Matcher {
     pattern_entry: Vec<usize>,
     pattern_prefix: Vec<bool>,
     pattern_case: Vec<Option<String>>,
+    regexes: Vec<(regex::Regex, usize)>,
 }
 
 impl Matcher {
@@ -33,15 +34,23 @@ impl Matcher {
             pattern_entry: lex.patterns.iter().map(|p| p.entry).collect(),
             pattern_prefix: lex.patterns.iter().map(|p| p.prefix).collect(),
             pattern_case: lex.patterns.iter().map(|p| p.case_sensitive.clone()).collect(),
+            regexes: lex.regexes.clone(),
         }
     }
 
     /// All whole-word matches, with matches lying strictly inside a longer one removed
     /// (so "quota system" in an `ignore` entry silences "quota").
     pub fn find(&self, lex: &Lexicon, original: &str, p: &Prepared) -> Vec<Hit> {
-        let Some(ac) = &self.ac else { return Vec::new() };
         let text = p.norm.as_str();
         let mut hits: Vec<Hit> = Vec::new();
+        for (re, entry) in &self.regexes {
+            for m in re.find_iter(text) {
+                if m.end() > m.start() && ends_word(text, m.end()) {
+                    hits.push(Hit { entry: *entry, s: m.start(), e: m.end() });
+                }
+            }
+        }
+        let Some(ac) = &self.ac else { return hits };
         for m in ac.find_overlapping_iter(text) {
             let pid = m.pattern().as_usize();
             let (s, e) = (m.start(), m.end());
