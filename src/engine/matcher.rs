@@ -71,14 +71,19 @@ impl Matcher {
         // Longest first at each start; then drop a match lying strictly inside a longer one
         // that speaks for it (see `dominates`). Open spans are kept in a small window: a
         // pattern is at most a few dozen bytes, so this stays linear in the text.
-        hits.sort_by(|a, b| a.s.cmp(&b.s).then(b.e.cmp(&a.e)));
+        let is_ignore = |h: &Hit| lex.entries[h.entry].kind == Kind::Ignore;
+        hits.sort_by(|a, b| a.s.cmp(&b.s).then(b.e.cmp(&a.e)).then(is_ignore(b).cmp(&is_ignore(a))));
         hits.dedup_by(|a, b| a.s == b.s && a.e == b.e && a.entry == b.entry);
         let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
         let mut open: Vec<Hit> = Vec::new();
         for h in hits {
             open.retain(|o| o.e > h.s);
+            // An `ignore` phrase also silences a cue with exactly its span.
             let inside = open.iter().any(|o| {
-                o.s <= h.s && h.e <= o.e && (o.e - o.s) > (h.e - h.s) && dominates(lex, o, &h)
+                o.s <= h.s
+                    && h.e <= o.e
+                    && ((o.e - o.s) > (h.e - h.s) || (is_ignore(o) && !is_ignore(&h)))
+                    && dominates(lex, o, &h)
             });
             if !inside {
                 kept.push(h);
@@ -95,10 +100,7 @@ impl Matcher {
 /// count: "worried about downtime" is a concern and a risk.
 fn dominates(lex: &Lexicon, outer: &Hit, inner: &Hit) -> bool {
     let (o, i) = (lex.entries[outer.entry].kind, lex.entries[inner.entry].kind);
-    let customer_theme = matches!(i, Kind::Theme(t) if !t.is_seller_centric());
-    // An `ignore` phrase ("they asked for a discount") silences seller and structural cues
-    // but not the customer's world inside it ("procurement").
-    (o == Kind::Ignore && !customer_theme) || o == i || matches!(i, Kind::Negation | Kind::Clause)
+    o == Kind::Ignore || o == i || matches!(i, Kind::Negation | Kind::Clause)
 }
 
 fn is_word_char(c: char) -> bool {
