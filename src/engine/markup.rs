@@ -220,6 +220,12 @@ impl Builder {
     }
 
     fn raw(&mut self, ch: char, start: usize, end: usize) {
+        if ch.is_ascii() {
+            self.out.norm.push(ch);
+            self.out.starts.push(start);
+            self.out.ends.push(end);
+            return;
+        }
         let mut buf = [0u8; 4];
         let s = ch.encode_utf8(&mut buf);
         self.out.norm.push_str(s);

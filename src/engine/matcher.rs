@@ -1,7 +1,7 @@
 //! Phrase matching: one Aho-Corasick pass over the normalised text (linear in its length),
 //! whole-word checks, longest-match-wins, and clause/word positions for negation.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 use super::lexicon::{Kind, Lexicon};
 use super::markup::Prepared;
@@ -27,6 +27,7 @@ impl Matcher {
     pub fn new(lex: &Lexicon) -> Matcher {
         let ac = AhoCorasickBuilder::new()
             .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
             .build(lex.patterns.iter().map(|p| p.text.as_str()))
             .ok();
         Matcher {
@@ -135,38 +136,43 @@ fn word_end(text: &str, mut e: usize) -> usize {
     e
 }
 
-/// Clause and word positions of the normalised text, for scoping negation and rules.
+/// Clause and word positions at the places matches start and end, for scoping negation
+/// and rules. Computed in one pass without per-byte tables (this runs for every message).
 pub(crate) struct Layout {
-    /// Clause number of each byte.
-    clause: Vec<u32>,
-    /// Number of word starts before each byte.
-    words: Vec<u32>,
+    /// Sorted (byte position, clause number, words started so far).
+    marks: Vec<(usize, u32, u32)>,
 }
 
 impl Layout {
     pub fn new(lex: &Lexicon, p: &Prepared, hits: &[Hit]) -> Layout {
         let t = p.norm.as_bytes();
         let n = t.len();
-        let mut breaks = vec![false; n];
-        for (i, &c) in t.iter().enumerate() {
+        let mut wanted: Vec<usize> = Vec::with_capacity(hits.len() * 2);
+        for h in hits {
+            wanted.push(h.s);
+            wanted.push(h.e.saturating_sub(1));
+        }
+        wanted.sort_unstable();
+        wanted.dedup();
+        // Hits are sorted by start, so clause-word starts come in order too.
+        let mut clause_starts = hits.iter().filter(|h| lex.entries[h.entry].kind == Kind::Clause).map(|h| h.s).peekable();
+        let mut marks = Vec::with_capacity(wanted.len());
+        let (mut c, mut w) = (0u32, 0u32);
+        let mut prev_word = false;
+        let mut next = wanted.iter().copied().peekable();
+        let last = wanted.last().copied().unwrap_or(0);
+        for (i, &b) in t.iter().enumerate().take(last + 1) {
             let between_digits = i > 0 && i + 1 < n && t[i - 1].is_ascii_digit() && t[i + 1].is_ascii_digit();
-            breaks[i] = match c {
+            let punct_break = match b {
                 b'\n' | b';' | b'!' | b'?' | b'(' | b')' | b'>' => true,
                 b'.' | b',' | b':' => !between_digits,
                 _ => false,
             };
-        }
-        for h in hits {
-            if lex.entries[h.entry].kind == Kind::Clause {
-                breaks[h.s] = true;
+            let mut word_break = false;
+            while clause_starts.peek().is_some_and(|&s| s <= i) {
+                word_break |= clause_starts.next() == Some(i);
             }
-        }
-        let mut clause = Vec::with_capacity(n);
-        let mut words = Vec::with_capacity(n);
-        let (mut c, mut w) = (0u32, 0u32);
-        let mut prev_word = false;
-        for (i, &b) in t.iter().enumerate() {
-            if breaks[i] {
+            if punct_break || word_break {
                 c += 1;
             }
             // Non-ASCII bytes count as word characters (letters of other scripts).
@@ -175,14 +181,24 @@ impl Layout {
                 w += 1;
             }
             prev_word = is_word;
-            clause.push(c);
-            words.push(w);
+            if next.peek() == Some(&i) {
+                next.next();
+                marks.push((i, c, w));
+            }
         }
-        Layout { clause, words }
+        Layout { marks }
     }
 
+    fn at(&self, pos: usize) -> (u32, u32) {
+        match self.marks.binary_search_by_key(&pos, |m| m.0) {
+            Ok(k) => (self.marks[k].1, self.marks[k].2),
+            Err(_) => (0, 0),
+        }
+    }
+
+    /// Clause number of a match boundary (a hit's start or last byte).
     pub fn clause_of(&self, pos: usize) -> u32 {
-        self.clause.get(pos).copied().unwrap_or(0)
+        self.at(pos).0
     }
 
     /// True when `neg` ends before `target` starts, in the same clause, at most `max_words`
@@ -191,8 +207,9 @@ impl Layout {
         if neg.e > target.s || neg.e == 0 {
             return false;
         }
-        let same = self.clause_of(neg.s) == self.clause_of(target.s);
-        let gap = self.words[target.s].saturating_sub(self.words[neg.e - 1]);
-        same && gap <= max_words + 1
+        let (nc, _) = self.at(neg.s);
+        let (_, nw) = self.at(neg.e - 1);
+        let (tc, tw) = self.at(target.s);
+        nc == tc && tw.saturating_sub(nw) <= max_words + 1
     }
 }
