@@ -27,7 +27,10 @@ pub(super) fn analyze(inner: &Inner, text: &str) -> Analysis {
     let p = prepare(text);
     let lex = &inner.lex;
     let hits = inner.matcher.find(lex, text, &p);
-    let layout = Layout::new(lex, &p, &hits);
+    // Clause positions are only needed for negation and the stakeholder rule; most messages
+    // need neither, so the layout is built on first use.
+    let layout_cell: std::cell::OnceCell<Layout> = std::cell::OnceCell::new();
+    let layout = || layout_cell.get_or_init(|| Layout::new(lex, &p, &hits));
     let negations: Vec<&Hit> = hits.iter().filter(|h| lex.entries[h.entry].kind == Kind::Negation).collect();
 
     let mut found: Vec<Found> = Vec::new();
@@ -50,7 +53,7 @@ pub(super) fn analyze(inner: &Inner, text: &str) -> Analysis {
                         .iter()
                         .rev()
                         .take(3)
-                        .any(|n| layout.governs(n, h, NEGATION_REACH));
+                        .any(|n| layout().governs(n, h, NEGATION_REACH));
                 if !negated {
                     found.push(Found {
                         theme,
@@ -70,7 +73,10 @@ pub(super) fn analyze(inner: &Inner, text: &str) -> Analysis {
         }
     }
     emoji_cues(inner, &p, &mut found, &mut deal);
-    drop_pushed_stakeholders(&layout, &mut found);
+    let has = |t: Theme| found.iter().any(|f| f.theme == t);
+    if has(Theme::Stakeholders) && (has(Theme::ClosingPush) || has(Theme::QuotaPressure)) {
+        drop_pushed_stakeholders(layout(), &mut found);
+    }
 
     let mut themes: Vec<ThemeHit> = Vec::new();
     let (mut cust, mut sell) = (0.0f32, 0.0f32);

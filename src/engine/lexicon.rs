@@ -46,7 +46,18 @@ pub(crate) struct Pattern {
     pub prefix: bool,
     /// `=` phrases written with capitals ("=IT") must match the original text exactly.
     pub case_sensitive: Option<String>,
+    /// Word endings the match may be extended by ("sign" + "ed"); checked at match time so
+    /// the automaton stays small.
+    pub suffixes: &'static [&'static str],
+    /// Whether the pattern matches without one of `suffixes` (false for stems like "clos").
+    pub bare: bool,
 }
+
+/// Regular endings accepted after any inflectable phrase.
+pub(crate) const REGULAR: &[&str] = &["s", "es", "ed", "d", "ing", "'d", "'s"];
+const E_DROP: &[&str] = &["ing", "ed", "es"];
+const Y_TO_I: &[&str] = &["es", "ed"];
+const DOUBLED: &[&str] = &["ed", "ing", "er", "ers"];
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Lexicon {
@@ -150,12 +161,13 @@ impl Lexicon {
                 continue;
             }
             if inflect {
-                for form in inflections(&norm) {
-                    self.patterns.push(Pattern { text: form, entry, prefix, case_sensitive: None });
+                for (stem, suffixes) in stems(&norm) {
+                    self.patterns.push(Pattern { text: stem, entry, prefix, case_sensitive: None, suffixes, bare: false });
                 }
             }
             let case_sensitive = case_sensitive.then(|| v.clone());
-            self.patterns.push(Pattern { text: norm, entry, prefix, case_sensitive });
+            let suffixes: &'static [&'static str] = if inflect { REGULAR } else { &[] };
+            self.patterns.push(Pattern { text: norm, entry, prefix, case_sensitive, suffixes, bare: true });
         }
         Ok(())
     }
@@ -213,8 +225,10 @@ fn expand(phrase: &str, out: &mut Vec<String>) -> Result<(), String> {
     Ok(())
 }
 
-/// Common English word forms of the phrase's last word ("related word forms").
-fn inflections(norm: &str) -> Vec<String> {
+/// Changed stems of the phrase's last word, each with the endings it takes: "close" ->
+/// "clos" + ing, "worry" -> "worri" + es/ed, "ship" -> "shipp" + ed/ing. Regular endings
+/// ("signs", "signed") need no extra pattern: see `REGULAR`.
+fn stems(norm: &str) -> Vec<(String, &'static [&'static str])> {
     let (head, last) = match norm.rfind(' ') {
         Some(p) => (&norm[..=p], &norm[p + 1..]),
         None => ("", norm),
@@ -225,26 +239,17 @@ fn inflections(norm: &str) -> Vec<String> {
     let b = last.as_bytes();
     let n = b.len();
     let vowel = |c: u8| b"aeiou".contains(&c);
-    let mut forms = vec![format!("{last}s"), format!("{last}es"), format!("{last}ed"), format!("{last}ing")];
+    let mut out: Vec<(String, &'static [&'static str])> = Vec::new();
     if b[n - 1] == b'e' {
-        let stem = &last[..n - 1];
-        forms.push(format!("{last}d"));
-        forms.push(format!("{stem}ing"));
+        out.push((format!("{head}{}", &last[..n - 1]), E_DROP));
     }
     if b[n - 1] == b'y' && !vowel(b[n - 2]) {
-        let stem = &last[..n - 1];
-        forms.push(format!("{stem}ies"));
-        forms.push(format!("{stem}ied"));
+        out.push((format!("{head}{}i", &last[..n - 1]), Y_TO_I));
     }
     if !vowel(b[n - 1]) && vowel(b[n - 2]) && !vowel(b[n - 3]) && !b"wxy".contains(&b[n - 1]) {
-        let c = b[n - 1] as char;
-        forms.push(format!("{last}{c}ed"));
-        forms.push(format!("{last}{c}ing"));
+        out.push((format!("{head}{last}{}", b[n - 1] as char), DOUBLED));
     }
-    if b[n - 1] == b'o' {
-        forms.push(format!("{last}'d"));
-    }
-    forms.into_iter().map(|f| format!("{head}{f}")).collect()
+    out
 }
 
 #[cfg(test)]
@@ -257,8 +262,9 @@ mod tests {
         let mut l = Lexicon::default();
         l.parse_into("closing_push 2 {get|getting} them to sign\nproduct_pitch demo").unwrap();
         let texts: Vec<_> = l.patterns.iter().map(|p| p.text.as_str()).collect();
-        assert!(texts.contains(&"getting them to signed"));
-        assert!(texts.contains(&"demo'd"));
+        assert!(texts.contains(&"getting them to sign"));
+        assert!(texts.contains(&"get them to sign"));
+        assert!(l.patterns.iter().all(|p| p.text != "demo'd"), "endings are checked at match time");
         assert_eq!(l.entries[0].weight, 2.0);
     }
 

@@ -21,6 +21,7 @@ pub(crate) struct Matcher {
     pattern_prefix: Vec<bool>,
     pattern_case: Vec<Option<String>>,
     regexes: Vec<(regex::Regex, usize)>,
+    pattern_suffix: Vec<(bool, &'static [&'static str])>,
 }
 
 impl Matcher {
@@ -28,6 +29,7 @@ impl Matcher {
         let ac = AhoCorasickBuilder::new()
             .match_kind(MatchKind::Standard)
             .kind(Some(AhoCorasickKind::DFA))
+            .prefilter(false)
             .build(lex.patterns.iter().map(|p| p.text.as_str()))
             .ok();
         Matcher {
@@ -36,6 +38,7 @@ impl Matcher {
             pattern_prefix: lex.patterns.iter().map(|p| p.prefix).collect(),
             pattern_case: lex.patterns.iter().map(|p| p.case_sensitive.clone()).collect(),
             regexes: lex.regexes.clone(),
+            pattern_suffix: lex.patterns.iter().map(|p| (p.bare, p.suffixes)).collect(),
         }
     }
 
@@ -64,8 +67,24 @@ impl Matcher {
                     continue;
                 }
             }
-            if starts_word(text, s) && (self.pattern_prefix[pid] || ends_word(text, e)) {
-                let e = if self.pattern_prefix[pid] { word_end(text, e) } else { e };
+            if !starts_word(text, s) {
+                continue;
+            }
+            let end = if self.pattern_prefix[pid] {
+                Some(word_end(text, e))
+            } else {
+                let (bare, suffixes) = self.pattern_suffix[pid];
+                if bare && ends_word(text, e) {
+                    Some(e)
+                } else {
+                    // Word forms: the phrase followed by one of its endings, then a word end.
+                    suffixes
+                        .iter()
+                        .find(|suf| text[e..].starts_with(**suf) && ends_word(text, e + suf.len()))
+                        .map(|suf| e + suf.len())
+                }
+            };
+            if let Some(e) = end {
                 hits.push(Hit { entry: self.pattern_entry[pid], s, e });
             }
         }
