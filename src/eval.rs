@@ -10,7 +10,10 @@ use crate::engine::{Class, Engine, Theme};
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("line {line}: {reason}")]
     BadLine { line: usize, reason: String },
     #[error("no labelled messages found")]
@@ -44,8 +47,19 @@ impl Prf {
         let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
         let precision = ratio(tp, tp + fp);
         let recall = ratio(tp, tp + fn_);
-        let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
-        Prf { tp, fp, fn_, precision, recall, f1 }
+        let f1 = if precision + recall == 0.0 {
+            0.0
+        } else {
+            2.0 * precision * recall / (precision + recall)
+        };
+        Prf {
+            tp,
+            fp,
+            fn_,
+            precision,
+            recall,
+            f1,
+        }
     }
 }
 
@@ -60,7 +74,12 @@ pub struct EvalReport {
     pub theme_micro: Prf,
 }
 
-const CLASSES: [Class; 4] = [Class::CustomerCentric, Class::Balanced, Class::SellerCentric, Class::Neutral];
+const CLASSES: [Class; 4] = [
+    Class::CustomerCentric,
+    Class::Balanced,
+    Class::SellerCentric,
+    Class::Neutral,
+];
 
 /// Scores the engine on JSON Lines of `{text, is_deal_update, class, themes}` (other fields
 /// ignored). Pure: no I/O.
@@ -75,15 +94,20 @@ pub fn evaluate(engine: &Engine, jsonl: &str) -> Result<EvalReport, EvalError> {
             row.insert(p.as_str().to_string(), 0);
         }
     }
-    let mut per: BTreeMap<Theme, (usize, usize, usize)> = Theme::ALL.iter().map(|t| (*t, (0, 0, 0))).collect();
+    let mut per: BTreeMap<Theme, (usize, usize, usize)> =
+        Theme::ALL.iter().map(|t| (*t, (0, 0, 0))).collect();
     for (idx, line) in jsonl.lines().enumerate() {
         let line_no = idx + 1;
         if line.trim().is_empty() {
             continue;
         }
-        let bad = |reason: String| EvalError::BadLine { line: line_no, reason };
+        let bad = |reason: String| EvalError::BadLine {
+            line: line_no,
+            reason,
+        };
         let row: Labelled = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
-        let expected = Class::parse(&row.class).ok_or_else(|| bad(format!("unknown class `{}`", row.class)))?;
+        let expected = Class::parse(&row.class)
+            .ok_or_else(|| bad(format!("unknown class `{}`", row.class)))?;
         let expected_themes = row
             .themes
             .iter()
@@ -136,21 +160,39 @@ pub fn evaluate(engine: &Engine, jsonl: &str) -> Result<EvalReport, EvalError> {
 }
 
 /// Reads `path`, evaluates, and prints the report (a table, or one JSON object).
-pub fn run(engine: &Engine, path: &Path, json: bool, out: &mut dyn std::io::Write) -> Result<(), EvalError> {
-    let src = std::fs::read_to_string(path).map_err(|source| EvalError::Io { path: path.display().to_string(), source })?;
+pub fn run(
+    engine: &Engine,
+    path: &Path,
+    json: bool,
+    out: &mut dyn std::io::Write,
+) -> Result<(), EvalError> {
+    let src = std::fs::read_to_string(path).map_err(|source| EvalError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
     let r = evaluate(engine, &src)?;
     if json {
-        let v = serde_json::to_string_pretty(&r).map_err(|e| EvalError::Write(std::io::Error::other(e)))?;
+        let v = serde_json::to_string_pretty(&r)
+            .map_err(|e| EvalError::Write(std::io::Error::other(e)))?;
         writeln!(out, "{v}")?;
         return Ok(());
     }
     let d = r.deal_update;
     writeln!(out, "messages: {}", r.messages)?;
-    writeln!(out, "deal update: precision {:.3}  recall {:.3}  F1 {:.3}", d.precision, d.recall, d.f1)?;
+    writeln!(
+        out,
+        "deal update: precision {:.3}  recall {:.3}  F1 {:.3}",
+        d.precision, d.recall, d.f1
+    )?;
     writeln!(out, "class accuracy: {:.3}", r.class_accuracy)?;
     writeln!(out, "confusion (rows expected, columns predicted):")?;
     let names: Vec<&str> = CLASSES.iter().map(|c| c.as_str()).collect();
-    writeln!(out, "  {:<18}{}", "", names.iter().map(|c| format!("{c:>18}")).collect::<String>())?;
+    writeln!(
+        out,
+        "  {:<18}{}",
+        "",
+        names.iter().map(|c| format!("{c:>18}")).collect::<String>()
+    )?;
     for e in &names {
         let row = r.confusion.get(*e);
         let cells: String = names
@@ -159,7 +201,11 @@ pub fn run(engine: &Engine, path: &Path, json: bool, out: &mut dyn std::io::Writ
             .collect();
         writeln!(out, "  {e:<18}{cells}")?;
     }
-    writeln!(out, "themes:{:>22}{:>11}{:>8}{:>6}{:>6}{:>6}", "precision", "recall", "F1", "tp", "fp", "fn")?;
+    writeln!(
+        out,
+        "themes:{:>22}{:>11}{:>8}{:>6}{:>6}{:>6}",
+        "precision", "recall", "F1", "tp", "fp", "fn"
+    )?;
     for t in Theme::ALL {
         if let Some(p) = r.themes.get(t.id()) {
             writeln!(
@@ -176,6 +222,10 @@ pub fn run(engine: &Engine, path: &Path, json: bool, out: &mut dyn std::io::Writ
         }
     }
     let m = r.theme_micro;
-    writeln!(out, "theme micro: precision {:.3}  recall {:.3}  F1 {:.3}", m.precision, m.recall, m.f1)?;
+    writeln!(
+        out,
+        "theme micro: precision {:.3}  recall {:.3}  F1 {:.3}",
+        m.precision, m.recall, m.f1
+    )?;
     Ok(())
 }

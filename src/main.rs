@@ -7,7 +7,10 @@ use cusp::reflect::ReflectMode;
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let engine = match std::env::var("CUSP_LEXICON") {
-        Ok(path) => match std::fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|s| Engine::from_lexicon(&s).map_err(|e| e.to_string())) {
+        Ok(path) => match std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|s| Engine::from_lexicon(&s).map_err(|e| e.to_string()))
+        {
             Ok(e) => e,
             Err(e) => {
                 eprintln!("CUSP_LEXICON {path}: {e}");
@@ -22,7 +25,8 @@ fn main() -> std::process::ExitCode {
         Some("eval") => {
             let json = args.iter().any(|a| a == "--json");
             match args.iter().skip(1).find(|a| !a.starts_with("--")) {
-                Some(p) => cusp::eval::run(&engine, std::path::Path::new(p), json, &mut out).map_err(|e| e.to_string()),
+                Some(p) => cusp::eval::run(&engine, std::path::Path::new(p), json, &mut out)
+                    .map_err(|e| e.to_string()),
                 None => Err("usage: cusp eval FILE.jsonl [--json]".into()),
             }
         }
@@ -39,10 +43,13 @@ fn main() -> std::process::ExitCode {
             if text.is_none() && stdin.is_terminal() {
                 Err("no text: pass it as an argument or pipe it in".into())
             } else {
-                cusp::reflect::run(&engine, text, mode, &mut stdin.lock(), &mut out).map_err(|e| e.to_string())
+                cusp::reflect::run(&engine, text, mode, &mut stdin.lock(), &mut out)
+                    .map_err(|e| e.to_string())
             }
         }
-        _ => Err("usage: cusp reflect [--json|--jsonl] [TEXT] | cusp eval FILE.jsonl [--json]".into()),
+        _ => Err(
+            "usage: cusp reflect [--json|--jsonl] [TEXT] | cusp eval FILE.jsonl [--json]".into(),
+        ),
     };
     match res {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -65,11 +65,17 @@ pub fn run(
             if line.trim().is_empty() {
                 continue;
             }
-            let v: Value = serde_json::from_str(&line).map_err(|e| ReflectError::BadLine { line: n, reason: e.to_string() })?;
-            let t = v.get("text").and_then(Value::as_str).ok_or_else(|| ReflectError::BadLine {
+            let v: Value = serde_json::from_str(&line).map_err(|e| ReflectError::BadLine {
                 line: n,
-                reason: "missing string field `text`".into(),
+                reason: e.to_string(),
             })?;
+            let t = v
+                .get("text")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ReflectError::BadLine {
+                    line: n,
+                    reason: "missing string field `text`".into(),
+                })?;
             let (a, q) = reflect_one(engine, t);
             writeln!(out, "{}", analysis_json(&a, &q))?;
         }
@@ -91,11 +97,20 @@ pub fn run(
         writeln!(out, "{}", analysis_json(&a, &q))?;
         return Ok(());
     }
-    writeln!(out, "deal update: {}", if a.is_deal_update { "yes" } else { "no" })?;
+    writeln!(
+        out,
+        "deal update: {}",
+        if a.is_deal_update { "yes" } else { "no" }
+    )?;
     if let Some(acc) = &a.account {
         writeln!(out, "account: {acc}")?;
     }
-    writeln!(out, "class: {}  (customer-centric share {:.2})", a.class.as_str(), a.score)?;
+    writeln!(
+        out,
+        "class: {}  (customer-centric share {:.2})",
+        a.class.as_str(),
+        a.score
+    )?;
     if a.themes.is_empty() {
         writeln!(out, "themes: none")?;
     } else {
@@ -103,7 +118,11 @@ pub fn run(
     }
     for h in &a.themes {
         let pillar = h.theme.pillar().map_or("seller-centric", |p| p.as_str());
-        let ev: Vec<String> = h.evidence.iter().map(|e| format!("\"{}\" [{}..{}]", e.text, e.start, e.end)).collect();
+        let ev: Vec<String> = h
+            .evidence
+            .iter()
+            .map(|e| format!("\"{}\" [{}..{}]", e.text, e.start, e.end))
+            .collect();
         writeln!(out, "  {} ({pillar}): {}", h.theme.id(), ev.join(", "))?;
     }
     writeln!(out, "questions:")?;

@@ -61,7 +61,10 @@ fn tokens<'a>(p: &'a Prepared, text: &'a str) -> Vec<Tok<'a>> {
 
 /// The built-in list of capitalised words that are never accounts.
 pub(crate) fn builtin_common() -> impl Iterator<Item = &'static str> {
-    COMMON.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'))
+    COMMON
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
 }
 
 fn is_common(common: &HashSet<String>, w: &str) -> bool {
@@ -71,10 +74,40 @@ fn is_common(common: &HashSet<String>, w: &str) -> bool {
 
 /// Words that end company names; they let a lower-case name be found ("stark mfg").
 const SUFFIXES: [&str; 34] = [
-    "inc", "co", "corp", "llc", "ltd", "gmbh", "mfg", "manufacturing", "bank", "health", "healthcare", "logistics",
-    "labs", "group", "analytics", "payments", "freight", "dental", "clinics", "systems", "technologies", "software",
-    "holdings", "industries", "foods", "energy", "motors", "insurance", "capital", "consulting", "agency",
-    "pharma", "fintech", "retail",
+    "inc",
+    "co",
+    "corp",
+    "llc",
+    "ltd",
+    "gmbh",
+    "mfg",
+    "manufacturing",
+    "bank",
+    "health",
+    "healthcare",
+    "logistics",
+    "labs",
+    "group",
+    "analytics",
+    "payments",
+    "freight",
+    "dental",
+    "clinics",
+    "systems",
+    "technologies",
+    "software",
+    "holdings",
+    "industries",
+    "foods",
+    "energy",
+    "motors",
+    "insurance",
+    "capital",
+    "consulting",
+    "agency",
+    "pharma",
+    "fintech",
+    "retail",
 ];
 
 fn capitalised(w: &str) -> bool {
@@ -83,11 +116,28 @@ fn capitalised(w: &str) -> bool {
 }
 
 const PREPS: [&str; 14] = [
-    "at", "with", "w", "for", "on", "from", "to", "into", "about", "lost", "won", "signed", "closed", "re",
+    "at", "with", "w", "for", "on", "from", "to", "into", "about", "lost", "won", "signed",
+    "closed", "re",
 ];
 const DEAL_NEXT: [&str; 18] = [
-    "demo", "poc", "pilot", "renewal", "call", "deal", "account", "legal", "procurement", "champ", "champion",
-    "signed", "lost", "rfp", "proposal", "contract", "qbr", "expansion",
+    "demo",
+    "poc",
+    "pilot",
+    "renewal",
+    "call",
+    "deal",
+    "account",
+    "legal",
+    "procurement",
+    "champ",
+    "champion",
+    "signed",
+    "lost",
+    "rfp",
+    "proposal",
+    "contract",
+    "qbr",
+    "expansion",
 ];
 
 /// The account a message is about, when one can be told.
@@ -98,7 +148,8 @@ pub(crate) fn detect(p: &Prepared, text: &str, extra_common: &HashSet<String>) -
     while i < toks.len() {
         let t = &toks[i];
         let at_sentence_start = i == 0 || prev_is_sentence_end(p, toks[i].ns);
-        let name_like = capitalised(t.word) && !is_common(extra_common, t.lower) && t.word.chars().count() > 1;
+        let name_like =
+            capitalised(t.word) && !is_common(extra_common, t.lower) && t.word.chars().count() > 1;
         if !name_like {
             i += 1;
             continue;
@@ -115,7 +166,9 @@ pub(crate) fn detect(p: &Prepared, text: &str, extra_common: &HashSet<String>) -
             j += 1;
         }
         let last = &toks[j - 1];
-        let all_caps = toks[i..j].iter().all(|t| t.word.chars().all(|c| !c.is_lowercase()));
+        let all_caps = toks[i..j]
+            .iter()
+            .all(|t| t.word.chars().all(|c| !c.is_lowercase()));
         // Any capitalised unknown word could be a name (base 1); all-caps runs are usually
         // acronyms and need good placement to count.
         let mut score = 1;
@@ -158,7 +211,11 @@ fn t_continues(t: &Tok<'_>) -> bool {
 }
 
 fn prev_is_sentence_end(p: &Prepared, ns: usize) -> bool {
-    p.norm[..ns].trim_end().chars().next_back().is_none_or(|c| matches!(c, '.' | '!' | '?' | '\n' | ':'))
+    p.norm[..ns]
+        .trim_end()
+        .chars()
+        .next_back()
+        .is_none_or(|c| matches!(c, '.' | '!' | '?' | '\n' | ':'))
 }
 
 /// "wayne fintech: …" / "wayne fintech POC: …" — a short lower-case lead before a colon,
@@ -166,18 +223,38 @@ fn prev_is_sentence_end(p: &Prepared, ns: usize) -> bool {
 fn lowercase_lead(toks: &[Tok<'_>], common: &HashSet<String>) -> Option<String> {
     let colon = toks.iter().take(4).position(|t| t.next == Some(':'))?;
     let run = &toks[..=colon];
-    let name_len = run.iter().position(|t| is_common(common, t.lower)).unwrap_or(run.len());
-    if name_len == 0 || run[..name_len].iter().any(|t| t.lower.chars().any(|c| c.is_ascii_digit())) {
+    let name_len = run
+        .iter()
+        .position(|t| is_common(common, t.lower))
+        .unwrap_or(run.len());
+    if name_len == 0
+        || run[..name_len]
+            .iter()
+            .any(|t| t.lower.chars().any(|c| c.is_ascii_digit()))
+    {
         return None;
     }
-    Some(run[..name_len].iter().map(|t| t.word).collect::<Vec<_>>().join(" "))
+    Some(
+        run[..name_len]
+            .iter()
+            .map(|t| t.word)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }
 
 /// "stark mfg still not signed" — a lower-case word followed by a company suffix.
 fn lowercase_suffixed(toks: &[Tok<'_>], common: &HashSet<String>) -> Option<String> {
-    let i = toks.iter().skip(1).position(|t| SUFFIXES.contains(&t.lower))? + 1;
+    let i = toks
+        .iter()
+        .skip(1)
+        .position(|t| SUFFIXES.contains(&t.lower))?
+        + 1;
     let head = &toks[i - 1];
-    if is_common(common, head.lower) || !head.lower.chars().all(char::is_alphabetic) || head.next != Some(' ') {
+    if is_common(common, head.lower)
+        || !head.lower.chars().all(char::is_alphabetic)
+        || head.next != Some(' ')
+    {
         return None;
     }
     Some(format!("{} {}", head.word, toks[i].word))

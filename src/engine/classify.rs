@@ -31,7 +31,10 @@ pub(super) fn analyze(inner: &Inner, text: &str) -> Analysis {
     // need neither, so the layout is built on first use.
     let layout_cell: std::cell::OnceCell<Layout> = std::cell::OnceCell::new();
     let layout = || layout_cell.get_or_init(|| Layout::new(lex, &p, &hits));
-    let negations: Vec<&Hit> = hits.iter().filter(|h| lex.entries[h.entry].kind == Kind::Negation).collect();
+    let negations: Vec<&Hit> = hits
+        .iter()
+        .filter(|h| lex.entries[h.entry].kind == Kind::Negation)
+        .collect();
 
     let mut found: Vec<Found> = Vec::new();
     let mut deal = 0.0f32;
@@ -81,17 +84,29 @@ pub(super) fn analyze(inner: &Inner, text: &str) -> Analysis {
     let mut themes: Vec<ThemeHit> = Vec::new();
     let (mut cust, mut sell) = (0.0f32, 0.0f32);
     for theme in Theme::ALL {
-        let sum: f32 = found.iter().filter(|f| f.theme == theme).map(|f| f.weight).sum();
+        let sum: f32 = found
+            .iter()
+            .filter(|f| f.theme == theme)
+            .map(|f| f.weight)
+            .sum();
         if sum < FIRE {
             continue;
         }
-        let mut spans: Vec<(usize, usize)> = found.iter().filter(|f| f.theme == theme).map(|f| f.orig).collect();
+        let mut spans: Vec<(usize, usize)> = found
+            .iter()
+            .filter(|f| f.theme == theme)
+            .map(|f| f.orig)
+            .collect();
         spans.sort_unstable();
         spans.dedup();
         let evidence = spans
             .into_iter()
             .take(16)
-            .map(|(start, end)| Evidence { text: text[start..end].to_string(), start, end })
+            .map(|(start, end)| Evidence {
+                text: text[start..end].to_string(),
+                start,
+                end,
+            })
             .collect();
         // Capped so one repeated word cannot outweigh everything else.
         let w = sum.min(2.0);
@@ -110,7 +125,11 @@ pub(super) fn analyze(inner: &Inner, text: &str) -> Analysis {
         (false, true) => Class::SellerCentric,
         (true, true) => Class::Balanced,
     };
-    let score = if cust + sell > 0.0 { f64::from(cust / (cust + sell)) } else { 0.5 };
+    let score = if cust + sell > 0.0 {
+        f64::from(cust / (cust + sell))
+    } else {
+        0.5
+    };
 
     let account = known_account.or_else(|| account::detect(&p, text, &inner.common));
     let mut deal_score = deal.min(3.0) - not_deal;
@@ -134,7 +153,12 @@ fn emoji_cues(inner: &Inner, p: &Prepared, found: &mut Vec<Found>, deal: &mut f3
         for (_, entry) in inner.lex.emojis.iter().filter(|(n, _)| n == name) {
             let entry = &inner.lex.entries[*entry];
             match entry.kind {
-                Kind::Theme(theme) => found.push(Found { theme, weight: entry.weight, norm: None, orig: (*s, *e) }),
+                Kind::Theme(theme) => found.push(Found {
+                    theme,
+                    weight: entry.weight,
+                    norm: None,
+                    orig: (*s, *e),
+                }),
                 Kind::Deal => *deal += entry.weight,
                 _ => {}
             }
@@ -145,12 +169,20 @@ fn emoji_cues(inner: &Inner, p: &Prepared, found: &mut Vec<Found>, deal: &mut f3
 /// A customer role named only as someone to push for a signature is not `stakeholders`
 /// ("get their CFO to sign by the 30th so I hit my number").
 fn drop_pushed_stakeholders(layout: &Layout, found: &mut Vec<Found>) {
-    let fires = |t: Theme| found.iter().filter(|f| f.theme == t).map(|f| f.weight).sum::<f32>() >= FIRE;
+    let fires = |t: Theme| {
+        found
+            .iter()
+            .filter(|f| f.theme == t)
+            .map(|f| f.weight)
+            .sum::<f32>()
+            >= FIRE
+    };
     let push_fires = [Theme::ClosingPush, Theme::QuotaPressure].map(fires);
     let pushed: Vec<u32> = found
         .iter()
         .filter(|f| {
-            (f.theme == Theme::ClosingPush && push_fires[0]) || (f.theme == Theme::QuotaPressure && push_fires[1])
+            (f.theme == Theme::ClosingPush && push_fires[0])
+                || (f.theme == Theme::QuotaPressure && push_fires[1])
         })
         .filter_map(|f| f.norm.map(|(s, _)| layout.clause_of(s)))
         .collect();
@@ -159,6 +191,8 @@ fn drop_pushed_stakeholders(layout: &Layout, found: &mut Vec<Found>) {
     }
     found.retain(|f| {
         let Some((s, _)) = f.norm else { return true };
-        !(f.theme == Theme::Stakeholders && f.weight < STRONG_STAKEHOLDER && pushed.contains(&layout.clause_of(s)))
+        !(f.theme == Theme::Stakeholders
+            && f.weight < STRONG_STAKEHOLDER
+            && pushed.contains(&layout.clause_of(s)))
     });
 }

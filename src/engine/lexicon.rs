@@ -95,7 +95,9 @@ impl Lexicon {
                     replace = true;
                     continue;
                 }
-                return Err(err(format!("unknown directive `{content}` (only `!replace` exists)")));
+                return Err(err(format!(
+                    "unknown directive `{content}` (only `!replace` exists)"
+                )));
             }
             let (kind_s, rest) = split_word(content);
             let kind = parse_kind(kind_s).ok_or_else(|| {
@@ -128,8 +130,13 @@ impl Lexicon {
         }
         let entry = self.entries.len();
         self.entries.push(Entry { kind, weight });
-        if phrase.len() > 2 && phrase.starts_with(':') && phrase.ends_with(':') && !phrase.contains(' ') {
-            self.emojis.push((phrase[1..phrase.len() - 1].to_lowercase(), entry));
+        if phrase.len() > 2
+            && phrase.starts_with(':')
+            && phrase.ends_with(':')
+            && !phrase.contains(' ')
+        {
+            self.emojis
+                .push((phrase[1..phrase.len() - 1].to_lowercase(), entry));
             return Ok(());
         }
         if let Some(re) = phrase.strip_prefix('~') {
@@ -152,7 +159,8 @@ impl Lexicon {
         };
         // Names and function words are matched as written; vocabulary gets word forms.
         let case_sensitive = exact && phrase.chars().any(char::is_uppercase);
-        let inflect = !exact && !prefix && matches!(kind, Kind::Theme(_) | Kind::Deal | Kind::NotDeal);
+        let inflect =
+            !exact && !prefix && matches!(kind, Kind::Theme(_) | Kind::Deal | Kind::NotDeal);
         let mut variants = Vec::new();
         expand(phrase, &mut variants)?;
         for v in variants {
@@ -162,12 +170,26 @@ impl Lexicon {
             }
             if inflect {
                 for (stem, suffixes) in stems(&norm) {
-                    self.patterns.push(Pattern { text: stem, entry, prefix, case_sensitive: None, suffixes, bare: false });
+                    self.patterns.push(Pattern {
+                        text: stem,
+                        entry,
+                        prefix,
+                        case_sensitive: None,
+                        suffixes,
+                        bare: false,
+                    });
                 }
             }
             let case_sensitive = case_sensitive.then(|| v.clone());
             let suffixes: &'static [&'static str] = if inflect { REGULAR } else { &[] };
-            self.patterns.push(Pattern { text: norm, entry, prefix, case_sensitive, suffixes, bare: true });
+            self.patterns.push(Pattern {
+                text: norm,
+                entry,
+                prefix,
+                case_sensitive,
+                suffixes,
+                bare: true,
+            });
         }
         Ok(())
     }
@@ -198,7 +220,10 @@ fn expand(phrase: &str, out: &mut Vec<String>) -> Result<(), String> {
     let mut acc = vec![String::new()];
     let mut rest = phrase;
     while let Some(open) = rest.find('{') {
-        let close = rest[open..].find('}').map(|c| c + open).ok_or("unclosed `{`")?;
+        let close = rest[open..]
+            .find('}')
+            .map(|c| c + open)
+            .ok_or("unclosed `{`")?;
         let lit = &rest[..open];
         if lit.contains('}') {
             return Err("`}` without `{`".into());
@@ -220,7 +245,12 @@ fn expand(phrase: &str, out: &mut Vec<String>) -> Result<(), String> {
         return Err("`}` without `{`".into());
     }
     for a in acc {
-        out.push(format!("{a}{rest}").split_whitespace().collect::<Vec<_>>().join(" "));
+        out.push(
+            format!("{a}{rest}")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
     }
     Ok(())
 }
@@ -260,11 +290,15 @@ mod tests {
     #[test]
     fn expands_alternatives_and_inflections() {
         let mut l = Lexicon::default();
-        l.parse_into("closing_push 2 {get|getting} them to sign\nproduct_pitch demo").unwrap();
+        l.parse_into("closing_push 2 {get|getting} them to sign\nproduct_pitch demo")
+            .unwrap();
         let texts: Vec<_> = l.patterns.iter().map(|p| p.text.as_str()).collect();
         assert!(texts.contains(&"getting them to sign"));
         assert!(texts.contains(&"get them to sign"));
-        assert!(l.patterns.iter().all(|p| p.text != "demo'd"), "endings are checked at match time");
+        assert!(
+            l.patterns.iter().all(|p| p.text != "demo'd"),
+            "endings are checked at match time"
+        );
         assert_eq!(l.entries[0].weight, 2.0);
     }
 

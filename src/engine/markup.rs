@@ -49,7 +49,11 @@ pub(crate) fn prepare(text: &str) -> Prepared {
         match c {
             b'`' => {
                 // Code block or inline code: not prose, skipped entirely (acts as a clause break).
-                let fence = if text[i..].starts_with("```") { "```" } else { "`" };
+                let fence = if text[i..].starts_with("```") {
+                    "```"
+                } else {
+                    "`"
+                };
                 if let Some(close) = text[i + fence.len()..].find(fence) {
                     b.newline(i);
                     i += fence.len() + close + fence.len();
@@ -64,7 +68,8 @@ pub(crate) fn prepare(text: &str) -> Prepared {
                     && bytes[close] == b'>'
                 {
                     let inner = &text[i + 1..close];
-                    let is_ref = inner.starts_with('@') || inner.starts_with('!') || inner.starts_with('#');
+                    let is_ref =
+                        inner.starts_with('@') || inner.starts_with('!') || inner.starts_with('#');
                     match inner.find('|') {
                         // A link label is prose the author wrote; mentions and channels are not.
                         Some(bar) if !is_ref => {
@@ -85,7 +90,8 @@ pub(crate) fn prepare(text: &str) -> Prepared {
                 if let Some(len) = emoji_len(&bytes[i..])
                     && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric())
                 {
-                    b.emojis.push((text[i + 1..i + len - 1].to_string(), i, i + len));
+                    b.emojis
+                        .push((text[i + 1..i + len - 1].to_string(), i, i + len));
                     b.space(i);
                     i += len;
                     continue;
@@ -254,7 +260,8 @@ mod tests {
 
     #[test]
     fn markup_is_removed_and_offsets_map_back() {
-        let t = "Hi <@U123> see <https://x.io/a|the Deal> in <#C1|deals> :fire: `code` &amp; Go-Live";
+        let t =
+            "Hi <@U123> see <https://x.io/a|the Deal> in <#C1|deals> :fire: `code` &amp; Go-Live";
         let p = prepare(t);
         assert_eq!(p.norm, "hi see the deal in\n& go live");
         let q = prepare("Q3 at 104%");

@@ -36,7 +36,11 @@ impl Matcher {
             ac,
             pattern_entry: lex.patterns.iter().map(|p| p.entry).collect(),
             pattern_prefix: lex.patterns.iter().map(|p| p.prefix).collect(),
-            pattern_case: lex.patterns.iter().map(|p| p.case_sensitive.clone()).collect(),
+            pattern_case: lex
+                .patterns
+                .iter()
+                .map(|p| p.case_sensitive.clone())
+                .collect(),
             regexes: lex.regexes.clone(),
             pattern_suffix: lex.patterns.iter().map(|p| (p.bare, p.suffixes)).collect(),
         }
@@ -50,7 +54,11 @@ impl Matcher {
         for (re, entry) in &self.regexes {
             for m in re.find_iter(text) {
                 if m.end() > m.start() && ends_word(text, m.end()) {
-                    hits.push(Hit { entry: *entry, s: m.start(), e: m.end() });
+                    hits.push(Hit {
+                        entry: *entry,
+                        s: m.start(),
+                        e: m.end(),
+                    });
                 }
             }
         }
@@ -85,14 +93,22 @@ impl Matcher {
                 }
             };
             if let Some(e) = end {
-                hits.push(Hit { entry: self.pattern_entry[pid], s, e });
+                hits.push(Hit {
+                    entry: self.pattern_entry[pid],
+                    s,
+                    e,
+                });
             }
         }
         // Longest first at each start; then drop a match lying strictly inside a longer one
         // that speaks for it (see `dominates`). Open spans are kept in a small window: a
         // pattern is at most a few dozen bytes, so this stays linear in the text.
         let is_ignore = |h: &Hit| lex.entries[h.entry].kind == Kind::Ignore;
-        hits.sort_by(|a, b| a.s.cmp(&b.s).then(b.e.cmp(&a.e)).then(is_ignore(b).cmp(&is_ignore(a))));
+        hits.sort_by(|a, b| {
+            a.s.cmp(&b.s)
+                .then(b.e.cmp(&a.e))
+                .then(is_ignore(b).cmp(&is_ignore(a)))
+        });
         hits.dedup_by(|a, b| a.s == b.s && a.e == b.e && a.entry == b.entry);
         let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
         let mut open: Vec<Hit> = Vec::new();
@@ -174,14 +190,19 @@ impl Layout {
         wanted.sort_unstable();
         wanted.dedup();
         // Hits are sorted by start, so clause-word starts come in order too.
-        let mut clause_starts = hits.iter().filter(|h| lex.entries[h.entry].kind == Kind::Clause).map(|h| h.s).peekable();
+        let mut clause_starts = hits
+            .iter()
+            .filter(|h| lex.entries[h.entry].kind == Kind::Clause)
+            .map(|h| h.s)
+            .peekable();
         let mut marks = Vec::with_capacity(wanted.len());
         let (mut c, mut w) = (0u32, 0u32);
         let mut prev_word = false;
         let mut next = wanted.iter().copied().peekable();
         let last = wanted.last().copied().unwrap_or(0);
         for (i, &b) in t.iter().enumerate().take(last + 1) {
-            let between_digits = i > 0 && i + 1 < n && t[i - 1].is_ascii_digit() && t[i + 1].is_ascii_digit();
+            let between_digits =
+                i > 0 && i + 1 < n && t[i - 1].is_ascii_digit() && t[i + 1].is_ascii_digit();
             let punct_break = match b {
                 b'\n' | b';' | b'!' | b'?' | b'(' | b')' | b'>' => true,
                 b'.' | b',' | b':' => !between_digits,

@@ -110,7 +110,10 @@ impl Theme {
     /// `None` for seller-centric signals.
     pub fn pillar(self) -> Option<Pillar> {
         match self {
-            Theme::QuotaPressure | Theme::ClosingPush | Theme::DiscountLever | Theme::ProductPitch => None,
+            Theme::QuotaPressure
+            | Theme::ClosingPush
+            | Theme::DiscountLever
+            | Theme::ProductPitch => None,
             Theme::CustomerConcern => Some(Pillar::Care),
             Theme::CustomerOutcome
             | Theme::Stakeholders
@@ -146,9 +149,14 @@ impl Class {
     }
 
     pub fn parse(s: &str) -> Option<Class> {
-        [Class::CustomerCentric, Class::Balanced, Class::SellerCentric, Class::Neutral]
-            .into_iter()
-            .find(|c| c.as_str() == s)
+        [
+            Class::CustomerCentric,
+            Class::Balanced,
+            Class::SellerCentric,
+            Class::Neutral,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
     }
 }
 
@@ -191,16 +199,47 @@ impl Stage {
     /// Accepts common CRM spellings ("Closed Won", "closedwon", "closed-won", HubSpot's
     /// default pipeline ids such as `qualifiedtobuy` or `contractsent`).
     pub fn parse(s: &str) -> Option<Stage> {
-        let key: String = s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
+        let key: String = s
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect();
         Some(match key.as_str() {
-            "discovery" | "qualification" | "qualify" | "qualified" | "qualifiedtobuy" | "appointmentscheduled"
-            | "prospecting" | "lead" | "new" | "disco" | "firstmeeting" | "needsanalysis" => Stage::Discovery,
-            "demo" | "demoscheduled" | "presentationscheduled" | "presentation" | "evaluation" | "eval" | "poc"
-            | "pilot" | "trial" | "solution" | "technicalvalidation" | "valueproposition" => Stage::Demo,
-            "proposal" | "proposalsent" | "quote" | "quotesent" | "decisionmakerboughtin" | "proposalpricequote"
-            | "idpotentialdecisionmakers" | "perceptionanalysis" | "businesscase" => Stage::Proposal,
-            "negotiation" | "negotiationreview" | "contractsent" | "contract" | "legal" | "procurement"
-            | "commit" | "verbal" => Stage::Negotiation,
+            "discovery"
+            | "qualification"
+            | "qualify"
+            | "qualified"
+            | "qualifiedtobuy"
+            | "appointmentscheduled"
+            | "prospecting"
+            | "lead"
+            | "new"
+            | "disco"
+            | "firstmeeting"
+            | "needsanalysis" => Stage::Discovery,
+            "demo"
+            | "demoscheduled"
+            | "presentationscheduled"
+            | "presentation"
+            | "evaluation"
+            | "eval"
+            | "poc"
+            | "pilot"
+            | "trial"
+            | "solution"
+            | "technicalvalidation"
+            | "valueproposition" => Stage::Demo,
+            "proposal"
+            | "proposalsent"
+            | "quote"
+            | "quotesent"
+            | "decisionmakerboughtin"
+            | "proposalpricequote"
+            | "idpotentialdecisionmakers"
+            | "perceptionanalysis"
+            | "businesscase" => Stage::Proposal,
+            "negotiation" | "negotiationreview" | "contractsent" | "contract" | "legal"
+            | "procurement" | "commit" | "verbal" => Stage::Negotiation,
             "closedwon" | "won" | "closed" | "signed" | "win" => Stage::ClosedWon,
             "closedlost" | "lost" | "loss" | "churned" | "churn" => Stage::ClosedLost,
             "renewal" | "renewals" | "renew" | "upsell" | "expansion" => Stage::Renewal,
@@ -215,7 +254,12 @@ impl Stage {
         match self {
             Stage::Discovery => &[CustomerOutcome, CustomerConcern, Stakeholders],
             Stage::Demo => &[Stakeholders, DecisionProcess, CustomerOutcome],
-            Stage::Proposal | Stage::Negotiation => &[DecisionProcess, Enablement, DecisionConfidence, CustomerRisk],
+            Stage::Proposal | Stage::Negotiation => &[
+                DecisionProcess,
+                Enablement,
+                DecisionConfidence,
+                CustomerRisk,
+            ],
             Stage::ClosedWon => &[Adoption, SharedSuccess, Stakeholders],
             Stage::ClosedLost => &[DecisionProcess, Stakeholders, CustomerOutcome],
             Stage::Renewal => &[SharedSuccess, Adoption, CustomerConcern],
@@ -356,7 +400,12 @@ impl Engine {
         common.extend(lex.common.iter().cloned());
         let bank = questions::parse_bank(BUILTIN_QUESTIONS).unwrap_or_default();
         Engine {
-            inner: Arc::new(Inner { lex, matcher, common, bank }),
+            inner: Arc::new(Inner {
+                lex,
+                matcher,
+                common,
+                bank,
+            }),
         }
     }
 
@@ -364,7 +413,11 @@ impl Engine {
         classify::analyze(&self.inner, text)
     }
 
-    pub fn choose_questions(&self, analysis: &Analysis, ctx: &QuestionContext<'_>) -> Vec<Question> {
+    pub fn choose_questions(
+        &self,
+        analysis: &Analysis,
+        ctx: &QuestionContext<'_>,
+    ) -> Vec<Question> {
         questions::choose(&self.inner.bank, analysis, ctx)
     }
 

@@ -26,14 +26,20 @@ impl BankQuestion {
             out.push_str(&rest[..open]);
             let after = &rest[open..];
             let Some(close) = after.find('}') else { break };
-            let fallback = after[..close].split_once('|').map_or("the customer", |(_, f)| f);
+            let fallback = after[..close]
+                .split_once('|')
+                .map_or("the customer", |(_, f)| f);
             out.push_str(account.unwrap_or(fallback));
             rest = &after[close + 1..];
         }
         out.push_str(rest);
         // "the customer's team" reads fine; a name ending in s gets a bare apostrophe.
         let out = out.replace("s's ", "s' ");
-        Question { id: self.id.clone(), pillar: self.pillar, text: out }
+        Question {
+            id: self.id.clone(),
+            pillar: self.pillar,
+            text: out,
+        }
     }
 }
 
@@ -48,7 +54,9 @@ pub(crate) fn parse_bank(src: &str) -> Result<Vec<BankQuestion>, LexiconError> {
         }
         let f: Vec<&str> = l.splitn(5, '|').map(str::trim).collect();
         let [id, pillar, answers, stages, text] = f[..] else {
-            return Err(err("expected 5 fields: id | pillar | themes | stages | text".into()));
+            return Err(err(
+                "expected 5 fields: id | pillar | themes | stages | text".into(),
+            ));
         };
         let pillar = match pillar {
             "care" => Pillar::Care,
@@ -69,7 +77,13 @@ pub(crate) fn parse_bank(src: &str) -> Result<Vec<BankQuestion>, LexiconError> {
                 .map(|s| Stage::parse(s.trim()).ok_or_else(|| err(format!("unknown stage `{s}`"))))
                 .collect::<Result<Vec<_>, _>>()?
         };
-        bank.push(BankQuestion { id: id.to_string(), pillar, answers, stages, text: text.to_string() });
+        bank.push(BankQuestion {
+            id: id.to_string(),
+            pillar,
+            answers,
+            stages,
+            text: text.to_string(),
+        });
     }
     Ok(bank)
 }
@@ -106,7 +120,7 @@ fn targets(a: &Analysis, stage: Option<Stage>) -> Vec<Theme> {
         .map(|h| (h.evidence.len(), h.theme))
         .collect();
     // Strongest first; ties keep the taxonomy order (stable sort).
-    seller.sort_by(|x, y| y.0.cmp(&x.0));
+    seller.sort_by_key(|x| std::cmp::Reverse(x.0));
     let mut out: Vec<Theme> = Vec::new();
     let push = |t: Theme, out: &mut Vec<Theme>| {
         if !out.contains(&t) && (t.is_seller_centric() || !a.has(t)) {
@@ -159,7 +173,11 @@ fn mix(seed: u64, id: &str) -> u64 {
     z ^ (z >> 31)
 }
 
-pub(crate) fn choose(bank: &[BankQuestion], a: &Analysis, ctx: &QuestionContext<'_>) -> Vec<Question> {
+pub(crate) fn choose(
+    bank: &[BankQuestion],
+    a: &Analysis,
+    ctx: &QuestionContext<'_>,
+) -> Vec<Question> {
     let want = match a.class {
         Class::SellerCentric if a.themes.len() >= 2 => 3,
         Class::CustomerCentric => 1,
@@ -168,7 +186,7 @@ pub(crate) fn choose(bank: &[BankQuestion], a: &Analysis, ctx: &QuestionContext<
     let recent = &ctx.recent[..ctx.recent.len().min(RECENT_WINDOW)];
     let cost = |q: &BankQuestion, target: Theme| -> u64 {
         let mut c: u64 = 0;
-        if ctx.unhelpful.iter().any(|u| *u == q.id) {
+        if ctx.unhelpful.contains(&q.id) {
             c += 1_000;
         }
         match ctx.stage {
@@ -192,7 +210,14 @@ pub(crate) fn choose(bank: &[BankQuestion], a: &Analysis, ctx: &QuestionContext<
             .filter(|q| q.answers.contains(&target))
             .filter(|q| !recent.contains(&q.id) && !picked.iter().any(|p| p.id == q.id))
             // A second question should open another pillar of their world when it can.
-            .min_by_key(|q| cost(q, target) + if picked.iter().any(|p| p.pillar == q.pillar) { 20_000 } else { 0 });
+            .min_by_key(|q| {
+                cost(q, target)
+                    + if picked.iter().any(|p| p.pillar == q.pillar) {
+                        20_000
+                    } else {
+                        0
+                    }
+            });
         if let Some(q) = best {
             picked.push(q);
         }
@@ -200,10 +225,16 @@ pub(crate) fn choose(bank: &[BankQuestion], a: &Analysis, ctx: &QuestionContext<
     if picked.is_empty() {
         // Everything that fits was asked recently: repeat the one asked longest ago.
         let oldest = bank.iter().max_by_key(|q| {
-            let age = recent.iter().position(|r| *r == q.id).unwrap_or(RECENT_WINDOW);
+            let age = recent
+                .iter()
+                .position(|r| *r == q.id)
+                .unwrap_or(RECENT_WINDOW);
             (age, u64::MAX - mix(ctx.seed, &q.id))
         });
         picked.extend(oldest);
     }
-    picked.iter().map(|q| q.render(a.account.as_deref())).collect()
+    picked
+        .iter()
+        .map(|q| q.render(a.account.as_deref()))
+        .collect()
 }
