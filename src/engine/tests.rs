@@ -602,17 +602,3 @@ proptest! {
         check_evidence(&text, &a);
     }
 }
-
-#[test]
-#[ignore]
-fn pattern_stats() {
-    let mut lex = Lexicon::default();
-    lex.parse_into(BUILTIN_LEXICON).unwrap();
-    let total: usize = lex.patterns.iter().map(|p| p.text.len()).sum();
-    eprintln!(
-        "patterns {} bytes {} regexes {}",
-        lex.patterns.len(),
-        total,
-        lex.regexes.len()
-    );
-}
