@@ -141,7 +141,12 @@ const DEAL_NEXT: [&str; 18] = [
 ];
 
 /// The account a message is about, when one can be told.
-pub(crate) fn detect(p: &Prepared, text: &str, extra_common: &HashSet<String>) -> Option<String> {
+/// The account a message is about, with its byte span in `text`.
+pub(crate) fn detect(
+    p: &Prepared,
+    text: &str,
+    extra_common: &HashSet<String>,
+) -> Option<(String, usize, usize)> {
     let toks = tokens(p, text);
     let mut best: Option<(i32, usize, usize)> = None;
     let mut i = 0;
@@ -200,9 +205,12 @@ pub(crate) fn detect(p: &Prepared, text: &str, extra_common: &HashSet<String>) -
     if let Some((score, s, e)) = best
         && score >= 1
     {
-        return Some(text[s..e].trim_end_matches(['\'', '’']).to_string());
+        let name = text[s..e].trim_end_matches(['\'', '’']);
+        return Some((name.to_string(), s, s + name.len()));
     }
-    lowercase_lead(&toks, extra_common).or_else(|| lowercase_suffixed(&toks, extra_common))
+    lowercase_lead(&toks, extra_common)
+        .or_else(|| lowercase_suffixed(&toks, extra_common))
+        .map(|(s, e)| (text[s..e].to_string(), s, e))
 }
 
 /// Words in a name run are separated by a single space, never by punctuation.
@@ -220,7 +228,7 @@ fn prev_is_sentence_end(p: &Prepared, ns: usize) -> bool {
 
 /// "wayne fintech: …" / "wayne fintech POC: …" — a short lower-case lead before a colon,
 /// without trailing common words.
-fn lowercase_lead(toks: &[Tok<'_>], common: &HashSet<String>) -> Option<String> {
+fn lowercase_lead(toks: &[Tok<'_>], common: &HashSet<String>) -> Option<(usize, usize)> {
     let colon = toks.iter().take(4).position(|t| t.next == Some(':'))?;
     let run = &toks[..=colon];
     let name_len = run
@@ -234,17 +242,11 @@ fn lowercase_lead(toks: &[Tok<'_>], common: &HashSet<String>) -> Option<String> 
     {
         return None;
     }
-    Some(
-        run[..name_len]
-            .iter()
-            .map(|t| t.word)
-            .collect::<Vec<_>>()
-            .join(" "),
-    )
+    Some((run[0].start, run[name_len - 1].end))
 }
 
 /// "stark mfg still not signed" — a lower-case word followed by a company suffix.
-fn lowercase_suffixed(toks: &[Tok<'_>], common: &HashSet<String>) -> Option<String> {
+fn lowercase_suffixed(toks: &[Tok<'_>], common: &HashSet<String>) -> Option<(usize, usize)> {
     let i = toks
         .iter()
         .skip(1)
@@ -257,5 +259,5 @@ fn lowercase_suffixed(toks: &[Tok<'_>], common: &HashSet<String>) -> Option<Stri
     {
         return None;
     }
-    Some(format!("{} {}", head.word, toks[i].word))
+    Some((head.start, toks[i].end))
 }

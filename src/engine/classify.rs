@@ -39,7 +39,7 @@ pub(super) fn analyze(inner: &Inner, text: &str) -> Analysis {
     let mut found: Vec<Found> = Vec::new();
     let mut deal = 0.0f32;
     let mut not_deal = 0.0f32;
-    let mut known_account: Option<String> = None;
+    let mut known_account: Option<(String, usize, usize)> = None;
     // Negations are few; scanning back from each cue keeps this linear in practice. The
     // window index avoids quadratic work on pathological texts full of negations.
     let mut neg_idx = 0usize;
@@ -70,12 +70,17 @@ pub(super) fn analyze(inner: &Inner, text: &str) -> Analysis {
             Kind::NotDeal => not_deal += entry.weight,
             Kind::Account if known_account.is_none() => {
                 let (s, e) = p.original_span(h.s, h.e);
-                known_account = Some(text[s..e].to_string());
+                known_account = Some((text[s..e].to_string(), s, e));
             }
             _ => {}
         }
     }
     emoji_cues(inner, &p, &mut found, &mut deal);
+    let account = known_account.or_else(|| account::detect(&p, text, &inner.common));
+    // Words of the company's own name are not cues ("Pemberton Legal wants…").
+    if let Some((_, s, e)) = &account {
+        found.retain(|f| f.orig.1 <= *s || f.orig.0 >= *e);
+    }
     let has = |t: Theme| found.iter().any(|f| f.theme == t);
     if has(Theme::Stakeholders) && (has(Theme::ClosingPush) || has(Theme::QuotaPressure)) {
         drop_pushed_stakeholders(layout(), &mut found);
@@ -131,7 +136,7 @@ pub(super) fn analyze(inner: &Inner, text: &str) -> Analysis {
         0.5
     };
 
-    let account = known_account.or_else(|| account::detect(&p, text, &inner.common));
+    let account = account.map(|(name, _, _)| name);
     let mut deal_score = deal.min(3.0) - not_deal;
     if account.is_some() {
         deal_score += ACCOUNT_DEAL_WEIGHT;
