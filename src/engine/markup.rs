@@ -112,6 +112,14 @@ pub(crate) fn prepare(text: &str) -> Prepared {
                 b.push_char(ch, i, i + len);
                 i += len;
             }
+            // Fast path for the bulk of prose: lower-case ASCII letters need no mapping.
+            b'a'..=b'z' | b'A'..=b'Z' if b.pending.is_none() => {
+                b.digit_run_end = None;
+                b.out.norm.push(c.to_ascii_lowercase() as char);
+                b.out.starts.push(i);
+                b.out.ends.push(i + 1);
+                i += 1;
+            }
             _ => {
                 let ch = text[i..].chars().next().unwrap_or(' ');
                 let len = ch.len_utf8();
