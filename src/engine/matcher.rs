@@ -28,7 +28,7 @@ impl Matcher {
     pub fn new(lex: &Lexicon) -> Matcher {
         let ac = AhoCorasickBuilder::new()
             .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
             .prefilter(false)
             .build(lex.patterns.iter().map(|p| p.text.as_str()))
             .ok();
