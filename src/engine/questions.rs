@@ -201,9 +201,18 @@ pub(crate) fn choose(
         c * 1_000 + mix(ctx.seed, &q.id) % 1_000
     };
     let mut picked: Vec<&BankQuestion> = Vec::new();
+    // A seller signal's question already explores its counterpart: do not ask about the
+    // same customer theme twice.
+    let mut covered: Vec<Theme> = Vec::new();
     for target in targets(a, ctx.stage) {
         if picked.len() >= want {
             break;
+        }
+        if covered.contains(&target) {
+            continue;
+        }
+        if target.is_seller_centric() {
+            covered.push(counterpart(target));
         }
         let best = bank
             .iter()
