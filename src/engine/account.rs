@@ -24,9 +24,10 @@ struct Tok<'a> {
 }
 
 fn tokens<'a>(p: &'a Prepared, text: &'a str) -> Vec<Tok<'a>> {
+    const MAX_TOKENS: usize = 400;
     let norm = p.norm.as_str();
-    let mut out = Vec::new();
-    let mut start: Option<usize> = None;
+    let bytes = norm.as_bytes();
+    let mut out = Vec::with_capacity(32);
     let push = |s: usize, e: usize, out: &mut Vec<Tok<'a>>| {
         let (os, oe) = p.original_span(s, e);
         out.push(Tok {
@@ -38,19 +39,22 @@ fn tokens<'a>(p: &'a Prepared, text: &'a str) -> Vec<Tok<'a>> {
             ns: s,
         });
     };
-    for (i, c) in norm.char_indices() {
-        let w = c.is_alphanumeric() || c == '&';
-        match (w, start) {
+    // Bytes, not chars: every non-ASCII byte counts as part of a word (letters of other
+    // scripts), so tokens still start and end on char boundaries (at ASCII bytes).
+    let is_word = |b: u8| b.is_ascii_alphanumeric() || b >= 0x80 || b == b'&';
+    let mut start: Option<usize> = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        match (is_word(b), start) {
             (true, None) => start = Some(i),
             (false, Some(s)) => {
                 push(s, i, &mut out);
                 start = None;
+                // Accounts are named early; long texts need not be scanned to the end.
+                if out.len() >= MAX_TOKENS {
+                    return out;
+                }
             }
             _ => {}
-        }
-        if out.len() > 400 {
-            // Accounts are named early; long texts need not be scanned to the end.
-            return out;
         }
     }
     if let Some(s) = start {
