@@ -229,3 +229,49 @@ pub fn run(
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_a_small_set() {
+        let src = concat!(
+            "{\"text\":\"Globex: offered 20% off if they sign by Friday\",\"is_deal_update\":true,\"class\":\"seller_centric\",\"themes\":[\"discount_lever\",\"closing_push\"]}\n",
+            "{\"text\":\"lunch at noon?\",\"is_deal_update\":false,\"class\":\"neutral\",\"themes\":[]}\n",
+        );
+        let r = evaluate(&Engine::builtin(), src).unwrap();
+        assert_eq!(r.messages, 2);
+        assert_eq!(r.deal_update.f1, 1.0);
+        assert_eq!(r.class_accuracy, 1.0);
+        assert_eq!(r.theme_micro.tp, 2);
+        assert_eq!(r.confusion["neutral"]["neutral"], 1);
+    }
+
+    #[test]
+    fn names_the_malformed_line() {
+        let e = Engine::builtin();
+        let good = "{\"text\":\"x\",\"is_deal_update\":false,\"class\":\"neutral\",\"themes\":[]}";
+        let bad_json = format!("{good}\n{{oops\n");
+        assert!(matches!(
+            evaluate(&e, &bad_json),
+            Err(EvalError::BadLine { line: 2, .. })
+        ));
+        let bad_class = format!("{good}\n{good}\n{}", good.replace("neutral", "grumpy"));
+        assert!(matches!(
+            evaluate(&e, &bad_class),
+            Err(EvalError::BadLine { line: 3, .. })
+        ));
+        assert!(matches!(evaluate(&e, ""), Err(EvalError::Empty)));
+    }
+
+    #[test]
+    fn dev_set_meets_targets() {
+        let src = include_str!("../eval/dev.jsonl");
+        let r = evaluate(&Engine::builtin(), src).unwrap();
+        assert!(r.deal_update.f1 >= 0.90, "{:?}", r.deal_update);
+        assert!(r.class_accuracy >= 0.75, "{}", r.class_accuracy);
+        assert!(r.theme_micro.f1 >= 0.70, "{:?}", r.theme_micro);
+    }
+}

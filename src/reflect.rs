@@ -131,3 +131,81 @@ pub fn run(
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn run_str(text: Option<&str>, mode: ReflectMode, input: &str) -> Result<String, ReflectError> {
+        let mut out = Vec::new();
+        let mut inp = input.as_bytes();
+        run(
+            &Engine::builtin(),
+            text.map(str::to_string),
+            mode,
+            &mut inp,
+            &mut out,
+        )?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn json_shape_is_stable() {
+        let text = "Globex: offered 20% off if they sign by Friday";
+        let out = run_str(Some(text), ReflectMode::Json, "").unwrap();
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["is_deal_update"], true);
+        assert_eq!(v["account"], "Globex");
+        assert_eq!(v["class"], "seller_centric");
+        assert!(v["score"].is_number());
+        let t = &v["themes"][0];
+        assert!(t["id"].is_string() && t["pillar"].is_null());
+        let e = &t["evidence"][0];
+        let (s, en) = (
+            e["start"].as_u64().unwrap() as usize,
+            e["end"].as_u64().unwrap() as usize,
+        );
+        assert_eq!(&text[s..en], e["text"].as_str().unwrap());
+        let q = &v["questions"][0];
+        assert!(q["id"].is_string() && q["pillar"].is_string() && q["text"].is_string());
+    }
+
+    #[test]
+    fn reads_stdin_and_rejects_empty_input() {
+        let out = run_str(
+            None,
+            ReflectMode::Text,
+            "their CFO is worried about downtime",
+        )
+        .unwrap();
+        assert!(out.contains("customer_risk"), "{out}");
+        assert!(matches!(
+            run_str(None, ReflectMode::Json, "  \n"),
+            Err(ReflectError::EmptyInput)
+        ));
+    }
+
+    #[test]
+    fn jsonl_in_order_and_names_bad_lines() {
+        let input =
+            "{\"text\":\"lunch?\",\"class\":\"neutral\"}\n\n{\"text\":\"Acme signed :tada:\"}\n";
+        let out = run_str(None, ReflectMode::Jsonl, input).unwrap();
+        let lines: Vec<Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1]["account"], "Acme");
+        let err = run_str(
+            None,
+            ReflectMode::Jsonl,
+            "{\"text\":\"ok\"}\n{\"no_text\":1}\n",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, ReflectError::BadLine { line: 2, .. }),
+            "{err}"
+        );
+    }
+}

@@ -24,9 +24,10 @@ struct Tok<'a> {
 }
 
 fn tokens<'a>(p: &'a Prepared, text: &'a str) -> Vec<Tok<'a>> {
+    const MAX_TOKENS: usize = 400;
     let norm = p.norm.as_str();
-    let mut out = Vec::new();
-    let mut start: Option<usize> = None;
+    let bytes = norm.as_bytes();
+    let mut out = Vec::with_capacity(32);
     let push = |s: usize, e: usize, out: &mut Vec<Tok<'a>>| {
         let (os, oe) = p.original_span(s, e);
         out.push(Tok {
@@ -38,19 +39,22 @@ fn tokens<'a>(p: &'a Prepared, text: &'a str) -> Vec<Tok<'a>> {
             ns: s,
         });
     };
-    for (i, c) in norm.char_indices() {
-        let w = c.is_alphanumeric() || c == '&';
-        match (w, start) {
+    // Bytes, not chars: every non-ASCII byte counts as part of a word (letters of other
+    // scripts), so tokens still start and end on char boundaries (at ASCII bytes).
+    let is_word = |b: u8| b.is_ascii_alphanumeric() || b >= 0x80 || b == b'&';
+    let mut start: Option<usize> = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        match (is_word(b), start) {
             (true, None) => start = Some(i),
             (false, Some(s)) => {
                 push(s, i, &mut out);
                 start = None;
+                // Accounts are named early; long texts need not be scanned to the end.
+                if out.len() >= MAX_TOKENS {
+                    return out;
+                }
             }
             _ => {}
-        }
-        if out.len() > 400 {
-            // Accounts are named early; long texts need not be scanned to the end.
-            return out;
         }
     }
     if let Some(s) = start {
@@ -68,8 +72,47 @@ pub(crate) fn builtin_common() -> impl Iterator<Item = &'static str> {
 }
 
 fn is_common(common: &HashSet<String>, w: &str) -> bool {
-    common.contains(w)
+    // Plurals of common words and acronyms ("QBRs", "CFOs") are common too.
+    common.contains(w) || w.strip_suffix('s').is_some_and(|s| common.contains(s))
 }
+
+/// Words that end company names; they let a lower-case name be found ("stark mfg").
+const SUFFIXES: [&str; 34] = [
+    "inc",
+    "co",
+    "corp",
+    "llc",
+    "ltd",
+    "gmbh",
+    "mfg",
+    "manufacturing",
+    "bank",
+    "health",
+    "healthcare",
+    "logistics",
+    "labs",
+    "group",
+    "analytics",
+    "payments",
+    "freight",
+    "dental",
+    "clinics",
+    "systems",
+    "technologies",
+    "software",
+    "holdings",
+    "industries",
+    "foods",
+    "energy",
+    "motors",
+    "insurance",
+    "capital",
+    "consulting",
+    "agency",
+    "pharma",
+    "fintech",
+    "retail",
+];
 
 fn capitalised(w: &str) -> bool {
     let mut cs = w.chars();
@@ -102,7 +145,12 @@ const DEAL_NEXT: [&str; 18] = [
 ];
 
 /// The account a message is about, when one can be told.
-pub(crate) fn detect(p: &Prepared, text: &str, extra_common: &HashSet<String>) -> Option<String> {
+/// The account a message is about, with its byte span in `text`.
+pub(crate) fn detect(
+    p: &Prepared,
+    text: &str,
+    extra_common: &HashSet<String>,
+) -> Option<(String, usize, usize)> {
     let toks = tokens(p, text);
     let mut best: Option<(i32, usize, usize)> = None;
     let mut i = 0;
@@ -116,10 +164,13 @@ pub(crate) fn detect(p: &Prepared, text: &str, extra_common: &HashSet<String>) -
             continue;
         }
         let mut j = i + 1;
+        // Inside a name, capitalised common words belong to it ("Graphic Design Institute");
+        // an all-caps common word ends it ("Acme Health IT").
         while j < toks.len()
             && t_continues(&toks[j - 1])
             && capitalised(toks[j].word)
-            && !is_common(extra_common, toks[j].lower)
+            && !(is_common(extra_common, toks[j].lower)
+                && (toks[j].word.chars().all(|c| !c.is_lowercase()) || toks[j].lower.len() <= 2))
         {
             j += 1;
         }
@@ -127,7 +178,9 @@ pub(crate) fn detect(p: &Prepared, text: &str, extra_common: &HashSet<String>) -
         let all_caps = toks[i..j]
             .iter()
             .all(|t| t.word.chars().all(|c| !c.is_lowercase()));
-        let mut score = 0;
+        // Any capitalised unknown word could be a name (base 1); all-caps runs are usually
+        // acronyms and need good placement to count.
+        let mut score = 1;
         if i == 0 {
             score += 3;
         } else if at_sentence_start {
@@ -146,17 +199,22 @@ pub(crate) fn detect(p: &Prepared, text: &str, extra_common: &HashSet<String>) -
             score += 1;
         }
         if all_caps {
-            score -= 3;
+            score -= 4;
         }
         if best.is_none_or(|(b, _, _)| score > b) {
             best = Some((score, t.start, last.end));
         }
         i = j;
     }
-    if let Some((_, s, e)) = best {
-        return Some(text[s..e].trim_end_matches(['\'', '’']).to_string());
+    if let Some((score, s, e)) = best
+        && score >= 1
+    {
+        let name = text[s..e].trim_end_matches(['\'', '’']);
+        return Some((name.to_string(), s, s + name.len()));
     }
     lowercase_lead(&toks, extra_common)
+        .or_else(|| lowercase_suffixed(&toks, extra_common))
+        .map(|(s, e)| (text[s..e].to_string(), s, e))
 }
 
 /// Words in a name run are separated by a single space, never by punctuation.
@@ -172,15 +230,38 @@ fn prev_is_sentence_end(p: &Prepared, ns: usize) -> bool {
         .is_none_or(|c| matches!(c, '.' | '!' | '?' | '\n' | ':'))
 }
 
-/// "wayne fintech: …" — a short lower-case lead before a colon.
-fn lowercase_lead(toks: &[Tok<'_>], extra: &HashSet<String>) -> Option<String> {
-    let colon = toks.iter().take(3).position(|t| t.next == Some(':'))?;
+/// "wayne fintech: …" / "wayne fintech POC: …" — a short lower-case lead before a colon,
+/// without trailing common words.
+fn lowercase_lead(toks: &[Tok<'_>], common: &HashSet<String>) -> Option<(usize, usize)> {
+    let colon = toks.iter().take(4).position(|t| t.next == Some(':'))?;
     let run = &toks[..=colon];
-    if run
+    let name_len = run
         .iter()
-        .any(|t| is_common(extra, t.lower) || t.lower.chars().any(|c| c.is_ascii_digit()))
+        .position(|t| is_common(common, t.lower))
+        .unwrap_or(run.len());
+    if name_len == 0
+        || run[..name_len]
+            .iter()
+            .any(|t| t.lower.chars().any(|c| c.is_ascii_digit()))
     {
         return None;
     }
-    Some(run.iter().map(|t| t.word).collect::<Vec<_>>().join(" "))
+    Some((run[0].start, run[name_len - 1].end))
+}
+
+/// "stark mfg still not signed" — a lower-case word followed by a company suffix.
+fn lowercase_suffixed(toks: &[Tok<'_>], common: &HashSet<String>) -> Option<(usize, usize)> {
+    let i = toks
+        .iter()
+        .skip(1)
+        .position(|t| SUFFIXES.contains(&t.lower))?
+        + 1;
+    let head = &toks[i - 1];
+    if is_common(common, head.lower)
+        || !head.lower.chars().all(char::is_alphabetic)
+        || head.next != Some(' ')
+    {
+        return None;
+    }
+    Some((head.start, toks[i].end))
 }

@@ -8,7 +8,7 @@ use super::{Analysis, Class, Evidence, Inner, Theme, ThemeHit, account};
 /// A theme fires when its cues add up to this much (weak cues need support).
 const FIRE: f32 = 1.0;
 /// Words a negation may reach forward within its clause.
-const NEGATION_REACH: u32 = 4;
+const NEGATION_REACH: u32 = 7;
 /// Stakeholder cues at least this strong survive next to a push for signature.
 const STRONG_STAKEHOLDER: f32 = 1.5;
 /// Deal evidence needed to call a message a deal update.
@@ -26,8 +26,11 @@ struct Found {
 pub(super) fn analyze(inner: &Inner, text: &str) -> Analysis {
     let p = prepare(text);
     let lex = &inner.lex;
-    let hits = inner.matcher.find(text, &p);
-    let layout = Layout::new(lex, &p, &hits);
+    let hits = inner.matcher.find(lex, text, &p);
+    // Clause positions are only needed for negation and the stakeholder rule; most messages
+    // need neither, so the layout is built on first use.
+    let layout_cell: std::cell::OnceCell<Layout> = std::cell::OnceCell::new();
+    let layout = || layout_cell.get_or_init(|| Layout::new(lex, &p, &hits));
     let negations: Vec<&Hit> = hits
         .iter()
         .filter(|h| lex.entries[h.entry].kind == Kind::Negation)
@@ -36,7 +39,7 @@ pub(super) fn analyze(inner: &Inner, text: &str) -> Analysis {
     let mut found: Vec<Found> = Vec::new();
     let mut deal = 0.0f32;
     let mut not_deal = 0.0f32;
-    let mut known_account: Option<String> = None;
+    let mut known_account: Option<(String, usize, usize)> = None;
     // Negations are few; scanning back from each cue keeps this linear in practice. The
     // window index avoids quadratic work on pathological texts full of negations.
     let mut neg_idx = 0usize;
@@ -53,7 +56,7 @@ pub(super) fn analyze(inner: &Inner, text: &str) -> Analysis {
                         .iter()
                         .rev()
                         .take(3)
-                        .any(|n| layout.governs(n, h, NEGATION_REACH));
+                        .any(|n| layout().governs(n, h, NEGATION_REACH));
                 if !negated {
                     found.push(Found {
                         theme,
@@ -67,13 +70,21 @@ pub(super) fn analyze(inner: &Inner, text: &str) -> Analysis {
             Kind::NotDeal => not_deal += entry.weight,
             Kind::Account if known_account.is_none() => {
                 let (s, e) = p.original_span(h.s, h.e);
-                known_account = Some(text[s..e].to_string());
+                known_account = Some((text[s..e].to_string(), s, e));
             }
             _ => {}
         }
     }
     emoji_cues(inner, &p, &mut found, &mut deal);
-    drop_pushed_stakeholders(&layout, &mut found);
+    let account = known_account.or_else(|| account::detect(&p, text, &inner.common));
+    // Words of the company's own name are not cues ("Pemberton Legal wants…").
+    if let Some((_, s, e)) = &account {
+        found.retain(|f| f.orig.1 <= *s || f.orig.0 >= *e);
+    }
+    let has = |t: Theme| found.iter().any(|f| f.theme == t);
+    if has(Theme::Stakeholders) && (has(Theme::ClosingPush) || has(Theme::QuotaPressure)) {
+        drop_pushed_stakeholders(layout(), &mut found);
+    }
 
     let mut themes: Vec<ThemeHit> = Vec::new();
     let (mut cust, mut sell) = (0.0f32, 0.0f32);
@@ -125,7 +136,7 @@ pub(super) fn analyze(inner: &Inner, text: &str) -> Analysis {
         0.5
     };
 
-    let account = known_account.or_else(|| account::detect(&p, text, &inner.common));
+    let account = account.map(|(name, _, _)| name);
     let mut deal_score = deal.min(3.0) - not_deal;
     if account.is_some() {
         deal_score += ACCOUNT_DEAL_WEIGHT;
@@ -163,9 +174,21 @@ fn emoji_cues(inner: &Inner, p: &Prepared, found: &mut Vec<Found>, deal: &mut f3
 /// A customer role named only as someone to push for a signature is not `stakeholders`
 /// ("get their CFO to sign by the 30th so I hit my number").
 fn drop_pushed_stakeholders(layout: &Layout, found: &mut Vec<Found>) {
+    let fires = |t: Theme| {
+        found
+            .iter()
+            .filter(|f| f.theme == t)
+            .map(|f| f.weight)
+            .sum::<f32>()
+            >= FIRE
+    };
+    let push_fires = [Theme::ClosingPush, Theme::QuotaPressure].map(fires);
     let pushed: Vec<u32> = found
         .iter()
-        .filter(|f| matches!(f.theme, Theme::ClosingPush | Theme::QuotaPressure))
+        .filter(|f| {
+            (f.theme == Theme::ClosingPush && push_fires[0])
+                || (f.theme == Theme::QuotaPressure && push_fires[1])
+        })
         .filter_map(|f| f.norm.map(|(s, _)| layout.clause_of(s)))
         .collect();
     if pushed.is_empty() {

@@ -46,7 +46,18 @@ pub(crate) struct Pattern {
     pub prefix: bool,
     /// `=` phrases written with capitals ("=IT") must match the original text exactly.
     pub case_sensitive: Option<String>,
+    /// Word endings the match may be extended by ("sign" + "ed"); checked at match time so
+    /// the automaton stays small.
+    pub suffixes: &'static [&'static str],
+    /// Whether the pattern matches without one of `suffixes` (false for stems like "clos").
+    pub bare: bool,
 }
+
+/// Regular endings accepted after any inflectable phrase.
+pub(crate) const REGULAR: &[&str] = &["s", "es", "ed", "d", "ing", "'d", "'s"];
+const E_DROP: &[&str] = &["ing", "ed", "es"];
+const Y_TO_I: &[&str] = &["es", "ed"];
+const DOUBLED: &[&str] = &["ed", "ing", "er", "ers"];
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Lexicon {
@@ -56,6 +67,8 @@ pub(crate) struct Lexicon {
     pub emojis: Vec<(String, usize)>,
     /// Lower-cased words never taken as account names.
     pub common: Vec<String>,
+    /// `~` entries: regular expressions over the normalised text (linear-time engine).
+    pub regexes: Vec<(regex::Regex, usize)>,
 }
 
 const MAX_VARIANTS: usize = 4096;
@@ -126,6 +139,16 @@ impl Lexicon {
                 .push((phrase[1..phrase.len() - 1].to_lowercase(), entry));
             return Ok(());
         }
+        if let Some(re) = phrase.strip_prefix('~') {
+            // Anchored to word starts; the `regex` crate never backtracks, so user patterns
+            // cannot blow up on long messages.
+            let re = regex::RegexBuilder::new(&format!(r"\b(?:{re})"))
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| format!("bad regular expression: {e}"))?;
+            self.regexes.push((re, entry));
+            return Ok(());
+        }
         let (exact, phrase) = match phrase.strip_prefix('=') {
             Some(p) => (true, p),
             None => (false, phrase),
@@ -146,21 +169,26 @@ impl Lexicon {
                 continue;
             }
             if inflect {
-                for form in inflections(&norm) {
+                for (stem, suffixes) in stems(&norm) {
                     self.patterns.push(Pattern {
-                        text: form,
+                        text: stem,
                         entry,
                         prefix,
                         case_sensitive: None,
+                        suffixes,
+                        bare: false,
                     });
                 }
             }
             let case_sensitive = case_sensitive.then(|| v.clone());
+            let suffixes: &'static [&'static str] = if inflect { REGULAR } else { &[] };
             self.patterns.push(Pattern {
                 text: norm,
                 entry,
                 prefix,
                 case_sensitive,
+                suffixes,
+                bare: true,
             });
         }
         Ok(())
@@ -227,8 +255,10 @@ fn expand(phrase: &str, out: &mut Vec<String>) -> Result<(), String> {
     Ok(())
 }
 
-/// Common English word forms of the phrase's last word ("related word forms").
-fn inflections(norm: &str) -> Vec<String> {
+/// Changed stems of the phrase's last word, each with the endings it takes: "close" ->
+/// "clos" + ing, "worry" -> "worri" + es/ed, "ship" -> "shipp" + ed/ing. Regular endings
+/// ("signs", "signed") need no extra pattern: see `REGULAR`.
+fn stems(norm: &str) -> Vec<(String, &'static [&'static str])> {
     let (head, last) = match norm.rfind(' ') {
         Some(p) => (&norm[..=p], &norm[p + 1..]),
         None => ("", norm),
@@ -239,31 +269,17 @@ fn inflections(norm: &str) -> Vec<String> {
     let b = last.as_bytes();
     let n = b.len();
     let vowel = |c: u8| b"aeiou".contains(&c);
-    let mut forms = vec![
-        format!("{last}s"),
-        format!("{last}es"),
-        format!("{last}ed"),
-        format!("{last}ing"),
-    ];
+    let mut out: Vec<(String, &'static [&'static str])> = Vec::new();
     if b[n - 1] == b'e' {
-        let stem = &last[..n - 1];
-        forms.push(format!("{last}d"));
-        forms.push(format!("{stem}ing"));
+        out.push((format!("{head}{}", &last[..n - 1]), E_DROP));
     }
     if b[n - 1] == b'y' && !vowel(b[n - 2]) {
-        let stem = &last[..n - 1];
-        forms.push(format!("{stem}ies"));
-        forms.push(format!("{stem}ied"));
+        out.push((format!("{head}{}i", &last[..n - 1]), Y_TO_I));
     }
     if !vowel(b[n - 1]) && vowel(b[n - 2]) && !vowel(b[n - 3]) && !b"wxy".contains(&b[n - 1]) {
-        let c = b[n - 1] as char;
-        forms.push(format!("{last}{c}ed"));
-        forms.push(format!("{last}{c}ing"));
+        out.push((format!("{head}{last}{}", b[n - 1] as char), DOUBLED));
     }
-    if b[n - 1] == b'o' {
-        forms.push(format!("{last}'d"));
-    }
-    forms.into_iter().map(|f| format!("{head}{f}")).collect()
+    out
 }
 
 #[cfg(test)]
@@ -277,8 +293,12 @@ mod tests {
         l.parse_into("closing_push 2 {get|getting} them to sign\nproduct_pitch demo")
             .unwrap();
         let texts: Vec<_> = l.patterns.iter().map(|p| p.text.as_str()).collect();
-        assert!(texts.contains(&"getting them to signed"));
-        assert!(texts.contains(&"demo'd"));
+        assert!(texts.contains(&"getting them to sign"));
+        assert!(texts.contains(&"get them to sign"));
+        assert!(
+            l.patterns.iter().all(|p| p.text != "demo'd"),
+            "endings are checked at match time"
+        );
         assert_eq!(l.entries[0].weight, 2.0);
     }
 

@@ -10,10 +10,8 @@
 pub(crate) struct Prepared {
     /// Lower-cased, markup-free text the lexicon is matched against.
     pub norm: String,
-    /// For each byte of `norm`: byte offset in the original where its source char starts.
-    pub starts: Vec<usize>,
-    /// For each byte of `norm`: byte offset in the original where its source char ends.
-    pub ends: Vec<usize>,
+    /// For each byte of `norm`: the original byte span of the char it came from.
+    pub spans: Vec<(usize, usize)>,
     /// `:emoji:` codes found, with their original byte span (name without colons).
     pub emojis: Vec<(String, usize, usize)>,
 }
@@ -21,7 +19,7 @@ pub(crate) struct Prepared {
 impl Prepared {
     /// Original byte span of the normalised byte range `[s, e)`.
     pub fn original_span(&self, s: usize, e: usize) -> (usize, usize) {
-        (self.starts[s], self.ends[e - 1])
+        (self.spans[s].0, self.spans[e - 1].1)
     }
 }
 
@@ -112,6 +110,13 @@ pub(crate) fn prepare(text: &str) -> Prepared {
                 b.push_char(ch, i, i + len);
                 i += len;
             }
+            // Fast path for the bulk of prose: lower-case ASCII letters need no mapping.
+            b'a'..=b'z' | b'A'..=b'Z' if b.pending.is_none() => {
+                b.digit_run_end = None;
+                b.out.norm.push(c.to_ascii_lowercase() as char);
+                b.out.spans.push((i, i + 1));
+                i += 1;
+            }
             _ => {
                 let ch = text[i..].chars().next().unwrap_or(' ');
                 let len = ch.len_utf8();
@@ -165,8 +170,7 @@ impl Builder {
         Builder {
             out: Prepared {
                 norm: String::with_capacity(n),
-                starts: Vec::with_capacity(n),
-                ends: Vec::with_capacity(n),
+                spans: Vec::with_capacity(n),
                 emojis: Vec::new(),
             },
             pending: None,
@@ -206,8 +210,8 @@ impl Builder {
             // Every number becomes `0` so the lexicon can say "0% off" or "q0" once for all
             // numbers; the `0` maps back to the whole run of digits.
             if self.digit_run_end == Some(start) {
-                if let Some(last) = self.out.ends.last_mut() {
-                    *last = end;
+                if let Some(last) = self.out.spans.last_mut() {
+                    last.1 = end;
                 }
             } else {
                 self.raw('0', start, end);
@@ -226,12 +230,16 @@ impl Builder {
     }
 
     fn raw(&mut self, ch: char, start: usize, end: usize) {
+        if ch.is_ascii() {
+            self.out.norm.push(ch);
+            self.out.spans.push((start, end));
+            return;
+        }
         let mut buf = [0u8; 4];
         let s = ch.encode_utf8(&mut buf);
         self.out.norm.push_str(s);
         for _ in 0..s.len() {
-            self.out.starts.push(start);
-            self.out.ends.push(end);
+            self.out.spans.push((start, end));
         }
     }
 
@@ -272,7 +280,7 @@ mod tests {
         let t = "İSTANBUL Straße café";
         let p = prepare(t);
         for i in 0..p.norm.len() {
-            assert!(t.is_char_boundary(p.starts[i]) && t.is_char_boundary(p.ends[i]));
+            assert!(t.is_char_boundary(p.spans[i].0) && t.is_char_boundary(p.spans[i].1));
         }
     }
 }

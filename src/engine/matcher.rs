@@ -1,7 +1,7 @@
 //! Phrase matching: one Aho-Corasick pass over the normalised text (linear in its length),
 //! whole-word checks, longest-match-wins, and clause/word positions for negation.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 use super::lexicon::{Kind, Lexicon};
 use super::markup::Prepared;
@@ -20,12 +20,16 @@ pub(crate) struct Matcher {
     pattern_entry: Vec<usize>,
     pattern_prefix: Vec<bool>,
     pattern_case: Vec<Option<String>>,
+    regexes: Vec<(regex::Regex, usize)>,
+    pattern_suffix: Vec<(bool, &'static [&'static str])>,
 }
 
 impl Matcher {
     pub fn new(lex: &Lexicon) -> Matcher {
         let ac = AhoCorasickBuilder::new()
             .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
+            .prefilter(false)
             .build(lex.patterns.iter().map(|p| p.text.as_str()))
             .ok();
         Matcher {
@@ -37,17 +41,28 @@ impl Matcher {
                 .iter()
                 .map(|p| p.case_sensitive.clone())
                 .collect(),
+            regexes: lex.regexes.clone(),
+            pattern_suffix: lex.patterns.iter().map(|p| (p.bare, p.suffixes)).collect(),
         }
     }
 
     /// All whole-word matches, with matches lying strictly inside a longer one removed
     /// (so "quota system" in an `ignore` entry silences "quota").
-    pub fn find(&self, original: &str, p: &Prepared) -> Vec<Hit> {
-        let Some(ac) = &self.ac else {
-            return Vec::new();
-        };
+    pub fn find(&self, lex: &Lexicon, original: &str, p: &Prepared) -> Vec<Hit> {
         let text = p.norm.as_str();
         let mut hits: Vec<Hit> = Vec::new();
+        for (re, entry) in &self.regexes {
+            for m in re.find_iter(text) {
+                if m.end() > m.start() && ends_word(text, m.end()) {
+                    hits.push(Hit {
+                        entry: *entry,
+                        s: m.start(),
+                        e: m.end(),
+                    });
+                }
+            }
+        }
+        let Some(ac) = &self.ac else { return hits };
         for m in ac.find_overlapping_iter(text) {
             let pid = m.pattern().as_usize();
             let (s, e) = (m.start(), m.end());
@@ -60,12 +75,24 @@ impl Matcher {
                     continue;
                 }
             }
-            if starts_word(text, s) && (self.pattern_prefix[pid] || ends_word(text, e)) {
-                let e = if self.pattern_prefix[pid] {
-                    word_end(text, e)
+            if !starts_word(text, s) {
+                continue;
+            }
+            let end = if self.pattern_prefix[pid] {
+                Some(word_end(text, e))
+            } else {
+                let (bare, suffixes) = self.pattern_suffix[pid];
+                if bare && ends_word(text, e) {
+                    Some(e)
                 } else {
-                    e
-                };
+                    // Word forms: the phrase followed by one of its endings, then a word end.
+                    suffixes
+                        .iter()
+                        .find(|suf| text[e..].starts_with(**suf) && ends_word(text, e + suf.len()))
+                        .map(|suf| e + suf.len())
+                }
+            };
+            if let Some(e) = end {
                 hits.push(Hit {
                     entry: self.pattern_entry[pid],
                     s,
@@ -73,31 +100,43 @@ impl Matcher {
                 });
             }
         }
-        // Longest first at each start, then drop anything inside an earlier, longer span.
-        hits.sort_by(|a, b| a.s.cmp(&b.s).then(b.e.cmp(&a.e)));
+        // Longest first at each start; then drop a match lying strictly inside a longer one
+        // that speaks for it (see `dominates`). Open spans are kept in a small window: a
+        // pattern is at most a few dozen bytes, so this stays linear in the text.
+        let is_ignore = |h: &Hit| lex.entries[h.entry].kind == Kind::Ignore;
+        hits.sort_by(|a, b| {
+            a.s.cmp(&b.s)
+                .then(b.e.cmp(&a.e))
+                .then(is_ignore(b).cmp(&is_ignore(a)))
+        });
+        hits.dedup_by(|a, b| a.s == b.s && a.e == b.e && a.entry == b.entry);
         let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
-        let mut cover_end = 0usize;
-        let mut cover_start = 0usize;
+        let mut open: Vec<Hit> = Vec::new();
         for h in hits {
-            let inside =
-                h.s >= cover_start && h.e <= cover_end && (h.e - h.s) < (cover_end - cover_start);
-            if inside {
-                continue;
+            open.retain(|o| o.e > h.s);
+            // An `ignore` phrase also silences a cue with exactly its span.
+            let inside = open.iter().any(|o| {
+                o.s <= h.s
+                    && h.e <= o.e
+                    && ((o.e - o.s) > (h.e - h.s) || (is_ignore(o) && !is_ignore(&h)))
+                    && dominates(lex, o, &h)
+            });
+            if !inside {
+                kept.push(h);
             }
-            if kept
-                .last()
-                .is_some_and(|k| k.s == h.s && k.e == h.e && k.entry == h.entry)
-            {
-                continue;
-            }
-            if h.e > cover_end {
-                cover_start = h.s;
-                cover_end = h.e;
-            }
-            kept.push(h);
+            open.push(h);
         }
         kept
     }
+}
+
+/// Whether a longer match silences a shorter one inside it. An `ignore` phrase silences
+/// everything; a phrase silences shorter cues of its own kind, and negation or clause words
+/// that are part of it ("not confident"). Cues of different themes inside each other both
+/// count: "worried about downtime" is a concern and a risk.
+fn dominates(lex: &Lexicon, outer: &Hit, inner: &Hit) -> bool {
+    let (o, i) = (lex.entries[outer.entry].kind, lex.entries[inner.entry].kind);
+    o == Kind::Ignore || o == i || matches!(i, Kind::Negation | Kind::Clause)
 }
 
 fn is_word_char(c: char) -> bool {
@@ -132,39 +171,48 @@ fn word_end(text: &str, mut e: usize) -> usize {
     e
 }
 
-/// Clause and word positions of the normalised text, for scoping negation and rules.
+/// Clause and word positions at the places matches start and end, for scoping negation
+/// and rules. Computed in one pass without per-byte tables (this runs for every message).
 pub(crate) struct Layout {
-    /// Clause number of each byte.
-    clause: Vec<u32>,
-    /// Number of word starts before each byte.
-    words: Vec<u32>,
+    /// Sorted (byte position, clause number, words started so far).
+    marks: Vec<(usize, u32, u32)>,
 }
 
 impl Layout {
     pub fn new(lex: &Lexicon, p: &Prepared, hits: &[Hit]) -> Layout {
         let t = p.norm.as_bytes();
         let n = t.len();
-        let mut breaks = vec![false; n];
-        for (i, &c) in t.iter().enumerate() {
+        let mut wanted: Vec<usize> = Vec::with_capacity(hits.len() * 2);
+        for h in hits {
+            wanted.push(h.s);
+            wanted.push(h.e.saturating_sub(1));
+        }
+        wanted.sort_unstable();
+        wanted.dedup();
+        // Hits are sorted by start, so clause-word starts come in order too.
+        let mut clause_starts = hits
+            .iter()
+            .filter(|h| lex.entries[h.entry].kind == Kind::Clause)
+            .map(|h| h.s)
+            .peekable();
+        let mut marks = Vec::with_capacity(wanted.len());
+        let (mut c, mut w) = (0u32, 0u32);
+        let mut prev_word = false;
+        let mut next = wanted.iter().copied().peekable();
+        let last = wanted.last().copied().unwrap_or(0);
+        for (i, &b) in t.iter().enumerate().take(last + 1) {
             let between_digits =
                 i > 0 && i + 1 < n && t[i - 1].is_ascii_digit() && t[i + 1].is_ascii_digit();
-            breaks[i] = match c {
+            let punct_break = match b {
                 b'\n' | b';' | b'!' | b'?' | b'(' | b')' | b'>' => true,
                 b'.' | b',' | b':' => !between_digits,
                 _ => false,
             };
-        }
-        for h in hits {
-            if lex.entries[h.entry].kind == Kind::Clause {
-                breaks[h.s] = true;
+            let mut word_break = false;
+            while clause_starts.peek().is_some_and(|&s| s <= i) {
+                word_break |= clause_starts.next() == Some(i);
             }
-        }
-        let mut clause = Vec::with_capacity(n);
-        let mut words = Vec::with_capacity(n);
-        let (mut c, mut w) = (0u32, 0u32);
-        let mut prev_word = false;
-        for (i, &b) in t.iter().enumerate() {
-            if breaks[i] {
+            if punct_break || word_break {
                 c += 1;
             }
             // Non-ASCII bytes count as word characters (letters of other scripts).
@@ -173,14 +221,24 @@ impl Layout {
                 w += 1;
             }
             prev_word = is_word;
-            clause.push(c);
-            words.push(w);
+            if next.peek() == Some(&i) {
+                next.next();
+                marks.push((i, c, w));
+            }
         }
-        Layout { clause, words }
+        Layout { marks }
     }
 
+    fn at(&self, pos: usize) -> (u32, u32) {
+        match self.marks.binary_search_by_key(&pos, |m| m.0) {
+            Ok(k) => (self.marks[k].1, self.marks[k].2),
+            Err(_) => (0, 0),
+        }
+    }
+
+    /// Clause number of a match boundary (a hit's start or last byte).
     pub fn clause_of(&self, pos: usize) -> u32 {
-        self.clause.get(pos).copied().unwrap_or(0)
+        self.at(pos).0
     }
 
     /// True when `neg` ends before `target` starts, in the same clause, at most `max_words`
@@ -189,8 +247,9 @@ impl Layout {
         if neg.e > target.s || neg.e == 0 {
             return false;
         }
-        let same = self.clause_of(neg.s) == self.clause_of(target.s);
-        let gap = self.words[target.s].saturating_sub(self.words[neg.e - 1]);
-        same && gap <= max_words + 1
+        let (nc, _) = self.at(neg.s);
+        let (_, nw) = self.at(neg.e - 1);
+        let (tc, tw) = self.at(target.s);
+        nc == tc && tw.saturating_sub(nw) <= max_words + 1
     }
 }

@@ -1,7 +1,53 @@
-//! Engine unit tests.
+//! Engine unit tests: the lexicon and bank, one test per theme (paraphrases, not eval
+//! sentences), negation and contrast, markup, Unicode, empty and huge input, questions,
+//! and a property test over arbitrary strings.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use proptest::prelude::*;
+
 use super::*;
+
+fn engine() -> Engine {
+    Engine::builtin()
+}
+
+fn themes(text: &str) -> Vec<Theme> {
+    engine()
+        .analyze(text)
+        .themes
+        .iter()
+        .map(|h| h.theme)
+        .collect()
+}
+
+fn assert_theme(text: &str, theme: Theme) {
+    let got = themes(text);
+    assert!(
+        got.contains(&theme),
+        "{text:?}: expected {}, got {got:?}",
+        theme.id()
+    );
+}
+
+fn assert_no_theme(text: &str, theme: Theme) {
+    let got = themes(text);
+    assert!(
+        !got.contains(&theme),
+        "{text:?}: did not expect {}, got {got:?}",
+        theme.id()
+    );
+}
+
+fn check_evidence(text: &str, a: &Analysis) {
+    for h in &a.themes {
+        assert!(!h.evidence.is_empty());
+        for e in &h.evidence {
+            assert!(e.start <= e.end && e.end <= text.len());
+            assert!(text.is_char_boundary(e.start) && text.is_char_boundary(e.end));
+            assert_eq!(&text[e.start..e.end], e.text);
+        }
+    }
+}
 
 #[test]
 fn builtin_lexicon_and_bank_parse() {
@@ -10,4 +56,549 @@ fn builtin_lexicon_and_bank_parse() {
         panic!("{e}");
     }
     questions::parse_bank(BUILTIN_QUESTIONS).unwrap();
+}
+
+#[test]
+fn quota_pressure() {
+    assert_theme(
+        "Acme would put me over plan for the year",
+        Theme::QuotaPressure,
+    );
+    assert_theme(
+        "I'm at 58% with two weeks to go, Initrode is my whale",
+        Theme::QuotaPressure,
+    );
+    assert_theme("need this one for my number", Theme::QuotaPressure);
+    assert_no_theme(
+        "their quota system for field reps is a mess",
+        Theme::QuotaPressure,
+    );
+}
+
+#[test]
+fn closing_push() {
+    assert_theme(
+        "Globex: get them to sign by Friday no matter what",
+        Theme::ClosingPush,
+    );
+    assert_theme(
+        "going to pull the deal into this quarter",
+        Theme::ClosingPush,
+    );
+    assert_theme(
+        "will chase legal daily until it's signed",
+        Theme::ClosingPush,
+    );
+    assert_no_theme("their legal review takes two weeks", Theme::ClosingPush);
+}
+
+#[test]
+fn discount_lever() {
+    assert_theme(
+        "offered them 15% off if they sign this month",
+        Theme::DiscountLever,
+    );
+    assert_theme(
+        "threw in a free year of support to close it",
+        Theme::DiscountLever,
+    );
+    assert_theme(
+        "told them the price goes up after Friday",
+        Theme::DiscountLever,
+    );
+}
+
+#[test]
+fn product_pitch() {
+    assert_theme(
+        "demoed the new AI module and the mobile app, they loved the UI",
+        Theme::ProductPitch,
+    );
+    assert_theme(
+        "walked them through our deck and the roadmap",
+        Theme::ProductPitch,
+    );
+}
+
+#[test]
+fn customer_concern() {
+    assert_theme(
+        "their support lead is exhausted, the team is stretched thin",
+        Theme::CustomerConcern,
+    );
+    assert_theme(
+        "she's anxious about headcount after the merger",
+        Theme::CustomerConcern,
+    );
+}
+
+#[test]
+fn customer_outcome() {
+    assert_theme(
+        "they need to cut onboarding time in half before summer",
+        Theme::CustomerOutcome,
+    );
+    assert_theme(
+        "why now: their new CFO mandated fewer manual handoffs",
+        Theme::CustomerOutcome,
+    );
+}
+
+#[test]
+fn stakeholders() {
+    assert_theme(
+        "their CISO and the economic buyer joined the call",
+        Theme::Stakeholders,
+    );
+    assert_theme(
+        "finance hasn't seen it yet, the buying committee meets in May",
+        Theme::Stakeholders,
+    );
+    assert_theme("their terminal managers want a say", Theme::Stakeholders);
+}
+
+#[test]
+fn decision_process() {
+    assert_theme(
+        "security review is next, then it goes to their board on the 14th",
+        Theme::DecisionProcess,
+    );
+    assert_theme(
+        "they score vendors on three criteria",
+        Theme::DecisionProcess,
+    );
+}
+
+#[test]
+fn customer_risk() {
+    assert_theme(
+        "worried about downtime during the migration",
+        Theme::CustomerRisk,
+    );
+    assert_theme(
+        "data residency is the big question for them",
+        Theme::CustomerRisk,
+    );
+}
+
+#[test]
+fn enablement() {
+    assert_theme(
+        "building the business case with their finance lead",
+        Theme::Enablement,
+    );
+    assert_theme(
+        "set up a reference call and sent the SOC 2 pack",
+        Theme::Enablement,
+    );
+}
+
+#[test]
+fn adoption() {
+    assert_theme(
+        "phased go-live by region, training for the dispatch team",
+        Theme::Adoption,
+    );
+    assert_theme(
+        "usage is up in week 3, change management plan agreed",
+        Theme::Adoption,
+    );
+}
+
+#[test]
+fn decision_confidence() {
+    assert_theme(
+        "they want to be sure before committing",
+        Theme::DecisionConfidence,
+    );
+    assert_theme(
+        "confidence is low after the last vendor",
+        Theme::DecisionConfidence,
+    );
+}
+
+#[test]
+fn shared_success() {
+    assert_theme(
+        "on-time pickups up from 91% to 96% since launch",
+        Theme::SharedSuccess,
+    );
+    assert_theme(
+        "saved them 3 FTEs and it paid for itself",
+        Theme::SharedSuccess,
+    );
+}
+
+#[test]
+fn negation_and_contrast() {
+    assert_no_theme(
+        "we are not going to discount to force it",
+        Theme::DiscountLever,
+    );
+    assert_no_theme("no pressure on them to sign", Theme::ClosingPush);
+    assert_no_theme(
+        "didn't pitch features this time, we mapped their rollout instead",
+        Theme::ProductPitch,
+    );
+    assert_theme(
+        "didn't pitch features this time, we mapped their rollout instead",
+        Theme::Adoption,
+    );
+    // Negation stays inside its clause.
+    assert_theme(
+        "not worried about price, but I need this signed by Friday",
+        Theme::ClosingPush,
+    );
+    // Customer-centric words keep their sense when negated: "not confident" is about confidence.
+    assert_theme(
+        "they're not confident the team will switch",
+        Theme::DecisionConfidence,
+    );
+}
+
+#[test]
+fn customer_word_used_for_sellers_ends() {
+    let a = engine().analyze("their CFO must sign by the 30th so I hit my number");
+    let got: Vec<Theme> = a.themes.iter().map(|h| h.theme).collect();
+    assert!(
+        got.contains(&Theme::ClosingPush) && got.contains(&Theme::QuotaPressure),
+        "{got:?}"
+    );
+    assert!(!got.contains(&Theme::Stakeholders), "{got:?}");
+    assert_eq!(a.class, Class::SellerCentric);
+}
+
+#[test]
+fn classes_and_score() {
+    let e = engine();
+    let a = e.analyze("Acme: I need this signed by Friday for my number");
+    assert_eq!(a.class, Class::SellerCentric);
+    assert_eq!(a.score, 0.0);
+    let a = e.analyze(
+        "Acme: their ops VP wants fewer late shipments; building the business case together",
+    );
+    assert_eq!(a.class, Class::CustomerCentric);
+    assert_eq!(a.score, 1.0);
+    let a = e.analyze(
+        "Acme: their CFO is worried about cost so I offered 20% off if they sign this week",
+    );
+    assert_eq!(a.class, Class::Balanced);
+    assert!(a.score > 0.0 && a.score < 1.0);
+    let a = e.analyze("lunch?");
+    assert_eq!(a.class, Class::Neutral);
+    assert!(!a.is_deal_update);
+}
+
+#[test]
+fn deal_update_and_account() {
+    let e = engine();
+    let a = e.analyze("Initrode signed the contract :tada:");
+    assert!(a.is_deal_update);
+    assert_eq!(a.account.as_deref(), Some("Initrode"));
+    let a = e.analyze("Met w/ Contoso Pharma's head of quality today");
+    assert_eq!(a.account.as_deref(), Some("Contoso Pharma"));
+    assert!(
+        !e.analyze("the renewal on my apartment lease went up again")
+            .is_deal_update
+    );
+    assert!(
+        !e.analyze("best CSMs talk outcomes, not features")
+            .is_deal_update
+    );
+}
+
+#[test]
+fn slack_markup_is_understood() {
+    let text = "<@U024BE7LH> Globex: `get them to sign` ```pull it in``` see <https://x.io/deck|our deck> in <#C1|closing-push> :moneybag:";
+    let a = engine().analyze(text);
+    check_evidence(text, &a);
+    let got: Vec<Theme> = a.themes.iter().map(|h| h.theme).collect();
+    assert!(
+        !got.contains(&Theme::ClosingPush),
+        "code and channel names are not prose: {got:?}"
+    );
+    assert!(
+        got.contains(&Theme::ProductPitch),
+        "link labels are prose: {got:?}"
+    );
+    let pitch = a
+        .themes
+        .iter()
+        .find(|h| h.theme == Theme::ProductPitch)
+        .unwrap();
+    assert_eq!(pitch.evidence[0].text, "our deck");
+    // Quoted text and entities.
+    let text = "&gt; they’re worried about downtime &amp; data loss";
+    let a = engine().analyze(text);
+    check_evidence(text, &a);
+    assert!(a.has(Theme::CustomerRisk));
+}
+
+#[test]
+fn unicode_text() {
+    let text =
+        "Ünïcödé GmbH — THEIR CFO İS WORRIED about the ROLLOUT 🚀 in Zürich; 日本語のテキスト";
+    let a = engine().analyze(text);
+    check_evidence(text, &a);
+    assert!(a.has(Theme::Stakeholders) && a.has(Theme::CustomerConcern) && a.has(Theme::Adoption));
+}
+
+#[test]
+fn empty_and_whitespace() {
+    for t in ["", " ", "\n\n", ":tada:", "<@U1>"] {
+        let a = engine().analyze(t);
+        assert_eq!(a.class, Class::Neutral);
+        assert!(a.themes.is_empty());
+        assert!(!a.is_deal_update);
+    }
+}
+
+#[test]
+fn huge_input_is_linear() {
+    let unit = "Acme: their CFO is worried about downtime, not going to discount. ";
+    let text = unit.repeat((1 << 20) / unit.len() + 1);
+    let a = engine().analyze(&text);
+    check_evidence(&text, &a);
+    assert!(a.has(Theme::CustomerRisk));
+    assert!(!a.has(Theme::DiscountLever));
+    assert!(a.themes.iter().all(|h| h.evidence.len() <= 16));
+}
+
+#[test]
+fn custom_lexicon_extends_or_replaces() {
+    let e =
+        Engine::from_lexicon("# our products\nproduct_pitch 1 RoboDesk\naccount Initrode").unwrap();
+    let a = e.analyze("showed initrode the robodesk");
+    assert!(a.has(Theme::ProductPitch));
+    assert_eq!(a.account.as_deref(), Some("initrode"));
+    assert!(
+        e.analyze("I need this for my number")
+            .has(Theme::QuotaPressure),
+        "extends the default"
+    );
+    let e = Engine::from_lexicon("!replace\nquota_pressure 1 bonus").unwrap();
+    assert!(
+        !e.analyze("I need this for my number")
+            .has(Theme::QuotaPressure)
+    );
+    assert!(e.analyze("my bonus").has(Theme::QuotaPressure));
+    match Engine::from_lexicon("deal 1 ok\nnot_a_theme 1 x") {
+        Err(LexiconError::Invalid { line, reason }) => {
+            assert_eq!(line, 2);
+            assert!(reason.contains("not_a_theme"), "{reason}");
+        }
+        Ok(_) => panic!("bad kind accepted"),
+    }
+    assert!(matches!(
+        Engine::from_lexicon("deal 1 ~(unclosed"),
+        Err(LexiconError::Invalid { line: 1, .. })
+    ));
+    assert!(matches!(
+        Engine::from_lexicon("deal 99 x"),
+        Err(LexiconError::Invalid { line: 1, .. })
+    ));
+}
+
+#[test]
+fn stage_parse_accepts_crm_spellings() {
+    let cases = [
+        ("closedwon", Stage::ClosedWon),
+        ("Closed Won", Stage::ClosedWon),
+        ("closed_won", Stage::ClosedWon),
+        ("closed-lost", Stage::ClosedLost),
+        ("qualification", Stage::Discovery),
+        ("appointmentscheduled", Stage::Discovery),
+        ("qualifiedtobuy", Stage::Discovery),
+        ("presentationscheduled", Stage::Demo),
+        ("decisionmakerboughtin", Stage::Proposal),
+        ("contractsent", Stage::Negotiation),
+        ("Renewal", Stage::Renewal),
+    ];
+    for (s, want) in cases {
+        assert_eq!(Stage::parse(s), Some(want), "{s}");
+    }
+    for s in Stage::ALL {
+        assert_eq!(Stage::parse(s.as_str()), Some(s));
+    }
+    assert_eq!(Stage::parse("banana"), None);
+}
+
+// ---------- questions ----------
+
+#[test]
+fn question_bank_rules() {
+    let bank = questions::parse_bank(BUILTIN_QUESTIONS).unwrap();
+    assert!(bank.len() >= 60, "only {} questions", bank.len());
+    let mut ids = std::collections::HashSet::new();
+    for q in &bank {
+        assert!(ids.insert(q.id.clone()), "duplicate id {}", q.id);
+        let rendered = q.render(Some("Northwind Traders Holdings"));
+        let words = rendered.text.split_whitespace().count();
+        assert!(words <= 25, "{} has {words} words", q.id);
+        assert!(rendered.text.ends_with('?'), "{} is not a question", q.id);
+        let lower = rendered.text.to_lowercase();
+        assert!(
+            !lower.starts_with("why didn't") && !lower.contains("why didn't you"),
+            "{}",
+            q.id
+        );
+        assert!(
+            !q.render(None).text.contains('{'),
+            "{} leaves a placeholder",
+            q.id
+        );
+    }
+    for t in Theme::ALL {
+        assert!(
+            bank.iter().any(|q| q.answers.contains(&t)),
+            "no question for {}",
+            t.id()
+        );
+    }
+    for s in Stage::ALL {
+        assert!(
+            bank.iter().filter(|q| q.stages.contains(&s)).count() >= 3,
+            "too few for {}",
+            s.as_str()
+        );
+    }
+}
+
+fn ctx(seed: u64) -> QuestionContext<'static> {
+    QuestionContext {
+        seed,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn questions_target_the_seller_signal_and_missing_pillar() {
+    let e = engine();
+    let a = e.analyze("Globex: need them to sign by Friday, I'm 40k short for the quarter");
+    assert!(a.lacks_outcome_and_people());
+    let qs = e.choose_questions(&a, &ctx(7));
+    assert!((1..=3).contains(&qs.len()));
+    let bank = questions::parse_bank(BUILTIN_QUESTIONS).unwrap();
+    let first = bank.iter().find(|b| b.id == qs[0].id).unwrap();
+    assert!(
+        first.answers.iter().any(|t| a.has(*t)),
+        "first question should answer a seller signal shown: {}",
+        qs[0].id
+    );
+    assert!(
+        qs.iter().any(|q| q.text.contains("Globex")),
+        "uses the account name: {qs:?}"
+    );
+    let gaps = a.gaps(None);
+    assert!(
+        gaps.contains(&Theme::CustomerOutcome) && gaps.contains(&Theme::Stakeholders),
+        "{gaps:?}"
+    );
+}
+
+#[test]
+fn questions_avoid_recent_and_unhelpful_and_are_deterministic() {
+    let e = engine();
+    let a = e.analyze("Initrode: offered 20% off if they sign before EOQ");
+    let first = e.choose_questions(&a, &ctx(42));
+    assert_eq!(first, e.choose_questions(&a, &ctx(42)));
+    let recent: Vec<String> = first.iter().map(|q| q.id.clone()).collect();
+    let c = QuestionContext {
+        recent: &recent,
+        unhelpful: &[],
+        stage: None,
+        seed: 42,
+    };
+    let second = e.choose_questions(&a, &c);
+    assert!(!second.is_empty());
+    assert!(
+        second.iter().all(|q| !recent.contains(&q.id)),
+        "{second:?} repeats {recent:?}"
+    );
+    let unhelpful: Vec<String> = second.iter().map(|q| q.id.clone()).collect();
+    let c = QuestionContext {
+        recent: &[],
+        unhelpful: &unhelpful,
+        stage: None,
+        seed: 42,
+    };
+    assert!(
+        e.choose_questions(&a, &c)
+            .iter()
+            .all(|q| !unhelpful.contains(&q.id))
+    );
+    // A long history: only the last 10 are avoided, and there is always a question.
+    let all: Vec<String> = e.question_bank().into_iter().map(|q| q.id).collect();
+    let c = QuestionContext {
+        recent: &all,
+        unhelpful: &[],
+        stage: None,
+        seed: 1,
+    };
+    let qs = e.choose_questions(&a, &c);
+    assert!(!qs.is_empty());
+    assert!(qs.iter().all(|q| !all[..10].contains(&q.id)));
+}
+
+#[test]
+fn stage_only_questions_fit_the_stage() {
+    let e = engine();
+    let empty = e.analyze("");
+    let bank = questions::parse_bank(BUILTIN_QUESTIONS).unwrap();
+    for s in Stage::ALL {
+        let c = QuestionContext {
+            stage: Some(s),
+            seed: 3,
+            ..Default::default()
+        };
+        let qs = e.choose_questions(&empty, &c);
+        assert!(!qs.is_empty());
+        for q in &qs {
+            let b = bank.iter().find(|b| b.id == q.id).unwrap();
+            assert!(
+                b.stages.is_empty() || b.stages.contains(&s),
+                "{} does not fit {}",
+                q.id,
+                s.as_str()
+            );
+            assert!(q.text.contains("the customer") || !q.text.contains('{'));
+        }
+    }
+}
+
+#[test]
+fn customer_centric_update_gets_one_question() {
+    let e = engine();
+    let a = e.analyze(
+        "Acme: their ops VP wants fewer late shipments; building the business case with her",
+    );
+    assert_eq!(a.class, Class::CustomerCentric);
+    assert!(!a.lacks_outcome_and_people());
+    assert_eq!(e.choose_questions(&a, &ctx(0)).len(), 1);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn never_panics_and_evidence_is_exact(text in "\\PC{0,200}") {
+        let a = engine().analyze(&text);
+        check_evidence(&text, &a);
+        prop_assert!((0.0..=1.0).contains(&a.score));
+        let qs = engine().choose_questions(&a, &ctx(text.len() as u64));
+        prop_assert!((1..=3).contains(&qs.len()));
+    }
+
+    #[test]
+    fn slack_flavoured_text_keeps_offsets(parts in proptest::collection::vec(prop_oneof![
+        Just("<@U123>".to_string()), Just("<#C1|deals>".to_string()), Just("<https://a.b|our deck>".to_string()),
+        Just(":fire:".to_string()), Just("`x`".to_string()), Just("```\ncode\n```".to_string()), Just("&amp;".to_string()),
+        Just("&gt; ".to_string()), Just("\n".to_string()), Just("İ".to_string()), Just("their CFO".to_string()),
+        Just("not".to_string()), Just("sign by Friday".to_string()), Just("15% off".to_string()), Just(" ".to_string()),
+        "[a-zA-Z0-9 .,:'’-]{0,12}",
+    ], 0..24)) {
+        let text = parts.concat();
+        let a = engine().analyze(&text);
+        check_evidence(&text, &a);
+    }
 }
