@@ -6,15 +6,17 @@
 pub enum Verb {
     Help,
     Reflect,
+    Digest,
 }
 
 impl Verb {
-    pub const ALL: [Verb; 2] = [Verb::Help, Verb::Reflect];
+    pub const ALL: [Verb; 3] = [Verb::Help, Verb::Reflect, Verb::Digest];
 
     pub fn name(self) -> &'static str {
         match self {
             Verb::Help => "help",
             Verb::Reflect => "reflect",
+            Verb::Digest => "digest",
         }
     }
 
@@ -23,6 +25,9 @@ impl Verb {
             Verb::Help => "`/cusp help` — this message",
             Verb::Reflect => {
                 "`/cusp reflect <deal update>` — see the themes in an update and a few questions to consider (only you see it)"
+            }
+            Verb::Digest => {
+                "`/cusp digest` — the team digest so far; `/cusp digest setup #channel monday 09:00 Europe/Berlin` posts it weekly; `/cusp digest help` for more"
             }
         }
     }
@@ -33,6 +38,8 @@ pub enum Command {
     Help,
     /// `/cusp reflect` with the update to reflect on (may be empty: then we ask for it).
     Reflect(String),
+    /// `/cusp digest …` with the rest of the text (parsed by `bot::digest_settings`).
+    Digest(String),
     Unknown {
         given: String,
         suggestion: Option<Verb>,
@@ -50,6 +57,7 @@ impl Command {
         match lowered.as_str() {
             "" | "help" | "-h" | "--help" | "?" => Command::Help,
             "reflect" => Command::Reflect(rest.to_owned()),
+            "digest" => Command::Digest(rest.to_owned()),
             _ => Command::Unknown {
                 given: word.to_owned(),
                 suggestion: closest_verb(&lowered),

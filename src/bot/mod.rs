@@ -2,6 +2,8 @@
 //! nothing in `bot/` knows about HTTP.
 
 pub mod commands;
+pub mod digest;
+pub mod digest_settings;
 pub mod export;
 pub mod on_message;
 pub mod reflect;
