@@ -280,7 +280,7 @@ mod tests {
         assert_eq!(before, ts("2026-03-23T08:00:00Z"));
         assert_eq!(after, ts("2026-03-30T07:00:00Z"));
         assert_eq!(local(after, "Europe/Berlin"), "2026-03-30 Mon 09:00 CEST");
-        let autumn = s.scheduled_at("2026-W44".parse().unwrap()).unwrap();
+        let autumn = s.scheduled_at("2026-W43".parse().unwrap()).unwrap();
         assert_eq!(autumn, ts("2026-10-26T08:00:00Z"));
         assert_eq!(local(autumn, "Europe/Berlin"), "2026-10-26 Mon 09:00 CET");
     }
