@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
+mod digest;
 mod outbox;
 mod server;
 mod slack_client;
