@@ -62,7 +62,7 @@ pub fn parse_channel(token: &str) -> Option<ChannelId> {
     let looks_like_channel = id.len() >= 2
         && id
             .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
         && matches!(id.chars().next(), Some('C' | 'G' | 'D'));
     if !looks_like_channel {
         return None;

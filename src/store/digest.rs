@@ -71,11 +71,11 @@ pub struct DigestRunRow {
 /// `CASE WHEN created_at < $b1 THEN 0 … END` over `weeks` buckets whose boundaries are
 /// bound from `$first` on.
 fn bucket_case(first: usize, weeks: usize) -> String {
-    let mut case = String::from("CASE");
+    let mut case = String::from("CAST(CASE");
     for i in 0..weeks {
         case.push_str(&format!(" WHEN created_at < ${} THEN {i}", first + i + 1));
     }
-    case.push_str(" END");
+    case.push_str(" END AS BIGINT)");
     case
 }
 
