@@ -591,4 +591,23 @@ impl Store {
         });
         Ok(inserted)
     }
+
+    /// Refreshes the planner's statistics after a bulk load (`VACUUM ANALYZE` on
+    /// PostgreSQL, which also lets it use index-only scans; `ANALYZE` on SQLite).
+    pub async fn refresh_statistics(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            super::Pool::Sqlite(pool) => {
+                sqlx::query("ANALYZE").execute(pool).await?;
+            }
+            super::Pool::Postgres(pool) => {
+                sqlx::query("VACUUM ANALYZE observations")
+                    .execute(pool)
+                    .await?;
+                sqlx::query("VACUUM ANALYZE observation_themes")
+                    .execute(pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
 }
