@@ -743,6 +743,18 @@ async fn cli_send_refuses_a_second_post_without_force(backend: Backend) {
         .unwrap_err();
     assert!(err.to_string().contains("/cusp digest setup"), "{err}");
     set_up(&app, "UTC").await;
+    assert!(matches!(
+        digest::send(
+            &app.state.store,
+            &app.state.engine,
+            TEAM,
+            Some(week("2026-W48")),
+            false,
+            now
+        )
+        .await,
+        Err(digest::DigestError::NotOver(_))
+    ));
     assert_eq!(
         digest::send(&app.state.store, &app.state.engine, TEAM, None, false, now)
             .await
@@ -804,7 +816,7 @@ async fn cli_send_refuses_a_second_post_without_force(backend: Backend) {
             TEAM,
             Some(week("2026-W48")),
             false,
-            now
+            ts("2026-12-01T00:00:00Z")
         )
         .await,
         Err(digest::DigestError::AlreadySent(_))

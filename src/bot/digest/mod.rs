@@ -41,6 +41,8 @@ pub enum DigestError {
     NoChannel,
     #[error("the digest for {0} was already sent; add --force to send it again")]
     AlreadySent(IsoWeek),
+    #[error("{0} is not over yet; preview it with `cusp digest preview`, or send a finished week")]
+    NotOver(IsoWeek),
     #[error("the digest for {0} is being sent by a running server right now")]
     InProgress(IsoWeek),
 }
@@ -324,6 +326,9 @@ pub async fn send(
         None => settings.schedule.reported_week_at(now)?,
     };
     let now_ms = now.as_millisecond();
+    if week.window_ms(tz)?.1 > now_ms {
+        return Err(DigestError::NotOver(week));
+    }
     if force {
         let messages = messages_for_week(store, engine, team_id, &channel, week, tz, false).await?;
         let n = store
