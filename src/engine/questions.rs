@@ -120,7 +120,7 @@ fn targets(a: &Analysis, stage: Option<Stage>) -> Vec<Theme> {
         .map(|h| (h.evidence.len(), h.theme))
         .collect();
     // Strongest first; ties keep the taxonomy order (stable sort).
-    seller.sort_by(|x, y| y.0.cmp(&x.0));
+    seller.sort_by_key(|x| std::cmp::Reverse(x.0));
     let mut out: Vec<Theme> = Vec::new();
     let push = |t: Theme, out: &mut Vec<Theme>| {
         if !out.contains(&t) && (t.is_seller_centric() || !a.has(t)) {
@@ -186,7 +186,7 @@ pub(crate) fn choose(
     let recent = &ctx.recent[..ctx.recent.len().min(RECENT_WINDOW)];
     let cost = |q: &BankQuestion, target: Theme| -> u64 {
         let mut c: u64 = 0;
-        if ctx.unhelpful.iter().any(|u| *u == q.id) {
+        if ctx.unhelpful.contains(&q.id) {
             c += 1_000;
         }
         match ctx.stage {

@@ -94,6 +94,10 @@ impl Store {
     }
 
     /// Saves the schedule and channel and turns the digest on.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one column each; the caller names them"
+    )]
     pub async fn save_digest_settings(
         &self,
         team_id: &str,
@@ -296,7 +300,6 @@ impl Store {
     /// Claims the run of `week`: the first claimer inserts the row; a row left `claimed` by
     /// a holder whose lease ran out (a crash) is taken over. `manual` (the CLI) may also
     /// claim a week the scheduler skipped.
-    #[allow(clippy::too_many_arguments)]
     pub async fn claim_digest_run(
         &self,
         team_id: &str,

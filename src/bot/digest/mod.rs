@@ -360,7 +360,10 @@ pub async fn send(
 
 /// Composes a claimed run and, in one transaction, enqueues it and marks it done. Returns
 /// how many messages were queued (0 when the claim was lost to another instance).
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the claim's identity plus its context"
+)]
 pub async fn run_claimed(
     store: &Store,
     engine: &Engine,
