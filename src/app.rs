@@ -27,6 +27,18 @@ pub struct AppState {
     pub inbox_wake: Arc<Notify>,
     /// Rung when a delivery lands in the outbox.
     pub outbox_wake: Arc<Notify>,
+    /// Verifies `POST /hooks/deals`; `None` turns the route off.
+    pub webhook_secret: Option<Arc<SecretString>>,
+    /// Verifies and enriches `POST /hooks/hubspot`; `None` turns the route off.
+    pub hubspot: Option<Arc<HubSpotHooks>>,
+}
+
+/// What HubSpot webhooks need: the app's client secret (signatures), the public URL
+/// HubSpot calls (part of what it signs) and an API client for deal and owner reads.
+pub struct HubSpotHooks {
+    pub client_secret: SecretString,
+    pub public_url: Option<String>,
+    pub client: crate::hubspot::HubSpotClient,
 }
 
 impl AppState {
@@ -45,7 +57,19 @@ impl AppState {
             identity: Arc::new(identity),
             inbox_wake: Arc::new(Notify::new()),
             outbox_wake: Arc::new(Notify::new()),
+            webhook_secret: None,
+            hubspot: None,
         }
+    }
+
+    pub fn with_hubspot(mut self, hubspot: Option<HubSpotHooks>) -> AppState {
+        self.hubspot = hubspot.map(Arc::new);
+        self
+    }
+
+    pub fn with_webhook_secret(mut self, secret: Option<SecretString>) -> AppState {
+        self.webhook_secret = secret.map(Arc::new);
+        self
     }
 }
 
@@ -84,6 +108,19 @@ pub async fn serve(config: ServeConfig, engine: Engine) -> anyhow::Result<()> {
     let slack = SlackClient::new(&config.slack_api_url, config.bot_token, SLACK_CALL_TIMEOUT)
         .context("could not build the Slack client")?;
     let identity = identify(&slack).await?;
+    let hubspot = match config.hubspot {
+        Some(hubspot) => Some(HubSpotHooks {
+            client: crate::hubspot::HubSpotClient::new(
+                &hubspot.api_url,
+                hubspot.access_token,
+                SLACK_CALL_TIMEOUT,
+            )
+            .context("could not build the HubSpot client")?,
+            client_secret: hubspot.client_secret,
+            public_url: hubspot.public_url,
+        }),
+        None => None,
+    };
     tracing::info!(team_id = %identity.team_id, bot_user_id = %identity.user_id, backend = store.backend(), "identified with Slack");
     let state = AppState::new(
         store.clone(),
@@ -91,7 +128,9 @@ pub async fn serve(config: ServeConfig, engine: Engine) -> anyhow::Result<()> {
         slack,
         config.signing_secrets,
         identity,
-    );
+    )
+    .with_webhook_secret(config.webhook_secret)
+    .with_hubspot(hubspot);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let workers = [

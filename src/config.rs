@@ -65,6 +65,29 @@ pub struct ServeArgs {
     pub slack_api_url: String,
     #[command(flatten)]
     pub engine: EngineArgs,
+    /// Shared secret that signs `POST /hooks/deals`; unset turns CRM webhooks off.
+    #[arg(long, env = "CUSP_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// HubSpot app client secret; turns on `POST /hooks/hubspot`.
+    #[arg(long, env = "HUBSPOT_CLIENT_SECRET", hide_env_values = true)]
+    pub hubspot_client_secret: Option<String>,
+    /// HubSpot private-app token (scopes crm.objects.deals.read, crm.objects.owners.read).
+    #[arg(long, env = "HUBSPOT_ACCESS_TOKEN", hide_env_values = true)]
+    pub hubspot_access_token: Option<String>,
+    #[arg(long, env = "HUBSPOT_API_URL", default_value = crate::hubspot::DEFAULT_API_URL)]
+    pub hubspot_api_url: String,
+    /// The public base URL Slack and HubSpot call, e.g. `https://cusp.example.com`
+    /// (HubSpot signs the full URL).
+    #[arg(long, env = "CUSP_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+/// HubSpot webhook settings, present only when all required values are.
+pub struct HubSpotConfig {
+    pub client_secret: SecretString,
+    pub access_token: SecretString,
+    pub api_url: String,
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +102,11 @@ pub enum ConfigError {
          OAuth Token (xoxb-…) from its OAuth & Permissions page at https://api.slack.com/apps"
     )]
     MissingBotToken,
+    #[error(
+        "HUBSPOT_CLIENT_SECRET is set but HUBSPOT_ACCESS_TOKEN is not: create a HubSpot private app with \
+         crm.objects.deals.read and crm.objects.owners.read and set its token (or unset HUBSPOT_CLIENT_SECRET)"
+    )]
+    MissingHubSpotToken,
     #[error("invalid listen address: {0}")]
     Addr(String),
     #[error("lexicon file {path}: {reason}")]
@@ -92,6 +120,8 @@ pub struct ServeConfig {
     pub database_url: SecretString,
     pub addr: SocketAddr,
     pub slack_api_url: String,
+    pub webhook_secret: Option<SecretString>,
+    pub hubspot: Option<HubSpotConfig>,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -108,6 +138,10 @@ impl std::fmt::Debug for ServeConfig {
             )
             .field("addr", &self.addr)
             .field("slack_api_url", &self.slack_api_url)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "[redacted]"),
+            )
             .finish()
     }
 }
@@ -143,7 +177,35 @@ impl ServeArgs {
             database_url: SecretString::from(self.database.database_url.clone()),
             addr,
             slack_api_url: self.slack_api_url.trim_end_matches('/').to_owned(),
+            webhook_secret: self
+                .webhook_secret
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| SecretString::from(s.to_owned())),
+            hubspot: self.hubspot()?,
         })
+    }
+}
+
+fn non_empty(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|s| !s.is_empty())
+}
+
+impl ServeArgs {
+    fn hubspot(&self) -> Result<Option<HubSpotConfig>, ConfigError> {
+        let Some(secret) = non_empty(self.hubspot_client_secret.as_deref()) else {
+            return Ok(None);
+        };
+        let token = non_empty(self.hubspot_access_token.as_deref())
+            .ok_or(ConfigError::MissingHubSpotToken)?;
+        Ok(Some(HubSpotConfig {
+            client_secret: SecretString::from(secret.to_owned()),
+            access_token: SecretString::from(token.to_owned()),
+            api_url: self.hubspot_api_url.trim_end_matches('/').to_owned(),
+            public_url: non_empty(self.public_url.as_deref())
+                .map(|u| u.trim_end_matches('/').to_owned()),
+        }))
     }
 }
 
@@ -163,6 +225,11 @@ mod tests {
             port: None,
             slack_api_url: "http://127.0.0.1:9/api/".into(),
             engine: EngineArgs { lexicon: None },
+            webhook_secret: Some("whsec-secret".into()),
+            hubspot_client_secret: None,
+            hubspot_access_token: None,
+            hubspot_api_url: crate::hubspot::DEFAULT_API_URL.into(),
+            public_url: None,
         }
     }
 
@@ -205,11 +272,29 @@ mod tests {
     }
 
     #[test]
+    fn hubspot_needs_both_its_secret_and_a_token() {
+        let mut a = args(Some("s"), Some("xoxb-1"));
+        assert!(a.validate().unwrap().hubspot.is_none());
+        a.hubspot_client_secret = Some("hs-secret".into());
+        assert!(matches!(
+            a.validate().unwrap_err(),
+            ConfigError::MissingHubSpotToken
+        ));
+        a.hubspot_access_token = Some("pat-1".into());
+        a.public_url = Some("https://cusp.example.com/".into());
+        let hubspot = a.validate().unwrap().hubspot.unwrap();
+        assert_eq!(
+            hubspot.public_url.as_deref(),
+            Some("https://cusp.example.com")
+        );
+    }
+
+    #[test]
     fn debug_output_never_shows_secrets() {
         let mut a = args(Some("topsecret"), Some("xoxb-very-secret"));
         a.database.database_url = "postgres://app:dbpass@db/cusp".into();
         let shown = format!("{:?}", a.validate().unwrap());
-        for secret in ["topsecret", "xoxb-very-secret", "dbpass"] {
+        for secret in ["topsecret", "xoxb-very-secret", "dbpass", "whsec-secret"] {
             assert!(!shown.contains(secret), "{shown}");
         }
     }

@@ -6,16 +6,41 @@
 pub enum Verb {
     Help,
     Reflect,
+    Mute,
+    Unmute,
+    Optout,
+    Optin,
+    Channel,
+    Settings,
+    Reflections,
     Digest,
 }
 
 impl Verb {
-    pub const ALL: [Verb; 3] = [Verb::Help, Verb::Reflect, Verb::Digest];
+    pub const ALL: [Verb; 10] = [
+        Verb::Help,
+        Verb::Reflect,
+        Verb::Mute,
+        Verb::Unmute,
+        Verb::Optout,
+        Verb::Optin,
+        Verb::Channel,
+        Verb::Settings,
+        Verb::Reflections,
+        Verb::Digest,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Verb::Help => "help",
             Verb::Reflect => "reflect",
+            Verb::Mute => "mute",
+            Verb::Unmute => "unmute",
+            Verb::Optout => "optout",
+            Verb::Optin => "optin",
+            Verb::Channel => "channel",
+            Verb::Settings => "settings",
+            Verb::Reflections => "reflections",
             Verb::Digest => "digest",
         }
     }
@@ -29,8 +54,38 @@ impl Verb {
             Verb::Digest => {
                 "`/cusp digest` — the team digest so far; `/cusp digest setup #channel monday 09:00 Europe/Berlin` posts it weekly; `/cusp digest help` for more"
             }
+            Verb::Mute => {
+                "`/cusp mute [1d|1w|forever]` — no nudges for you for a day, a week (default) or until you unmute"
+            }
+            Verb::Unmute => "`/cusp unmute` — nudges again",
+            Verb::Optout => {
+                "`/cusp optout` — cusp stops reading your messages and deletes what it logged about you"
+            }
+            Verb::Optin => "`/cusp optin` — undo an opt-out",
+            Verb::Channel => "`/cusp channel off|on` — no nudges in this channel / nudges again",
+            Verb::Reflections => "`/cusp reflections` — your saved reflections (only you see them)",
+            Verb::Settings => {
+                "`/cusp settings [cooldown <hours>|daily <n>|reaction <emoji>]` — the team's nudge limits and reaction"
+            }
         }
     }
+}
+
+/// How long `/cusp mute` lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MuteFor {
+    Day,
+    Week,
+    Forever,
+}
+
+/// A team setting changed with `/cusp settings`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingChange {
+    Show,
+    CooldownHours(i64),
+    DailyLimit(i64),
+    Reaction(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +95,19 @@ pub enum Command {
     Reflect(String),
     /// `/cusp digest …` with the rest of the text (parsed by `bot::digest_settings`).
     Digest(String),
+    Mute(MuteFor),
+    Unmute,
+    Optout,
+    Optin,
+    /// `true` = nudges on in this channel.
+    Channel(bool),
+    Settings(SettingChange),
+    Reflections,
+    /// A known verb with arguments that don't fit; the message shows the right form.
+    Invalid {
+        verb: Verb,
+        message: String,
+    },
     Unknown {
         given: String,
         suggestion: Option<Verb>,
@@ -58,11 +126,79 @@ impl Command {
             "" | "help" | "-h" | "--help" | "?" => Command::Help,
             "reflect" => Command::Reflect(rest.to_owned()),
             "digest" => Command::Digest(rest.to_owned()),
+            "mute" => match rest.to_lowercase().as_str() {
+                "" | "1w" | "week" | "7d" => Command::Mute(MuteFor::Week),
+                "1d" | "day" | "24h" => Command::Mute(MuteFor::Day),
+                "forever" | "always" => Command::Mute(MuteFor::Forever),
+                _ => invalid(
+                    Verb::Mute,
+                    "Try `/cusp mute 1d`, `/cusp mute 1w` or `/cusp mute forever`.",
+                ),
+            },
+            "unmute" => Command::Unmute,
+            "optout" | "opt-out" => Command::Optout,
+            "optin" | "opt-in" => Command::Optin,
+            "channel" => match rest.to_lowercase().as_str() {
+                "off" => Command::Channel(false),
+                "on" => Command::Channel(true),
+                _ => invalid(
+                    Verb::Channel,
+                    "Try `/cusp channel off` or `/cusp channel on`.",
+                ),
+            },
+            "settings" | "config" => parse_settings(rest),
+            "reflections" => Command::Reflections,
             _ => Command::Unknown {
                 given: word.to_owned(),
                 suggestion: closest_verb(&lowered),
             },
         }
+    }
+}
+
+fn invalid(verb: Verb, message: &str) -> Command {
+    Command::Invalid {
+        verb,
+        message: message.to_owned(),
+    }
+}
+
+fn parse_settings(rest: &str) -> Command {
+    const EXAMPLE: &str = "Try `/cusp settings cooldown 24`, `/cusp settings daily 3` or `/cusp settings reaction seedling`.";
+    let mut words = rest.split_whitespace();
+    let (Some(key), value, None) = (words.next(), words.next(), words.next()) else {
+        return if rest.is_empty() {
+            Command::Settings(SettingChange::Show)
+        } else {
+            invalid(Verb::Settings, EXAMPLE)
+        };
+    };
+    let number = |range: std::ops::RangeInclusive<i64>| {
+        value
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|n| range.contains(n))
+    };
+    match (key.to_lowercase().as_str(), value) {
+        ("cooldown", _) => number(1..=24 * 30).map_or_else(
+            || invalid(Verb::Settings, "The cooldown is a number of hours from 1 to 720, e.g. `/cusp settings cooldown 24`."),
+            |n| Command::Settings(SettingChange::CooldownHours(n)),
+        ),
+        ("daily", _) => number(0..=50).map_or_else(
+            || invalid(Verb::Settings, "The daily limit is a number from 0 to 50, e.g. `/cusp settings daily 3`."),
+            |n| Command::Settings(SettingChange::DailyLimit(n)),
+        ),
+        ("reaction", Some(emoji)) => {
+            let name = emoji.trim_matches(':');
+            let valid = !name.is_empty()
+                && name.len() <= 100
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+'));
+            if valid {
+                Command::Settings(SettingChange::Reaction(name.to_owned()))
+            } else {
+                invalid(Verb::Settings, "The reaction is an emoji name, e.g. `/cusp settings reaction seedling`.")
+            }
+        }
+        _ => invalid(Verb::Settings, EXAMPLE),
     }
 }
 
@@ -150,6 +286,61 @@ mod tests {
         );
         let text = unknown_text("reflcet", Some(Verb::Reflect));
         assert!(text.contains("Did you mean `/cusp reflect`?"), "{text}");
+    }
+
+    #[test]
+    fn mute_channel_and_settings_parse_their_arguments() {
+        assert_eq!(Command::parse("mute"), Command::Mute(MuteFor::Week));
+        assert_eq!(Command::parse("mute 1d"), Command::Mute(MuteFor::Day));
+        assert_eq!(
+            Command::parse("mute FOREVER"),
+            Command::Mute(MuteFor::Forever)
+        );
+        assert!(matches!(
+            Command::parse("mute 3 fortnights"),
+            Command::Invalid {
+                verb: Verb::Mute,
+                ..
+            }
+        ));
+        assert_eq!(Command::parse("channel off"), Command::Channel(false));
+        assert_eq!(Command::parse("channel on"), Command::Channel(true));
+        assert!(matches!(
+            Command::parse("channel maybe"),
+            Command::Invalid {
+                verb: Verb::Channel,
+                ..
+            }
+        ));
+        assert_eq!(
+            Command::parse("settings"),
+            Command::Settings(SettingChange::Show)
+        );
+        assert_eq!(
+            Command::parse("settings cooldown 48"),
+            Command::Settings(SettingChange::CooldownHours(48))
+        );
+        assert_eq!(
+            Command::parse("settings daily 0"),
+            Command::Settings(SettingChange::DailyLimit(0))
+        );
+        assert_eq!(
+            Command::parse("settings reaction :herb:"),
+            Command::Settings(SettingChange::Reaction("herb".into()))
+        );
+        for bad in [
+            "settings cooldown -1",
+            "settings daily lots",
+            "settings reaction <script>",
+            "settings volume 11",
+        ] {
+            let Command::Invalid { message, .. } = Command::parse(bad) else {
+                panic!("{bad}")
+            };
+            assert!(message.contains("/cusp settings"), "{message}");
+        }
+        assert_eq!(Command::parse("optout"), Command::Optout);
+        assert_eq!(Command::parse("opt-in"), Command::Optin);
     }
 
     #[test]

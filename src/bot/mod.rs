@@ -2,16 +2,22 @@
 //! nothing in `bot/` knows about HTTP.
 
 pub mod commands;
+pub mod crm;
 pub mod digest;
 pub mod digest_settings;
 pub mod export;
-pub mod on_message;
+pub mod interactions;
+pub mod mention;
+pub mod nudge;
+pub mod preferences;
+pub mod prompt_message;
 pub mod reflect;
 
-use crate::engine::Engine;
+use crate::app::AppState;
+use crate::engine::Analysis;
 use crate::slack::ids::{BotId, TeamId, UserId};
-use crate::slack::payloads::{EventEnvelope, InnerEvent};
-use crate::store::Effects;
+use crate::slack::payloads::{EventEnvelope, InnerEvent, MessageEvent};
+use crate::store::{Effects, NewObservation, ObservationSource, StoreError};
 
 /// Who cusp is in the workspace, learned from `auth.test` at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,14 +31,18 @@ pub struct BotIdentity {
 pub enum DispatchError {
     #[error("stored event is not valid: {0}")]
     BadPayload(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("Slack call failed: {0}")]
+    Slack(String),
 }
 
-/// Decides what a stored event causes. Pure apart from the engine: the inbox worker
-/// stores the returned effects in the same transaction that marks the event done.
-pub fn dispatch_event(
-    engine: &Engine,
-    identity: &BotIdentity,
+/// Decides what a stored event causes. The inbox worker stores the returned effects in
+/// the same transaction that marks the event done.
+pub async fn dispatch_event(
+    state: &AppState,
     raw: &str,
+    now_ms: i64,
 ) -> Result<Effects, DispatchError> {
     let envelope = EventEnvelope::parse(raw.as_bytes())
         .map_err(|e| DispatchError::BadPayload(e.to_string()))?;
@@ -40,17 +50,40 @@ pub fn dispatch_event(
         return Ok(Effects::default());
     };
     match &callback.event {
-        InnerEvent::Message(message) if is_from_a_person(identity, message) => {
-            Ok(on_message::on_message(engine, message))
+        InnerEvent::Message(message) if is_from_a_person(&state.identity, message) => {
+            Ok(nudge::on_message(state, message, now_ms).await?)
+        }
+        InnerEvent::AppMention(mention) if mention.user != state.identity.user_id => {
+            mention::on_mention(state, mention).await
         }
         _ => Ok(Effects::default()),
     }
 }
 
+/// What is stored about an analysed text: its themes, class and score, never the text.
+pub(crate) fn observation(
+    analysis: &Analysis,
+    source: ObservationSource,
+    channel_id: &str,
+    user_id: &str,
+    message_ts: Option<&str>,
+    dedupe_key: String,
+) -> NewObservation {
+    NewObservation {
+        channel_id: channel_id.to_owned(),
+        user_id: user_id.to_owned(),
+        message_ts: message_ts.map(str::to_owned),
+        source,
+        class: analysis.class,
+        score: analysis.score,
+        account: analysis.account.clone(),
+        themes: analysis.themes.iter().map(|hit| hit.theme).collect(),
+        dedupe_key,
+        text: None,
+    }
+}
+
 /// A person's new message, not ours, not another bot's, not an edit or a join.
-pub fn is_from_a_person(
-    identity: &BotIdentity,
-    message: &crate::slack::payloads::MessageEvent,
-) -> bool {
+pub fn is_from_a_person(identity: &BotIdentity, message: &MessageEvent) -> bool {
     message.is_person_new_message(Some(&identity.user_id), identity.bot_id.as_ref())
 }

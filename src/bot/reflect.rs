@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use crate::engine::{Analysis, Engine, Question, QuestionContext, ThemeHit};
 use crate::slack::blocks;
-use crate::store::{Effects, NewObservation, ObservationSource};
+use crate::store::{Effects, ObservationSource};
 
 /// The ephemeral reply to a slash command.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,23 +50,19 @@ pub fn reflect(engine: &Engine, text: &str, asker: &Asker<'_>) -> (EphemeralRepl
         },
     );
     let reply = render(&analysis, &questions);
-    let observation = NewObservation {
-        channel_id: asker.channel_id.to_owned(),
-        user_id: asker.user_id.to_owned(),
-        message_ts: None,
-        source: ObservationSource::Command,
-        class: analysis.class,
-        score: analysis.score,
-        account: analysis.account.clone(),
-        themes: analysis.themes.iter().map(|hit| hit.theme).collect(),
-        dedupe_key: format!("command:{}", asker.request_id),
-        text: None,
-    };
+    let observation = super::observation(
+        &analysis,
+        ObservationSource::Command,
+        asker.channel_id,
+        asker.user_id,
+        None,
+        format!("command:{}", asker.request_id),
+    );
     (
         reply,
         Effects {
             observation: Some(observation),
-            outbox: Vec::new(),
+            ..Effects::default()
         },
     )
 }

@@ -48,7 +48,7 @@ pub async fn process_next(state: &AppState, now_ms: i64) -> Result<bool, StoreEr
     let span = tracing::info_span!("inbox", team_id = %item.team_id, event_id = %item.event_id, attempt = item.attempts);
     let _entered = span.enter();
     let outcome = match item.payload.as_deref() {
-        Some(raw) => bot::dispatch_event(&state.engine, &state.identity, raw),
+        Some(raw) => bot::dispatch_event(state, raw, now_ms).await,
         None => Ok(Effects::default()),
     };
     match outcome {

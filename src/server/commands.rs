@@ -8,6 +8,7 @@ use super::error::ApiError;
 use super::verify::VerifiedBody;
 use crate::app::AppState;
 use crate::bot::commands::{Command, help_text, unknown_text};
+use crate::bot::preferences::{Invoker, on_command};
 use crate::bot::reflect::{Asker, EMPTY_REFLECT_HINT, EphemeralReply, reflect};
 use crate::slack::payloads::{SlashCommand, is_ssl_check};
 
@@ -39,6 +40,7 @@ pub async fn handle(
         Command::Reflect(text) if text.is_empty() => {
             EphemeralReply::plain(EMPTY_REFLECT_HINT.to_owned())
         }
+        Command::Invalid { message, .. } => EphemeralReply::plain(message),
         Command::Reflect(text) => {
             let asker = Asker {
                 channel_id: command.channel_id.as_str(),
@@ -57,6 +59,25 @@ pub async fn handle(
                 tracing::error!(error = %err, "could not log the reflect observation");
             }
             reply
+        }
+        other => {
+            let who = Invoker {
+                team_id: command.team_id.as_str(),
+                channel_id: command.channel_id.as_str(),
+                user_id: command.user_id.as_str(),
+            };
+            let now = jiff::Timestamp::now().as_millisecond();
+            match on_command(&state.store, &who, &other, now).await {
+                Ok(Some(reply)) => reply,
+                Ok(None) => EphemeralReply::plain(help_text()),
+                Err(err) => {
+                    tracing::error!(error = %err, "could not store a preference");
+                    EphemeralReply::plain(
+                        "Sorry, I couldn't save that just now. Please try again in a minute."
+                            .into(),
+                    )
+                }
+            }
         }
     };
     Ok(Json(reply.to_json()).into_response())

@@ -49,6 +49,7 @@ pub async fn handle(
     }
     let relevant = match &callback.event {
         InnerEvent::Message(message) => is_from_a_person(&state.identity, message),
+        InnerEvent::AppMention(mention) => mention.user != state.identity.user_id,
         _ => false,
     };
     if !relevant {

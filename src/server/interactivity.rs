@@ -1,25 +1,30 @@
 //! `POST /slack/interactivity`: buttons and modals. Verified like every Slack route;
-//! a payload we cannot parse is a 400 naming the reason.
+//! an unknown or malformed payload is a 400 naming the reason.
 
+use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::verify::VerifiedBody;
 use crate::app::AppState;
+use crate::bot::interactions::{InteractionError, InteractionReply, on_interaction};
 use crate::slack::payloads::InteractionPayload;
 
 pub async fn handle(
-    State(_state): State<AppState>,
+    State(state): State<AppState>,
     VerifiedBody(body): VerifiedBody,
 ) -> Result<Response, ApiError> {
     let payload =
         InteractionPayload::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let kind = match payload {
-        InteractionPayload::BlockActions(_) => "block_actions",
-        InteractionPayload::ViewSubmission(_) => "view_submission",
-        InteractionPayload::ViewClosed(_) => "view_closed",
-    };
-    tracing::info!(kind, "interaction acknowledged");
-    Ok(().into_response())
+    let now = jiff::Timestamp::now().as_millisecond();
+    match on_interaction(&state, &payload, now).await {
+        Ok(InteractionReply::Ack) => Ok(().into_response()),
+        Ok(InteractionReply::Json(body)) => Ok(Json(body).into_response()),
+        Err(InteractionError::BadRequest(reason)) => Err(ApiError::BadRequest(reason)),
+        Err(InteractionError::Store(err)) => {
+            tracing::error!(error = %err, "interaction could not be stored");
+            Err(ApiError::Unavailable)
+        }
+    }
 }

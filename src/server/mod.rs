@@ -2,13 +2,15 @@
 //! verify, parse, hand over to `bot/` or the inbox, answer.
 
 mod commands;
+pub mod crm_signature;
 pub mod error;
 mod events;
+mod hooks;
 mod interactivity;
 pub mod verify;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
@@ -27,6 +29,9 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .merge(slack)
+        .route("/hooks/deals", post(hooks::deals))
+        .route("/hooks/hubspot", post(hooks::hubspot))
+        .layer(DefaultBodyLimit::max(verify::MAX_BODY_BYTES))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .layer(TraceLayer::new_for_http())

@@ -4,6 +4,8 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::replay::TimestampError;
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// Requests signed further than this from our clock, in either direction, are replays.
@@ -35,15 +37,12 @@ pub fn verify<S: AsRef<[u8]>>(
     now_unix: i64,
 ) -> Result<(), VerifyError> {
     let timestamp = timestamp.ok_or(VerifyError::MissingTimestamp)?;
-    let ts: i64 = std::str::from_utf8(timestamp)
-        .ok()
-        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|s| s.parse().ok())
-        .ok_or(VerifyError::MalformedTimestamp)?;
-    let skew = now_unix.saturating_sub(ts);
-    if skew.saturating_abs() > MAX_CLOCK_SKEW_SECS {
-        return Err(VerifyError::StaleTimestamp { skew_secs: skew });
-    }
+    crate::replay::check_timestamp(timestamp, now_unix, MAX_CLOCK_SKEW_SECS).map_err(
+        |e| match e {
+            TimestampError::Malformed => VerifyError::MalformedTimestamp,
+            TimestampError::Stale { skew_secs } => VerifyError::StaleTimestamp { skew_secs },
+        },
+    )?;
     let signature = signature.ok_or(VerifyError::MissingSignature)?;
     let hex_digest = signature
         .strip_prefix(b"v0=")

@@ -176,8 +176,11 @@ impl Store {
 
     /// People who asked for their own digest by DM.
     pub async fn digest_subscribers(&self, team_id: &str) -> Result<Vec<String>, StoreError> {
-        const SQL: &str = "SELECT user_id FROM digest_preferences \
-                           WHERE team_id = $1 AND personal_dm = 1 ORDER BY user_id";
+        const SQL: &str = "SELECT p.user_id FROM digest_preferences p \
+             WHERE p.team_id = $1 AND p.personal_dm = 1 \
+               AND NOT EXISTS (SELECT 1 FROM user_prefs u \
+                   WHERE u.team_id = p.team_id AND u.user_id = p.user_id AND u.opted_out = 1) \
+             ORDER BY p.user_id";
         let users = with_pool!(self, |pool| sqlx::query_scalar(SQL)
             .bind(team_id)
             .fetch_all(pool)
@@ -270,6 +273,8 @@ impl Store {
                AND o.source IN ('message', 'mention') \
                AND NOT EXISTS (SELECT 1 FROM digest_preferences p \
                    WHERE p.team_id = o.team_id AND p.user_id = o.user_id AND p.spotlight = 0) \
+               AND NOT EXISTS (SELECT 1 FROM user_prefs u \
+                   WHERE u.team_id = o.team_id AND u.user_id = o.user_id AND u.opted_out = 1) \
              ORDER BY o.score DESC, o.created_at DESC, o.id DESC LIMIT $4";
         let rows = with_pool!(self, |pool| sqlx::query_as::<_, SpotlightRow>(SQL)
             .bind(team_id)
@@ -279,6 +284,24 @@ impl Store {
             .fetch_all(pool)
             .await)?;
         Ok(rows)
+    }
+
+    /// Reflections people shared with the team digest in `[since, until)`.
+    pub async fn count_shared_reflections(
+        &self,
+        team_id: &str,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<i64, StoreError> {
+        const SQL: &str = "SELECT COUNT(*) FROM reflections \
+             WHERE team_id = $1 AND shared = 1 AND created_at >= $2 AND created_at < $3";
+        let n = with_pool!(self, |pool| sqlx::query_scalar(SQL)
+            .bind(team_id)
+            .bind(since_ms)
+            .bind(until_ms)
+            .fetch_one(pool)
+            .await)?;
+        Ok(n)
     }
 
     /// Theme ids of one observation.

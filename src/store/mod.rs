@@ -5,6 +5,7 @@
 
 pub(crate) mod digest;
 mod inbox;
+pub(crate) mod nudges;
 pub(crate) mod observations;
 pub(crate) mod outbox;
 
@@ -16,6 +17,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub use digest::{ClassCounts, DigestRunRow, DigestSettingsRow, RunClaim, SpotlightRow};
 pub use inbox::{INBOX_MAX_ATTEMPTS, InboxItem, NewInboxItem};
+pub use nudges::{
+    MUTED_FOREVER, NewPrompt, NudgeHistory, NudgeSubject, Prompt, TeamSettings, UserPrefs,
+};
 pub use observations::{ExportFilter, ExportRow, NewObservation, ObservationSource};
 pub use outbox::{NewOutboxMessage, OutboxItem, OutboxStatus};
 
@@ -23,12 +27,15 @@ pub use outbox::{NewOutboxMessage, OutboxItem, OutboxStatus};
 #[derive(Debug, Clone, Default)]
 pub struct Effects {
     pub observation: Option<NewObservation>,
+    /// A prompt (nudge) this work sends; unique per thread.
+    pub prompt: Option<NewPrompt>,
     pub outbox: Vec<NewOutboxMessage>,
 }
 
 /// Applies `Effects` inside an open transaction `$tx`; evaluates to `true` when the
-/// observation was new (or there was none). A repeated observation also skips its
-/// outbox messages, so a duplicate never causes a second reply.
+/// observation was new (or there was none). A repeated observation, or a prompt for a
+/// thread that already has one, skips the outbox messages, so a duplicate never causes
+/// a second reply.
 macro_rules! apply_effects {
     ($tx:ident, $team_id:expr, $effects:expr, $now_ms:expr) => {{
         let effects: &$crate::store::Effects = $effects;
@@ -39,7 +46,13 @@ macro_rules! apply_effects {
             }
             None => true,
         };
-        if fresh {
+        let prompt_fresh = match (&effects.prompt, fresh) {
+            (Some(prompt), true) => {
+                $crate::store::nudges::insert_prompt!($tx, $team_id, prompt, $now_ms)
+            }
+            _ => true,
+        };
+        if fresh && prompt_fresh {
             $crate::store::outbox::insert_outbox!($tx, $team_id, &effects.outbox, $now_ms);
         }
         fresh

@@ -87,7 +87,7 @@ async fn observe(app: &TestApp, o: Obs<'_>) -> String {
     };
     let effects = Effects {
         observation: Some(obs),
-        outbox: vec![],
+        ..Effects::default()
     };
     app.state
         .store
@@ -823,7 +823,69 @@ async fn cli_send_refuses_a_second_post_without_force(backend: Backend) {
     ));
 }
 
+async fn shared_reflections_are_counted_and_opted_out_people_left_out(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let store = &app.state.store;
+    let answers = serde_json::json!({"q": "their CFO worries about the rollout"});
+    store
+        .save_reflection(TEAM, 1, "U_A", &answers, true, ms("2026-11-18T10:00:00Z"))
+        .await
+        .unwrap();
+    store
+        .save_reflection(TEAM, 2, "U_B", &answers, true, ms("2026-11-19T10:00:00Z"))
+        .await
+        .unwrap();
+    store
+        .save_reflection(TEAM, 3, "U_C", &answers, false, ms("2026-11-19T10:00:00Z"))
+        .await
+        .unwrap();
+    store
+        .save_reflection(
+            OTHER_TEAM,
+            4,
+            "U_D",
+            &answers,
+            true,
+            ms("2026-11-19T10:00:00Z"),
+        )
+        .await
+        .unwrap();
+    store
+        .save_reflection(TEAM, 5, "U_A", &answers, true, ms("2026-11-25T10:00:00Z"))
+        .await
+        .unwrap();
+    store
+        .set_digest_preference(TEAM, "U_GONE", Some(true), None, 0)
+        .await
+        .unwrap();
+    store
+        .opt_out_and_forget(TEAM, "U_GONE", ms("2026-11-20T00:00:00Z"))
+        .await
+        .unwrap();
+    let stats = digest::week_stats(
+        store,
+        TEAM,
+        week("2026-W47"),
+        &jiff::tz::TimeZone::UTC,
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(stats.shared_reflections, 2);
+    let d = digest::compose(&stats, &app.state.engine, 1);
+    assert!(
+        d.text.contains("2 reflections shared with the team"),
+        "{}",
+        d.text
+    );
+    assert!(
+        store.digest_subscribers(TEAM).await.unwrap().is_empty(),
+        "an opted-out person gets no DM"
+    );
+}
+
 backend_matrix!(
+    shared_reflections_are_counted_and_opted_out_people_left_out,
     scheduled_digest_is_posted_once_and_survives_a_restart,
     two_schedulers_post_exactly_once,
     a_crashed_claim_is_taken_over_after_its_lease,

@@ -2,7 +2,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
+mod crm;
 mod digest;
+mod hubspot;
+mod nudges;
 mod outbox;
 mod server;
 mod slack_client;

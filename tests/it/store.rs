@@ -105,6 +105,7 @@ async fn inbox_dedupes_by_event_id_and_resumes_after_a_lease(backend: Backend) {
     let effects = Effects {
         observation: Some(observation("m1", vec![Theme::Stakeholders])),
         outbox: vec![post("k1")],
+        ..Effects::default()
     };
     store
         .finish_inbox_item("T1", again.id, &effects, 70_000)
@@ -161,11 +162,13 @@ async fn observations_dedupe_and_export_with_their_themes(backend: Backend) {
             vec![Theme::ClosingPush, Theme::Stakeholders],
         )),
         outbox: vec![post("reply-m1")],
+        ..Effects::default()
     };
     assert!(store.record_effects("T1", &first, 1_000).await.unwrap());
     let duplicate = Effects {
         observation: first.observation.clone(),
         outbox: vec![post("reply-m1-again")],
+        ..Effects::default()
     };
     assert!(!store.record_effects("T1", &duplicate, 1_500).await.unwrap());
     assert_eq!(
@@ -176,6 +179,7 @@ async fn observations_dedupe_and_export_with_their_themes(backend: Backend) {
     let none = Effects {
         observation: Some(observation("m2", vec![])),
         outbox: vec![],
+        ..Effects::default()
     };
     store.record_effects("T1", &none, 2_000).await.unwrap();
     store
@@ -184,6 +188,7 @@ async fn observations_dedupe_and_export_with_their_themes(backend: Backend) {
             &Effects {
                 observation: Some(observation("m1", vec![Theme::Adoption])),
                 outbox: vec![],
+                ..Effects::default()
             },
             3_000,
         )

@@ -80,7 +80,7 @@ pub struct WeekStats {
     pub themes: Vec<(Theme, u64)>,
     /// Up to `SPOTLIGHT_MAX`, best first, from people who have not opted out.
     pub spotlight: Vec<SpotlightItem>,
-    /// Reflections people chose to share with the team (0 until that feature lands).
+    /// Reflections people chose to share with the team digest this week.
     pub shared_reflections: u32,
 }
 

@@ -200,6 +200,9 @@ pub async fn week_stats(
             themes,
         });
     }
+    let shared_reflections = store
+        .count_shared_reflections(team_id, since, until)
+        .await?;
     Ok(WeekStats {
         week,
         in_progress,
@@ -208,7 +211,7 @@ pub async fn week_stats(
         trend,
         themes,
         spotlight,
-        shared_reflections: 0,
+        shared_reflections: u32::try_from(shared_reflections).unwrap_or(u32::MAX),
     })
 }
 

@@ -21,6 +21,7 @@ use super::fake_slack::FakeSlack;
 pub const SECRET: &str = "test-signing-secret";
 pub const TOKEN: &str = "xoxb-test-token";
 pub const TEAM: &str = "T_TEST";
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -201,7 +202,8 @@ impl TestApp {
             client,
             vec![SecretString::from(SECRET)],
             identity,
-        );
+        )
+        .with_webhook_secret(Some(SecretString::from(WEBHOOK_SECRET)));
         let router = build_router(state.clone());
         TestApp {
             state,

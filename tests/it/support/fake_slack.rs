@@ -432,6 +432,13 @@ fn default_behaviour(
             }
             ok(json!({ "view": view }))
         }
+        "conversations.open" => match s("users") {
+            // A stable DM channel per user, as Slack returns for a bot token.
+            Some(user) if !user.contains(',') => {
+                ok(json!({ "channel": { "id": format!("D_{user}") } }))
+            }
+            _ => err("invalid_arguments"),
+        },
         "users.lookupByEmail" => match s("email").and_then(|e| inner.emails.get(&e).cloned()) {
             Some(id) => ok(
                 json!({ "user": { "id": id, "team_id": TEAM_ID, "profile": { "email": s("email") } } }),

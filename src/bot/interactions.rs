@@ -1,0 +1,301 @@
+//! Buttons and modals: "Reflect" opens a modal with the prompt's questions; "Helpful" and
+//! "Not now" are recorded against the prompt; "Mute this deal" mutes it for a week for the
+//! person who clicked; the opt-out confirmation deletes that person's data.
+
+use serde_json::{Value, json};
+
+use super::prompt_message::{
+    ACTION_HELPFUL, ACTION_MUTE_DEAL, ACTION_NOT_NOW, ACTION_OPTOUT_CANCEL, ACTION_OPTOUT_CONFIRM,
+    ACTION_REFLECT, ephemeral_params,
+};
+use crate::app::AppState;
+use crate::slack::blocks;
+use crate::slack::payloads::{BlockActions, InteractionPayload, ViewSubmission};
+use crate::store::{NewOutboxMessage, Prompt, StoreError};
+
+pub const REFLECTION_CALLBACK: &str = "cusp_reflection";
+const SHARE_BLOCK: &str = "share";
+const SHARE_VALUE: &str = "share";
+const DEAL_MUTE_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// What the interactivity endpoint answers Slack.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InteractionReply {
+    /// 200 with an empty body (closes a submitted modal).
+    Ack,
+    /// 200 with this JSON body (`response_action` for modals).
+    Json(Value),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InteractionError {
+    /// Unknown or malformed: answered 400 with this reason.
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub async fn on_interaction(
+    state: &AppState,
+    payload: &InteractionPayload,
+    now_ms: i64,
+) -> Result<InteractionReply, InteractionError> {
+    match payload {
+        InteractionPayload::BlockActions(actions) => on_block_actions(state, actions, now_ms).await,
+        InteractionPayload::ViewSubmission(submission) => {
+            on_view_submission(state, submission, now_ms).await
+        }
+        InteractionPayload::ViewClosed(_) => Ok(InteractionReply::Ack),
+    }
+}
+
+async fn on_block_actions(
+    state: &AppState,
+    payload: &BlockActions,
+    now_ms: i64,
+) -> Result<InteractionReply, InteractionError> {
+    let team = payload.team.id.as_str();
+    let user = payload.user.id.as_str();
+    let channel = payload.channel.as_ref().map(|c| c.id.as_str());
+    let Some(action) = payload.actions.first() else {
+        return Err(InteractionError::BadRequest(
+            "block_actions without actions".into(),
+        ));
+    };
+    let value = action.value.as_deref().unwrap_or("");
+    let note = match action.action_id.as_str() {
+        ACTION_REFLECT => {
+            let prompt = find_prompt(state, team, value).await?;
+            return open_reflection(state, payload, &prompt, now_ms).await;
+        }
+        ACTION_HELPFUL | ACTION_NOT_NOW => {
+            let prompt = find_prompt(state, team, value).await?;
+            let feedback = if action.action_id == ACTION_HELPFUL {
+                "helpful"
+            } else {
+                "not_now"
+            };
+            state
+                .store
+                .record_feedback(team, prompt.id, feedback, now_ms)
+                .await?;
+            if feedback == "helpful" {
+                "Thanks, glad it helped. I'll keep questions like these coming, sparingly."
+            } else {
+                "No problem. I'll ask questions like these less often."
+            }
+        }
+        ACTION_MUTE_DEAL => {
+            let prompt = find_prompt(state, team, value).await?;
+            let deal = prompt
+                .account
+                .clone()
+                .unwrap_or_else(|| prompt.thread_key.clone());
+            state
+                .store
+                .mute_deal(team, user, &deal, now_ms + DEAL_MUTE_MS)
+                .await?;
+            "Muted this deal for you for a week."
+        }
+        ACTION_OPTOUT_CONFIRM => {
+            if value != user {
+                return Err(InteractionError::BadRequest(
+                    "this opt-out belongs to someone else".into(),
+                ));
+            }
+            let deleted = state.store.opt_out_and_forget(team, user, now_ms).await?;
+            tracing::info!(
+                user_id = user,
+                deleted,
+                "person opted out; their data was deleted"
+            );
+            "Done: you're opted out and what I had logged about you is deleted. `/cusp optin` undoes the opt-out."
+        }
+        ACTION_OPTOUT_CANCEL => "Nothing changed; you're still in.",
+        other => {
+            return Err(InteractionError::BadRequest(format!(
+                "unknown action `{}`",
+                blocks::truncate(other, 40)
+            )));
+        }
+    };
+    if let Some(channel) = channel {
+        enqueue_ephemeral(
+            state,
+            team,
+            channel,
+            user,
+            note,
+            &format!("ack:{}:{}", payload.trigger_id, action.action_id),
+            now_ms,
+        )
+        .await?;
+    }
+    Ok(InteractionReply::Ack)
+}
+
+async fn find_prompt(
+    state: &AppState,
+    team: &str,
+    thread_key: &str,
+) -> Result<Prompt, InteractionError> {
+    match state.store.prompt_by_thread_key(team, thread_key).await {
+        Ok(prompt) => Ok(prompt),
+        Err(StoreError::NotFound) => Err(InteractionError::BadRequest("unknown prompt".into())),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Opens the reflection modal now: a `trigger_id` lives three seconds, so this call
+/// cannot wait in the outbox. An expired trigger gets an ephemeral explanation instead.
+async fn open_reflection(
+    state: &AppState,
+    payload: &BlockActions,
+    prompt: &Prompt,
+    now_ms: i64,
+) -> Result<InteractionReply, InteractionError> {
+    let view = reflection_modal(state, prompt);
+    let mut params = serde_json::Map::new();
+    params.insert("trigger_id".into(), json!(payload.trigger_id));
+    params.insert("view".into(), view);
+    match state.slack.call("views.open", &params).await {
+        Ok(_) => Ok(InteractionReply::Ack),
+        Err(err) => {
+            tracing::warn!(error = %err, "could not open the reflection modal");
+            if let Some(channel) = payload.channel.as_ref() {
+                let text = if err.code() == Some("expired_trigger_id") {
+                    "That button took too long to reach me, so Slack closed the window. Click *Reflect* again."
+                } else {
+                    "I couldn't open the reflection window just now. Please click *Reflect* again in a moment."
+                };
+                let key = format!("reflect-failed:{}", payload.trigger_id);
+                enqueue_ephemeral(
+                    state,
+                    prompt_team(payload),
+                    channel.id.as_str(),
+                    payload.user.id.as_str(),
+                    text,
+                    &key,
+                    now_ms,
+                )
+                .await?;
+            }
+            Ok(InteractionReply::Ack)
+        }
+    }
+}
+
+fn prompt_team(payload: &BlockActions) -> &str {
+    payload.team.id.as_str()
+}
+
+fn reflection_modal(state: &AppState, prompt: &Prompt) -> Value {
+    let bank = state.engine.question_bank();
+    let mut out = vec![blocks::section(
+        "Take a minute with these. What you write is yours: only you see it, unless you share it with the team digest.",
+    )];
+    for (i, id) in prompt
+        .question_ids
+        .split(',')
+        .filter(|id| !id.is_empty())
+        .enumerate()
+    {
+        let text = bank
+            .iter()
+            .find(|q| q.id == id)
+            .map_or("Your thoughts", |q| q.text.as_str());
+        let mut input = blocks::plain_input(&format!("q{i}"), "answer", text, true);
+        input["optional"] = json!(true);
+        out.push(input);
+    }
+    out.push(blocks::checkboxes(
+        SHARE_BLOCK,
+        SHARE_BLOCK,
+        "Sharing",
+        &[("Share my reflection with the team digest", SHARE_VALUE)],
+        true,
+    ));
+    blocks::modal(
+        REFLECTION_CALLBACK,
+        "Reflect",
+        "Save",
+        "Cancel",
+        out,
+        &prompt.thread_key,
+    )
+}
+
+async fn on_view_submission(
+    state: &AppState,
+    submission: &ViewSubmission,
+    now_ms: i64,
+) -> Result<InteractionReply, InteractionError> {
+    if submission.view.callback_id != REFLECTION_CALLBACK {
+        return Err(InteractionError::BadRequest(format!(
+            "unknown view `{}`",
+            blocks::truncate(&submission.view.callback_id, 40)
+        )));
+    }
+    let team = submission.team.id.as_str();
+    let prompt = find_prompt(state, team, &submission.view.private_metadata).await?;
+    let question_ids: Vec<&str> = prompt
+        .question_ids
+        .split(',')
+        .filter(|id| !id.is_empty())
+        .collect();
+    let answers: Vec<Value> = question_ids
+        .iter()
+        .enumerate()
+        .filter_map(|(i, id)| {
+            let text = submission
+                .view
+                .state
+                .text_value(&format!("q{i}"), "answer")?
+                .trim();
+            (!text.is_empty()).then(|| json!({ "question_id": id, "answer": text }))
+        })
+        .collect();
+    if answers.is_empty() {
+        return Ok(InteractionReply::Json(json!({
+            "response_action": "errors",
+            "errors": { "q0": "Write a line or two for at least one question, or press Cancel." },
+        })));
+    }
+    let shared = submission
+        .view
+        .state
+        .selected_values(SHARE_BLOCK, SHARE_BLOCK)
+        .contains(&SHARE_VALUE);
+    state
+        .store
+        .save_reflection(
+            team,
+            prompt.id,
+            submission.user.id.as_str(),
+            &Value::Array(answers),
+            shared,
+            now_ms,
+        )
+        .await?;
+    Ok(InteractionReply::Ack)
+}
+
+async fn enqueue_ephemeral(
+    state: &AppState,
+    team: &str,
+    channel: &str,
+    user: &str,
+    text: &str,
+    key: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let message = NewOutboxMessage {
+        idempotency_key: key.to_owned(),
+        method: "chat.postEphemeral".into(),
+        params: ephemeral_params(channel, user, text),
+    };
+    state.store.enqueue_outbox(team, &[message], now_ms).await?;
+    state.outbox_wake.notify_one();
+    Ok(())
+}

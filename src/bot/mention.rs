@@ -1,0 +1,178 @@
+//! `@cusp <text>`: a threaded reply with the analysis and questions for that text.
+//! `@cusp` alone inside a thread reflects on the thread's first message.
+
+use serde_json::Value;
+
+use super::DispatchError;
+use super::nudge::QUESTION_HISTORY;
+use super::prompt_message::prompt_params;
+use super::reflect::seed_from;
+use crate::app::AppState;
+use crate::engine::{Analysis, QuestionContext};
+use crate::slack::blocks;
+use crate::slack::payloads::AppMentionEvent;
+use crate::store::{Effects, NewOutboxMessage, NewPrompt, ObservationSource};
+
+pub const MENTION_HINT: &str = "Mention me with a deal update (`@cusp Acme wants a pilot before their board meets`) \
+     or mention me inside a deal thread, and I'll reflect on it with you.";
+
+/// The text addressed to cusp, without the leading mention(s) of cusp itself.
+pub fn strip_own_mention(text: &str, own_user_id: &str) -> String {
+    text.replace(&format!("<@{own_user_id}>"), " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub async fn on_mention(
+    state: &AppState,
+    event: &AppMentionEvent,
+) -> Result<Effects, DispatchError> {
+    let team = state.identity.team_id.as_str();
+    let channel = event.channel.as_str();
+    let asker = event.user.as_str();
+    let reply_root = event.thread_ts.as_deref().unwrap_or(&event.ts).to_owned();
+    let own_text = strip_own_mention(&event.text, state.identity.user_id.as_str());
+
+    // What to reflect on, whose message it is and its ts.
+    let (text, author, ts) = if !own_text.is_empty() {
+        (own_text, asker.to_owned(), event.ts.clone())
+    } else if let Some(thread_ts) = event.thread_ts.as_deref() {
+        match thread_parent(state, channel, thread_ts).await? {
+            Some((text, author)) => (text, author, thread_ts.to_owned()),
+            None => return Ok(hint(channel, &reply_root, &event.ts)),
+        }
+    } else {
+        return Ok(hint(channel, &reply_root, &event.ts));
+    };
+
+    let author_prefs = state.store.user_prefs(team, &author).await?;
+    if author_prefs.opted_out && author != asker {
+        // Someone else's words, and that person opted out: leave them alone.
+        return Ok(Effects::default());
+    }
+    let analysis = state.engine.analyze(&text);
+    let recent = state
+        .store
+        .recent_question_ids(team, asker, QUESTION_HISTORY)
+        .await?;
+    let unhelpful = state.store.unhelpful_question_ids(team).await?;
+    let ctx = QuestionContext {
+        recent: &recent,
+        unhelpful: &unhelpful,
+        stage: None,
+        seed: seed_from(&[team, asker, &event.ts]),
+    };
+    let questions = state.engine.choose_questions(&analysis, &ctx);
+    let thread_key = format!("mention:{channel}:{}", event.ts);
+    let params = prompt_params(
+        channel,
+        Some(&reply_root),
+        &intro(&analysis),
+        &questions,
+        Some(explanation(&analysis)),
+        &thread_key,
+    );
+    let observation = (!author_prefs.opted_out).then(|| {
+        super::observation(
+            &analysis,
+            ObservationSource::Mention,
+            channel,
+            &author,
+            Some(&ts),
+            format!("mention:{channel}:{}", event.ts),
+        )
+    });
+    Ok(Effects {
+        observation,
+        prompt: Some(NewPrompt {
+            channel_id: channel.to_owned(),
+            thread_key: thread_key.clone(),
+            user_id: asker.to_owned(),
+            account: analysis.account.as_ref().map(|a| a.to_lowercase()),
+            kind: "mention",
+            question_ids: questions.iter().map(|q| q.id.clone()).collect(),
+            stage: None,
+        }),
+        outbox: vec![NewOutboxMessage {
+            idempotency_key: format!("mention:{channel}:{}", event.ts),
+            method: "chat.postMessage".into(),
+            params,
+        }],
+    })
+}
+
+fn intro(analysis: &Analysis) -> String {
+    let what = if analysis.themes.is_empty() {
+        "I didn't spot any CUSP themes here.".to_owned()
+    } else {
+        let themes: Vec<String> = analysis
+            .themes
+            .iter()
+            .map(|t| t.theme.id().replace('_', " "))
+            .collect();
+        format!("I noticed: {}.", themes.join(", "))
+    };
+    format!("{what} A few questions to consider:")
+}
+
+/// Each theme with the words that showed it.
+fn explanation(analysis: &Analysis) -> String {
+    let parts: Vec<String> = analysis
+        .themes
+        .iter()
+        .filter_map(|hit| {
+            let first = hit.evidence.first()?;
+            Some(format!(
+                "{} ← “{}”",
+                hit.theme.id().replace('_', " "),
+                blocks::escape_mrkdwn(&first.text)
+            ))
+        })
+        .collect();
+    if parts.is_empty() {
+        format!(
+            "_{} · customer-centric share {:.0}%_",
+            analysis.class.as_str().replace('_', "-"),
+            analysis.score * 100.0
+        )
+    } else {
+        format!("_{}_", parts.join(" · "))
+    }
+}
+
+fn hint(channel: &str, reply_root: &str, ts: &str) -> Effects {
+    let mut params = serde_json::Map::new();
+    params.insert("channel".into(), Value::from(channel));
+    params.insert("thread_ts".into(), Value::from(reply_root));
+    params.insert("text".into(), Value::from(MENTION_HINT));
+    Effects {
+        outbox: vec![NewOutboxMessage {
+            idempotency_key: format!("mention-hint:{channel}:{ts}"),
+            method: "chat.postMessage".into(),
+            params,
+        }],
+        ..Effects::default()
+    }
+}
+
+/// The first message of a thread: its text and author.
+async fn thread_parent(
+    state: &AppState,
+    channel: &str,
+    thread_ts: &str,
+) -> Result<Option<(String, String)>, DispatchError> {
+    let messages = state
+        .slack
+        .recent_messages(channel, Some(thread_ts), thread_ts, 1)
+        .await
+        .map_err(|e| DispatchError::Slack(e.to_string()))?;
+    Ok(messages
+        .iter()
+        .find(|m| m.get("ts").and_then(Value::as_str) == Some(thread_ts))
+        .and_then(|m| {
+            let text = m.get("text")?.as_str()?.to_owned();
+            let user = m.get("user")?.as_str()?.to_owned();
+            Some((text, user))
+        }))
+}

@@ -1,0 +1,157 @@
+//! A person's message in a channel: log the deal update, then either a threaded nudge
+//! (one to three questions aimed at the gap), a quiet reaction (already customer-centric),
+//! or nothing — within the team's cooldowns and everyone's mutes and opt-outs.
+
+use serde_json::{Map, json};
+
+use super::prompt_message::{prompt_params, why_line};
+use super::reflect::seed_from;
+use crate::app::AppState;
+use crate::engine::{Analysis, Class, QuestionContext};
+use crate::slack::payloads::MessageEvent;
+use crate::store::{
+    Effects, NewOutboxMessage, NewPrompt, NudgeSubject, ObservationSource, StoreError,
+};
+
+/// How many of a person's latest questions selection avoids repeating.
+pub const QUESTION_HISTORY: usize = 10;
+
+/// What cusp does with a deal update, before cooldowns and mutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Response {
+    Nudge,
+    React,
+}
+
+/// Seller-centric or balanced updates, and updates that never mention the customer's
+/// outcome or people, get questions; customer-centric ones get a reaction.
+pub fn response_for(analysis: &Analysis) -> Response {
+    match analysis.class {
+        Class::SellerCentric | Class::Balanced => Response::Nudge,
+        _ if analysis.lacks_outcome_and_people() => Response::Nudge,
+        _ => Response::React,
+    }
+}
+
+/// The root ts of the thread a message belongs to (its own ts when it starts one).
+pub fn thread_root(event: &MessageEvent) -> &str {
+    event.thread_ts.as_deref().unwrap_or(&event.ts)
+}
+
+pub async fn on_message(
+    state: &AppState,
+    event: &MessageEvent,
+    now_ms: i64,
+) -> Result<Effects, StoreError> {
+    let team = state.identity.team_id.as_str();
+    let Some(user) = event.user.as_ref().map(|u| u.as_str()) else {
+        return Ok(Effects::default());
+    };
+    // An @cusp message is answered by the mention handler, not nudged.
+    if event
+        .text
+        .contains(&format!("<@{}>", state.identity.user_id.as_str()))
+    {
+        return Ok(Effects::default());
+    }
+    let prefs = state.store.user_prefs(team, user).await?;
+    if prefs.opted_out {
+        return Ok(Effects::default());
+    }
+    let analysis = state.engine.analyze(&event.text);
+    if !analysis.is_deal_update {
+        return Ok(Effects::default());
+    }
+    let channel = event.channel.as_str();
+    let mut effects = Effects {
+        observation: Some(super::observation(
+            &analysis,
+            ObservationSource::Message,
+            channel,
+            user,
+            Some(&event.ts),
+            format!("message:{channel}:{}", event.ts),
+        )),
+        ..Effects::default()
+    };
+    let settings = state.store.team_settings(team).await?;
+    let root = thread_root(event);
+    let thread_key = format!("{channel}:{root}");
+    let subject = NudgeSubject {
+        user_id: user,
+        channel_id: channel,
+        account: analysis.account.as_deref(),
+        thread_key: &thread_key,
+        account_cooldown_ms: settings.account_cooldown_hours.saturating_mul(3_600_000),
+    };
+    let history = state.store.nudge_history(team, &subject, now_ms).await?;
+    if history.channel_off {
+        return Ok(effects);
+    }
+    match response_for(&analysis) {
+        Response::React => {
+            let mut params = Map::new();
+            params.insert("channel".into(), json!(channel));
+            params.insert("timestamp".into(), json!(event.ts));
+            params.insert("name".into(), json!(settings.reaction));
+            effects.outbox.push(NewOutboxMessage {
+                idempotency_key: format!("reaction:{channel}:{}", event.ts),
+                method: "reactions.add".into(),
+                params,
+            });
+        }
+        Response::Nudge => {
+            let blocked = prefs.is_muted(now_ms)
+                || history.thread_already_prompted
+                || history.deal_muted
+                || history.nudges_last_day >= settings.daily_nudge_limit
+                || (analysis.account.is_some() && history.account_nudges_in_cooldown > 0);
+            if blocked {
+                tracing::debug!(?history, muted = prefs.is_muted(now_ms), "nudge held back");
+                return Ok(effects);
+            }
+            let recent = state
+                .store
+                .recent_question_ids(team, user, QUESTION_HISTORY)
+                .await?;
+            let unhelpful = state.store.unhelpful_question_ids(team).await?;
+            let ctx = QuestionContext {
+                recent: &recent,
+                unhelpful: &unhelpful,
+                stage: None,
+                seed: seed_from(&[team, user, &event.ts]),
+            };
+            let questions = state.engine.choose_questions(&analysis, &ctx);
+            if questions.is_empty() {
+                return Ok(effects);
+            }
+            let intro = match &analysis.account {
+                Some(account) => format!("A question or two on the {account} update:"),
+                None => "A question or two on this update:".to_owned(),
+            };
+            let params = prompt_params(
+                channel,
+                Some(root),
+                &intro,
+                &questions,
+                Some(why_line(&analysis)),
+                &thread_key,
+            );
+            effects.prompt = Some(NewPrompt {
+                channel_id: channel.to_owned(),
+                thread_key: thread_key.clone(),
+                user_id: user.to_owned(),
+                account: analysis.account.as_ref().map(|a| a.to_lowercase()),
+                kind: "nudge",
+                question_ids: questions.iter().map(|q| q.id.clone()).collect(),
+                stage: None,
+            });
+            effects.outbox.push(NewOutboxMessage {
+                idempotency_key: format!("nudge:{thread_key}"),
+                method: "chat.postMessage".into(),
+                params,
+            });
+        }
+    }
+    Ok(effects)
+}

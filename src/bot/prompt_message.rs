@@ -1,0 +1,101 @@
+//! The threaded message a nudge, mention reply or CRM prompt posts: questions plus the
+//! buttons people answer with. Pure; the callers enqueue it.
+
+use serde_json::{Map, Value, json};
+
+use crate::engine::{Analysis, Question};
+use crate::slack::blocks::{self, ButtonStyle};
+
+pub const ACTION_REFLECT: &str = "cusp_reflect";
+pub const ACTION_HELPFUL: &str = "cusp_helpful";
+pub const ACTION_NOT_NOW: &str = "cusp_not_now";
+pub const ACTION_MUTE_DEAL: &str = "cusp_mute_deal";
+pub const ACTION_OPTOUT_CONFIRM: &str = "cusp_optout_confirm";
+pub const ACTION_OPTOUT_CANCEL: &str = "cusp_optout_cancel";
+
+/// The buttons under every prompt; their value is the prompt's thread key.
+pub fn prompt_buttons(thread_key: &str) -> Value {
+    blocks::actions(
+        "cusp_prompt",
+        vec![
+            blocks::button(
+                "Reflect",
+                ACTION_REFLECT,
+                thread_key,
+                Some(ButtonStyle::Primary),
+            ),
+            blocks::button("Helpful", ACTION_HELPFUL, thread_key, None),
+            blocks::button("Not now", ACTION_NOT_NOW, thread_key, None),
+            blocks::button(
+                "Mute this deal for a week",
+                ACTION_MUTE_DEAL,
+                thread_key,
+                None,
+            ),
+        ],
+    )
+}
+
+/// `chat.postMessage` arguments for a prompt in `channel`, threaded under `thread_ts`.
+pub fn prompt_params(
+    channel: &str,
+    thread_ts: Option<&str>,
+    intro: &str,
+    questions: &[Question],
+    why: Option<String>,
+    thread_key: &str,
+) -> Map<String, Value> {
+    let list: Vec<String> = questions
+        .iter()
+        .map(|q| format!("• {}", blocks::escape_mrkdwn(&q.text)))
+        .collect();
+    let mut out = vec![blocks::section(&format!(
+        "{}\n{}",
+        blocks::escape_mrkdwn(intro),
+        list.join("\n")
+    ))];
+    if let Some(why) = why {
+        out.push(blocks::context(&[why.as_str()]));
+    }
+    out.push(prompt_buttons(thread_key));
+    let fallback = match questions.first() {
+        Some(q) => format!("{intro} {}", q.text),
+        None => intro.to_owned(),
+    };
+    let mut params = Map::new();
+    params.insert("channel".into(), json!(channel));
+    if let Some(ts) = thread_ts {
+        params.insert("thread_ts".into(), json!(ts));
+    }
+    params.insert("text".into(), json!(fallback));
+    params.insert("blocks".into(), Value::Array(blocks::message_blocks(out)));
+    params.insert("unfurl_links".into(), json!(false));
+    params
+}
+
+/// "Noticed: closing push · not yet: their outcome, their people" — why cusp asked.
+pub fn why_line(analysis: &Analysis) -> String {
+    let noticed: Vec<String> = analysis
+        .themes
+        .iter()
+        .map(|t| t.theme.id().replace('_', " "))
+        .collect();
+    let mut line = if noticed.is_empty() {
+        "_Noticed: a deal update_".to_owned()
+    } else {
+        format!("_Noticed: {}_", noticed.join(", "))
+    };
+    if analysis.lacks_outcome_and_people() {
+        line.push_str(" _· not yet mentioned: their outcome or their people_");
+    }
+    line
+}
+
+/// `chat.postEphemeral` arguments: a note only `user` sees.
+pub fn ephemeral_params(channel: &str, user: &str, text: &str) -> Map<String, Value> {
+    let mut params = Map::new();
+    params.insert("channel".into(), json!(channel));
+    params.insert("user".into(), json!(user));
+    params.insert("text".into(), json!(text));
+    params
+}

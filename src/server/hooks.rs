@@ -1,0 +1,170 @@
+//! `POST /hooks/deals`: signed deal updates from a CRM. Verify (`CUSP_WEBHOOK_SECRET`),
+//! parse (400 naming the field), dedupe, then prompt the owner.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use super::crm_signature;
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::bot::crm::{CrmError, CrmOutcome, on_deal_update, parse_deal_update};
+
+pub async fn deals(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let Some(secret) = state.webhook_secret.as_ref() else {
+        return Ok((
+            StatusCode::NOT_FOUND,
+            "CRM webhooks are not enabled: set CUSP_WEBHOOK_SECRET",
+        )
+            .into_response());
+    };
+    let timestamp = headers.get("x-cusp-timestamp").map(|v| v.as_bytes());
+    let now = jiff::Timestamp::now();
+    if let Err(err) = crm_signature::verify(
+        secret.expose_secret().as_bytes(),
+        timestamp,
+        headers.get("x-cusp-signature").map(|v| v.as_bytes()),
+        &body,
+        now.as_second(),
+    ) {
+        tracing::warn!(reason = %err, body_len = body.len(), "rejected CRM webhook");
+        return Err(ApiError::Unauthorized(err.to_string()));
+    }
+    let update = parse_deal_update(&body).map_err(ApiError::BadRequest)?;
+    // A delivery id when the CRM sends one; otherwise deal, stage and signing time.
+    let delivery_key = match headers.get("x-cusp-delivery").and_then(|v| v.to_str().ok()) {
+        Some(id) if !id.trim().is_empty() => format!("delivery:{}", id.trim()),
+        _ => format!(
+            "deal:{}:{}:{}",
+            update.deal_id,
+            update.stage.to_lowercase(),
+            String::from_utf8_lossy(timestamp.unwrap_or_default())
+        ),
+    };
+    let span = tracing::info_span!("crm", deal_id = %update.deal_id, stage = %update.stage);
+    let _entered = span.enter();
+    match on_deal_update(&state, &update, &delivery_key, now.as_millisecond()).await {
+        Ok(CrmOutcome::Queued) => {
+            Ok((StatusCode::OK, Json(json!({"status": "queued"}))).into_response())
+        }
+        Ok(CrmOutcome::Duplicate) => {
+            Ok((StatusCode::OK, Json(json!({"status": "duplicate"}))).into_response())
+        }
+        Ok(CrmOutcome::OwnerUnknown) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"status": "owner_unknown"})),
+        )
+            .into_response()),
+        Ok(CrmOutcome::OwnerOptedOut) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"status": "owner_opted_out"})),
+        )
+            .into_response()),
+        Err(CrmError::Store(err)) => {
+            tracing::error!(error = %err, "could not store the deal update");
+            Err(ApiError::Unavailable)
+        }
+        Err(CrmError::Slack(err)) => {
+            tracing::warn!(error = %err, "Slack unavailable for a deal update");
+            Err(ApiError::Unavailable)
+        }
+    }
+}
+
+/// `POST /hooks/hubspot`: HubSpot's own deal webhooks (signature v3). Each deal-stage
+/// change is looked up (deal name, owner's email) and handled like `/hooks/deals`.
+pub async fn hubspot(
+    State(state): State<AppState>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let Some(hubspot) = state.hubspot.as_ref() else {
+        return Ok((
+            StatusCode::NOT_FOUND,
+            "HubSpot webhooks are not enabled: set HUBSPOT_CLIENT_SECRET",
+        )
+            .into_response());
+    };
+    let path = uri
+        .path_and_query()
+        .map_or("/hooks/hubspot", |p| p.as_str());
+    let full_uri = match &hubspot.public_url {
+        Some(base) => format!("{base}{path}"),
+        None => {
+            let host = headers
+                .get("host")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("localhost");
+            format!("https://{host}{path}")
+        }
+    };
+    let now = jiff::Timestamp::now();
+    if let Err(err) = crate::hubspot::verify_v3(
+        hubspot.client_secret.expose_secret().as_bytes(),
+        "POST",
+        &full_uri,
+        &body,
+        headers
+            .get("x-hubspot-request-timestamp")
+            .map(|v| v.as_bytes()),
+        headers.get("x-hubspot-signature-v3").map(|v| v.as_bytes()),
+        now.as_millisecond(),
+    ) {
+        tracing::warn!(reason = %err, body_len = body.len(), "rejected HubSpot webhook");
+        return Err(ApiError::Unauthorized(err.to_string()));
+    }
+    let events = crate::hubspot::parse_events(&body).map_err(ApiError::BadRequest)?;
+    let mut counts = std::collections::BTreeMap::<&str, u32>::new();
+    for event in &events {
+        let Some(stage) = event.new_deal_stage() else {
+            *counts.entry("ignored").or_default() += 1;
+            continue;
+        };
+        let facts = hubspot.client.deal_facts(event.object_id).await.map_err(|err| {
+            tracing::warn!(error = %err, deal_id = event.object_id, "could not read the deal from HubSpot");
+            ApiError::Unavailable
+        })?;
+        let update = crate::bot::crm::DealUpdate {
+            deal_id: event.object_id.to_string(),
+            account: facts.name,
+            stage: stage.to_owned(),
+            previous_stage: None,
+            owner_slack_user_id: None,
+            owner_email: facts.owner_email,
+            note: None,
+        };
+        let outcome = on_deal_update(
+            &state,
+            &update,
+            &format!("hubspot:{}", event.event_id),
+            now.as_millisecond(),
+        )
+        .await
+        .map_err(|err| {
+            tracing::warn!(error = %err, "HubSpot deal update not handled; HubSpot will retry");
+            ApiError::Unavailable
+        })?;
+        let key = match outcome {
+            CrmOutcome::Queued => "queued",
+            CrmOutcome::Duplicate => "duplicate",
+            CrmOutcome::OwnerUnknown => "owner_unknown",
+            CrmOutcome::OwnerOptedOut => "owner_opted_out",
+        };
+        *counts.entry(key).or_default() += 1;
+    }
+    let status = if counts.contains_key("owner_unknown") && !counts.contains_key("queued") {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(json!(counts))).into_response())
+}

@@ -1,0 +1,492 @@
+//! Nudge settings and history: team settings, personal preferences, channel switches,
+//! prompts sent (for cooldowns, question history and feedback), deal mutes, reflections
+//! and CRM delivery dedupe.
+
+use super::{Store, StoreError, in_transaction, with_pool};
+
+/// `muted_until` value that means "until unmuted".
+pub const MUTED_FOREVER: i64 = i64::MAX;
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TeamSettings {
+    /// Emoji name (without colons) for the quiet reaction.
+    pub reaction: String,
+    pub account_cooldown_hours: i64,
+    pub daily_nudge_limit: i64,
+}
+
+impl Default for TeamSettings {
+    fn default() -> TeamSettings {
+        TeamSettings {
+            reaction: "seedling".into(),
+            account_cooldown_hours: 24,
+            daily_nudge_limit: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserPrefs {
+    pub muted_until: Option<i64>,
+    pub opted_out: bool,
+}
+
+impl UserPrefs {
+    pub fn is_muted(&self, now_ms: i64) -> bool {
+        self.muted_until.is_some_and(|until| until > now_ms)
+    }
+}
+
+/// A nudge (or mention reply, or CRM prompt) about to be sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPrompt {
+    pub channel_id: String,
+    /// Unique per team: one prompt per thread (or per mention, per CRM delivery).
+    pub thread_key: String,
+    pub user_id: String,
+    pub account: Option<String>,
+    pub kind: &'static str,
+    pub question_ids: Vec<String>,
+    pub stage: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Prompt {
+    pub id: i64,
+    pub channel_id: String,
+    pub thread_key: String,
+    pub user_id: String,
+    pub account: Option<String>,
+    pub kind: String,
+    pub question_ids: String,
+    pub created_at: i64,
+}
+
+/// What decides whether a person may be nudged about a deal now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NudgeHistory {
+    pub nudges_last_day: i64,
+    pub account_nudges_in_cooldown: i64,
+    pub thread_already_prompted: bool,
+    pub deal_muted: bool,
+    pub channel_off: bool,
+}
+
+/// Whom and what a nudge would be about.
+#[derive(Debug, Clone, Copy)]
+pub struct NudgeSubject<'a> {
+    pub user_id: &'a str,
+    pub channel_id: &'a str,
+    pub account: Option<&'a str>,
+    pub thread_key: &'a str,
+    pub account_cooldown_ms: i64,
+}
+
+/// Inserts a prompt inside an open transaction; evaluates to `true` when it was new.
+macro_rules! insert_prompt {
+    ($tx:ident, $team_id:expr, $prompt:expr, $now_ms:expr) => {{
+        let prompt: &$crate::store::NewPrompt = $prompt;
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO prompts (team_id, channel_id, thread_key, user_id, account, kind, question_ids, stage, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (team_id, thread_key) DO NOTHING RETURNING id",
+        )
+        .bind($team_id)
+        .bind(&prompt.channel_id)
+        .bind(&prompt.thread_key)
+        .bind(&prompt.user_id)
+        .bind(&prompt.account)
+        .bind(prompt.kind)
+        .bind(prompt.question_ids.join(","))
+        .bind(&prompt.stage)
+        .bind($now_ms)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        id.is_some()
+    }};
+}
+pub(crate) use insert_prompt;
+
+impl Store {
+    pub async fn team_settings(&self, team_id: &str) -> Result<TeamSettings, StoreError> {
+        const SQL: &str = "SELECT reaction, account_cooldown_hours, daily_nudge_limit FROM team_settings WHERE team_id = $1";
+        let row: Option<TeamSettings> = with_pool!(self, |pool| sqlx::query_as(SQL)
+            .bind(team_id)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(row.unwrap_or_default())
+    }
+
+    pub async fn set_team_settings(
+        &self,
+        team_id: &str,
+        settings: &TeamSettings,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "INSERT INTO team_settings (team_id, reaction, account_cooldown_hours, daily_nudge_limit, updated_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (team_id) DO UPDATE SET reaction = excluded.reaction, \
+             account_cooldown_hours = excluded.account_cooldown_hours, daily_nudge_limit = excluded.daily_nudge_limit, \
+             updated_at = excluded.updated_at";
+        with_pool!(self, |pool| sqlx::query(SQL)
+            .bind(team_id)
+            .bind(&settings.reaction)
+            .bind(settings.account_cooldown_hours)
+            .bind(settings.daily_nudge_limit)
+            .bind(now_ms)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    pub async fn user_prefs(&self, team_id: &str, user_id: &str) -> Result<UserPrefs, StoreError> {
+        const SQL: &str =
+            "SELECT muted_until, opted_out FROM user_prefs WHERE team_id = $1 AND user_id = $2";
+        let row: Option<(Option<i64>, i64)> = with_pool!(self, |pool| sqlx::query_as(SQL)
+            .bind(team_id)
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(row
+            .map(|(muted_until, opted_out)| UserPrefs {
+                muted_until,
+                opted_out: opted_out != 0,
+            })
+            .unwrap_or_default())
+    }
+
+    /// `until_ms`: `None` unmutes, `Some(MUTED_FOREVER)` mutes until unmuted.
+    pub async fn set_muted_until(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        until_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "INSERT INTO user_prefs (team_id, user_id, muted_until, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (team_id, user_id) DO UPDATE SET muted_until = excluded.muted_until, updated_at = excluded.updated_at";
+        with_pool!(self, |pool| sqlx::query(SQL)
+            .bind(team_id)
+            .bind(user_id)
+            .bind(until_ms)
+            .bind(now_ms)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Opts a person out and deletes everything stored about them, in one transaction.
+    /// Returns how many observations were deleted.
+    pub async fn opt_out_and_forget(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let deleted = in_transaction!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO user_prefs (team_id, user_id, opted_out, updated_at) VALUES ($1, $2, 1, $3) \
+                 ON CONFLICT (team_id, user_id) DO UPDATE SET opted_out = 1, updated_at = excluded.updated_at",
+            )
+            .bind(team_id)
+            .bind(user_id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "DELETE FROM observation_themes WHERE team_id = $1 AND observation_id IN \
+                 (SELECT id FROM observations WHERE team_id = $1 AND user_id = $2)",
+            )
+            .bind(team_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+            let deleted =
+                sqlx::query("DELETE FROM observations WHERE team_id = $1 AND user_id = $2")
+                    .bind(team_id)
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            for table in ["reflections", "prompts", "deal_mutes"] {
+                sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE team_id = $1 AND user_id = $2"
+                ))
+                .bind(team_id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            deleted
+        });
+        Ok(deleted)
+    }
+
+    pub async fn opt_in(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "INSERT INTO user_prefs (team_id, user_id, opted_out, updated_at) VALUES ($1, $2, 0, $3) \
+             ON CONFLICT (team_id, user_id) DO UPDATE SET opted_out = 0, updated_at = excluded.updated_at";
+        with_pool!(self, |pool| sqlx::query(SQL)
+            .bind(team_id)
+            .bind(user_id)
+            .bind(now_ms)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    pub async fn set_channel_nudges_off(
+        &self,
+        team_id: &str,
+        channel_id: &str,
+        off: bool,
+        changed_by: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "INSERT INTO channel_settings (team_id, channel_id, nudges_off, changed_by, updated_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (team_id, channel_id) DO UPDATE SET \
+             nudges_off = excluded.nudges_off, changed_by = excluded.changed_by, updated_at = excluded.updated_at";
+        with_pool!(self, |pool| sqlx::query(SQL)
+            .bind(team_id)
+            .bind(channel_id)
+            .bind(i64::from(off))
+            .bind(changed_by)
+            .bind(now_ms)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Everything the nudge decision needs, for one person, deal and thread.
+    pub async fn nudge_history(
+        &self,
+        team_id: &str,
+        about: &NudgeSubject<'_>,
+        now_ms: i64,
+    ) -> Result<NudgeHistory, StoreError> {
+        let NudgeSubject {
+            user_id,
+            channel_id,
+            account,
+            thread_key,
+            account_cooldown_ms,
+        } = *about;
+        const SQL: &str = "SELECT \
+             (SELECT COUNT(*) FROM prompts WHERE team_id = $1 AND user_id = $2 AND kind = 'nudge' AND created_at > $3), \
+             (SELECT COUNT(*) FROM prompts WHERE team_id = $1 AND user_id = $2 AND kind = 'nudge' AND account = $4 AND created_at > $5), \
+             (SELECT COUNT(*) FROM prompts WHERE team_id = $1 AND thread_key = $6), \
+             (SELECT COUNT(*) FROM deal_mutes WHERE team_id = $1 AND user_id = $2 AND deal_key IN ($4, $6) AND until_at > $7), \
+             (SELECT COUNT(*) FROM channel_settings WHERE team_id = $1 AND channel_id = $8 AND nudges_off = 1)";
+        let account = account.map(str::to_lowercase);
+        let row: (i64, i64, i64, i64, i64) = with_pool!(self, |pool| sqlx::query_as(SQL)
+            .bind(team_id)
+            .bind(user_id)
+            .bind(now_ms - DAY_MS)
+            .bind(account.as_deref().unwrap_or("\u{0}"))
+            .bind(now_ms - account_cooldown_ms)
+            .bind(thread_key)
+            .bind(now_ms)
+            .bind(channel_id)
+            .fetch_one(pool)
+            .await)?;
+        Ok(NudgeHistory {
+            nudges_last_day: row.0,
+            account_nudges_in_cooldown: row.1,
+            thread_already_prompted: row.2 > 0,
+            deal_muted: row.3 > 0,
+            channel_off: row.4 > 0,
+        })
+    }
+
+    pub async fn channel_nudges_off(
+        &self,
+        team_id: &str,
+        channel_id: &str,
+    ) -> Result<bool, StoreError> {
+        const SQL: &str = "SELECT COUNT(*) FROM channel_settings WHERE team_id = $1 AND channel_id = $2 AND nudges_off = 1";
+        let n: i64 = with_pool!(self, |pool| sqlx::query_scalar(SQL)
+            .bind(team_id)
+            .bind(channel_id)
+            .fetch_one(pool)
+            .await)?;
+        Ok(n > 0)
+    }
+
+    /// The question ids a person was asked most recently, newest first.
+    pub async fn recent_question_ids(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        const SQL: &str = "SELECT question_ids FROM prompts WHERE team_id = $1 AND user_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3";
+        let rows: Vec<String> = with_pool!(self, |pool| sqlx::query_scalar(SQL)
+            .bind(team_id)
+            .bind(user_id)
+            .bind(limit as i64)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows
+            .iter()
+            .flat_map(|ids| {
+                ids.split(',')
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_owned)
+            })
+            .take(limit)
+            .collect())
+    }
+
+    /// Question ids the team marked "Not now" more often than "Helpful": asked less.
+    pub async fn unhelpful_question_ids(&self, team_id: &str) -> Result<Vec<String>, StoreError> {
+        const SQL: &str = "SELECT question_ids, feedback FROM prompts WHERE team_id = $1 AND feedback IS NOT NULL \
+             ORDER BY feedback_at DESC LIMIT 500";
+        let rows: Vec<(String, String)> = with_pool!(self, |pool| sqlx::query_as(SQL)
+            .bind(team_id)
+            .fetch_all(pool)
+            .await)?;
+        let mut score: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+        for (ids, feedback) in rows {
+            let delta = if feedback == "helpful" { -1 } else { 1 };
+            for id in ids.split(',').filter(|id| !id.is_empty()) {
+                *score.entry(id.to_owned()).or_default() += delta;
+            }
+        }
+        Ok(score
+            .into_iter()
+            .filter(|(_, s)| *s > 0)
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    pub async fn prompt_by_thread_key(
+        &self,
+        team_id: &str,
+        thread_key: &str,
+    ) -> Result<Prompt, StoreError> {
+        const SQL: &str = "SELECT id, channel_id, thread_key, user_id, account, kind, question_ids, created_at \
+             FROM prompts WHERE team_id = $1 AND thread_key = $2";
+        let row: Option<Prompt> = with_pool!(self, |pool| sqlx::query_as(SQL)
+            .bind(team_id)
+            .bind(thread_key)
+            .fetch_optional(pool)
+            .await)?;
+        row.ok_or(StoreError::NotFound)
+    }
+
+    pub async fn record_feedback(
+        &self,
+        team_id: &str,
+        prompt_id: i64,
+        feedback: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        const SQL: &str =
+            "UPDATE prompts SET feedback = $3, feedback_at = $4 WHERE team_id = $1 AND id = $2";
+        with_pool!(self, |pool| sqlx::query(SQL)
+            .bind(team_id)
+            .bind(prompt_id)
+            .bind(feedback)
+            .bind(now_ms)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    pub async fn mute_deal(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        deal_key: &str,
+        until_ms: i64,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "INSERT INTO deal_mutes (team_id, user_id, deal_key, until_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (team_id, user_id, deal_key) DO UPDATE SET until_at = excluded.until_at";
+        with_pool!(self, |pool| sqlx::query(SQL)
+            .bind(team_id)
+            .bind(user_id)
+            .bind(deal_key)
+            .bind(until_ms)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    pub async fn save_reflection(
+        &self,
+        team_id: &str,
+        prompt_id: i64,
+        user_id: &str,
+        answers: &serde_json::Value,
+        shared: bool,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        const SQL: &str = "INSERT INTO reflections (team_id, prompt_id, user_id, answers, shared, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+        let id = with_pool!(self, |pool| sqlx::query_scalar(SQL)
+            .bind(team_id)
+            .bind(prompt_id)
+            .bind(user_id)
+            .bind(answers.to_string())
+            .bind(i64::from(shared))
+            .bind(now_ms)
+            .fetch_one(pool)
+            .await)?;
+        Ok(id)
+    }
+
+    /// A person's own reflections (answers JSON, shared flag), newest first.
+    pub async fn reflections_of(
+        &self,
+        team_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<(String, bool)>, StoreError> {
+        const SQL: &str = "SELECT answers, shared FROM reflections WHERE team_id = $1 AND user_id = $2 ORDER BY id DESC";
+        let rows: Vec<(String, i64)> = with_pool!(self, |pool| sqlx::query_as(SQL)
+            .bind(team_id)
+            .bind(user_id)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows.into_iter().map(|(a, s)| (a, s != 0)).collect())
+    }
+
+    /// `true` the first time a CRM delivery key is seen.
+    pub async fn claim_crm_delivery(
+        &self,
+        team_id: &str,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        const SQL: &str = "INSERT INTO crm_deliveries (team_id, delivery_key, received_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (team_id, delivery_key) DO NOTHING";
+        let n = with_pool!(self, |pool| sqlx::query(SQL)
+            .bind(team_id)
+            .bind(key)
+            .bind(now_ms)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// Forgets a CRM delivery key (its processing failed, so a redelivery must be accepted).
+    pub async fn release_crm_delivery(&self, team_id: &str, key: &str) -> Result<(), StoreError> {
+        const SQL: &str = "DELETE FROM crm_deliveries WHERE team_id = $1 AND delivery_key = $2";
+        with_pool!(self, |pool| sqlx::query(SQL)
+            .bind(team_id)
+            .bind(key)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+}
