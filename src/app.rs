@@ -142,6 +142,10 @@ pub async fn serve(config: ServeConfig, engine: Engine) -> anyhow::Result<()> {
             state.clone(),
             shutdown_rx.clone(),
         )),
+        tokio::spawn(crate::jobs::scheduler::run(
+            state.clone(),
+            shutdown_rx.clone(),
+        )),
     ];
 
     let listener = tokio::net::TcpListener::bind(config.addr)

@@ -60,6 +60,11 @@ pub enum CliCommand {
         #[command(flatten)]
         engine: EngineArgs,
     },
+    /// The weekly digest: preview it, or post it now through the outbox.
+    Digest {
+        #[command(subcommand)]
+        action: DigestAction,
+    },
     /// Stream observations with their themes to stdout.
     Export {
         #[arg(long, value_enum)]
@@ -76,6 +81,43 @@ pub enum CliCommand {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+}
+
+#[derive(Subcommand)]
+pub enum DigestAction {
+    /// Print the digest: plain text, or the Block Kit JSON with --json.
+    Preview {
+        /// The Slack team id.
+        #[arg(long)]
+        team: String,
+        /// The ISO week reported on, e.g. 2026-W47 (default: the week in progress).
+        #[arg(long, value_parser = parse_week)]
+        week: Option<crate::bot::digest::IsoWeek>,
+        /// Print `{"text", "blocks"}` as Slack receives them.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Queue the digest in the outbox now; the running server delivers it.
+    Send {
+        /// The Slack team id.
+        #[arg(long)]
+        team: String,
+        /// The ISO week reported on, e.g. 2026-W47 (default: the last full week).
+        #[arg(long, value_parser = parse_week)]
+        week: Option<crate::bot::digest::IsoWeek>,
+        /// Send even if this week's digest was already posted.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+fn parse_week(s: &str) -> Result<crate::bot::digest::IsoWeek, String> {
+    s.parse()
+        .map_err(|e: crate::bot::digest::WeekError| e.to_string())
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -120,6 +162,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::eval::run(&engine, &file, json, &mut out)?;
             out.flush()?;
         }
+        CliCommand::Digest { action } => return run_digest(action).await,
         CliCommand::Export {
             format,
             team,
@@ -144,6 +187,63 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut out = std::io::BufWriter::new(stdout.lock());
             let count = export(&store, team.as_deref(), &filter, format, &mut out).await?;
             eprintln!("exported {count} observations");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_digest(action: DigestAction) -> anyhow::Result<ExitCode> {
+    use crate::bot::digest::{self, SendOutcome};
+    let engine = crate::engine::Engine::builtin();
+    let now = jiff::Timestamp::now();
+    match action {
+        DigestAction::Preview {
+            team,
+            week,
+            json,
+            database,
+        } => {
+            let store = connect(&database).await?;
+            store
+                .migrate()
+                .await
+                .context("could not apply migrations")?;
+            let d = digest::preview(&store, &engine, &team, week, now).await?;
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            if json {
+                let body = serde_json::json!({ "text": d.fallback, "blocks": d.blocks });
+                writeln!(out, "{}", serde_json::to_string_pretty(&body)?)?;
+            } else {
+                write!(out, "{}", d.text)?;
+            }
+            out.flush()?;
+        }
+        DigestAction::Send {
+            team,
+            week,
+            force,
+            database,
+        } => {
+            let store = connect(&database).await?;
+            store
+                .migrate()
+                .await
+                .context("could not apply migrations")?;
+            match digest::send(&store, &engine, &team, week, force, now).await {
+                Ok(SendOutcome::Queued { week, messages }) => println!(
+                    "queued the digest for {week} ({messages} message{}); the running server delivers it",
+                    if messages == 1 { "" } else { "s" }
+                ),
+                Ok(SendOutcome::Forced { week, n }) => println!(
+                    "queued the digest for {week} again (forced send #{n}); the running server delivers it"
+                ),
+                Err(err @ digest::DigestError::AlreadySent(_)) => {
+                    eprintln!("error: {err}");
+                    return Ok(ExitCode::FAILURE);
+                }
+                Err(err) => return Err(err.into()),
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -13,10 +13,11 @@ pub enum Verb {
     Channel,
     Settings,
     Reflections,
+    Digest,
 }
 
 impl Verb {
-    pub const ALL: [Verb; 9] = [
+    pub const ALL: [Verb; 10] = [
         Verb::Help,
         Verb::Reflect,
         Verb::Mute,
@@ -26,6 +27,7 @@ impl Verb {
         Verb::Channel,
         Verb::Settings,
         Verb::Reflections,
+        Verb::Digest,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +41,7 @@ impl Verb {
             Verb::Channel => "channel",
             Verb::Settings => "settings",
             Verb::Reflections => "reflections",
+            Verb::Digest => "digest",
         }
     }
 
@@ -47,6 +50,9 @@ impl Verb {
             Verb::Help => "`/cusp help` — this message",
             Verb::Reflect => {
                 "`/cusp reflect <deal update>` — see the themes in an update and a few questions to consider (only you see it)"
+            }
+            Verb::Digest => {
+                "`/cusp digest` — the team digest so far; `/cusp digest setup #channel monday 09:00 Europe/Berlin` posts it weekly; `/cusp digest help` for more"
             }
             Verb::Mute => {
                 "`/cusp mute [1d|1w|forever]` — no nudges for you for a day, a week (default) or until you unmute"
@@ -87,6 +93,8 @@ pub enum Command {
     Help,
     /// `/cusp reflect` with the update to reflect on (may be empty: then we ask for it).
     Reflect(String),
+    /// `/cusp digest …` with the rest of the text (parsed by `bot::digest_settings`).
+    Digest(String),
     Mute(MuteFor),
     Unmute,
     Optout,
@@ -117,6 +125,7 @@ impl Command {
         match lowered.as_str() {
             "" | "help" | "-h" | "--help" | "?" => Command::Help,
             "reflect" => Command::Reflect(rest.to_owned()),
+            "digest" => Command::Digest(rest.to_owned()),
             "mute" => match rest.to_lowercase().as_str() {
                 "" | "1w" | "week" | "7d" => Command::Mute(MuteFor::Week),
                 "1d" | "day" | "24h" => Command::Mute(MuteFor::Day),

@@ -3,6 +3,8 @@
 
 pub mod commands;
 pub mod crm;
+pub mod digest;
+pub mod digest_settings;
 pub mod export;
 pub mod interactions;
 pub mod mention;

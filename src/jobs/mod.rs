@@ -1,8 +1,9 @@
 //! Background work: the inbox worker (events → bot → effects) and the outbox worker
-//! (effects → Slack). Each exposes a step function that tests call directly.
+//! (effects → Slack), and the digest scheduler. Each exposes a step function that tests call directly.
 
 pub mod inbox_worker;
 pub mod outbox_worker;
+pub mod scheduler;
 
 use std::time::Duration;
 

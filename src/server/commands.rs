@@ -33,6 +33,10 @@ pub async fn handle(
         Command::Unknown { given, suggestion } => {
             EphemeralReply::plain(unknown_text(&given, suggestion))
         }
+        Command::Digest(rest) => {
+            crate::bot::digest_settings::on_command(&state, &command, &rest, jiff::Timestamp::now())
+                .await
+        }
         Command::Reflect(text) if text.is_empty() => {
             EphemeralReply::plain(EMPTY_REFLECT_HINT.to_owned())
         }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod crm;
+mod digest;
 mod hubspot;
 mod nudges;
 mod outbox;

@@ -63,6 +63,7 @@ async fn rejects_bad_signatures_and_malformed_headers() {
     let ts = now().to_string();
     let good = cusp::slack::signature::sign(SECRET.as_bytes(), now(), body.as_bytes());
     let wrong_secret = cusp::slack::signature::sign(b"another-secret", now(), body.as_bytes());
+    #[allow(clippy::type_complexity)]
     let cases: Vec<(Vec<(&str, &str)>, &str, &str)> = vec![
         (
             vec![("x-slack-request-timestamp", &ts)],

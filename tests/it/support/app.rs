@@ -213,6 +213,26 @@ impl TestApp {
         }
     }
 
+    /// A second instance of the app over the same database and fake Slack, like another
+    /// replica (its own connection pool).
+    pub async fn another_replica(&self) -> AppState {
+        let store = Store::connect(&self.db.url).await.expect("connect");
+        let client = SlackClient::new(
+            &self.slack.base_url(),
+            SecretString::from(TOKEN),
+            std::time::Duration::from_millis(500),
+        )
+        .expect("client");
+        let identity = identify(&client).await.expect("auth.test");
+        AppState::new(
+            store,
+            Engine::builtin(),
+            client,
+            vec![SecretString::from(SECRET)],
+            identity,
+        )
+    }
+
     /// Stops this instance, keeping the database and fake Slack, like a process restart.
     pub async fn restart(self) -> TestApp {
         let TestApp {

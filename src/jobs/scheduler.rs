@@ -1,0 +1,131 @@
+//! The weekly digest timer. Every tick (at start, then every minute) it asks the pure
+//! `bot::digest::due_run` which week is due for the team and then:
+//! - claims the week's run row (first insert wins; a crashed holder's expired lease is
+//!   taken over), so several replicas on one database post it exactly once;
+//! - composes the digest and, in one transaction, enqueues it in the outbox and marks the
+//!   run done — a crash leaves either nothing (the lease runs out, someone retries) or a
+//!   done run with its messages queued;
+//! - records a run missed by 24 hours or more as `skipped` (logged), never to be retried.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::watch;
+
+use crate::app::AppState;
+use crate::bot::digest::{self, DIGEST_LEASE, DigestError, Due, IsoWeek};
+use crate::store::RunClaim;
+
+/// How often the scheduler looks for a due digest.
+pub const TICK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What one tick did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TickOutcome {
+    /// The digest is off (or has no channel).
+    Disabled,
+    /// No run is owed right now.
+    NotDue,
+    /// This instance queued the digest of `week` (`messages` outbox rows).
+    Posted { week: IsoWeek, messages: usize },
+    /// The week's run was already done, skipped or failed.
+    AlreadyHandled { week: IsoWeek },
+    /// Another instance holds the week's run.
+    HeldElsewhere { week: IsoWeek },
+    /// The run was due 24 hours ago or more and is now recorded as skipped.
+    Skipped { week: IsoWeek },
+}
+
+pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match run_tick(&state, Timestamp::now()).await {
+            Ok(TickOutcome::Posted { week, messages }) => {
+                tracing::info!(%week, messages, "weekly digest queued");
+                state.outbox_wake.notify_one();
+            }
+            Ok(_) => {}
+            Err(err) => tracing::error!(error = %err, "digest scheduler tick failed"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(TICK_INTERVAL) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// One scheduler step for the app's team at `now`; tests call it directly.
+pub async fn run_tick(state: &AppState, now: Timestamp) -> Result<TickOutcome, DigestError> {
+    let team = state.identity.team_id.as_str();
+    let settings = digest::load_settings(&state.store, team).await?;
+    let Some(channel) = settings.channel_id.as_deref().filter(|_| settings.enabled) else {
+        return Ok(TickOutcome::Disabled);
+    };
+    let now_ms = now.as_millisecond();
+    match digest::due_run(&settings.schedule, now, settings.since)? {
+        Due::Nothing => Ok(TickOutcome::NotDue),
+        Due::Skip { week, scheduled_at } => {
+            let recorded = state
+                .store
+                .skip_digest_run(
+                    team,
+                    &week.to_string(),
+                    scheduled_at.as_millisecond(),
+                    now_ms,
+                )
+                .await?;
+            if recorded {
+                tracing::warn!(
+                    team_id = team,
+                    %week,
+                    scheduled_at = %scheduled_at,
+                    "weekly digest skipped: it was due 24 hours ago or more (downtime?)"
+                );
+                Ok(TickOutcome::Skipped { week })
+            } else {
+                Ok(TickOutcome::AlreadyHandled { week })
+            }
+        }
+        Due::Run { week, scheduled_at } => {
+            let claim = state
+                .store
+                .claim_digest_run(
+                    team,
+                    &week.to_string(),
+                    scheduled_at.as_millisecond(),
+                    now_ms,
+                    DIGEST_LEASE,
+                    false,
+                )
+                .await?;
+            match claim {
+                RunClaim::Claimed { token, attempt } => {
+                    let span = tracing::info_span!("digest", team_id = team, %week, attempt);
+                    let _entered = span.enter();
+                    let messages = digest::run_claimed(
+                        &state.store,
+                        &state.engine,
+                        team,
+                        channel,
+                        week,
+                        &settings.schedule.time_zone,
+                        &token,
+                        now_ms,
+                    )
+                    .await?;
+                    if messages == 0 {
+                        Ok(TickOutcome::HeldElsewhere { week })
+                    } else {
+                        Ok(TickOutcome::Posted { week, messages })
+                    }
+                }
+                RunClaim::Done | RunClaim::Skipped | RunClaim::Failed => {
+                    Ok(TickOutcome::AlreadyHandled { week })
+                }
+                RunClaim::HeldElsewhere => Ok(TickOutcome::HeldElsewhere { week }),
+            }
+        }
+    }
+}
