@@ -156,13 +156,13 @@ pub(crate) fn detect(
     let mut i = 0;
     while i < toks.len() {
         let t = &toks[i];
-        let at_sentence_start = i == 0 || prev_is_sentence_end(p, toks[i].ns);
         let name_like =
             capitalised(t.word) && !is_common(extra_common, t.lower) && t.word.chars().count() > 1;
         if !name_like {
             i += 1;
             continue;
         }
+        let at_sentence_start = i == 0 || prev_is_sentence_end(p, toks[i].ns);
         let mut j = i + 1;
         // Inside a name, capitalised common words belong to it ("Graphic Design Institute");
         // an all-caps common word ends it ("Acme Health IT").
