@@ -172,7 +172,7 @@ async fn open_reflection(
                 let key = format!("reflect-failed:{}", payload.trigger_id);
                 enqueue_ephemeral(
                     state,
-                    prompt_team(payload),
+                    payload.team.id.as_str(),
                     channel.id.as_str(),
                     payload.user.id.as_str(),
                     text,
@@ -184,10 +184,6 @@ async fn open_reflection(
             Ok(InteractionReply::Ack)
         }
     }
-}
-
-fn prompt_team(payload: &BlockActions) -> &str {
-    payload.team.id.as_str()
 }
 
 fn reflection_modal(state: &AppState, prompt: &Prompt) -> Value {
