@@ -3,11 +3,10 @@
 
 use serde_json::{Map, Value, json};
 
-use super::nudge::QUESTION_HISTORY;
 use super::prompt_message::prompt_params;
 use super::reflect::seed_from;
 use crate::app::AppState;
-use crate::engine::{QuestionContext, Stage};
+use crate::engine::Stage;
 use crate::slack::ids::UserId;
 use crate::store::{
     Effects, NewObservation, NewOutboxMessage, NewPrompt, ObservationSource, StoreError,
@@ -158,20 +157,11 @@ async fn prompt_owner(
     let channel = open_dm(state, &owner).await?;
     let stage = Stage::parse(&update.stage);
     let analysis = state.engine.analyze(update.note.as_deref().unwrap_or(""));
-    let recent = state
-        .store
-        .recent_question_ids(team, &owner, QUESTION_HISTORY)
-        .await?;
-    let unhelpful = state.store.unhelpful_question_ids(team).await?;
     let mut analysis_for_questions = analysis.clone();
     analysis_for_questions.account = Some(update.account.clone());
-    let ctx = QuestionContext {
-        recent: &recent,
-        unhelpful: &unhelpful,
-        stage,
-        seed: seed_from(&[team, &owner, delivery_key]),
-    };
-    let questions = state.engine.choose_questions(&analysis_for_questions, &ctx);
+    let seed = seed_from(&[team, &owner, delivery_key]);
+    let questions =
+        super::questions_for(state, team, &owner, &analysis_for_questions, stage, seed).await?;
     let stage_name = update.stage.replace('_', " ");
     let intro = format!(
         "{} just moved to *{stage_name}*. A question or two while it's fresh:",

@@ -4,11 +4,10 @@
 use serde_json::Value;
 
 use super::DispatchError;
-use super::nudge::QUESTION_HISTORY;
 use super::prompt_message::prompt_params;
 use super::reflect::seed_from;
 use crate::app::AppState;
-use crate::engine::{Analysis, QuestionContext};
+use crate::engine::Analysis;
 use crate::slack::blocks;
 use crate::slack::payloads::AppMentionEvent;
 use crate::store::{Effects, NewOutboxMessage, NewPrompt, ObservationSource};
@@ -52,18 +51,8 @@ pub async fn on_mention(
         return Ok(Effects::default());
     }
     let analysis = state.engine.analyze(&text);
-    let recent = state
-        .store
-        .recent_question_ids(team, asker, QUESTION_HISTORY)
-        .await?;
-    let unhelpful = state.store.unhelpful_question_ids(team).await?;
-    let ctx = QuestionContext {
-        recent: &recent,
-        unhelpful: &unhelpful,
-        stage: None,
-        seed: seed_from(&[team, asker, &event.ts]),
-    };
-    let questions = state.engine.choose_questions(&analysis, &ctx);
+    let seed = seed_from(&[team, asker, &event.ts]);
+    let questions = super::questions_for(state, team, asker, &analysis, None, seed).await?;
     let thread_key = format!("mention:{channel}:{}", event.ts);
     let params = prompt_params(
         channel,

@@ -14,7 +14,7 @@ pub mod prompt_message;
 pub mod reflect;
 
 use crate::app::AppState;
-use crate::engine::Analysis;
+use crate::engine::{Analysis, Question, QuestionContext, Stage};
 use crate::slack::ids::{BotId, TeamId, UserId};
 use crate::slack::payloads::{EventEnvelope, InnerEvent, MessageEvent};
 use crate::store::{Effects, NewObservation, ObservationSource, StoreError};
@@ -58,6 +58,33 @@ pub async fn dispatch_event(
         }
         _ => Ok(Effects::default()),
     }
+}
+
+/// How many of a person's latest questions selection avoids repeating.
+pub const QUESTION_HISTORY: usize = 10;
+
+/// Questions for `user` about `analysis`, avoiding their last [`QUESTION_HISTORY`]
+/// questions and asking the team's unhelpful ones less.
+pub(crate) async fn questions_for(
+    state: &AppState,
+    team: &str,
+    user: &str,
+    analysis: &Analysis,
+    stage: Option<Stage>,
+    seed: u64,
+) -> Result<Vec<Question>, StoreError> {
+    let recent = state
+        .store
+        .recent_question_ids(team, user, QUESTION_HISTORY)
+        .await?;
+    let unhelpful = state.store.unhelpful_question_ids(team).await?;
+    let ctx = QuestionContext {
+        recent: &recent,
+        unhelpful: &unhelpful,
+        stage,
+        seed,
+    };
+    Ok(state.engine.choose_questions(analysis, &ctx))
 }
 
 /// What is stored about an analysed text: its themes, class and score, never the text.

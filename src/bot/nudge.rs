@@ -7,14 +7,11 @@ use serde_json::{Map, json};
 use super::prompt_message::{prompt_params, why_line};
 use super::reflect::seed_from;
 use crate::app::AppState;
-use crate::engine::{Analysis, Class, QuestionContext};
+use crate::engine::{Analysis, Class};
 use crate::slack::payloads::MessageEvent;
 use crate::store::{
     Effects, NewOutboxMessage, NewPrompt, NudgeSubject, ObservationSource, StoreError,
 };
-
-/// How many of a person's latest questions selection avoids repeating.
-pub const QUESTION_HISTORY: usize = 10;
 
 /// What cusp does with a deal update, before cooldowns and mutes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,18 +107,8 @@ pub async fn on_message(
                 tracing::debug!(?history, muted = prefs.is_muted(now_ms), "nudge held back");
                 return Ok(effects);
             }
-            let recent = state
-                .store
-                .recent_question_ids(team, user, QUESTION_HISTORY)
-                .await?;
-            let unhelpful = state.store.unhelpful_question_ids(team).await?;
-            let ctx = QuestionContext {
-                recent: &recent,
-                unhelpful: &unhelpful,
-                stage: None,
-                seed: seed_from(&[team, user, &event.ts]),
-            };
-            let questions = state.engine.choose_questions(&analysis, &ctx);
+            let seed = seed_from(&[team, user, &event.ts]);
+            let questions = super::questions_for(state, team, user, &analysis, None, seed).await?;
             if questions.is_empty() {
                 return Ok(effects);
             }
