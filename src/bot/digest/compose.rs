@@ -205,6 +205,23 @@ fn change_pts(now: Option<f64>, before: Option<f64>) -> String {
 }
 
 /// The share of one class this week, with its change from last week.
+/// One field per class: its count, share and change from the previous week.
+fn class_fields(mix: &Mix, prev: &Mix) -> Vec<String> {
+    [
+        (
+            "Customer-centric",
+            mix.customer_centric,
+            prev.customer_centric,
+        ),
+        ("Balanced", mix.balanced, prev.balanced),
+        ("Seller-centric", mix.seller_centric, prev.seller_centric),
+        ("No signal", mix.neutral, prev.neutral),
+    ]
+    .into_iter()
+    .map(|(label, n, prev_n)| class_line(label, n, mix, prev, prev_n))
+    .collect()
+}
+
 fn class_line(label: &str, n: u64, mix: &Mix, prev: &Mix, prev_n: u64) -> String {
     let total = mix.total();
     let Some(s) = share(n, total) else {
@@ -396,24 +413,7 @@ pub fn compose(stats: &WeekStats, engine: &Engine, seed: u64) -> Digest {
                     .to_owned(),
             ));
         } else {
-            parts.push(Part::Fields(vec![
-                class_line(
-                    "Customer-centric",
-                    mix.customer_centric,
-                    mix,
-                    prev,
-                    prev.customer_centric,
-                ),
-                class_line("Balanced", mix.balanced, mix, prev, prev.balanced),
-                class_line(
-                    "Seller-centric",
-                    mix.seller_centric,
-                    mix,
-                    prev,
-                    prev.seller_centric,
-                ),
-                class_line("No signal", mix.neutral, mix, prev, prev.neutral),
-            ]));
+            parts.push(Part::Fields(class_fields(mix, prev)));
         }
     }
     parts.push(Part::Section(trend_line(&stats.trend, "Team")));
@@ -496,24 +496,7 @@ pub fn compose_personal(stats: &PersonalStats) -> Digest {
         )));
     } else {
         parts.push(Part::Section(updates_line(mix, prev, false)));
-        parts.push(Part::Fields(vec![
-            class_line(
-                "Customer-centric",
-                mix.customer_centric,
-                mix,
-                prev,
-                prev.customer_centric,
-            ),
-            class_line("Balanced", mix.balanced, mix, prev, prev.balanced),
-            class_line(
-                "Seller-centric",
-                mix.seller_centric,
-                mix,
-                prev,
-                prev.seller_centric,
-            ),
-            class_line("No signal", mix.neutral, mix, prev, prev.neutral),
-        ]));
+        parts.push(Part::Fields(class_fields(mix, prev)));
     }
     parts.push(Part::Section(trend_line(&stats.trend, "Your")));
     parts.push(Part::Context(
