@@ -2,7 +2,8 @@
 
 use serde_json::{Value, json};
 
-use crate::engine::{Analysis, Engine, Question, QuestionContext, ThemeHit};
+use crate::app::AppState;
+use crate::engine::{Analysis, Question, QuestionContext, ThemeHit};
 use crate::slack::blocks;
 use crate::store::{Effects, ObservationSource};
 
@@ -38,33 +39,62 @@ pub struct Asker<'a> {
     pub request_id: &'a str,
 }
 
-/// Analyses `text` and returns the reply plus what to store.
-pub fn reflect(engine: &Engine, text: &str, asker: &Asker<'_>) -> (EphemeralReply, Effects) {
-    let analysis = engine.analyze(text);
+/// `/cusp reflect <text>`: the analysis and questions (avoiding the person's recent
+/// questions), and the observation logged unless the person opted out. The person always
+/// gets an answer: when the database is unavailable the questions ignore history and
+/// nothing is logged (we cannot tell whether they opted out, so privacy wins).
+pub async fn on_command(
+    state: &AppState,
+    team_id: &str,
+    asker: &Asker<'_>,
+    text: &str,
+    now_ms: i64,
+) -> EphemeralReply {
+    let analysis = state.engine.analyze(text);
     let seed = seed_from(&[asker.user_id, asker.request_id]);
-    let questions = engine.choose_questions(
-        &analysis,
-        &QuestionContext {
-            seed,
-            ..QuestionContext::default()
-        },
-    );
-    let reply = render(&analysis, &questions);
-    let observation = super::observation(
-        &analysis,
-        ObservationSource::Command,
-        asker.channel_id,
-        asker.user_id,
-        None,
-        format!("command:{}", asker.request_id),
-    );
-    (
-        reply,
-        Effects {
-            observation: Some(observation),
-            ..Effects::default()
-        },
-    )
+    let questions =
+        match super::questions_for(state, team_id, asker.user_id, &analysis, None, seed).await {
+            Ok(questions) => questions,
+            Err(err) => {
+                tracing::warn!(error = %err, "question history unavailable; choosing without it");
+                state.engine.choose_questions(
+                    &analysis,
+                    &QuestionContext {
+                        seed,
+                        ..QuestionContext::default()
+                    },
+                )
+            }
+        };
+    let logged = match state.store.user_prefs(team_id, asker.user_id).await {
+        Ok(prefs) if prefs.opted_out => Ok(false),
+        Ok(_) => {
+            state
+                .store
+                .record_effects(team_id, &effects(&analysis, asker), now_ms)
+                .await
+        }
+        Err(err) => Err(err),
+    };
+    if let Err(err) = logged {
+        tracing::error!(error = %err, "could not log the reflect observation");
+    }
+    render(&analysis, &questions)
+}
+
+/// What a reflection stores: the observation (themes, never the text).
+fn effects(analysis: &Analysis, asker: &Asker<'_>) -> Effects {
+    Effects {
+        observation: Some(super::observation(
+            analysis,
+            ObservationSource::Command,
+            asker.channel_id,
+            asker.user_id,
+            None,
+            format!("command:{}", asker.request_id),
+        )),
+        ..Effects::default()
+    }
 }
 
 /// A stable seed from strings (FNV-1a), so selection is reproducible for the same request.

@@ -9,7 +9,7 @@ use super::verify::VerifiedBody;
 use crate::app::AppState;
 use crate::bot::commands::{Command, help_text, unknown_text};
 use crate::bot::preferences::{Invoker, on_command};
-use crate::bot::reflect::{Asker, EMPTY_REFLECT_HINT, EphemeralReply, reflect};
+use crate::bot::reflect::{self, Asker, EMPTY_REFLECT_HINT, EphemeralReply};
 use crate::slack::payloads::{SlashCommand, is_ssl_check};
 
 pub async fn handle(
@@ -47,18 +47,8 @@ pub async fn handle(
                 user_id: command.user_id.as_str(),
                 request_id: &command.trigger_id,
             };
-            let (reply, effects) = reflect(&state.engine, &text, &asker);
             let now = jiff::Timestamp::now().as_millisecond();
-            // The person still gets their answer if the log write fails; the failure is
-            // logged for the operator.
-            if let Err(err) = state
-                .store
-                .record_effects(command.team_id.as_str(), &effects, now)
-                .await
-            {
-                tracing::error!(error = %err, "could not log the reflect observation");
-            }
-            reply
+            reflect::on_command(&state, command.team_id.as_str(), &asker, &text, now).await
         }
         other => {
             let who = Invoker {

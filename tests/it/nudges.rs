@@ -301,6 +301,58 @@ async fn opting_out_deletes_data_and_stops_logging_until_opt_in(backend: Backend
     assert_eq!(app.state.store.count_observations(TEAM).await.unwrap(), 2);
 }
 
+/// The numbered question lines of a `/cusp reflect` reply.
+fn reflect_questions(reply: &Value) -> Vec<String> {
+    let blocks = reply["blocks"].as_array().expect("blocks");
+    let section = blocks
+        .iter()
+        .filter_map(|b| b["text"]["text"].as_str())
+        .find(|t| t.starts_with("*Questions to consider:*"))
+        .expect("questions section");
+    section
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(". ").map(|(_, q)| q.to_owned()))
+        .collect()
+}
+
+async fn reflect_avoids_recent_questions_and_honours_opt_out(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.say("Ev1", "U_SELLER", SELLER, "1700000000.000100")
+        .await;
+    app.settle().await;
+    let nudged = app.nudges()[0].blocks.to_string();
+    let reply = app
+        .command_as("U_SELLER", "C_DEALS", &format!("reflect {SELLER}"))
+        .await;
+    let asked = reflect_questions(&reply);
+    assert!(!asked.is_empty(), "{reply}");
+    for question in &asked {
+        let needle = serde_json::to_string(question).unwrap();
+        assert!(
+            !nudged.contains(needle.trim_matches('"')),
+            "repeated a question from the nudge: {question}"
+        );
+    }
+    assert_eq!(app.state.store.count_observations(TEAM).await.unwrap(), 2);
+
+    app.command_as("U_SELLER", "C_DEALS", "optout").await;
+    app.interact(click("cusp_optout_confirm", "U_SELLER", "U_SELLER", "t1"))
+        .await;
+    let reply = app
+        .command_as("U_SELLER", "C_DEALS", &format!("reflect {SELLER} Again."))
+        .await;
+    assert!(
+        !reflect_questions(&reply).is_empty(),
+        "still answered: {reply}"
+    );
+    assert_eq!(
+        app.state.store.count_observations(TEAM).await.unwrap(),
+        0,
+        "an opted-out person's reflection is not logged"
+    );
+}
+
 async fn channel_off_silences_one_channel_only(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let reply = app.command_as("U_LEAD", "C_DEALS", "channel off").await;
@@ -453,6 +505,7 @@ backend_matrix!(
     mute_holds_nudges_back_across_a_restart_and_unmute_restores_them,
     opting_out_deletes_data_and_stops_logging_until_opt_in,
     channel_off_silences_one_channel_only,
+    reflect_avoids_recent_questions_and_honours_opt_out,
     buttons_and_the_reflection_modal_are_stored,
     an_expired_trigger_gets_an_ephemeral_explanation,
 );
