@@ -289,7 +289,7 @@ impl Store {
             .bind(team_id)
             .bind(user_id)
             .bind(now_ms - DAY_MS)
-            .bind(account.as_deref().unwrap_or("\u{0}"))
+            .bind(account.as_deref())
             .bind(now_ms - account_cooldown_ms)
             .bind(thread_key)
             .bind(now_ms)
