@@ -35,6 +35,11 @@ pub fn thread_root(event: &MessageEvent) -> &str {
     event.thread_ts.as_deref().unwrap_or(&event.ts)
 }
 
+/// How a channel message's observation is keyed, so thread replies can find their root.
+fn message_dedupe_key(channel: &str, ts: &str) -> String {
+    format!("message:{channel}:{ts}")
+}
+
 pub async fn on_message(
     state: &AppState,
     event: &MessageEvent,
@@ -55,11 +60,22 @@ pub async fn on_message(
     if prefs.opted_out {
         return Ok(Effects::default());
     }
-    let analysis = state.engine.analyze(&event.text);
+    let channel = event.channel.as_str();
+    let mut analysis = state.engine.analyze(&event.text);
+    // A reply in the thread of a logged deal update is an update of that deal, even when
+    // it does not read like one alone ("they asked for 20% off") or names no account.
+    if let Some(root) = event.thread_ts.as_deref().filter(|root| *root != event.ts) {
+        let root_key = message_dedupe_key(channel, root);
+        if let Some(account) = state.store.observed_account(team, &root_key).await? {
+            analysis.is_deal_update = true;
+            if analysis.account.is_none() {
+                analysis.account = account;
+            }
+        }
+    }
     if !analysis.is_deal_update {
         return Ok(Effects::default());
     }
-    let channel = event.channel.as_str();
     let mut effects = Effects {
         observation: Some(super::observation(
             &analysis,
@@ -67,7 +83,7 @@ pub async fn on_message(
             channel,
             user,
             Some(&event.ts),
-            format!("message:{channel}:{}", event.ts),
+            message_dedupe_key(channel, &event.ts),
         )),
         ..Effects::default()
     };

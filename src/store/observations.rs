@@ -128,6 +128,22 @@ impl Store {
         Ok(teams)
     }
 
+    /// The account of the observation stored under `dedupe_key`: `None` when there is no
+    /// such observation, `Some(None)` when it named no account.
+    pub async fn observed_account(
+        &self,
+        team_id: &str,
+        dedupe_key: &str,
+    ) -> Result<Option<Option<String>>, StoreError> {
+        const SQL: &str = "SELECT account FROM observations WHERE team_id = $1 AND dedupe_key = $2";
+        let row = with_pool!(self, |pool| sqlx::query_scalar(SQL)
+            .bind(team_id)
+            .bind(dedupe_key)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(row)
+    }
+
     pub async fn count_observations(&self, team_id: &str) -> Result<i64, StoreError> {
         const SQL: &str = "SELECT COUNT(*) FROM observations WHERE team_id = $1";
         let n = with_pool!(self, |pool| sqlx::query_scalar(SQL)

@@ -168,6 +168,59 @@ async fn a_thread_gets_at_most_one_nudge(backend: Backend) {
     );
 }
 
+async fn a_thread_reply_is_an_update_of_the_threads_deal(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.say("Ev1", "U_SELLER", CUSTOMER, "1700000000.000100")
+        .await;
+    // Alone this reads like chatter; in the deal's thread it is an update of that deal.
+    let reply = "They asked for 20% off, so I offered it if they sign this week";
+    assert!(
+        !cusp::engine::Engine::builtin()
+            .analyze(reply)
+            .is_deal_update
+    );
+    app.say_in_thread(
+        "Ev2",
+        "U_SELLER",
+        reply,
+        "1700000000.000200",
+        "1700000000.000100",
+    )
+    .await;
+    // A reply in a thread that is not about a deal stays chatter.
+    app.say("Ev3", "U_OTHER", "lunch at noon?", "1700000000.000300")
+        .await;
+    app.say_in_thread(
+        "Ev4",
+        "U_OTHER",
+        reply,
+        "1700000000.000400",
+        "1700000000.000300",
+    )
+    .await;
+    app.settle().await;
+    assert_eq!(app.state.store.count_observations(TEAM).await.unwrap(), 2);
+    let posted = app.nudges();
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    assert_eq!(posted[0].thread_ts.as_deref(), Some("1700000000.000100"));
+    assert!(
+        posted[0].text.contains("Ridgeway Freight"),
+        "the reply inherits the thread's account: {}",
+        posted[0].text
+    );
+}
+
+async fn an_update_naming_no_account_is_logged_and_nudged(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let text = "they want a discount before signing the contract, pushing hard to close this week for my number";
+    let analysis = cusp::engine::Engine::builtin().analyze(text);
+    assert!(analysis.is_deal_update && analysis.account.is_none());
+    app.say("Ev1", "U_SELLER", text, "1700000000.000100").await;
+    app.settle().await;
+    assert_eq!(app.state.store.count_observations(TEAM).await.unwrap(), 1);
+    assert_eq!(app.nudges().len(), 1);
+}
+
 async fn cooldowns_limit_nudges_per_account_and_per_day(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.say("Ev1", "U_SELLER", SELLER, "1700000000.000100")
@@ -501,6 +554,8 @@ backend_matrix!(
     a_customer_centric_update_gets_a_quiet_reaction_only,
     chit_chat_gets_nothing_and_is_not_logged,
     a_thread_gets_at_most_one_nudge,
+    a_thread_reply_is_an_update_of_the_threads_deal,
+    an_update_naming_no_account_is_logged_and_nudged,
     cooldowns_limit_nudges_per_account_and_per_day,
     mute_holds_nudges_back_across_a_restart_and_unmute_restores_them,
     opting_out_deletes_data_and_stops_logging_until_opt_in,
