@@ -39,6 +39,10 @@ pub struct Asker<'a> {
     pub request_id: &'a str,
 }
 
+/// Each database step of `/cusp reflect` gets this long, so the answer stays inside
+/// Slack's 3 seconds even when the database is locked or slow.
+const DB_BUDGET: std::time::Duration = std::time::Duration::from_millis(1_000);
+
 /// `/cusp reflect <text>`: the analysis and questions (avoiding the person's recent
 /// questions), and the observation logged unless the person opted out. The person always
 /// gets an answer: when the database is unavailable the questions ignore history and
@@ -52,32 +56,42 @@ pub async fn on_command(
 ) -> EphemeralReply {
     let analysis = state.engine.analyze(text);
     let seed = seed_from(&[asker.user_id, asker.request_id]);
-    let questions =
-        match super::questions_for(state, team_id, asker.user_id, &analysis, None, seed).await {
-            Ok(questions) => questions,
-            Err(err) => {
-                tracing::warn!(error = %err, "question history unavailable; choosing without it");
-                state.engine.choose_questions(
-                    &analysis,
-                    &QuestionContext {
-                        seed,
-                        ..QuestionContext::default()
-                    },
-                )
-            }
-        };
-    let logged = match state.store.user_prefs(team_id, asker.user_id).await {
-        Ok(prefs) if prefs.opted_out => Ok(false),
-        Ok(_) => {
-            state
-                .store
-                .record_effects(team_id, &effects(&analysis, asker), now_ms)
-                .await
+    let history = super::questions_for(state, team_id, asker.user_id, &analysis, None, seed);
+    let questions = match tokio::time::timeout(DB_BUDGET, history).await {
+        Ok(Ok(questions)) => questions,
+        failed => {
+            let reason = match failed {
+                Ok(Err(err)) => err.to_string(),
+                _ => "timed out".to_owned(),
+            };
+            tracing::warn!(%reason, "question history unavailable; choosing without it");
+            state.engine.choose_questions(
+                &analysis,
+                &QuestionContext {
+                    seed,
+                    ..QuestionContext::default()
+                },
+            )
         }
-        Err(err) => Err(err),
     };
-    if let Err(err) = logged {
-        tracing::error!(error = %err, "could not log the reflect observation");
+    let log = async {
+        if state
+            .store
+            .user_prefs(team_id, asker.user_id)
+            .await?
+            .opted_out
+        {
+            return Ok(false);
+        }
+        state
+            .store
+            .record_effects(team_id, &effects(&analysis, asker), now_ms)
+            .await
+    };
+    match tokio::time::timeout(DB_BUDGET, log).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => tracing::error!(error = %err, "could not log the reflect observation"),
+        Err(_) => tracing::error!("could not log the reflect observation: database timed out"),
     }
     render(&analysis, &questions)
 }

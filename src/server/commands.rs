@@ -1,5 +1,7 @@
 //! `POST /slack/commands`: answer `/cusp …` inline, well inside Slack's 3 seconds.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -11,6 +13,7 @@ use crate::bot::commands::{Command, help_text, unknown_text};
 use crate::bot::preferences::{Invoker, on_command};
 use crate::bot::reflect::{self, Asker, EMPTY_REFLECT_HINT, EphemeralReply};
 use crate::slack::payloads::{SlashCommand, is_ssl_check};
+use tokio::time::error::Elapsed;
 
 pub async fn handle(
     State(state): State<AppState>,
@@ -33,10 +36,14 @@ pub async fn handle(
         Command::Unknown { given, suggestion } => {
             EphemeralReply::plain(unknown_text(&given, suggestion))
         }
-        Command::Digest(rest) => {
-            crate::bot::digest_settings::on_command(&state, &command, &rest, jiff::Timestamp::now())
-                .await
-        }
+        Command::Digest(rest) => within_budget(crate::bot::digest_settings::on_command(
+            &state,
+            &command,
+            &rest,
+            jiff::Timestamp::now(),
+        ))
+        .await
+        .unwrap_or_else(busy),
         Command::Reflect(text) if text.is_empty() => {
             EphemeralReply::plain(EMPTY_REFLECT_HINT.to_owned())
         }
@@ -57,10 +64,11 @@ pub async fn handle(
                 user_id: command.user_id.as_str(),
             };
             let now = jiff::Timestamp::now().as_millisecond();
-            match on_command(&state.store, &who, &other, now).await {
-                Ok(Some(reply)) => reply,
-                Ok(None) => EphemeralReply::plain(help_text()),
-                Err(err) => {
+            match within_budget(on_command(&state.store, &who, &other, now)).await {
+                Err(elapsed) => busy(elapsed),
+                Ok(Ok(Some(reply))) => reply,
+                Ok(Ok(None)) => EphemeralReply::plain(help_text()),
+                Ok(Err(err)) => {
                     tracing::error!(error = %err, "could not store a preference");
                     EphemeralReply::plain(
                         "Sorry, I couldn't save that just now. Please try again in a minute."
@@ -71,4 +79,22 @@ pub async fn handle(
         }
     };
     Ok(Json(reply.to_json()).into_response())
+}
+
+/// Slack shows an error if a command is not answered within 3 seconds; database work
+/// (a locked SQLite file, a saturated pool) must not take the whole budget.
+const COMMAND_BUDGET: Duration = Duration::from_millis(2_000);
+
+async fn within_budget<T>(work: impl Future<Output = T>) -> Result<T, Elapsed> {
+    tokio::time::timeout(COMMAND_BUDGET, work).await
+}
+
+/// The answer when the database did not answer in time. Nothing was changed: a
+/// transaction dropped before its commit rolls back.
+fn busy(_: Elapsed) -> EphemeralReply {
+    tracing::error!(
+        budget_ms = COMMAND_BUDGET.as_millis(),
+        "command timed out on the database"
+    );
+    EphemeralReply::plain("Sorry, I couldn't do that in time. Please try again in a minute.".into())
 }

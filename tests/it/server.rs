@@ -334,3 +334,52 @@ async fn health_is_up_and_readiness_follows_the_database() {
     assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(response.headers.get("x-slack-no-retry").is_none());
 }
+
+#[tokio::test]
+async fn commands_answer_in_time_while_the_database_is_locked() {
+    use sqlx::Connection;
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    // Another process holds SQLite's write lock (cusp would wait 5 s for it).
+    let mut other = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+
+    let started = std::time::Instant::now();
+    let body = command_body(&format!("reflect {SELLER_UPDATE}"), "trigger-locked");
+    let response = app.post_signed("/slack/commands", FORM, &body).await;
+    let reflect_took = started.elapsed();
+    assert_eq!(response.status, StatusCode::OK);
+    let rendered = response.json()["blocks"].to_string();
+    assert!(rendered.contains("Questions to consider"), "{rendered}");
+
+    let started = std::time::Instant::now();
+    let response = app
+        .post_signed(
+            "/slack/commands",
+            FORM,
+            &command_body("mute 1d", "trigger-mute"),
+        )
+        .await;
+    let mute_took = started.elapsed();
+    let text = response.json()["text"].as_str().unwrap().to_owned();
+    assert!(text.contains("try again"), "{text}");
+    assert!(
+        reflect_took < std::time::Duration::from_millis(2_900)
+            && mute_took < std::time::Duration::from_millis(2_900),
+        "reflect {reflect_took:?}, mute {mute_took:?}"
+    );
+
+    // Once the lock is gone, the same command works.
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    let response = app
+        .post_signed(
+            "/slack/commands",
+            FORM,
+            &command_body("mute 1d", "trigger-mute-2"),
+        )
+        .await;
+    let text = response.json()["text"].as_str().unwrap().to_owned();
+    assert!(!text.contains("try again"), "{text}");
+}
