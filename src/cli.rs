@@ -130,10 +130,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         CliCommand::Migrate(db) => {
             let store = connect(&db).await?;
-            store
-                .migrate()
-                .await
-                .context("could not apply migrations")?;
             eprintln!("migrations applied ({})", store.backend());
         }
         CliCommand::Reflect {
@@ -204,10 +200,6 @@ async fn run_digest(action: DigestAction) -> anyhow::Result<ExitCode> {
             database,
         } => {
             let store = connect(&database).await?;
-            store
-                .migrate()
-                .await
-                .context("could not apply migrations")?;
             let d = digest::preview(&store, &engine, &team, week, now).await?;
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
@@ -226,10 +218,6 @@ async fn run_digest(action: DigestAction) -> anyhow::Result<ExitCode> {
             database,
         } => {
             let store = connect(&database).await?;
-            store
-                .migrate()
-                .await
-                .context("could not apply migrations")?;
             match digest::send(&store, &engine, &team, week, force, now).await {
                 Ok(SendOutcome::Queued { week, messages }) => println!(
                     "queued the digest for {week} ({messages} message{}); the running server delivers it",
@@ -257,5 +245,9 @@ async fn connect(db: &DatabaseArgs) -> anyhow::Result<Store> {
             crate::store::redact_url(&db.database_url)
         )
     })?;
+    store
+        .migrate()
+        .await
+        .context("could not apply migrations")?;
     Ok(store)
 }

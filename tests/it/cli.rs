@@ -256,3 +256,99 @@ fn an_unsupported_database_url_is_a_clear_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn export_filters_by_team_and_date_and_joins_themes_in_csv() {
+    use cusp::engine::{Class, Theme};
+    use cusp::store::{Effects, NewObservation, ObservationSource, Store};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("x.db").display());
+    // A database nobody migrated yet: export brings the schema up itself.
+    let fresh = cusp(&["export", "--format", "csv"])
+        .env("DATABASE_URL", &db_url)
+        .output()
+        .unwrap();
+    assert!(
+        fresh.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fresh.stderr)
+    );
+
+    let store = Store::connect(&db_url).await.unwrap();
+    let day = |d: &str| {
+        format!("{d}T12:00:00Z")
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_millisecond()
+    };
+    for (team, key, at, themes) in [
+        ("T1", "old", day("2026-11-01"), vec![Theme::ClosingPush]),
+        (
+            "T1",
+            "new",
+            day("2026-11-10"),
+            vec![Theme::ClosingPush, Theme::Stakeholders],
+        ),
+        ("T2", "other", day("2026-11-10"), vec![Theme::Adoption]),
+    ] {
+        let obs = NewObservation {
+            channel_id: "C1".into(),
+            user_id: "U1".into(),
+            message_ts: Some(format!("{key}.0001")),
+            source: ObservationSource::Message,
+            class: Class::Balanced,
+            score: 0.5,
+            account: Some("Acme".into()),
+            themes,
+            dedupe_key: key.into(),
+            text: None,
+        };
+        let effects = Effects {
+            observation: Some(obs),
+            ..Effects::default()
+        };
+        store.record_effects(team, &effects, at).await.unwrap();
+    }
+
+    let csv = cusp(&[
+        "export",
+        "--format",
+        "csv",
+        "--team",
+        "T1",
+        "--since",
+        "2026-11-05",
+    ])
+    .env("DATABASE_URL", &db_url)
+    .output()
+    .unwrap();
+    assert!(csv.status.success());
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert_eq!(lines[0], cusp::bot::export::CSV_HEADER);
+    let fields: Vec<&str> = lines[1].split(',').collect();
+    assert_eq!(&fields[..3], ["T1", "C1", "U1"], "{csv}");
+    assert!(
+        fields.contains(&"closing_push;stakeholders"),
+        "themes joined with ';': {csv}"
+    );
+    assert!(
+        fields.last().unwrap().starts_with("2026-11-10T12:00:00"),
+        "{csv}"
+    );
+
+    let json = cusp(&["export", "--format", "json", "--until", "2026-11-05"])
+        .env("DATABASE_URL", &db_url)
+        .output()
+        .unwrap();
+    let rows: Vec<Value> = String::from_utf8(json.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["team_id"], "T1");
+    assert_eq!(rows[0]["themes"], serde_json::json!(["closing_push"]));
+}

@@ -54,7 +54,11 @@ macro_rules! backend_matrix {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     if $crate::support::app::postgres_url().is_none() {
-                        eprintln!("SKIPPED {}: CUSP_TEST_POSTGRES_URL is not set", stringify!($name));
+                        // Straight to stderr: `eprintln!` is captured (hidden) for passing tests.
+                        let _ = std::io::Write::write_fmt(
+                            &mut std::io::stderr(),
+                            format_args!("SKIPPED postgres::{}: CUSP_TEST_POSTGRES_URL is not set\n", stringify!($name)),
+                        );
                         return;
                     }
                     super::$name($crate::support::app::Backend::Postgres).await
