@@ -71,19 +71,22 @@ async fn on_block_actions(
         }
         ACTION_HELPFUL | ACTION_NOT_NOW => {
             let prompt = find_prompt(state, team, value).await?;
-            let feedback = if action.action_id == ACTION_HELPFUL {
-                "helpful"
+            let helpful = action.action_id == ACTION_HELPFUL;
+            if prompt.user_id != user {
+                // One feedback per prompt, from the person it was for: a colleague's
+                // click must not overwrite theirs.
+                "Thanks! Feedback on these questions comes from the person they were for."
             } else {
-                "not_now"
-            };
-            state
-                .store
-                .record_feedback(team, prompt.id, feedback, now_ms)
-                .await?;
-            if feedback == "helpful" {
-                "Thanks, glad it helped. I'll keep questions like these coming, sparingly."
-            } else {
-                "No problem. I'll ask questions like these less often."
+                let feedback = if helpful { "helpful" } else { "not_now" };
+                state
+                    .store
+                    .record_feedback(team, prompt.id, feedback, now_ms)
+                    .await?;
+                if helpful {
+                    "Thanks, glad it helped. I'll keep questions like these coming, sparingly."
+                } else {
+                    "No problem. I'll ask questions like these less often."
+                }
             }
         }
         ACTION_MUTE_DEAL => {
@@ -256,6 +259,17 @@ async fn on_view_submission(
         return Ok(InteractionReply::Json(json!({
             "response_action": "errors",
             "errors": { "q0": "Write a line or two for at least one question, or press Cancel." },
+        })));
+    }
+    if state
+        .store
+        .user_prefs(team, submission.user.id.as_str())
+        .await?
+        .opted_out
+    {
+        return Ok(InteractionReply::Json(json!({
+            "response_action": "errors",
+            "errors": { "q0": "You have opted out of cusp, so I keep nothing you write. `/cusp optin` to save reflections again." },
         })));
     }
     let shared = submission

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::DispatchError;
-use super::prompt_message::prompt_params;
+use super::prompt_message::{drop_buttons, prompt_params};
 use super::reflect::seed_from;
 use crate::app::AppState;
 use crate::engine::Analysis;
@@ -50,11 +50,18 @@ pub async fn on_mention(
         // Someone else's words, and that person opted out: leave them alone.
         return Ok(Effects::default());
     }
+    // An opted-out person who asks still gets an answer, but nothing about them is kept:
+    // no observation, no prompt row (so no buttons that would need one).
+    let asker_opted_out = if author == asker {
+        author_prefs.opted_out
+    } else {
+        state.store.user_prefs(team, asker).await?.opted_out
+    };
     let analysis = state.engine.analyze(&text);
     let seed = seed_from(&[team, asker, &event.ts]);
     let questions = super::questions_for(state, team, asker, &analysis, None, seed).await?;
     let thread_key = format!("mention:{channel}:{}", event.ts);
-    let params = prompt_params(
+    let mut params = prompt_params(
         channel,
         Some(&reply_root),
         &intro(&analysis),
@@ -62,6 +69,9 @@ pub async fn on_mention(
         Some(explanation(&analysis)),
         &thread_key,
     );
+    if asker_opted_out {
+        drop_buttons(&mut params);
+    }
     let observation = (!author_prefs.opted_out).then(|| {
         super::observation(
             &analysis,
@@ -74,7 +84,7 @@ pub async fn on_mention(
     });
     Ok(Effects {
         observation,
-        prompt: Some(NewPrompt {
+        prompt: (!asker_opted_out).then(|| NewPrompt {
             channel_id: channel.to_owned(),
             thread_key: thread_key.clone(),
             user_id: asker.to_owned(),

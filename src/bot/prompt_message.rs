@@ -73,6 +73,13 @@ pub fn prompt_params(
     params
 }
 
+/// Removes the prompt buttons: a reply that keeps no prompt row has nothing to press.
+pub fn drop_buttons(params: &mut Map<String, Value>) {
+    if let Some(Value::Array(blocks)) = params.get_mut("blocks") {
+        blocks.retain(|block| block["type"] != "actions");
+    }
+}
+
 /// "Noticed: closing push · not yet: their outcome, their people" — why cusp asked.
 pub fn why_line(analysis: &Analysis) -> String {
     let noticed: Vec<String> = analysis

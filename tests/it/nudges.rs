@@ -451,6 +451,17 @@ async fn buttons_and_the_reflection_modal_are_stored(backend: Backend) {
         !unhelpful.is_empty(),
         "not-now feedback is recorded against the prompt's questions"
     );
+    // A colleague's click does not overwrite the feedback of the person nudged.
+    assert_eq!(
+        app.interact(click("cusp_helpful", &key, "U_OTHER", "t1b"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.state.store.unhelpful_question_ids(TEAM).await.unwrap(),
+        unhelpful
+    );
 
     assert_eq!(
         app.interact(click("cusp_reflect", &key, "U_SELLER", "t2"))
@@ -502,10 +513,28 @@ async fn buttons_and_the_reflection_modal_are_stored(backend: Backend) {
         "only the author sees a reflection"
     );
 
-    let mut empty = submission;
+    let mut empty = submission.clone();
     empty["view"]["state"]["values"] = json!({});
     let errors = app.interact(empty).await.json();
     assert_eq!(errors["response_action"], "errors");
+
+    // Someone who opted out keeps nothing, not even a reflection on a colleague's prompt.
+    app.command_as("U_OTHER", "C_DEALS", "optout").await;
+    app.interact(click("cusp_optout_confirm", "U_OTHER", "U_OTHER", "t-out"))
+        .await;
+    let mut theirs = submission;
+    theirs["user"]["id"] = json!("U_OTHER");
+    let refused = app.interact(theirs).await.json();
+    assert_eq!(refused["response_action"], "errors", "{refused}");
+    assert!(
+        app.state
+            .store
+            .reflections_of(TEAM, "U_OTHER")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    app.command_as("U_OTHER", "C_DEALS", "optin").await;
 
     // "Mute this deal for a week": the same account is not nudged again for this person.
     assert_eq!(
@@ -520,6 +549,23 @@ async fn buttons_and_the_reflection_modal_are_stored(backend: Backend) {
         acks.iter()
             .any(|c| c.param_str("text").unwrap().contains("Muted this deal")),
         "{acks:?}"
+    );
+
+    // A colleague mutes the deal too; their own update about it (no cooldown of theirs
+    // applies) is then logged but not nudged, while another account still is.
+    app.interact(click("cusp_mute_deal", &key, "U_OTHER", "t4"))
+        .await;
+    let before = app.nudges().len();
+    app.say("Ev2", "U_OTHER", SELLER, "1700000000.000500").await;
+    app.settle().await;
+    assert_eq!(app.nudges().len(), before, "muted deal: no nudge");
+    app.say("Ev3", "U_OTHER", SELLER_GLOBEX, "1700000000.000600")
+        .await;
+    app.settle().await;
+    assert_eq!(
+        app.nudges().len(),
+        before + 1,
+        "other deals are still nudged"
     );
 }
 
