@@ -29,6 +29,12 @@ pub(crate) fn prepare(text: &str) -> Prepared {
     let bytes = text.as_bytes();
     let mut i = 0;
     let mut line_start = true;
+    // Searches that failed, remembered so that a run of unclosed `<` or backticks costs
+    // one scan, not one per character (which would be quadratic in the text length).
+    // `<` without `>` before this newline position (or the end of the text):
+    let mut unclosed_angle_until = 0usize;
+    // No closing fence anywhere after these positions:
+    let mut no_fence_after = [usize::MAX; 2];
     while i < bytes.len() {
         let c = bytes[i];
         // Block quote marker at line start: the quoted words are kept (they are usually the
@@ -47,24 +53,42 @@ pub(crate) fn prepare(text: &str) -> Prepared {
         match c {
             b'`' => {
                 // Code block or inline code: not prose, skipped entirely (acts as a clause break).
-                let fence = if text[i..].starts_with("```") {
-                    "```"
+                let (fence, kind) = if text[i..].starts_with("```") {
+                    ("```", 0)
                 } else {
-                    "`"
+                    ("`", 1)
                 };
-                if let Some(close) = text[i + fence.len()..].find(fence) {
+                let from = i + fence.len();
+                let close = if from >= no_fence_after[kind] {
+                    None
+                } else {
+                    text[from..].find(fence)
+                };
+                if let Some(close) = close {
                     b.newline(i);
-                    i += fence.len() + close + fence.len();
+                    i = from + close + fence.len();
                     continue;
                 }
+                no_fence_after[kind] = no_fence_after[kind].min(from);
                 b.push_char('`', i, i + 1);
                 i += 1;
             }
             b'<' => {
                 // Slack escapes literal '<' as &lt;, so '<…>' is always markup.
-                if let Some(close) = text[i + 1..].find(['>', '\n']).map(|p| p + i + 1)
-                    && bytes[close] == b'>'
-                {
+                let close = if i < unclosed_angle_until {
+                    None
+                } else {
+                    let end = text[i + 1..]
+                        .find(['>', '\n'])
+                        .map_or(bytes.len(), |p| p + i + 1);
+                    if end == bytes.len() || bytes[end] == b'\n' {
+                        unclosed_angle_until = end;
+                        None
+                    } else {
+                        Some(end)
+                    }
+                };
+                if let Some(close) = close {
                     let inner = &text[i + 1..close];
                     let is_ref =
                         inner.starts_with('@') || inner.starts_with('!') || inner.starts_with('#');

@@ -364,6 +364,22 @@ fn huge_input_is_linear() {
     assert!(a.themes.iter().all(|h| h.evidence.len() <= 16));
 }
 
+/// Unclosed markup must not make normalisation rescan the rest of the text for every
+/// character (a quadratic blow-up would make this test run for minutes, not milliseconds).
+#[test]
+fn unclosed_markup_at_scale_is_linear() {
+    for unit in ["<", "<a ", "`", "```", "‹", "<@U1|", "`a"] {
+        let text = unit.repeat((1 << 20) / unit.len());
+        let a = engine().analyze(&text);
+        check_evidence(&text, &a);
+        assert!(a.themes.is_empty(), "{unit}");
+    }
+    // A closed span after a long unclosed run is still markup.
+    let text = format!("{} <https://x.io|discount> `quota` ok", "<".repeat(1000));
+    let a = engine().analyze(&text);
+    assert!(!a.has(Theme::QuotaPressure), "code spans are not prose");
+}
+
 #[test]
 fn custom_lexicon_extends_or_replaces() {
     let e =
