@@ -131,12 +131,17 @@ impl Matcher {
 }
 
 /// Whether a longer match silences a shorter one inside it. An `ignore` phrase silences
-/// everything; a phrase silences shorter cues of its own kind, and negation or clause words
-/// that are part of it ("not confident"). Cues of different themes inside each other both
-/// count: "worried about downtime" is a concern and a risk.
+/// every cue except deal words and account names ("the renewal is at risk" is not a
+/// customer risk, but it is still about a renewal); a phrase silences shorter cues of its
+/// own kind, and negation or clause words that are part of it ("not confident"). Cues of
+/// different themes inside each other both count: "worried about downtime" is a concern
+/// and a risk.
 fn dominates(lex: &Lexicon, outer: &Hit, inner: &Hit) -> bool {
     let (o, i) = (lex.entries[outer.entry].kind, lex.entries[inner.entry].kind);
-    o == Kind::Ignore || o == i || matches!(i, Kind::Negation | Kind::Clause)
+    match o {
+        Kind::Ignore => !matches!(i, Kind::Deal | Kind::Account),
+        _ => o == i || matches!(i, Kind::Negation | Kind::Clause),
+    }
 }
 
 fn is_word_char(c: char) -> bool {

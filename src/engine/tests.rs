@@ -305,6 +305,23 @@ fn deal_update_and_account() {
         !e.analyze("best CSMs talk outcomes, not features")
             .is_deal_update
     );
+    // A verb opening the message is not a company ("Spoke with…", "Chasing legal…").
+    for (text, account) in [
+        (
+            "Spoke with Halvorsen Marine about the rollout",
+            Some("Halvorsen Marine"),
+        ),
+        ("Emailed Initech the proposal", Some("Initech")),
+        (
+            "Chasing legal for the redlines, need the PO this week",
+            None,
+        ),
+    ] {
+        assert_eq!(e.analyze(text).account.as_deref(), account, "{text}");
+    }
+    // An `ignore` phrase silences the theme, not the deal words inside it.
+    let a = e.analyze("Soylent renewal is at risk.");
+    assert!(a.is_deal_update && !a.has(Theme::CustomerRisk));
 }
 
 #[test]
