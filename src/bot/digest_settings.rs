@@ -143,13 +143,19 @@ fn parse_setup(rest: &[&str]) -> Result<DigestCommand, String> {
         ));
     };
     let channel = parse_channel(channel).ok_or_else(|| {
-        err(
+        let problem = if channel.starts_with('#') {
+            // Slack sends `<#C…|name>` only when the command escapes channels.
+            format!(
+                "I got the name `{}` but not the channel's id. Pick the channel from Slack's `#` suggestions; if it still arrives as plain text, turn on \"Escape channels, users, and links\" for `/cusp` in the app settings.",
+                escape_mrkdwn(channel)
+            )
+        } else {
             format!(
                 "`{}` isn't a channel; pick one with `#`.",
                 escape_mrkdwn(channel)
-            ),
-            SETUP_EXAMPLE,
-        )
+            )
+        };
+        err(problem, SETUP_EXAMPLE)
     })?;
     let mut rest = rest.iter().peekable();
     let mut weekday = Weekday::Monday;
@@ -395,6 +401,13 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_plain_channel_name_explains_how_to_send_the_id() {
+        let message = parse("setup #deals monday 09:00 UTC").unwrap_err();
+        assert!(message.contains("not the channel's id"), "{message}");
+        assert!(message.contains("Escape channels"), "{message}");
     }
 
     #[test]
