@@ -421,8 +421,19 @@ impl Engine {
         questions::choose(&self.inner.bank, analysis, ctx)
     }
 
-    /// The whole question bank (for tests, docs and the digest's "questions of the week").
+    /// The whole question bank (for tests and docs).
     pub fn question_bank(&self) -> Vec<Question> {
         self.inner.bank.iter().map(|q| q.render(None)).collect()
+    }
+
+    /// Questions that make sense to a whole team (the digest's question of the week):
+    /// those that do not name one deal's account.
+    pub fn team_questions(&self) -> Vec<Question> {
+        self.inner
+            .bank
+            .iter()
+            .filter(|q| !q.text.contains("{account"))
+            .map(|q| q.render(None))
+            .collect()
     }
 }

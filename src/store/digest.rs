@@ -304,6 +304,27 @@ impl Store {
         Ok(n)
     }
 
+    /// Feedback given on prompts in `[since, until)`: (helpful, not now).
+    pub async fn count_prompt_feedback(
+        &self,
+        team_id: &str,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<(i64, i64), StoreError> {
+        const SQL: &str = "SELECT \
+             (SELECT COUNT(*) FROM prompts WHERE team_id = $1 AND feedback = 'helpful' \
+                AND feedback_at >= $2 AND feedback_at < $3), \
+             (SELECT COUNT(*) FROM prompts WHERE team_id = $1 AND feedback = 'not_now' \
+                AND feedback_at >= $2 AND feedback_at < $3)";
+        let counts = with_pool!(self, |pool| sqlx::query_as(SQL)
+            .bind(team_id)
+            .bind(since_ms)
+            .bind(until_ms)
+            .fetch_one(pool)
+            .await)?;
+        Ok(counts)
+    }
+
     /// Theme ids of one observation.
     pub async fn observation_theme_ids(
         &self,

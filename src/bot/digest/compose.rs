@@ -82,6 +82,17 @@ pub struct WeekStats {
     pub spotlight: Vec<SpotlightItem>,
     /// Reflections people chose to share with the team digest this week.
     pub shared_reflections: u32,
+    /// What people answered on this week's nudges ("Helpful" / "Not now").
+    pub feedback: Feedback,
+    /// Question ids people marked "Not now" (newest first): not the question of the week.
+    pub unhelpful_questions: Vec<String>,
+}
+
+/// Button feedback on prompts, counted for the team, never per person.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Feedback {
+    pub helpful: u32,
+    pub not_now: u32,
 }
 
 /// A person's own figures, for their DM only.
@@ -324,12 +335,23 @@ pub fn least_present_pillar(themes: &[(Theme, u64)], seed: u64) -> (Pillar, u64)
 }
 
 /// A question from the engine's bank aimed at `pillar`, chosen by `seed`.
-pub fn question_of_the_week(engine: &Engine, pillar: Pillar, seed: u64) -> Option<Question> {
-    let mut fitting: Vec<Question> = engine
-        .question_bank()
-        .into_iter()
-        .filter(|q| q.pillar == pillar)
-        .collect();
+pub fn question_of_the_week(
+    engine: &Engine,
+    pillar: Pillar,
+    avoid: &[String],
+    seed: u64,
+) -> Option<Question> {
+    let of_pillar = || {
+        engine
+            .team_questions()
+            .into_iter()
+            .filter(|q| q.pillar == pillar)
+    };
+    // Questions the team found unhelpful are left out, unless that leaves none.
+    let mut fitting: Vec<Question> = of_pillar().filter(|q| !avoid.contains(&q.id)).collect();
+    if fitting.is_empty() {
+        fitting = of_pillar().collect();
+    }
     fitting.sort_by(|a, b| a.id.cmp(&b.id));
     let n = fitting.len() as u64;
     if n == 0 {
@@ -434,7 +456,7 @@ pub fn compose(stats: &WeekStats, engine: &Engine, seed: u64) -> Digest {
         1 => "showed up once this week".to_owned(),
         n => format!("showed up {n} times this week, less than the others"),
     };
-    let question = question_of_the_week(engine, pillar, seed)
+    let question = question_of_the_week(engine, pillar, &stats.unhelpful_questions, seed)
         .map(|q| {
             format!(
                 "\n*Question of the week:* {}",
@@ -464,6 +486,13 @@ pub fn compose(stats: &WeekStats, engine: &Engine, seed: u64) -> Digest {
         parts.push(Part::Section(format!(
             "*{n} reflection{} shared with the team* this week.",
             if n == 1 { "" } else { "s" }
+        )));
+    }
+    let Feedback { helpful, not_now } = stats.feedback;
+    if helpful + not_now > 0 {
+        parts.push(Part::Section(format!(
+            "*cusp's questions this week:* {helpful} marked helpful, {not_now} \"not now\". \
+             Questions marked \"not now\" are asked less."
         )));
     }
     parts.push(Part::Context(
@@ -588,6 +617,8 @@ mod tests {
             themes: vec![],
             spotlight: vec![],
             shared_reflections: 0,
+            feedback: Feedback::default(),
+            unhelpful_questions: Vec::new(),
         }
     }
 
@@ -693,10 +724,46 @@ mod tests {
     fn question_of_the_week_fits_the_pillar_and_is_stable() {
         let engine = Engine::builtin();
         for p in PILLARS {
-            let q = question_of_the_week(&engine, p, 42).unwrap();
+            let q = question_of_the_week(&engine, p, &[], 42).unwrap();
             assert_eq!(q.pillar, p);
-            assert_eq!(question_of_the_week(&engine, p, 42), Some(q));
+            assert_eq!(question_of_the_week(&engine, p, &[], 42), Some(q.clone()));
+            // Never a question about one deal ("…for the customer's team" with no account).
+            let per_deal: Vec<String> = engine
+                .question_bank()
+                .into_iter()
+                .filter(|b| !engine.team_questions().contains(b))
+                .map(|b| b.id)
+                .collect();
+            assert!(!per_deal.contains(&q.id), "{}", q.id);
+            // A question the team marked "not now" gives way to another of the pillar.
+            let other = question_of_the_week(&engine, p, &[q.id.clone()], 42).unwrap();
+            let choices = engine
+                .team_questions()
+                .iter()
+                .filter(|t| t.pillar == p)
+                .count();
+            if choices > 1 {
+                assert_ne!(other.id, q.id);
+            }
+            assert_eq!(other.pillar, p);
         }
+    }
+
+    #[test]
+    fn feedback_is_counted_for_the_team() {
+        let mut s = stats(mix(3, 1, 1, 0), mix(2, 1, 1, 0));
+        let quiet = compose(&s, &Engine::builtin(), 1);
+        assert!(!quiet.text.contains("marked helpful"), "{}", quiet.text);
+        s.feedback = Feedback {
+            helpful: 4,
+            not_now: 1,
+        };
+        let d = compose(&s, &Engine::builtin(), 1);
+        assert!(
+            d.text.contains("4 marked helpful, 1 \"not now\""),
+            "{}",
+            d.text
+        );
     }
 
     #[test]

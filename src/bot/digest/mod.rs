@@ -13,7 +13,7 @@ use jiff::tz::TimeZone;
 use serde_json::{Map, Value};
 
 pub use compose::{
-    Digest, Mix, PersonalStats, SpotlightItem, WeekStats, compose, compose_personal,
+    Digest, Feedback, Mix, PersonalStats, SpotlightItem, WeekStats, compose, compose_personal,
 };
 pub use week::{Due, IsoWeek, Schedule, WeekError, due_run};
 
@@ -203,6 +203,8 @@ pub async fn week_stats(
     let shared_reflections = store
         .count_shared_reflections(team_id, since, until)
         .await?;
+    let (helpful, not_now) = store.count_prompt_feedback(team_id, since, until).await?;
+    let unhelpful_questions = store.unhelpful_question_ids(team_id).await?;
     Ok(WeekStats {
         week,
         in_progress,
@@ -212,6 +214,11 @@ pub async fn week_stats(
         themes,
         spotlight,
         shared_reflections: u32::try_from(shared_reflections).unwrap_or(u32::MAX),
+        feedback: Feedback {
+            helpful: u32::try_from(helpful).unwrap_or(u32::MAX),
+            not_now: u32::try_from(not_now).unwrap_or(u32::MAX),
+        },
+        unhelpful_questions,
     })
 }
 
