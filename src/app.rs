@@ -9,6 +9,8 @@ use tokio::sync::{Notify, watch};
 use crate::bot::BotIdentity;
 use crate::config::ServeConfig;
 use crate::engine::Engine;
+use crate::jobs::backoff::Backoff;
+use crate::jobs::inbox_worker::INBOX_BACKOFF;
 use crate::slack::web_api::{SlackApiError, SlackClient};
 use crate::store::Store;
 
@@ -27,6 +29,9 @@ pub struct AppState {
     pub inbox_wake: Arc<Notify>,
     /// Rung when a delivery lands in the outbox.
     pub outbox_wake: Arc<Notify>,
+    /// Delays between attempts at a failing event; `INBOX_BACKOFF` unless a test
+    /// shortens them.
+    pub inbox_backoff: Backoff,
     /// Verifies `POST /hooks/deals`; `None` turns the route off.
     pub webhook_secret: Option<Arc<SecretString>>,
     /// Verifies and enriches `POST /hooks/hubspot`; `None` turns the route off.
@@ -57,6 +62,7 @@ impl AppState {
             identity: Arc::new(identity),
             inbox_wake: Arc::new(Notify::new()),
             outbox_wake: Arc::new(Notify::new()),
+            inbox_backoff: INBOX_BACKOFF,
             webhook_secret: None,
             hubspot: None,
         }

@@ -164,8 +164,7 @@ async fn thread_parent(
     let messages = state
         .slack
         .recent_messages(channel, Some(thread_ts), thread_ts, 1)
-        .await
-        .map_err(|e| DispatchError::Slack(e.to_string()))?;
+        .await?;
     Ok(messages
         .iter()
         .find(|m| m.get("ts").and_then(Value::as_str) == Some(thread_ts))

@@ -17,6 +17,7 @@ use crate::app::AppState;
 use crate::engine::{Analysis, Question, QuestionContext, Stage};
 use crate::slack::ids::{BotId, TeamId, UserId};
 use crate::slack::payloads::{EventEnvelope, InnerEvent, MessageEvent};
+use crate::slack::web_api::SlackApiError;
 use crate::store::{Effects, NewObservation, ObservationSource, StoreError};
 
 /// Who cusp is in the workspace, learned from `auth.test` at start.
@@ -33,8 +34,19 @@ pub enum DispatchError {
     BadPayload(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Kept typed so the inbox worker can honour a rate limit's Retry-After.
     #[error("Slack call failed: {0}")]
-    Slack(String),
+    Slack(#[from] SlackApiError),
+}
+
+impl DispatchError {
+    /// How long Slack asked us to wait before calling again, when it rate-limited us.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Slack(err) => err.retry_after(),
+            Self::BadPayload(_) | Self::Store(_) => None,
+        }
+    }
 }
 
 /// Decides what a stored event causes. The inbox worker stores the returned effects in

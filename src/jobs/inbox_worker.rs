@@ -1,16 +1,24 @@
 //! Handles stored events one at a time: claim, decide (bot), store the effects and mark
 //! the event done in one transaction. Events left by a crash are resumed after their lease.
+//!
+//! A failed attempt is retried later, not at once: the event waits `AppState::inbox_backoff`
+//! (2 s doubling, jittered) or, when Slack rate-limited the call, at least its
+//! Retry-After. Without the wait a short Slack problem would use up every attempt
+//! within milliseconds and the event would be parked `failed`, its payload gone.
 
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::backoff::{self, Backoff};
 use crate::app::AppState;
 use crate::bot;
 use crate::store::{Effects, StoreError};
 
 /// How long a claimed event is ours before another worker may take it over.
 pub const INBOX_LEASE: Duration = Duration::from_secs(60);
+/// Delays between attempts at a failing event: 2 s, 4 s, 8 s, … up to 5 minutes.
+pub const INBOX_BACKOFF: Backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(300));
 /// How often the worker looks for work when nobody rang.
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// Pause after a database error before trying again.
@@ -62,17 +70,24 @@ pub async fn process_next(state: &AppState, now_ms: i64) -> Result<bool, StoreEr
             }
         }
         Err(err) => {
-            tracing::warn!(error = %err, "event could not be handled");
+            // Slack's Retry-After is a floor: retrying earlier would only be refused again.
+            let delay = state
+                .inbox_backoff
+                .delay(item.attempts, rand::random::<f64>())
+                .max(err.retry_after().unwrap_or_default());
+            let retry_at_ms = backoff::after(now_ms, delay);
+            tracing::warn!(error = %err, retry_at_ms, "event could not be handled");
             state
                 .store
-                .fail_inbox_item(team, item.id, &err.to_string(), now_ms)
+                .fail_inbox_item(team, item.id, &err.to_string(), now_ms, retry_at_ms)
                 .await?;
         }
     }
     Ok(true)
 }
 
-/// Handles every due event (tests, and `cusp` tooling).
+/// Handles every due event (tests, and `cusp` tooling). An event that fails is not due
+/// again at the same `now_ms`, so this tries it once.
 pub async fn drain(state: &AppState, now_ms: i64) -> Result<usize, StoreError> {
     let mut handled = 0;
     while process_next(state, now_ms).await? {

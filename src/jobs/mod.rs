@@ -1,6 +1,7 @@
 //! Background work: the inbox worker (events → bot → effects) and the outbox worker
 //! (effects → Slack), and the digest scheduler. Each exposes a step function that tests call directly.
 
+pub mod backoff;
 pub mod inbox_worker;
 pub mod outbox_worker;
 pub mod scheduler;

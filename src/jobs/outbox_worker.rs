@@ -1,8 +1,11 @@
 //! Delivers outbox rows to Slack. Policy:
 //! - `ok: false` with a permanent error (e.g. `channel_not_found`): recorded, not retried;
-//! - HTTP 429: wait for `Retry-After`, then again (does not use up the attempt budget quickly);
-//! - 5xx, timeouts, transport errors: exponential backoff with jitter, up to `MAX_ATTEMPTS`,
-//!   then the row is `dead` with its last error.
+//! - HTTP 429: Slack's limits are per method and workspace, so the method is held for
+//!   the whole team until `Retry-After` has passed (`slack_rate_limits`; the claim skips
+//!   held rows, on every replica), and this row is tried again then. A 429 is not a
+//!   failure: it does not count toward `MAX_ATTEMPTS`, and 429s alone never kill a row;
+//! - 5xx, timeouts, transport errors: exponential backoff with jitter, up to `MAX_ATTEMPTS`
+//!   such failures, then the row is `dead` with its last error.
 //!
 //! No double posts: every `chat.postMessage` carries its idempotency key in Slack message
 //! metadata. When an earlier attempt may have reached Slack (a crash between Slack's
@@ -10,26 +13,23 @@
 //! message with that key in the channel or thread and, if it is there, marks the row sent
 //! instead of posting again.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
+use super::backoff::{Backoff, after};
 use crate::app::AppState;
 use crate::slack::web_api::SlackApiError;
 use crate::store::{OutboxItem, StoreError};
 
 /// A claimed delivery is ours for this long; longer than a Slack call can take.
 pub const OUTBOX_LEASE: Duration = Duration::from_secs(60);
-/// Attempts before a failing delivery is given up (rate-limit waits excepted).
+/// Failed attempts (5xx, timeouts, transport errors) before a delivery is given up.
+/// Rate-limited attempts are not counted.
 pub const MAX_ATTEMPTS: i64 = 8;
-/// Rate-limited attempts allowed before giving up: Slack says when to come back, so
-/// these are cheap, but not endless.
-pub const MAX_RATE_LIMITED_ATTEMPTS: i64 = 50;
-/// First retry delay; doubles each attempt.
-pub const BASE_BACKOFF: Duration = Duration::from_secs(2);
-/// Retry delays never exceed this.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(600);
+/// Delays between failed attempts: 2 s, 4 s, 8 s, … up to 10 minutes.
+pub const OUTBOX_BACKOFF: Backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(600));
 /// How often the worker looks for due deliveries when nobody rang.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Slack message metadata event type that carries our idempotency key.
@@ -53,6 +53,13 @@ pub enum Delivery {
         at_ms: i64,
         error: String,
         in_doubt: bool,
+    },
+    /// Slack answered 429: `method` is held for the team until `at_ms`, when this row
+    /// is tried again. Not a failure.
+    RateLimited {
+        at_ms: i64,
+        method: String,
+        error: String,
     },
     Dead {
         error: String,
@@ -134,6 +141,22 @@ pub async fn deliver_next(state: &AppState, now_ms: i64) -> Result<Option<Delive
                 .retry_outbox_item(team, item.id, error, *at_ms, in_doubt)
                 .await?
         }
+        Delivery::RateLimited {
+            at_ms,
+            method,
+            error,
+        } => {
+            tracing::warn!(
+                error,
+                limited_method = method,
+                retry_at_ms = at_ms,
+                "rate limited; holding the method until Retry-After"
+            );
+            state
+                .store
+                .rate_limit_outbox_item(team, item.id, error, method, *at_ms)
+                .await?
+        }
         Delivery::Dead { error } => {
             tracing::error!(error, "delivery failed for good");
             state.store.mark_outbox_dead(team, item.id, error).await?
@@ -148,13 +171,17 @@ async fn attempt(
     mut params: Map<String, Value>,
     now_ms: i64,
 ) -> Delivery {
+    // Slack's Retry-After counts from its answer, and a call can take seconds: delays are
+    // measured from when the answer came, not from `now_ms`.
+    let started = Instant::now();
+    let answered_ms = || now_ms.saturating_add(ceil_millis(started.elapsed()));
     let posts_message = item.method == "chat.postMessage";
     if posts_message {
         if item.in_doubt != 0 {
             match find_earlier_post(state, item, &params).await {
                 Ok(Some(ts)) => return Delivery::FoundEarlierPost { ts },
                 Ok(None) => {}
-                Err(err) => return failure(item, &err, now_ms),
+                Err(err) => return failure(item, &err, answered_ms()),
             }
         }
         params.insert(
@@ -174,41 +201,46 @@ async fn attempt(
         Err(err) if err.code().is_some_and(|code| ALREADY_DONE.contains(&code)) => {
             Delivery::Sent { ts: None }
         }
-        Err(err) => failure(item, &err, now_ms),
+        Err(err) => failure(item, &err, answered_ms()),
     }
+}
+
+/// Whole milliseconds, rounded up so that a wait computed from it is never short.
+fn ceil_millis(d: Duration) -> i64 {
+    let rounded = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
+    i64::try_from(rounded).unwrap_or(i64::MAX)
 }
 
 fn failure(item: &OutboxItem, err: &SlackApiError, now_ms: i64) -> Delivery {
     let error = err.to_string();
+    if let Some(wait) = err.retry_after() {
+        // Hold the method that was refused: for an in-doubt row that is the history read,
+        // not the post.
+        let method = err.method().unwrap_or(&item.method).to_owned();
+        return Delivery::RateLimited {
+            at_ms: after(now_ms, wait),
+            method,
+            error,
+        };
+    }
     if !err.is_retryable() {
         return Delivery::Dead { error };
     }
-    let (budget, delay) = match err.retry_after() {
-        Some(wait) => (MAX_RATE_LIMITED_ATTEMPTS, wait),
-        None => (MAX_ATTEMPTS, backoff(item.attempts, rand::random::<f64>())),
-    };
-    if item.attempts >= budget {
+    let failures = item.failed_attempts();
+    if failures >= MAX_ATTEMPTS {
         return Delivery::Dead {
-            error: format!("gave up after {} attempts: {error}", item.attempts),
+            error: format!("gave up after {failures} failed attempts: {error}"),
         };
     }
-    // Slack refused a rate-limited call outright; anything else may have been applied.
-    let in_doubt = err.retry_after().is_none();
+    // Not a 429, so Slack may have applied the call: the next attempt checks first.
     Delivery::Retrying {
-        at_ms: now_ms.saturating_add(delay.as_millis() as i64),
+        at_ms: after(
+            now_ms,
+            OUTBOX_BACKOFF.delay(failures, rand::random::<f64>()),
+        ),
         error,
-        in_doubt,
+        in_doubt: true,
     }
-}
-
-/// Delay before attempt `attempts + 1`: `BASE_BACKOFF · 2^(attempts-1)`, capped, scaled
-/// by a jitter factor in [0.5, 1.5) so that many failures do not retry in lockstep.
-pub fn backoff(attempts: i64, jitter: f64) -> Duration {
-    let exponent = attempts.saturating_sub(1).clamp(0, 20) as u32;
-    let base = BASE_BACKOFF
-        .saturating_mul(2u32.saturating_pow(exponent))
-        .min(MAX_BACKOFF);
-    base.mul_f64(0.5 + jitter.clamp(0.0, 1.0)).min(MAX_BACKOFF)
 }
 
 /// Looks for a message carrying this row's idempotency key, posted since the row was created.
@@ -243,12 +275,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_and_is_capped() {
-        assert_eq!(backoff(1, 0.5), Duration::from_secs(2));
-        assert_eq!(backoff(2, 0.5), Duration::from_secs(4));
-        assert_eq!(backoff(4, 0.5), Duration::from_secs(16));
-        assert_eq!(backoff(30, 0.5), MAX_BACKOFF);
-        assert_eq!(backoff(1, 0.0), Duration::from_secs(1));
-        assert_eq!(backoff(1, 0.999), Duration::from_secs_f64(2.0 * 1.499));
+    fn waits_are_measured_in_milliseconds_rounded_up() {
+        assert_eq!(ceil_millis(Duration::ZERO), 0);
+        assert_eq!(ceil_millis(Duration::from_millis(7)), 7);
+        assert_eq!(ceil_millis(Duration::from_micros(7_001)), 8);
     }
 }

@@ -4,8 +4,10 @@ use std::time::Duration;
 
 use super::{Effects, Pool, Store, StoreError, apply_effects, in_transaction, with_pool};
 
-/// How many times a failing event is retried before it is parked as `failed`.
-pub const INBOX_MAX_ATTEMPTS: i64 = 5;
+/// How many times a failing event is tried before it is parked as `failed`. With the
+/// inbox worker's backoff (2 s doubling) the attempts span about four minutes, long
+/// enough to ride out a short Slack problem.
+pub const INBOX_MAX_ATTEMPTS: i64 = 8;
 
 #[derive(Debug, Clone)]
 pub struct NewInboxItem<'a> {
@@ -23,6 +25,17 @@ pub struct InboxItem {
     pub kind: String,
     pub payload: Option<String>,
     pub attempts: i64,
+}
+
+/// Where one stored event stands (operators and tests).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct InboxState {
+    /// `pending`, `working`, `done` or `failed`.
+    pub status: String,
+    pub attempts: i64,
+    /// When a `pending` event may be claimed (Unix ms; 0 = at once).
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
 }
 
 impl Store {
@@ -47,8 +60,9 @@ impl Store {
         Ok(result == 1)
     }
 
-    /// Claims the oldest pending event of a team for `lease`. An event whose previous
-    /// holder crashed becomes claimable again once its lease runs out.
+    /// Claims the oldest due event of a team for `lease`: pending and not waiting for a
+    /// retry. An event whose previous holder crashed becomes claimable again once its
+    /// lease runs out.
     pub async fn claim_inbox_item(
         &self,
         team_id: &str,
@@ -62,7 +76,8 @@ impl Store {
         let sql = format!(
             "UPDATE inbox SET status = 'working', attempts = attempts + 1, locked_until = $2 \
              WHERE id = (SELECT id FROM inbox WHERE team_id = $1 \
-                 AND (status = 'pending' OR (status = 'working' AND locked_until < $3)) \
+                 AND ((status = 'pending' AND next_attempt_at <= $3) \
+                   OR (status = 'working' AND locked_until < $3)) \
                  ORDER BY id LIMIT 1 {lock}) \
              AND team_id = $1 \
              RETURNING id, team_id, event_id, kind, payload, attempts"
@@ -100,19 +115,21 @@ impl Store {
         Ok(())
     }
 
-    /// Records a failed attempt. After `INBOX_MAX_ATTEMPTS` the event is parked as
-    /// `failed` (payload cleared) so one poisoned event cannot block the queue.
+    /// Records a failed attempt: the event is claimable again from `retry_at_ms`. After
+    /// `INBOX_MAX_ATTEMPTS` it is parked as `failed` (payload cleared) so one poisoned
+    /// event cannot block the queue.
     pub async fn fail_inbox_item(
         &self,
         team_id: &str,
         id: i64,
         error: &str,
         now_ms: i64,
+        retry_at_ms: i64,
     ) -> Result<(), StoreError> {
         const SQL: &str = "UPDATE inbox SET \
              status = CASE WHEN attempts >= $3 THEN 'failed' ELSE 'pending' END, \
              payload = CASE WHEN attempts >= $3 THEN NULL ELSE payload END, \
-             locked_until = NULL, last_error = $4, handled_at = $5 \
+             next_attempt_at = $6, locked_until = NULL, last_error = $4, handled_at = $5 \
              WHERE team_id = $1 AND id = $2";
         with_pool!(self, |pool| sqlx::query(SQL)
             .bind(team_id)
@@ -120,6 +137,7 @@ impl Store {
             .bind(INBOX_MAX_ATTEMPTS)
             .bind(error)
             .bind(now_ms)
+            .bind(retry_at_ms)
             .execute(pool)
             .await
             .map(|_| ()))?;
@@ -135,5 +153,21 @@ impl Store {
             .fetch_one(pool)
             .await)?;
         Ok(n)
+    }
+
+    /// Status, attempts, next attempt and last error of one event.
+    pub async fn inbox_state(
+        &self,
+        team_id: &str,
+        event_id: &str,
+    ) -> Result<InboxState, StoreError> {
+        const SQL: &str = "SELECT status, attempts, next_attempt_at, last_error FROM inbox \
+                           WHERE team_id = $1 AND event_id = $2";
+        let row = with_pool!(self, |pool| sqlx::query_as::<_, InboxState>(SQL)
+            .bind(team_id)
+            .bind(event_id)
+            .fetch_optional(pool)
+            .await)?;
+        row.ok_or(StoreError::NotFound)
     }
 }

@@ -16,7 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 pub use digest::{ClassCounts, DigestRunRow, DigestSettingsRow, RunClaim, SpotlightRow};
-pub use inbox::{INBOX_MAX_ATTEMPTS, InboxItem, NewInboxItem};
+pub use inbox::{INBOX_MAX_ATTEMPTS, InboxItem, InboxState, NewInboxItem};
 pub use nudges::{
     MUTED_FOREVER, NewPrompt, NudgeHistory, NudgeSubject, Prompt, TeamSettings, UserPrefs,
 };

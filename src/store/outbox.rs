@@ -49,12 +49,19 @@ pub struct OutboxItem {
     /// worker must look for the message before posting again.
     pub in_doubt: i64,
     pub created_at: i64,
+    /// Attempts Slack answered with 429; they do not count toward the retry limit.
+    pub rate_limited_attempts: i64,
 }
 
 impl OutboxItem {
     pub fn params(&self) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
         serde_json::from_str(&self.payload)
             .map_err(|e| StoreError::Corrupt(format!("outbox row {} payload: {e}", self.id)))
+    }
+
+    /// Attempts that failed (or may have) other than by a rate limit, this one included.
+    pub fn failed_attempts(&self) -> i64 {
+        self.attempts.saturating_sub(self.rate_limited_attempts)
     }
 }
 
@@ -93,7 +100,8 @@ impl Store {
     }
 
     /// Claims the next due delivery of a team for `lease`. A row left `sending` by a
-    /// crashed worker is claimable again after its lease, flagged `in_doubt`.
+    /// crashed worker is claimable again after its lease, flagged `in_doubt`. Rows whose
+    /// method Slack rate-limited (`slack_rate_limits`) wait until the hold has passed.
     pub async fn claim_outbox_item(
         &self,
         team_id: &str,
@@ -113,9 +121,12 @@ impl Store {
              WHERE id = (SELECT id FROM outbox WHERE team_id = $1 \
                  AND ((status = 'pending' AND next_attempt_at <= $3) \
                    OR (status = 'sending' AND locked_until < $3)) \
+                 AND NOT EXISTS (SELECT 1 FROM slack_rate_limits r \
+                     WHERE r.team_id = $1 AND r.method = outbox.method AND r.until_ms > $3) \
                  ORDER BY next_attempt_at, id LIMIT 1 {lock}) \
              AND team_id = $1 \
-             RETURNING id, team_id, idempotency_key, method, payload, attempts, in_doubt, created_at"
+             RETURNING id, team_id, idempotency_key, method, payload, attempts, in_doubt, \
+                 created_at, rate_limited_attempts"
         );
         let until = now_ms.saturating_add(lease.as_millis() as i64);
         let item = with_pool!(self, |pool| sqlx::query_as::<_, OutboxItem>(&sql)
@@ -169,6 +180,63 @@ impl Store {
             .await
             .map(|_| ()))?;
         Ok(())
+    }
+
+    /// Slack answered 429: the row is tried again at `until_ms`, the attempt is not
+    /// counted as a failure, and no row of this team calling `limited_method` is claimed
+    /// before `until_ms` (Slack's limits are per method and workspace). One transaction,
+    /// so the hold exists whenever the row is back to `pending`. `in_doubt` is left as
+    /// it was: a 429 means this call was refused, but an earlier one may still have landed.
+    pub async fn rate_limit_outbox_item(
+        &self,
+        team_id: &str,
+        id: i64,
+        error: &str,
+        limited_method: &str,
+        until_ms: i64,
+    ) -> Result<(), StoreError> {
+        const ROW: &str = "UPDATE outbox SET status = 'pending', last_error = $3, \
+             next_attempt_at = $4, locked_until = NULL, \
+             rate_limited_attempts = rate_limited_attempts + 1 \
+             WHERE team_id = $1 AND id = $2";
+        // Keep the later of two holds: a second 429 with a shorter wait must not
+        // shorten what Slack asked for earlier.
+        const HOLD: &str = "INSERT INTO slack_rate_limits (team_id, method, until_ms) \
+             VALUES ($1, $2, $3) ON CONFLICT (team_id, method) DO UPDATE SET until_ms = \
+             CASE WHEN excluded.until_ms > slack_rate_limits.until_ms \
+                  THEN excluded.until_ms ELSE slack_rate_limits.until_ms END";
+        super::in_transaction!(self, |tx| {
+            sqlx::query(ROW)
+                .bind(team_id)
+                .bind(id)
+                .bind(error)
+                .bind(until_ms)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(HOLD)
+                .bind(team_id)
+                .bind(limited_method)
+                .bind(until_ms)
+                .execute(&mut *tx)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Until when calls to `method` are held back for this team, if a hold was ever set.
+    pub async fn rate_limited_until(
+        &self,
+        team_id: &str,
+        method: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        const SQL: &str =
+            "SELECT until_ms FROM slack_rate_limits WHERE team_id = $1 AND method = $2";
+        let until = with_pool!(self, |pool| sqlx::query_scalar(SQL)
+            .bind(team_id)
+            .bind(method)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(until)
     }
 
     /// Gives up on a delivery, keeping its last error for the operator.

@@ -5,6 +5,7 @@ mod cli;
 mod crm;
 mod digest;
 mod hubspot;
+mod inbox;
 mod nudges;
 mod outbox;
 mod server;

@@ -1,7 +1,7 @@
 //! Outbox delivery against the fake Slack: retries, rate limits, permanent errors,
 //! restarts, and no double posts when an attempt's outcome is unknown.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cusp::jobs::outbox_worker::{Delivery, MAX_ATTEMPTS, OUTBOX_LEASE};
 use cusp::store::{NewOutboxMessage, OutboxStatus};
@@ -62,27 +62,159 @@ async fn rate_limits_are_honoured(backend: Backend) {
     let t = now_ms();
     enqueue(&app, "k1", t).await;
     let first = app.deliver_outbox_at(t).await;
-    let [
-        Delivery::Retrying {
-            at_ms,
-            in_doubt: false,
-            ..
-        },
-    ] = first.as_slice()
-    else {
+    let [Delivery::RateLimited { at_ms, method, .. }] = first.as_slice() else {
         panic!("{first:?}")
     };
-    assert_eq!(*at_ms, t + 7_000);
+    assert_eq!(method, "chat.postMessage");
+    // Counted from Slack's answer, which came a few ms after `t`.
+    assert!((t + 7_000..t + 7_500).contains(at_ms), "{at_ms} vs {t}");
     assert_eq!(
         app.deliver_outbox_at(t + 6_999).await,
         vec![],
         "not before Retry-After"
     );
-    let second = app.deliver_outbox_at(t + 7_000).await;
+    let second = app.deliver_outbox_at(*at_ms).await;
     assert!(
         matches!(second.as_slice(), [Delivery::Sent { .. }]),
         "{second:?}"
     );
+    assert_eq!(app.slack.posted_messages().len(), 1);
+}
+
+/// Slack's limits are per method and workspace: after a 429 on `chat.postMessage` no
+/// other row calls it before Retry-After, including rows enqueued meanwhile; other
+/// methods go on.
+async fn a_rate_limit_holds_back_the_method_for_every_row(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.slack.push_response(
+        "chat.postMessage",
+        Scripted::RateLimited {
+            retry_after_secs: 1,
+        },
+    );
+    let t = now_ms();
+    enqueue(&app, "k1", t).await;
+    enqueue(&app, "k2", t).await;
+    let mut react = post("r1", "C_DEALS");
+    react.method = "reactions.add".into();
+    react.params.insert("timestamp".into(), "1.0001".into());
+    react.params.insert("name".into(), "eyes".into());
+    app.state
+        .store
+        .enqueue_outbox(TEAM, &[react], t)
+        .await
+        .unwrap();
+
+    let first = app.deliver_outbox_at(t).await;
+    let [Delivery::RateLimited { at_ms, .. }, Delivery::Sent { .. }] = first.as_slice() else {
+        panic!("the post is refused, the reaction still goes: {first:?}")
+    };
+    let until = *at_ms;
+    assert_eq!(
+        app.state
+            .store
+            .rate_limited_until(TEAM, "chat.postMessage")
+            .await
+            .unwrap(),
+        Some(until)
+    );
+    enqueue(&app, "k3", t + 500).await;
+    assert_eq!(app.deliver_outbox_at(t + 500).await, vec![]);
+    assert_eq!(app.deliver_outbox_at(until - 1).await, vec![]);
+    assert_eq!(
+        app.slack.calls_to("chat.postMessage").len(),
+        1,
+        "only the refused call reached Slack before Retry-After"
+    );
+
+    let after = app.deliver_outbox_at(until).await;
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert!(
+        after.iter().all(|d| matches!(d, Delivery::Sent { .. })),
+        "{after:?}"
+    );
+    assert_eq!(app.slack.posted_messages().len(), 3);
+    for key in ["k1", "k2", "k3"] {
+        assert_eq!(status(&app, key).await, OutboxStatus::Sent, "{key}");
+    }
+}
+
+/// The same, with the real worker loop and the wall clock: the fake sees no
+/// `chat.postMessage` within Retry-After of the 429.
+async fn the_running_worker_waits_out_retry_after(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.slack.push_response(
+        "chat.postMessage",
+        Scripted::RateLimited {
+            retry_after_secs: 1,
+        },
+    );
+    let t = now_ms();
+    for key in ["k1", "k2", "k3"] {
+        enqueue(&app, key, t).await;
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(cusp::jobs::outbox_worker::run(app.state.clone(), stopped));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.slack.posted_messages().len() < 3 {
+        assert!(Instant::now() < deadline, "worker did not deliver");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    worker.await.unwrap();
+
+    let calls = app.slack.calls_to("chat.postMessage");
+    assert_eq!(calls.len(), 4, "one refused, three posted");
+    let refused_at = calls[0].at;
+    for call in &calls[1..] {
+        assert!(
+            call.at.duration_since(refused_at) >= Duration::from_secs(1),
+            "a post reached Slack {:?} after the 429",
+            call.at.duration_since(refused_at)
+        );
+    }
+}
+
+/// Slack says a 429 is not a failure: however many there are, the row is not given up,
+/// and they do not use up the budget for real failures.
+async fn rate_limits_never_kill_a_row(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    // More than the old cap of 50 rate-limited attempts.
+    let rate_limits = 60;
+    for _ in 0..rate_limits {
+        app.slack.push_response(
+            "chat.postMessage",
+            Scripted::RateLimited {
+                retry_after_secs: 1,
+            },
+        );
+    }
+    for _ in 1..MAX_ATTEMPTS {
+        app.slack
+            .push_response("chat.postMessage", Scripted::Status(503));
+    }
+    let mut t = now_ms();
+    enqueue(&app, "k1", t).await;
+    let mut seen = (0, 0);
+    loop {
+        let result = app.deliver_outbox_at(t).await;
+        match result.as_slice() {
+            [Delivery::RateLimited { at_ms, .. }] => {
+                seen.0 += 1;
+                t = *at_ms;
+            }
+            [Delivery::Retrying { at_ms, .. }] => {
+                seen.1 += 1;
+                t = *at_ms;
+            }
+            [Delivery::Sent { .. }] => break,
+            other => panic!("after {seen:?}: {other:?}"),
+        }
+        assert_eq!(status(&app, "k1").await, OutboxStatus::Pending);
+    }
+    assert_eq!(seen, (rate_limits, MAX_ATTEMPTS - 1));
+    let (_, _, attempts) = app.state.store.outbox_status(TEAM, "k1").await.unwrap();
+    assert_eq!(attempts, rate_limits + MAX_ATTEMPTS);
     assert_eq!(app.slack.posted_messages().len(), 1);
 }
 
@@ -249,6 +381,9 @@ async fn pending_deliveries_resume_after_a_restart(backend: Backend) {
 backend_matrix!(
     a_message_is_delivered_once_with_its_key,
     rate_limits_are_honoured,
+    a_rate_limit_holds_back_the_method_for_every_row,
+    the_running_worker_waits_out_retry_after,
+    rate_limits_never_kill_a_row,
     server_errors_back_off_then_give_up,
     permanent_errors_are_recorded_without_retrying,
     a_lost_answer_does_not_cause_a_second_post,

@@ -131,26 +131,103 @@ async fn failing_events_are_retried_then_parked(backend: Backend) {
         payload: "not json",
     };
     store.enqueue_inbox(&item, 0).await.unwrap();
+    let claim = |at: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_inbox_item("T1", at, Duration::from_secs(1))
+                .await
+                .unwrap()
+        }
+    };
+    let mut t = 1;
     for attempt in 1..=cusp::store::INBOX_MAX_ATTEMPTS {
-        let claimed = store
-            .claim_inbox_item("T1", attempt, Duration::from_secs(1))
-            .await
-            .unwrap()
-            .expect("claim");
+        let claimed = claim(t).await.expect("claim");
         assert_eq!(claimed.attempts, attempt);
+        let retry_at = t + 1_000;
         store
-            .fail_inbox_item("T1", claimed.id, "bad payload", attempt)
+            .fail_inbox_item("T1", claimed.id, "bad payload", t, retry_at)
             .await
             .unwrap();
+        let state = store.inbox_state("T1", "Ev-bad").await.unwrap();
+        assert_eq!(state.attempts, attempt);
+        assert_eq!(state.last_error.as_deref(), Some("bad payload"));
+        if attempt < cusp::store::INBOX_MAX_ATTEMPTS {
+            assert_eq!(
+                (state.status.as_str(), state.next_attempt_at),
+                ("pending", retry_at)
+            );
+            assert!(claim(retry_at - 1).await.is_none(), "not before its retry");
+        } else {
+            assert_eq!(state.status, "failed");
+        }
+        t = retry_at;
     }
-    assert!(
-        store
-            .claim_inbox_item("T1", 100, Duration::from_secs(1))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(claim(t + 3_600_000).await.is_none(), "parked for good");
     assert_eq!(store.inbox_backlog("T1").await.unwrap(), 0);
+}
+
+/// A 429's hold stops claims of that method for that team only, and 429s are counted
+/// apart from failures.
+async fn a_rate_limit_holds_one_method_of_one_team(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let mut react = post("r");
+    react.method = "reactions.add".into();
+    store
+        .enqueue_outbox("T1", &[post("a"), post("b"), react], 1_000)
+        .await
+        .unwrap();
+    store
+        .enqueue_outbox("T2", &[post("a")], 1_000)
+        .await
+        .unwrap();
+    let lease = Duration::from_secs(60);
+    let claim = |team: &'static str, at: i64| {
+        let store = store.clone();
+        async move { store.claim_outbox_item(team, at, lease).await.unwrap() }
+    };
+
+    let a = claim("T1", 1_000).await.expect("a");
+    store
+        .rate_limit_outbox_item("T1", a.id, "429", "chat.postMessage", 2_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .rate_limited_until("T1", "chat.postMessage")
+            .await
+            .unwrap(),
+        Some(2_000)
+    );
+    let r = claim("T1", 1_000).await.expect("other methods go on");
+    assert_eq!(r.idempotency_key, "r");
+    assert!(claim("T1", 1_999).await.is_none(), "b is held");
+    assert_eq!(
+        claim("T2", 1_000).await.expect("other teams go on").team_id,
+        "T2"
+    );
+    // A shorter wait from a later 429 does not shorten the hold.
+    store
+        .rate_limit_outbox_item("T1", r.id, "429", "chat.postMessage", 1_500)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .rate_limited_until("T1", "chat.postMessage")
+            .await
+            .unwrap(),
+        Some(2_000)
+    );
+
+    // Due order once the hold has passed: b (never tried), r, then a.
+    assert_eq!(claim("T1", 2_000).await.expect("b").idempotency_key, "b");
+    assert_eq!(claim("T1", 2_000).await.expect("r").idempotency_key, "r");
+    let a = claim("T1", 2_000).await.expect("a");
+    assert_eq!(
+        (a.attempts, a.rate_limited_attempts, a.failed_attempts()),
+        (2, 1, 1)
+    );
 }
 
 async fn observations_dedupe_and_export_with_their_themes(backend: Backend) {
@@ -320,6 +397,7 @@ backend_matrix!(
     failing_events_are_retried_then_parked,
     observations_dedupe_and_export_with_their_themes,
     outbox_claims_retries_and_records_outcomes,
+    a_rate_limit_holds_one_method_of_one_team,
     migrations_apply_twice_without_harm,
 );
 

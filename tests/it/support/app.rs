@@ -301,7 +301,12 @@ impl TestApp {
     }
 
     pub async fn drain_inbox(&self) -> usize {
-        cusp::jobs::inbox_worker::drain(&self.state, now_ms())
+        self.drain_inbox_at(now_ms()).await
+    }
+
+    /// Handles every event due at `at_ms` (a failed event waits for its backoff).
+    pub async fn drain_inbox_at(&self, at_ms: i64) -> usize {
+        cusp::jobs::inbox_worker::drain(&self.state, at_ms)
             .await
             .expect("drain inbox")
     }

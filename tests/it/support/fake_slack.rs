@@ -12,7 +12,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -52,6 +52,8 @@ pub struct RecordedCall {
     pub params: Map<String, Value>,
     pub auth_present: bool,
     pub auth_ok: bool,
+    /// When the call reached the fake (for "not before Retry-After" checks).
+    pub at: Instant,
 }
 
 impl RecordedCall {
@@ -296,6 +298,7 @@ async fn handle(
             params: params.clone(),
             auth_present: auth.is_some(),
             auth_ok,
+            at: Instant::now(),
         });
         inner
             .scripted
