@@ -736,7 +736,7 @@ mod tests {
                 .collect();
             assert!(!per_deal.contains(&q.id), "{}", q.id);
             // A question the team marked "not now" gives way to another of the pillar.
-            let other = question_of_the_week(&engine, p, &[q.id.clone()], 42).unwrap();
+            let other = question_of_the_week(&engine, p, std::slice::from_ref(&q.id), 42).unwrap();
             let choices = engine
                 .team_questions()
                 .iter()
