@@ -12,6 +12,7 @@ use cusp::store::{Effects, NewObservation, ObservationSource, RunClaim};
 
 use crate::backend_matrix;
 use crate::support::app::{Backend, TEAM, TestApp, TestDb};
+use crate::support::fake_slack::Scripted;
 
 const CHANNEL: &str = "C_DIGEST";
 const OTHER_TEAM: &str = "T_OTHER";
@@ -602,12 +603,20 @@ async fn subscribers_get_their_own_figures_by_dm(backend: Backend) {
             messages: 2
         }
     );
+    // Slack takes both posts but the answers are lost: the retry reads the DM
+    // conversation back (a user id is not a conversation) and does not post again.
+    app.slack
+        .push_response("chat.postMessage", Scripted::DropAfterPost);
+    app.slack
+        .push_response("chat.postMessage", Scripted::DropAfterPost);
     app.deliver_outbox_at(ms("2026-11-23T09:00:01Z")).await;
+    app.deliver_outbox_at(ms("2026-11-23T10:00:00Z")).await;
+    assert_eq!(app.slack.posted_messages().len(), 2, "one post, one DM");
     let dm: Vec<_> = app
         .slack
         .posted_messages()
         .into_iter()
-        .filter(|m| m.channel == "U_ME")
+        .filter(|m| m.channel == "D_U_ME")
         .collect();
     assert_eq!(dm.len(), 1);
     let blocks = dm[0].blocks.to_string();
@@ -618,7 +627,7 @@ async fn subscribers_get_their_own_figures_by_dm(backend: Backend) {
         app.slack
             .posted_messages()
             .iter()
-            .all(|m| m.channel != "U_YOU"),
+            .all(|m| m.channel != "D_U_YOU"),
         "no DM without opting in"
     );
 }

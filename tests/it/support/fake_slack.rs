@@ -359,6 +359,12 @@ fn default_behaviour(
             let Some(channel) = s("channel").filter(|c| !c.is_empty()) else {
                 return err("channel_not_found");
             };
+            // As Slack does: a post to a user id lands in the bot's DM with that person.
+            let channel = if is_user_id(&channel) {
+                format!("D_{channel}")
+            } else {
+                channel
+            };
             let blocks = param_json(p, "blocks").unwrap_or(Value::Null);
             let text = s("text").unwrap_or_default();
             if text.is_empty() && blocks.is_null() {
@@ -449,7 +455,8 @@ fn default_behaviour(
             None => err("users_not_found"),
         },
         "conversations.history" | "conversations.replies" => {
-            let Some(channel) = s("channel") else {
+            // History is read by conversation id; Slack does not accept a user id here.
+            let Some(channel) = s("channel").filter(|c| !is_user_id(c)) else {
                 return err("channel_not_found");
             };
             let thread = if method == "conversations.replies" {
@@ -487,4 +494,8 @@ fn default_behaviour(
         }
         _ => err("unknown_method"),
     }
+}
+
+fn is_user_id(id: &str) -> bool {
+    id.starts_with('U') || id.starts_with('W')
 }
