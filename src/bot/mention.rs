@@ -72,7 +72,8 @@ pub async fn on_mention(
     if asker_opted_out {
         drop_buttons(&mut params);
     }
-    let observation = (!author_prefs.opted_out).then(|| {
+    // Only deal updates are observations (the digest counts them as such).
+    let observation = (analysis.is_deal_update && !author_prefs.opted_out).then(|| {
         super::observation(
             &analysis,
             ObservationSource::Mention,

@@ -44,9 +44,10 @@ pub struct Asker<'a> {
 const DB_BUDGET: std::time::Duration = std::time::Duration::from_millis(1_000);
 
 /// `/cusp reflect <text>`: the analysis and questions (avoiding the person's recent
-/// questions), and the observation logged unless the person opted out. The person always
-/// gets an answer: when the database is unavailable the questions ignore history and
-/// nothing is logged (we cannot tell whether they opted out, so privacy wins).
+/// questions), and, when the text is a deal update, the observation logged unless the
+/// person opted out. The person always gets an answer: when the database is unavailable
+/// the questions ignore history and nothing is logged (we cannot tell whether they opted
+/// out, so privacy wins).
 pub async fn on_command(
     state: &AppState,
     team_id: &str,
@@ -75,11 +76,13 @@ pub async fn on_command(
         }
     };
     let log = async {
-        if state
-            .store
-            .user_prefs(team_id, asker.user_id)
-            .await?
-            .opted_out
+        // Only deal updates are observations: the digest counts them as such.
+        if !analysis.is_deal_update
+            || state
+                .store
+                .user_prefs(team_id, asker.user_id)
+                .await?
+                .opted_out
         {
             return Ok(false);
         }

@@ -212,6 +212,15 @@ async fn reflect_answers_with_themes_and_questions_and_logs_once(backend: Backen
     // The same request again (same trigger) is logged once.
     app.post_signed("/slack/commands", FORM, &body).await;
     assert_eq!(app.state.store.count_observations(TEAM).await.unwrap(), 1);
+    // Text that is not a deal update is answered but not counted as one.
+    let chatter = command_body("reflect anyone up for tacos at noon?", "trigger-43");
+    let reply = app.post_signed("/slack/commands", FORM, &chatter).await;
+    assert!(
+        reply.json()["blocks"]
+            .to_string()
+            .contains("doesn't read like a deal update")
+    );
+    assert_eq!(app.state.store.count_observations(TEAM).await.unwrap(), 1);
     // No message text is stored.
     let mut out = Vec::new();
     cusp::bot::export::export(
