@@ -34,9 +34,17 @@ impl EngineArgs {
         let Some(path) = &self.lexicon else {
             return Ok(Engine::builtin());
         };
-        let source = std::fs::read_to_string(path).map_err(|e| ConfigError::Lexicon {
+        let bytes = std::fs::read(path).map_err(|e| ConfigError::Lexicon {
             path: path.clone(),
             reason: e.to_string(),
+        })?;
+        let source = String::from_utf8(bytes).map_err(|e| {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+            ConfigError::Lexicon {
+                path: path.clone(),
+                reason: format!("line {line}: not valid UTF-8 (save the file as UTF-8)"),
+            }
         })?;
         Engine::from_lexicon(&source).map_err(|e| ConfigError::Lexicon {
             path: path.clone(),
@@ -213,6 +221,24 @@ impl ServeArgs {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lexicon_that_is_not_utf8_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lexicon.txt");
+        std::fs::write(
+            &path,
+            b"# ok\nquota_pressure 1 bonus\nclosing_push 1 sign \xff now\n",
+        )
+        .unwrap();
+        let err = EngineArgs {
+            lexicon: Some(path.clone()),
+        }
+        .load()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("line 3: not valid UTF-8"), "{err}");
+    }
 
     fn args(secret: Option<&str>, token: Option<&str>) -> ServeArgs {
         ServeArgs {

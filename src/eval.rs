@@ -9,7 +9,8 @@ use crate::engine::{Class, Engine, Theme};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
-    #[error("cannot read {path}: {source}")]
+    // The io error is the source: `{:#}` at the edge appends it once.
+    #[error("cannot read {path}")]
     Io {
         path: String,
         source: std::io::Error,
@@ -36,6 +37,7 @@ struct Labelled {
 pub struct Prf {
     pub tp: usize,
     pub fp: usize,
+    #[serde(rename = "fn")]
     pub fn_: usize,
     pub precision: f64,
     pub recall: f64,
@@ -234,6 +236,13 @@ pub fn run(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_names_false_negatives_fn() {
+        let v = serde_json::to_value(Prf::from_counts(1, 2, 3)).unwrap();
+        assert_eq!(v["fn"], 3);
+        assert!(v.get("fn_").is_none());
+    }
 
     #[test]
     fn scores_a_small_set() {
