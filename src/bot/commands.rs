@@ -254,6 +254,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_slack_manifest_hints_every_subcommand() {
+        let manifest = include_str!("../../deploy/slack-app-manifest.yaml");
+        let hint = manifest
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("usage_hint:"))
+            .unwrap_or_default();
+        assert!(
+            !hint.is_empty(),
+            "deploy/slack-app-manifest.yaml has no usage_hint"
+        );
+        for verb in Verb::ALL {
+            let listed = hint
+                .trim_matches(|c: char| c == '"' || c.is_whitespace())
+                .split('|')
+                .any(|part| part.split_whitespace().next() == Some(verb.name()));
+            assert!(listed, "usage_hint {hint} should list `{}`", verb.name());
+        }
+    }
+
+    #[test]
     fn empty_text_and_help_show_help() {
         assert_eq!(Command::parse(""), Command::Help);
         assert_eq!(Command::parse("  HELP "), Command::Help);

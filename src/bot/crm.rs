@@ -85,16 +85,63 @@ fn optional(object: &Map<String, Value>, field: &str) -> Result<Option<String>, 
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The dedupe key of a delivery that carries no delivery id: deal, stage and the UTC day
+/// the CRM signed it (`deal:D-42:closedwon:2026-11-20`). A CRM retrying later the same
+/// day signs with a new timestamp, so the timestamp itself cannot be in the key; the
+/// day can. The cost: a deal that really re-enters the same stage on the same UTC day
+/// is prompted once, and a retry that crosses midnight UTC prompts twice. CRMs that can
+/// should send `X-Cusp-Delivery`.
+pub fn fallback_delivery_key(update: &DealUpdate, signed_at: jiff::Timestamp) -> String {
+    let day = signed_at.to_zoned(jiff::tz::TimeZone::UTC).date();
+    format!(
+        "deal:{}:{}:{day}",
+        update.deal_id,
+        update.stage.trim().to_lowercase()
+    )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrmOutcome {
     /// A DM with questions is in the outbox.
     Queued,
     /// This delivery was seen before.
     Duplicate,
-    /// No Slack user matches the owner: logged, nothing sent.
+    /// No Slack user matches the owner, or Slack says they cannot get a DM: logged,
+    /// nothing sent.
     OwnerUnknown,
     /// The owner opted out: nothing sent, nothing logged.
     OwnerOptedOut,
+    /// The owner muted cusp (`/cusp mute`) or this deal: the observation is logged, like
+    /// a muted person's channel messages, but no DM is sent.
+    OwnerMuted(MuteScope),
+}
+
+/// What the deal owner muted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MuteScope {
+    /// `/cusp mute`: every nudge.
+    Everything,
+    /// "Mute this deal for a week" on this account.
+    ThisDeal,
+}
+
+impl CrmOutcome {
+    /// The word webhook answers use for this outcome.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrmOutcome::Queued => "queued",
+            CrmOutcome::Duplicate => "duplicate",
+            CrmOutcome::OwnerUnknown => "owner_unknown",
+            CrmOutcome::OwnerOptedOut => "owner_opted_out",
+            CrmOutcome::OwnerMuted(_) => "owner_muted",
+        }
+    }
+
+    /// Whether a DM was (or, for a duplicate, had been) queued. The others are answered
+    /// 202: accepted, deliberately nothing sent, and no reason for the CRM to retry.
+    pub fn sends_a_message(self) -> bool {
+        matches!(self, CrmOutcome::Queued | CrmOutcome::Duplicate)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,12 +198,58 @@ async fn prompt_owner(
         },
         (None, None) => return Ok(CrmOutcome::OwnerUnknown),
     };
-    if state.store.user_prefs(team, &owner).await?.opted_out {
+    let prefs = state.store.user_prefs(team, &owner).await?;
+    if prefs.opted_out {
+        tracing::info!(deal_id = %update.deal_id, "deal owner opted out of cusp: nothing sent or logged");
         return Ok(CrmOutcome::OwnerOptedOut);
     }
-    let channel = open_dm(state, &owner).await?;
+    // The DM is opened even for a muted owner: it checks that the owner can be reached at
+    // all (an unknown owner is reported the same way, muted or not), and the muted
+    // owner's observation then names the same channel an unmuted one's would.
+    let channel = match open_dm(state, &owner).await? {
+        DmChannel::Open(channel) => channel,
+        DmChannel::Unreachable(code) => {
+            tracing::warn!(deal_id = %update.deal_id, slack_error = %code, "Slack cannot DM the deal owner: nothing sent");
+            return Ok(CrmOutcome::OwnerUnknown);
+        }
+    };
     let stage = Stage::parse(&update.stage);
     let analysis = state.engine.analyze(update.note.as_deref().unwrap_or(""));
+    let thread_key = format!("crm:{delivery_key}");
+    let observation = NewObservation {
+        account: Some(update.account.clone()),
+        ..super::observation(
+            &analysis,
+            ObservationSource::Crm,
+            &channel,
+            &owner,
+            None,
+            thread_key.clone(),
+        )
+    };
+    // Deal mutes are keyed by the lower-cased account, as the prompt's `account` below.
+    let deal_key = update.account.to_lowercase();
+    let muted = if prefs.is_muted(now_ms) {
+        Some(MuteScope::Everything)
+    } else if state
+        .store
+        .deal_muted(team, &owner, &deal_key, now_ms)
+        .await?
+    {
+        Some(MuteScope::ThisDeal)
+    } else {
+        None
+    };
+    if let Some(scope) = muted {
+        // Like a muted person's channel messages: the themes still count, nobody is asked.
+        tracing::info!(deal_id = %update.deal_id, ?scope, "deal owner muted cusp: observation logged, no DM");
+        let effects = Effects {
+            observation: Some(observation),
+            ..Effects::default()
+        };
+        state.store.record_effects(team, &effects, now_ms).await?;
+        return Ok(CrmOutcome::OwnerMuted(scope));
+    }
     let mut analysis_for_questions = analysis.clone();
     analysis_for_questions.account = Some(update.account.clone());
     let seed = seed_from(&[team, &owner, delivery_key]);
@@ -167,25 +260,14 @@ async fn prompt_owner(
         "{} just moved to *{stage_name}*. A question or two while it's fresh:",
         update.account
     );
-    let thread_key = format!("crm:{delivery_key}");
     let params = prompt_params(&channel, None, &intro, &questions, None, &thread_key);
     let effects = Effects {
-        observation: Some(NewObservation {
-            account: Some(update.account.clone()),
-            ..super::observation(
-                &analysis,
-                ObservationSource::Crm,
-                &channel,
-                &owner,
-                None,
-                thread_key.clone(),
-            )
-        }),
+        observation: Some(observation),
         prompt: Some(NewPrompt {
             channel_id: channel.clone(),
             thread_key: thread_key.clone(),
             user_id: owner.clone(),
-            account: Some(update.account.to_lowercase()),
+            account: Some(deal_key),
             kind: "crm",
             question_ids: questions.iter().map(|q| q.id.clone()).collect(),
             stage: stage.map(|s| s.as_str().to_owned()),
@@ -201,21 +283,33 @@ async fn prompt_owner(
     Ok(CrmOutcome::Queued)
 }
 
+enum DmChannel {
+    Open(String),
+    /// Slack will never open this DM (the Slack error code says why).
+    Unreachable(String),
+}
+
 /// The DM channel with a person (`conversations.open`), so that the outbox can later
-/// look for its own post there.
-async fn open_dm(state: &AppState, user: &str) -> Result<String, CrmError> {
+/// look for its own post there. A person Slack cannot DM (unknown, deactivated, hidden,
+/// a bot) is `Unreachable`, not an error: a retry would fail the same way, so the CRM
+/// must not be told to retry.
+async fn open_dm(state: &AppState, user: &str) -> Result<DmChannel, CrmError> {
     let mut params = Map::new();
     params.insert("users".into(), json!(user));
-    let response = state
-        .slack
-        .call("conversations.open", &params)
-        .await
-        .map_err(|e| CrmError::Slack(e.to_string()))?;
+    let response = match state.slack.call("conversations.open", &params).await {
+        Ok(response) => response,
+        Err(err) if err.is_unreachable_user() => {
+            return Ok(DmChannel::Unreachable(
+                err.code().unwrap_or_default().to_owned(),
+            ));
+        }
+        Err(err) => return Err(CrmError::Slack(err.to_string())),
+    };
     response
         .get("channel")
         .and_then(|c| c.get("id"))
         .and_then(Value::as_str)
-        .map(str::to_owned)
+        .map(|id| DmChannel::Open(id.to_owned()))
         .ok_or_else(|| CrmError::Slack("conversations.open returned no channel id".into()))
 }
 
@@ -231,6 +325,30 @@ mod tests {
         assert_eq!(update.deal_id, "42");
         assert_eq!(update.owner_email.as_deref(), Some("sam@acme.test"));
         assert_eq!(update.note.as_deref(), Some("CFO wants a business case"));
+    }
+
+    #[test]
+    fn the_fallback_key_is_the_same_all_utc_day_and_changes_at_midnight() {
+        let update = parse_deal_update(
+            br#"{"deal_id": "D-42", "account": "Acme", "stage": "ClosedWon", "owner": {"email": "e"}}"#,
+        )
+        .unwrap();
+        let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        let first = fallback_delivery_key(&update, at("2026-11-20T09:00:00Z"));
+        assert_eq!(first, "deal:D-42:closedwon:2026-11-20");
+        // A retry ten minutes (or hours) later the same UTC day is the same delivery.
+        assert_eq!(
+            fallback_delivery_key(&update, at("2026-11-20T09:10:00Z")),
+            first
+        );
+        assert_eq!(
+            fallback_delivery_key(&update, at("2026-11-20T23:59:59Z")),
+            first
+        );
+        assert_ne!(
+            fallback_delivery_key(&update, at("2026-11-21T00:00:00Z")),
+            first
+        );
     }
 
     #[test]

@@ -436,4 +436,14 @@ impl Engine {
             .map(|q| q.render(None))
             .collect()
     }
+
+    /// The questions the bank tags for `stage` (for tests and docs: CRM prompts prefer them).
+    pub fn stage_questions(&self, stage: Stage) -> Vec<Question> {
+        self.inner
+            .bank
+            .iter()
+            .filter(|q| q.stages.contains(&stage))
+            .map(|q| q.render(None))
+            .collect()
+    }
 }

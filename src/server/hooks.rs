@@ -12,12 +12,23 @@ use serde_json::json;
 use super::crm_signature;
 use super::error::ApiError;
 use crate::app::AppState;
-use crate::bot::crm::{CrmError, CrmOutcome, on_deal_update, parse_deal_update};
+use crate::bot::crm::{CrmError, fallback_delivery_key, on_deal_update, parse_deal_update};
 
 pub async fn deals(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
+) -> Result<Response, ApiError> {
+    deals_at(&state, &headers, &body, jiff::Timestamp::now()).await
+}
+
+/// `POST /hooks/deals` with the clock as a parameter, so tests can replay a CRM's retry
+/// ten minutes later without waiting.
+pub async fn deals_at(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: jiff::Timestamp,
 ) -> Result<Response, ApiError> {
     let Some(secret) = state.webhook_secret.as_ref() else {
         return Ok((
@@ -27,47 +38,42 @@ pub async fn deals(
             .into_response());
     };
     let timestamp = headers.get("x-cusp-timestamp").map(|v| v.as_bytes());
-    let now = jiff::Timestamp::now();
     if let Err(err) = crm_signature::verify(
         secret.expose_secret().as_bytes(),
         timestamp,
         headers.get("x-cusp-signature").map(|v| v.as_bytes()),
-        &body,
+        body,
         now.as_second(),
     ) {
         tracing::warn!(reason = %err, body_len = body.len(), "rejected CRM webhook");
         return Err(ApiError::Unauthorized(err.to_string()));
     }
-    let update = parse_deal_update(&body).map_err(ApiError::BadRequest)?;
-    // A delivery id when the CRM sends one; otherwise deal, stage and signing time.
+    let update = parse_deal_update(body).map_err(ApiError::BadRequest)?;
+    // A delivery id when the CRM sends one; otherwise deal, stage and the UTC day it was
+    // signed (see `fallback_delivery_key`). The timestamp was verified above, so it
+    // parses; `now` is within five minutes of it anyway.
     let delivery_key = match headers.get("x-cusp-delivery").and_then(|v| v.to_str().ok()) {
         Some(id) if !id.trim().is_empty() => format!("delivery:{}", id.trim()),
-        _ => format!(
-            "deal:{}:{}:{}",
-            update.deal_id,
-            update.stage.to_lowercase(),
-            String::from_utf8_lossy(timestamp.unwrap_or_default())
-        ),
+        _ => {
+            let signed_at = timestamp
+                .and_then(|t| std::str::from_utf8(t).ok())
+                .and_then(|t| t.parse::<i64>().ok())
+                .and_then(|t| jiff::Timestamp::from_second(t).ok())
+                .unwrap_or(now);
+            fallback_delivery_key(&update, signed_at)
+        }
     };
     let span = tracing::info_span!("crm", deal_id = %update.deal_id, stage = %update.stage);
     let _entered = span.enter();
-    match on_deal_update(&state, &update, &delivery_key, now.as_millisecond()).await {
-        Ok(CrmOutcome::Queued) => {
-            Ok((StatusCode::OK, Json(json!({"status": "queued"}))).into_response())
+    match on_deal_update(state, &update, &delivery_key, now.as_millisecond()).await {
+        Ok(outcome) => {
+            let status = if outcome.sends_a_message() {
+                StatusCode::OK
+            } else {
+                StatusCode::ACCEPTED
+            };
+            Ok((status, Json(json!({"status": outcome.as_str()}))).into_response())
         }
-        Ok(CrmOutcome::Duplicate) => {
-            Ok((StatusCode::OK, Json(json!({"status": "duplicate"}))).into_response())
-        }
-        Ok(CrmOutcome::OwnerUnknown) => Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({"status": "owner_unknown"})),
-        )
-            .into_response()),
-        Ok(CrmOutcome::OwnerOptedOut) => Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({"status": "owner_opted_out"})),
-        )
-            .into_response()),
         Err(CrmError::Store(err)) => {
             tracing::error!(error = %err, "could not store the deal update");
             Err(ApiError::Unavailable)
@@ -124,6 +130,7 @@ pub async fn hubspot(
     }
     let events = crate::hubspot::parse_events(&body).map_err(ApiError::BadRequest)?;
     let mut counts = std::collections::BTreeMap::<&str, u32>::new();
+    let (mut held_back, mut sent) = (false, false);
     for event in &events {
         let Some(stage) = event.new_deal_stage() else {
             *counts.entry("ignored").or_default() += 1;
@@ -153,15 +160,12 @@ pub async fn hubspot(
             tracing::warn!(error = %err, "HubSpot deal update not handled; HubSpot will retry");
             ApiError::Unavailable
         })?;
-        let key = match outcome {
-            CrmOutcome::Queued => "queued",
-            CrmOutcome::Duplicate => "duplicate",
-            CrmOutcome::OwnerUnknown => "owner_unknown",
-            CrmOutcome::OwnerOptedOut => "owner_opted_out",
-        };
-        *counts.entry(key).or_default() += 1;
+        *counts.entry(outcome.as_str()).or_default() += 1;
+        held_back |= !outcome.sends_a_message();
+        sent |= outcome.sends_a_message();
     }
-    let status = if counts.contains_key("owner_unknown") && !counts.contains_key("queued") {
+    // As on /hooks/deals: 202 when deals were accepted but deliberately not messaged.
+    let status = if held_back && !sent {
         StatusCode::ACCEPTED
     } else {
         StatusCode::OK

@@ -5,7 +5,7 @@ mod commands;
 pub mod crm_signature;
 pub mod error;
 mod events;
-mod hooks;
+pub mod hooks;
 mod interactivity;
 pub mod verify;
 

@@ -37,6 +37,21 @@ pub const RETRYABLE_API_CODES: &[&str] = &[
     "ratelimited",
 ];
 
+/// Slack error codes that mean "this person cannot get a DM from the app": no such user,
+/// deactivated, hidden from the app, a bot, or an external person the app shares no
+/// channel with. `conversations.open` documents `user_not_found`, `user_disabled`,
+/// `user_not_visible` and `invalid_user_combination`; `cannot_dm_bot` is Slack's answer
+/// for a bot user. Permanent for that user: asking again cannot help, unlike
+/// configuration errors (`missing_scope`, `invalid_auth`) that an admin can fix.
+pub const UNREACHABLE_USER_CODES: &[&str] = &[
+    "user_not_found",
+    "users_not_found",
+    "user_disabled",
+    "user_not_visible",
+    "cannot_dm_bot",
+    "invalid_user_combination",
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum SlackApiError {
     #[error("{method}: rate limited, retry after {retry_after:?}")]
@@ -78,6 +93,11 @@ impl SlackApiError {
             // and a write may already have happened.
             Self::Decode { .. } | Self::InvalidConfig(_) => false,
         }
+    }
+
+    /// Slack said the user in the call cannot be reached (see [`UNREACHABLE_USER_CODES`]).
+    pub fn is_unreachable_user(&self) -> bool {
+        matches!(self, Self::Api { code, .. } if UNREACHABLE_USER_CODES.contains(&code.as_str()))
     }
 
     /// How long Slack asked us to wait, for rate limits.
@@ -375,6 +395,17 @@ mod tests {
         SlackApiError::Api {
             method: "chat.postMessage".into(),
             code: code.into(),
+        }
+    }
+
+    #[test]
+    fn unreachable_users_are_permanent_and_told_apart_from_configuration_errors() {
+        for code in UNREACHABLE_USER_CODES {
+            assert!(api(code).is_unreachable_user(), "{code}");
+            assert!(!api(code).is_retryable(), "{code}");
+        }
+        for code in ["missing_scope", "invalid_auth", "internal_error"] {
+            assert!(!api(code).is_unreachable_user(), "{code}");
         }
     }
 

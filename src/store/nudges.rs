@@ -421,6 +421,27 @@ impl Store {
         Ok(())
     }
 
+    /// Whether `user_id` muted `deal_key` ("Mute this deal for a week") and the mute
+    /// still runs at `now_ms`. Deal keys are lower-cased accounts (or a thread key).
+    pub async fn deal_muted(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        deal_key: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        const SQL: &str = "SELECT COUNT(*) FROM deal_mutes WHERE team_id = $1 AND user_id = $2 \
+             AND deal_key = $3 AND until_at > $4";
+        let n: i64 = with_pool!(self, |pool| sqlx::query_scalar(SQL)
+            .bind(team_id)
+            .bind(user_id)
+            .bind(deal_key)
+            .bind(now_ms)
+            .fetch_one(pool)
+            .await)?;
+        Ok(n > 0)
+    }
+
     pub async fn save_reflection(
         &self,
         team_id: &str,

@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use cusp::app::HubSpotHooks;
 use cusp::hubspot::{HubSpotClient, sign_v3};
 
-use crate::support::app::{Backend, TestApp, TestResponse, now_ms};
+use crate::backend_matrix;
+use crate::support::app::{Backend, TestApp, TestResponse, command_body, now_ms};
 
 const CLIENT_SECRET: &str = "hs-client-secret";
 const PUBLIC_URL: &str = "https://cusp.example.com";
@@ -40,8 +41,8 @@ async fn fake_hubspot() -> String {
     format!("http://{addr}")
 }
 
-async fn app_with_hubspot() -> TestApp {
-    let mut app = TestApp::spawn(Backend::Sqlite).await;
+async fn app_with_hubspot(backend: Backend) -> TestApp {
+    let mut app = TestApp::spawn(backend).await;
     let client = HubSpotClient::new(
         &fake_hubspot().await,
         "pat-test".to_owned().into(),
@@ -82,9 +83,8 @@ fn stage_change(event_id: i64, deal: i64, stage: &str) -> Value {
            "propertyName": "dealstage", "propertyValue": stage, "changeSource": "CRM"})
 }
 
-#[tokio::test]
-async fn a_signed_stage_change_reaches_the_owner_once() {
-    let app = app_with_hubspot().await;
+async fn a_signed_stage_change_reaches_the_owner_once(backend: Backend) {
+    let app = app_with_hubspot(backend).await;
     let events = json!([stage_change(1, 7, "contractsent"),
         {"eventId": 2, "subscriptionType": "deal.propertyChange", "objectId": 7, "propertyName": "amount", "propertyValue": "5"}]);
     let response = post(&app, &events, CLIENT_SECRET, now_ms()).await;
@@ -103,9 +103,8 @@ async fn a_signed_stage_change_reaches_the_owner_once() {
     );
 }
 
-#[tokio::test]
-async fn a_deal_without_an_owner_is_answered_202() {
-    let app = app_with_hubspot().await;
+async fn a_deal_without_an_owner_is_answered_202(backend: Backend) {
+    let app = app_with_hubspot(backend).await;
     let response = post(
         &app,
         &json!([stage_change(3, 8, "closedwon")]),
@@ -117,9 +116,8 @@ async fn a_deal_without_an_owner_is_answered_202() {
     assert_eq!(response.json()["owner_unknown"], 1);
 }
 
-#[tokio::test]
-async fn bad_signatures_stale_requests_and_bad_bodies_are_refused() {
-    let app = app_with_hubspot().await;
+async fn bad_signatures_stale_requests_and_bad_bodies_are_refused(backend: Backend) {
+    let app = app_with_hubspot(backend).await;
     let events = json!([stage_change(4, 7, "closedwon")]);
     assert_eq!(
         post(&app, &events, "wrong", now_ms()).await.status,
@@ -137,6 +135,55 @@ async fn bad_signatures_stale_requests_and_bad_bodies_are_refused() {
     assert!(app.slack.posted_messages().is_empty());
 }
 
+async fn an_owner_slack_cannot_dm_or_who_muted_cusp_is_answered_202(backend: Backend) {
+    let app = app_with_hubspot(backend).await;
+    app.slack.set_user_unreachable("U_SAM", "user_disabled");
+    let unreachable = post(
+        &app,
+        &json!([stage_change(5, 7, "closedwon")]),
+        CLIENT_SECRET,
+        now_ms(),
+    )
+    .await;
+    assert_eq!(
+        unreachable.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        unreachable.body
+    );
+    assert_eq!(unreachable.json(), json!({"owner_unknown": 1}));
+
+    let app = app_with_hubspot(backend).await;
+    let mute = command_body("mute forever", "trig-mute").replace("U_SELLER", "U_SAM");
+    let muted = app
+        .post_signed(
+            "/slack/commands",
+            "application/x-www-form-urlencoded",
+            &mute,
+        )
+        .await;
+    assert_eq!(muted.status, StatusCode::OK, "{}", muted.body);
+    let response = post(
+        &app,
+        &json!([stage_change(6, 7, "closedwon")]),
+        CLIENT_SECRET,
+        now_ms(),
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.body);
+    assert_eq!(response.json(), json!({"owner_muted": 1}));
+    app.deliver_outbox_at(now_ms()).await;
+    assert!(app.slack.posted_messages().is_empty());
+}
+
+backend_matrix!(
+    a_signed_stage_change_reaches_the_owner_once,
+    a_deal_without_an_owner_is_answered_202,
+    bad_signatures_stale_requests_and_bad_bodies_are_refused,
+    an_owner_slack_cannot_dm_or_who_muted_cusp_is_answered_202,
+);
+
+/// No storage involved (the route answers before reading anything): SQLite only.
 #[tokio::test]
 async fn hubspot_webhooks_are_off_unless_configured() {
     let app = TestApp::spawn(Backend::Sqlite).await;

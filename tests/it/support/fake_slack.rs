@@ -109,6 +109,8 @@ struct Inner {
     calls: Vec<RecordedCall>,
     scripted: HashMap<String, VecDeque<Scripted>>,
     emails: HashMap<String, String>,
+    /// User id → the `ok:false` error `conversations.open` answers for them.
+    unreachable_users: HashMap<String, String>,
     messages: Vec<PostedMessage>,
     reactions: HashSet<(String, String, String)>,
     last_ts_micros: u64,
@@ -182,6 +184,14 @@ impl FakeSlack {
         self.lock()
             .emails
             .insert(email.to_owned(), user_id.to_owned());
+    }
+
+    /// Makes `conversations.open` with this user answer `{"ok":false,"error":<code>}`
+    /// every time (e.g. `user_not_found` for an id that is not in the workspace).
+    pub fn set_user_unreachable(&self, user_id: &str, code: &str) {
+        self.lock()
+            .unreachable_users
+            .insert(user_id.to_owned(), code.to_owned());
     }
 
     /// Messages in post order (what `chat.postMessage` stored, as later edited).
@@ -442,6 +452,9 @@ fn default_behaviour(
             ok(json!({ "view": view }))
         }
         "conversations.open" => match s("users") {
+            Some(user) if inner.unreachable_users.contains_key(&user) => {
+                err(&inner.unreachable_users[&user])
+            }
             // A stable DM channel per user, as Slack returns for a bot token.
             Some(user) if !user.contains(',') => {
                 ok(json!({ "channel": { "id": format!("D_{user}") } }))
