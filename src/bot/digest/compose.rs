@@ -197,14 +197,20 @@ pub fn week_label(week: IsoWeek) -> String {
 }
 
 fn pct(x: f64) -> String {
-    format!("{:.0}%", x * 100.0)
+    format!("{}%", whole_pct(x))
+}
+
+/// A share as whole percent, rounded half away from zero; changes are computed from these
+/// so that "12% (+13 pts)" never disagrees with the figures shown.
+fn whole_pct(x: f64) -> i64 {
+    (x * 100.0).round() as i64
 }
 
 /// `+6 pts`, `−2 pts`, `±0 pts`; empty when either week had no updates.
 fn change_pts(now: Option<f64>, before: Option<f64>) -> String {
     match (now, before) {
         (Some(a), Some(b)) => {
-            let d = ((a - b) * 100.0).round() as i64;
+            let d = whole_pct(a) - whole_pct(b);
             match d {
                 0 => "±0 pts".to_owned(),
                 d if d > 0 => format!("+{d} pts"),
@@ -747,6 +753,14 @@ mod tests {
             }
             assert_eq!(other.pillar, p);
         }
+    }
+
+    #[test]
+    fn changes_agree_with_the_rounded_shares() {
+        // 1 of 8 is 12.5%: shown as 13%, so a change from 0% is +13 pts.
+        assert_eq!(pct(0.125), "13%");
+        assert_eq!(change_pts(Some(0.125), Some(0.0)), "+13 pts");
+        assert_eq!(change_pts(Some(0.125), Some(0.115)), "+1 pts");
     }
 
     #[test]
