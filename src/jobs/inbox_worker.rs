@@ -7,6 +7,7 @@
 //! within milliseconds and the event would be parked `failed`, its payload gone.
 
 use std::time::Duration;
+use tracing::Instrument;
 
 use tokio::sync::watch;
 
@@ -54,36 +55,39 @@ pub async fn process_next(state: &AppState, now_ms: i64) -> Result<bool, StoreEr
         return Ok(false);
     };
     let span = tracing::info_span!("inbox", team_id = %item.team_id, event_id = %item.event_id, attempt = item.attempts);
-    let _entered = span.enter();
-    let outcome = match item.payload.as_deref() {
-        Some(raw) => bot::dispatch_event(state, raw, now_ms).await,
-        None => Ok(Effects::default()),
-    };
-    match outcome {
-        Ok(effects) => {
-            state
-                .store
-                .finish_inbox_item(team, item.id, &effects, now_ms)
-                .await?;
-            if !effects.outbox.is_empty() {
-                state.outbox_wake.notify_one();
+    async {
+        let outcome = match item.payload.as_deref() {
+            Some(raw) => bot::dispatch_event(state, raw, now_ms).await,
+            None => Ok(Effects::default()),
+        };
+        match outcome {
+            Ok(effects) => {
+                state
+                    .store
+                    .finish_inbox_item(team, item.id, &effects, now_ms)
+                    .await?;
+                if !effects.outbox.is_empty() {
+                    state.outbox_wake.notify_one();
+                }
+            }
+            Err(err) => {
+                // Slack's Retry-After is a floor: retrying earlier would only be refused again.
+                let delay = state
+                    .inbox_backoff
+                    .delay(item.attempts, rand::random::<f64>())
+                    .max(err.retry_after().unwrap_or_default());
+                let retry_at_ms = backoff::after(now_ms, delay);
+                tracing::warn!(error = %err, retry_at_ms, "event could not be handled");
+                state
+                    .store
+                    .fail_inbox_item(team, item.id, &err.to_string(), now_ms, retry_at_ms)
+                    .await?;
             }
         }
-        Err(err) => {
-            // Slack's Retry-After is a floor: retrying earlier would only be refused again.
-            let delay = state
-                .inbox_backoff
-                .delay(item.attempts, rand::random::<f64>())
-                .max(err.retry_after().unwrap_or_default());
-            let retry_at_ms = backoff::after(now_ms, delay);
-            tracing::warn!(error = %err, retry_at_ms, "event could not be handled");
-            state
-                .store
-                .fail_inbox_item(team, item.id, &err.to_string(), now_ms, retry_at_ms)
-                .await?;
-        }
+        Ok(true)
     }
-    Ok(true)
+    .instrument(span)
+    .await
 }
 
 /// Handles every due event (tests, and `cusp` tooling). An event that fails is not due

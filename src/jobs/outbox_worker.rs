@@ -14,6 +14,7 @@
 //! instead of posting again.
 
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
@@ -105,64 +106,67 @@ pub async fn deliver_next(state: &AppState, now_ms: i64) -> Result<Option<Delive
         return Ok(None);
     };
     let span = tracing::info_span!("outbox", team_id = %item.team_id, method = %item.method, key = %item.idempotency_key, attempt = item.attempts);
-    let _entered = span.enter();
-    let params = match item.params() {
-        Ok(params) => params,
-        Err(err) => {
-            let error = err.to_string();
-            state.store.mark_outbox_dead(team, item.id, &error).await?;
-            return Ok(Some(Delivery::Dead { error }));
-        }
-    };
-    let delivery = attempt(state, &item, params, now_ms).await;
-    match &delivery {
-        Delivery::Sent { ts } => {
-            state
-                .store
-                .mark_outbox_sent(team, item.id, ts.as_deref(), now_ms)
-                .await?
-        }
-        Delivery::FoundEarlierPost { ts } => {
-            tracing::info!(ts, "an earlier attempt had posted; not posting again");
-            state
-                .store
-                .mark_outbox_sent(team, item.id, Some(ts), now_ms)
-                .await?
-        }
-        Delivery::Retrying {
-            at_ms,
-            error,
-            in_doubt,
-        } => {
-            tracing::warn!(error, retry_at_ms = at_ms, "delivery failed; will retry");
-            let in_doubt = *in_doubt || item.in_doubt != 0;
-            state
-                .store
-                .retry_outbox_item(team, item.id, error, *at_ms, in_doubt)
-                .await?
-        }
-        Delivery::RateLimited {
-            at_ms,
-            method,
-            error,
-        } => {
-            tracing::warn!(
+    async {
+        let params = match item.params() {
+            Ok(params) => params,
+            Err(err) => {
+                let error = err.to_string();
+                state.store.mark_outbox_dead(team, item.id, &error).await?;
+                return Ok(Some(Delivery::Dead { error }));
+            }
+        };
+        let delivery = attempt(state, &item, params, now_ms).await;
+        match &delivery {
+            Delivery::Sent { ts } => {
+                state
+                    .store
+                    .mark_outbox_sent(team, item.id, ts.as_deref(), now_ms)
+                    .await?
+            }
+            Delivery::FoundEarlierPost { ts } => {
+                tracing::info!(ts, "an earlier attempt had posted; not posting again");
+                state
+                    .store
+                    .mark_outbox_sent(team, item.id, Some(ts), now_ms)
+                    .await?
+            }
+            Delivery::Retrying {
+                at_ms,
                 error,
-                limited_method = method,
-                retry_at_ms = at_ms,
-                "rate limited; holding the method until Retry-After"
-            );
-            state
-                .store
-                .rate_limit_outbox_item(team, item.id, error, method, *at_ms)
-                .await?
+                in_doubt,
+            } => {
+                tracing::warn!(error, retry_at_ms = at_ms, "delivery failed; will retry");
+                let in_doubt = *in_doubt || item.in_doubt != 0;
+                state
+                    .store
+                    .retry_outbox_item(team, item.id, error, *at_ms, in_doubt)
+                    .await?
+            }
+            Delivery::RateLimited {
+                at_ms,
+                method,
+                error,
+            } => {
+                tracing::warn!(
+                    error,
+                    limited_method = method,
+                    retry_at_ms = at_ms,
+                    "rate limited; holding the method until Retry-After"
+                );
+                state
+                    .store
+                    .rate_limit_outbox_item(team, item.id, error, method, *at_ms)
+                    .await?
+            }
+            Delivery::Dead { error } => {
+                tracing::error!(error, "delivery failed for good");
+                state.store.mark_outbox_dead(team, item.id, error).await?
+            }
         }
-        Delivery::Dead { error } => {
-            tracing::error!(error, "delivery failed for good");
-            state.store.mark_outbox_dead(team, item.id, error).await?
-        }
+        Ok(Some(delivery))
     }
-    Ok(Some(delivery))
+    .instrument(span)
+    .await
 }
 
 async fn attempt(

@@ -8,6 +8,7 @@
 //! - records a run missed by 24 hours or more as `skipped` (logged), never to be retried.
 
 use std::time::Duration;
+use tracing::Instrument;
 
 use jiff::Timestamp;
 use tokio::sync::watch;
@@ -103,23 +104,26 @@ pub async fn run_tick(state: &AppState, now: Timestamp) -> Result<TickOutcome, D
             match claim {
                 RunClaim::Claimed { token, attempt } => {
                     let span = tracing::info_span!("digest", team_id = team, %week, attempt);
-                    let _entered = span.enter();
-                    let messages = digest::run_claimed(
-                        &state.store,
-                        &state.engine,
-                        team,
-                        channel,
-                        week,
-                        &settings.schedule.time_zone,
-                        &token,
-                        now_ms,
-                    )
-                    .await?;
-                    if messages == 0 {
-                        Ok(TickOutcome::HeldElsewhere { week })
-                    } else {
-                        Ok(TickOutcome::Posted { week, messages })
+                    async {
+                        let messages = digest::run_claimed(
+                            &state.store,
+                            &state.engine,
+                            team,
+                            channel,
+                            week,
+                            &settings.schedule.time_zone,
+                            &token,
+                            now_ms,
+                        )
+                        .await?;
+                        if messages == 0 {
+                            Ok(TickOutcome::HeldElsewhere { week })
+                        } else {
+                            Ok(TickOutcome::Posted { week, messages })
+                        }
                     }
+                    .instrument(span)
+                    .await
                 }
                 RunClaim::Done | RunClaim::Skipped | RunClaim::Failed => {
                     Ok(TickOutcome::AlreadyHandled { week })

@@ -1,6 +1,7 @@
 //! `POST /slack/commands`: answer `/cusp …` inline, well inside Slack's 3 seconds.
 
 use std::time::Duration;
+use tracing::Instrument;
 
 use axum::Json;
 use axum::extract::State;
@@ -30,55 +31,58 @@ pub async fn handle(
         channel_id = %command.channel_id,
         user_id = %command.user_id,
     );
-    let _entered = span.enter();
-    let reply = match Command::parse(&command.text) {
-        Command::Help => EphemeralReply::plain(help_text()),
-        Command::Unknown { given, suggestion } => {
-            EphemeralReply::plain(unknown_text(&given, suggestion))
-        }
-        Command::Digest(rest) => within_budget(crate::bot::digest_settings::on_command(
-            &state,
-            &command,
-            &rest,
-            jiff::Timestamp::now(),
-        ))
-        .await
-        .unwrap_or_else(busy),
-        Command::Reflect(text) if text.is_empty() => {
-            EphemeralReply::plain(EMPTY_REFLECT_HINT.to_owned())
-        }
-        Command::Invalid { message, .. } => EphemeralReply::plain(message),
-        Command::Reflect(text) => {
-            let asker = Asker {
-                channel_id: command.channel_id.as_str(),
-                user_id: command.user_id.as_str(),
-                request_id: &command.trigger_id,
-            };
-            let now = jiff::Timestamp::now().as_millisecond();
-            reflect::on_command(&state, command.team_id.as_str(), &asker, &text, now).await
-        }
-        other => {
-            let who = Invoker {
-                team_id: command.team_id.as_str(),
-                channel_id: command.channel_id.as_str(),
-                user_id: command.user_id.as_str(),
-            };
-            let now = jiff::Timestamp::now().as_millisecond();
-            match within_budget(on_command(&state.store, &who, &other, now)).await {
-                Err(elapsed) => busy(elapsed),
-                Ok(Ok(Some(reply))) => reply,
-                Ok(Ok(None)) => EphemeralReply::plain(help_text()),
-                Ok(Err(err)) => {
-                    tracing::error!(error = %err, "could not store a preference");
-                    EphemeralReply::plain(
-                        "Sorry, I couldn't save that just now. Please try again in a minute."
-                            .into(),
-                    )
+    async {
+        let reply = match Command::parse(&command.text) {
+            Command::Help => EphemeralReply::plain(help_text()),
+            Command::Unknown { given, suggestion } => {
+                EphemeralReply::plain(unknown_text(&given, suggestion))
+            }
+            Command::Digest(rest) => within_budget(crate::bot::digest_settings::on_command(
+                &state,
+                &command,
+                &rest,
+                jiff::Timestamp::now(),
+            ))
+            .await
+            .unwrap_or_else(busy),
+            Command::Reflect(text) if text.is_empty() => {
+                EphemeralReply::plain(EMPTY_REFLECT_HINT.to_owned())
+            }
+            Command::Invalid { message, .. } => EphemeralReply::plain(message),
+            Command::Reflect(text) => {
+                let asker = Asker {
+                    channel_id: command.channel_id.as_str(),
+                    user_id: command.user_id.as_str(),
+                    request_id: &command.trigger_id,
+                };
+                let now = jiff::Timestamp::now().as_millisecond();
+                reflect::on_command(&state, command.team_id.as_str(), &asker, &text, now).await
+            }
+            other => {
+                let who = Invoker {
+                    team_id: command.team_id.as_str(),
+                    channel_id: command.channel_id.as_str(),
+                    user_id: command.user_id.as_str(),
+                };
+                let now = jiff::Timestamp::now().as_millisecond();
+                match within_budget(on_command(&state.store, &who, &other, now)).await {
+                    Err(elapsed) => busy(elapsed),
+                    Ok(Ok(Some(reply))) => reply,
+                    Ok(Ok(None)) => EphemeralReply::plain(help_text()),
+                    Ok(Err(err)) => {
+                        tracing::error!(error = %err, "could not store a preference");
+                        EphemeralReply::plain(
+                            "Sorry, I couldn't save that just now. Please try again in a minute."
+                                .into(),
+                        )
+                    }
                 }
             }
-        }
-    };
-    Ok(Json(reply.to_json()).into_response())
+        };
+        Ok(Json(reply.to_json()).into_response())
+    }
+    .instrument(span)
+    .await
 }
 
 /// Slack shows an error if a command is not answered within 3 seconds; database work

@@ -2,6 +2,7 @@
 //! inbox (keyed by `event_id`) and ack at once; the inbox worker does the rest.
 
 use std::time::Duration;
+use tracing::Instrument;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -42,45 +43,49 @@ pub async fn handle(
         event_id = %callback.event_id,
         retry_num,
     );
-    let _entered = span.enter();
-    if callback.team_id != state.identity.team_id {
-        tracing::warn!("event from a workspace this install does not serve; ignored");
-        return Ok(().into_response());
+    async {
+        if callback.team_id != state.identity.team_id {
+            tracing::warn!("event from a workspace this install does not serve; ignored");
+            return Ok(().into_response());
+        }
+        let relevant = match &callback.event {
+            InnerEvent::Message(message) => is_from_a_person(&state.identity, message),
+            InnerEvent::AppMention(mention) => mention.user != state.identity.user_id,
+            _ => false,
+        };
+        if !relevant {
+            // Bots, edits, joins and unknown types never reach the database.
+            return Ok(().into_response());
+        }
+        let payload = std::str::from_utf8(&body)
+            .map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))?;
+        let item = NewInboxItem {
+            team_id: callback.team_id.as_str(),
+            event_id: callback.event_id.as_str(),
+            kind: "event_callback",
+            payload,
+        };
+        let now = jiff::Timestamp::now().as_millisecond();
+        match tokio::time::timeout(INBOX_WRITE_TIMEOUT, state.store.enqueue_inbox(&item, now)).await
+        {
+            Ok(Ok(true)) => {
+                state.inbox_wake.notify_one();
+                Ok(().into_response())
+            }
+            Ok(Ok(false)) => {
+                tracing::info!("duplicate delivery ignored");
+                Ok(().into_response())
+            }
+            Ok(Err(err)) => {
+                tracing::error!(error = %err, "could not store event; asking Slack to retry");
+                Err(ApiError::Unavailable)
+            }
+            Err(_) => {
+                tracing::error!("storing the event timed out; asking Slack to retry");
+                Err(ApiError::Unavailable)
+            }
+        }
     }
-    let relevant = match &callback.event {
-        InnerEvent::Message(message) => is_from_a_person(&state.identity, message),
-        InnerEvent::AppMention(mention) => mention.user != state.identity.user_id,
-        _ => false,
-    };
-    if !relevant {
-        // Bots, edits, joins and unknown types never reach the database.
-        return Ok(().into_response());
-    }
-    let payload =
-        std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))?;
-    let item = NewInboxItem {
-        team_id: callback.team_id.as_str(),
-        event_id: callback.event_id.as_str(),
-        kind: "event_callback",
-        payload,
-    };
-    let now = jiff::Timestamp::now().as_millisecond();
-    match tokio::time::timeout(INBOX_WRITE_TIMEOUT, state.store.enqueue_inbox(&item, now)).await {
-        Ok(Ok(true)) => {
-            state.inbox_wake.notify_one();
-            Ok(().into_response())
-        }
-        Ok(Ok(false)) => {
-            tracing::info!("duplicate delivery ignored");
-            Ok(().into_response())
-        }
-        Ok(Err(err)) => {
-            tracing::error!(error = %err, "could not store event; asking Slack to retry");
-            Err(ApiError::Unavailable)
-        }
-        Err(_) => {
-            tracing::error!("storing the event timed out; asking Slack to retry");
-            Err(ApiError::Unavailable)
-        }
-    }
+    .instrument(span)
+    .await
 }

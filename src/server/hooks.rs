@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 use serde_json::json;
+use tracing::Instrument;
 
 use super::crm_signature;
 use super::error::ApiError;
@@ -64,25 +65,28 @@ pub async fn deals_at(
         }
     };
     let span = tracing::info_span!("crm", deal_id = %update.deal_id, stage = %update.stage);
-    let _entered = span.enter();
-    match on_deal_update(state, &update, &delivery_key, now.as_millisecond()).await {
-        Ok(outcome) => {
-            let status = if outcome.sends_a_message() {
-                StatusCode::OK
-            } else {
-                StatusCode::ACCEPTED
-            };
-            Ok((status, Json(json!({"status": outcome.as_str()}))).into_response())
-        }
-        Err(CrmError::Store(err)) => {
-            tracing::error!(error = %err, "could not store the deal update");
-            Err(ApiError::Unavailable)
-        }
-        Err(CrmError::Slack(err)) => {
-            tracing::warn!(error = %err, "Slack unavailable for a deal update");
-            Err(ApiError::Unavailable)
+    async {
+        match on_deal_update(state, &update, &delivery_key, now.as_millisecond()).await {
+            Ok(outcome) => {
+                let status = if outcome.sends_a_message() {
+                    StatusCode::OK
+                } else {
+                    StatusCode::ACCEPTED
+                };
+                Ok((status, Json(json!({"status": outcome.as_str()}))).into_response())
+            }
+            Err(CrmError::Store(err)) => {
+                tracing::error!(error = %err, "could not store the deal update");
+                Err(ApiError::Unavailable)
+            }
+            Err(CrmError::Slack(err)) => {
+                tracing::warn!(error = %err, "Slack unavailable for a deal update");
+                Err(ApiError::Unavailable)
+            }
         }
     }
+    .instrument(span)
+    .await
 }
 
 /// `POST /hooks/hubspot`: HubSpot's own deal webhooks (signature v3). Each deal-stage
