@@ -11,6 +11,8 @@ use crate::app::AppState;
 use crate::bot::interactions::{InteractionError, InteractionReply, on_interaction};
 use crate::slack::payloads::InteractionPayload;
 
+const BUDGET: std::time::Duration = std::time::Duration::from_millis(2_500);
+
 pub async fn handle(
     State(state): State<AppState>,
     VerifiedBody(body): VerifiedBody,
@@ -18,7 +20,14 @@ pub async fn handle(
     let payload =
         InteractionPayload::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let now = jiff::Timestamp::now().as_millisecond();
-    match on_interaction(&state, &payload, now).await {
+    // Slack shows the person an error after 3 seconds anyway; answering first keeps the
+    // request from piling up behind a locked or saturated database.
+    let Ok(outcome) = tokio::time::timeout(BUDGET, on_interaction(&state, &payload, now)).await
+    else {
+        tracing::error!(budget_ms = BUDGET.as_millis(), "interaction timed out");
+        return Err(ApiError::Unavailable);
+    };
+    match outcome {
         Ok(InteractionReply::Ack) => Ok(().into_response()),
         Ok(InteractionReply::Json(body)) => Ok(Json(body).into_response()),
         Err(InteractionError::BadRequest(reason)) => Err(ApiError::BadRequest(reason)),
