@@ -40,6 +40,16 @@ pub enum DispatchError {
 }
 
 impl DispatchError {
+    /// Whether trying the same event again cannot help: a payload we cannot read, or an
+    /// answer from Slack that a retry would not change (`channel_not_found`, …).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::BadPayload(_) => true,
+            Self::Slack(err) => !err.is_retryable(),
+            Self::Store(_) => false,
+        }
+    }
+
     /// How long Slack asked us to wait before calling again, when it rate-limited us.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {

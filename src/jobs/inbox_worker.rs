@@ -70,17 +70,24 @@ pub async fn process_next(state: &AppState, now_ms: i64) -> Result<bool, StoreEr
                     state.outbox_wake.notify_one();
                 }
             }
+            Err(err) if err.is_permanent() => {
+                tracing::error!(error = %err, "event cannot be handled; parked without retrying");
+                state
+                    .store
+                    .fail_inbox_item(team, item.id, &err.to_string(), now_ms, None)
+                    .await?;
+            }
             Err(err) => {
                 // Slack's Retry-After is a floor: retrying earlier would only be refused again.
                 let delay = state
                     .inbox_backoff
                     .delay(item.attempts, rand::random::<f64>())
                     .max(err.retry_after().unwrap_or_default());
-                let retry_at_ms = backoff::after(now_ms, delay);
-                tracing::warn!(error = %err, retry_at_ms, "event could not be handled");
+                let retry_at = Some(backoff::after(now_ms, delay));
+                tracing::warn!(error = %err, ?retry_at, "event could not be handled");
                 state
                     .store
-                    .fail_inbox_item(team, item.id, &err.to_string(), now_ms, retry_at_ms)
+                    .fail_inbox_item(team, item.id, &err.to_string(), now_ms, retry_at)
                     .await?;
             }
         }

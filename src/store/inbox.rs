@@ -124,8 +124,14 @@ impl Store {
         id: i64,
         error: &str,
         now_ms: i64,
-        retry_at_ms: i64,
+        retry_at_ms: Option<i64>,
     ) -> Result<(), StoreError> {
+        // No retry time: the failure is permanent and the event is parked at once.
+        let max_attempts = if retry_at_ms.is_some() {
+            INBOX_MAX_ATTEMPTS
+        } else {
+            0
+        };
         const SQL: &str = "UPDATE inbox SET \
              status = CASE WHEN attempts >= $3 THEN 'failed' ELSE 'pending' END, \
              payload = CASE WHEN attempts >= $3 THEN NULL ELSE payload END, \
@@ -134,10 +140,10 @@ impl Store {
         with_pool!(self, |pool| sqlx::query(SQL)
             .bind(team_id)
             .bind(id)
-            .bind(INBOX_MAX_ATTEMPTS)
+            .bind(max_attempts)
             .bind(error)
             .bind(now_ms)
-            .bind(retry_at_ms)
+            .bind(retry_at_ms.unwrap_or(now_ms))
             .execute(pool)
             .await
             .map(|_| ()))?;

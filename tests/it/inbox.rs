@@ -154,7 +154,23 @@ async fn a_persistently_failing_event_backs_off_before_it_is_parked(backend: Bac
     );
 }
 
+/// A failure a retry cannot fix (Slack: the channel is gone) parks the event at once.
+async fn a_permanent_failure_is_parked_without_retrying(backend: Backend) {
+    let app = spawn(backend).await;
+    app.slack.push_response(
+        "conversations.replies",
+        Scripted::OkFalse("channel_not_found"),
+    );
+    bare_mention_in_a_thread(&app, "EvGone").await;
+    assert_eq!(app.drain_inbox_at(now_ms()).await, 1);
+    let state = inbox_state(&app, "EvGone").await;
+    assert_eq!((state.status.as_str(), state.attempts), ("failed", 1));
+    assert!(state.last_error.unwrap().contains("channel_not_found"));
+    assert_eq!(app.state.store.inbox_backlog(TEAM).await.unwrap(), 0);
+}
+
 backend_matrix!(
+    a_permanent_failure_is_parked_without_retrying,
     a_failing_event_is_retried_later_and_handled_once_slack_recovers,
     a_persistently_failing_event_backs_off_before_it_is_parked,
 );

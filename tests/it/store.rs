@@ -146,7 +146,7 @@ async fn failing_events_are_retried_then_parked(backend: Backend) {
         assert_eq!(claimed.attempts, attempt);
         let retry_at = t + 1_000;
         store
-            .fail_inbox_item("T1", claimed.id, "bad payload", t, retry_at)
+            .fail_inbox_item("T1", claimed.id, "bad payload", t, Some(retry_at))
             .await
             .unwrap();
         let state = store.inbox_state("T1", "Ev-bad").await.unwrap();
