@@ -6,6 +6,8 @@
 //!   run done — a crash leaves either nothing (the lease runs out, someone retries) or a
 //!   done run with its messages queued;
 //! - records a run missed by 24 hours or more as `skipped` (logged), never to be retried.
+//!
+//! Each tick also deletes inbox rows handled more than a week ago.
 
 use std::time::Duration;
 use tracing::Instrument;
@@ -19,6 +21,9 @@ use crate::store::RunClaim;
 
 /// How often the scheduler looks for a due digest.
 pub const TICK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Handled inbox rows are kept this long (Slack retries an event for about an hour).
+pub const INBOX_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// What one tick did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,10 +55,24 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             Ok(_) => {}
             Err(err) => tracing::error!(error = %err, "digest scheduler tick failed"),
         }
+        housekeeping(&state, Timestamp::now()).await;
         tokio::select! {
             () = tokio::time::sleep(TICK_INTERVAL) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+/// Deletes handled inbox rows older than [`INBOX_RETENTION`]; failures are only logged
+/// (nothing depends on the rows being gone).
+pub async fn housekeeping(state: &AppState, now: Timestamp) {
+    let team = state.identity.team_id.as_str();
+    let retention = i64::try_from(INBOX_RETENTION.as_millis()).unwrap_or(i64::MAX);
+    let before = now.as_millisecond().saturating_sub(retention);
+    match state.store.prune_inbox(team, before).await {
+        Ok(0) => {}
+        Ok(pruned) => tracing::info!(pruned, "old handled events deleted from the inbox"),
+        Err(err) => tracing::warn!(error = %err, "could not prune the inbox"),
     }
 }
 

@@ -150,6 +150,21 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes handled events (`done` or `failed`) handled before `before_ms`; returns how
+    /// many. Their payload is already gone; the row only served to recognise Slack's
+    /// retries, which stop within the hour.
+    pub async fn prune_inbox(&self, team_id: &str, before_ms: i64) -> Result<u64, StoreError> {
+        const SQL: &str = "DELETE FROM inbox WHERE team_id = $1 \
+             AND status IN ('done', 'failed') AND handled_at < $2";
+        let n = with_pool!(self, |pool| sqlx::query(SQL)
+            .bind(team_id)
+            .bind(before_ms)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n)
+    }
+
     /// Events stored but not yet handled (pending or in progress).
     pub async fn inbox_backlog(&self, team_id: &str) -> Result<i64, StoreError> {
         const SQL: &str =

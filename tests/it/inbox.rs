@@ -169,8 +169,28 @@ async fn a_permanent_failure_is_parked_without_retrying(backend: Backend) {
     assert_eq!(app.state.store.inbox_backlog(TEAM).await.unwrap(), 0);
 }
 
+/// Handled events are deleted after a week; waiting ones are kept however old.
+async fn handled_events_are_pruned_after_a_week(backend: Backend) {
+    let app = spawn(backend).await;
+    let handled = message_event("EvOld", "U_SELLER", "quick sync with Globex done", "4.000");
+    assert_eq!(app.event(&handled).await.status, StatusCode::OK);
+    let t = now_ms();
+    assert_eq!(app.drain_inbox_at(t).await, 1);
+    let waiting = message_event("EvWaiting", "U_SELLER", "Initech signed", "5.000");
+    assert_eq!(app.event(&waiting).await.status, StatusCode::OK);
+    let at = |ms: i64| jiff::Timestamp::from_millisecond(ms).unwrap();
+    const DAY: i64 = 24 * 3_600_000;
+
+    cusp::jobs::scheduler::housekeeping(&app.state, at(t + 6 * DAY)).await;
+    assert_eq!(inbox_state(&app, "EvOld").await.status, "done");
+    cusp::jobs::scheduler::housekeeping(&app.state, at(t + 8 * DAY)).await;
+    assert!(app.state.store.inbox_state(TEAM, "EvOld").await.is_err());
+    assert_eq!(inbox_state(&app, "EvWaiting").await.status, "pending");
+}
+
 backend_matrix!(
     a_permanent_failure_is_parked_without_retrying,
+    handled_events_are_pruned_after_a_week,
     a_failing_event_is_retried_later_and_handled_once_slack_recovers,
     a_persistently_failing_event_backs_off_before_it_is_parked,
 );
