@@ -310,6 +310,26 @@ async fn downtime_under_a_day_is_caught_up_and_longer_is_skipped(backend: Backen
     assert_eq!(run.status, "skipped");
     assert_eq!(digest_rows(&app, "2026-W48").await, 0);
     assert_eq!(digest_rows(&app, "2026-W47").await, 1);
+    // A skipped week was never posted, so it can still be sent by hand, once.
+    let send = || {
+        digest::send(
+            &app.state.store,
+            &app.state.engine,
+            TEAM,
+            Some(week("2026-W48")),
+            false,
+            ts("2026-12-01T09:00:00Z"),
+        )
+    };
+    assert!(matches!(
+        send().await,
+        Ok(digest::SendOutcome::Queued { .. })
+    ));
+    assert!(matches!(
+        send().await,
+        Err(digest::DigestError::AlreadySent(_))
+    ));
+    assert_eq!(digest_rows(&app, "2026-W48").await, 1);
 }
 
 async fn weeks_follow_local_midnight_across_dst(backend: Backend) {

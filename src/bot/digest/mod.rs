@@ -45,6 +45,14 @@ pub enum DigestError {
     NotOver(IsoWeek),
     #[error("the digest for {0} is being sent by a running server right now")]
     InProgress(IsoWeek),
+    #[error(
+        "the digest for {0} was skipped (the server was down for more than a day when it was due); add --force to send it now"
+    )]
+    WasSkipped(IsoWeek),
+    #[error(
+        "the digest for {0} failed to compose (see the server's log); add --force to try again"
+    )]
+    RunFailed(IsoWeek),
 }
 
 /// A team's settings in usable form; the defaults (Monday 09:00 UTC, off) when none are saved.
@@ -363,8 +371,10 @@ pub async fn send(
                 .await
                 .map(|messages| SendOutcome::Queued { week, messages })
         }
-        RunClaim::Done | RunClaim::Failed => Err(DigestError::AlreadySent(week)),
-        RunClaim::HeldElsewhere | RunClaim::Skipped => Err(DigestError::InProgress(week)),
+        RunClaim::Done => Err(DigestError::AlreadySent(week)),
+        RunClaim::Failed => Err(DigestError::RunFailed(week)),
+        RunClaim::Skipped => Err(DigestError::WasSkipped(week)),
+        RunClaim::HeldElsewhere => Err(DigestError::InProgress(week)),
     }
 }
 
