@@ -77,9 +77,10 @@ pub(super) fn analyze(inner: &Inner, text: &str) -> Analysis {
     }
     emoji_cues(inner, &p, &mut found, &mut deal);
     let account = known_account.or_else(|| account::detect(&p, text, &inner.common));
-    // Words of the company's own name are not cues ("Pemberton Legal wants…").
+    // Words of the company's own name are not cues ("Pemberton Legal wants…"); a cue that
+    // spans the whole name is still a cue ("pushing Lindqvist for signature").
     if let Some((_, s, e)) = &account {
-        found.retain(|f| f.orig.1 <= *s || f.orig.0 >= *e);
+        found.retain(|f| f.orig.1 <= *s || f.orig.0 >= *e || (f.orig.0 < *s && f.orig.1 > *e));
     }
     let has = |t: Theme| found.iter().any(|f| f.theme == t);
     if has(Theme::Stakeholders) && (has(Theme::ClosingPush) || has(Theme::QuotaPressure)) {
@@ -154,8 +155,15 @@ pub(super) fn analyze(inner: &Inner, text: &str) -> Analysis {
 }
 
 fn emoji_cues(inner: &Inner, p: &Prepared, found: &mut Vec<Found>, deal: &mut f32) {
+    // A repeated emoji is one cue said loudly, not several cues: "closed won :fire::fire:"
+    // must not add up to pressure.
+    let mut seen: Vec<usize> = Vec::new();
     for (name, s, e) in &p.emojis {
         for (_, entry) in inner.lex.emojis.iter().filter(|(n, _)| n == name) {
+            if seen.contains(entry) {
+                continue;
+            }
+            seen.push(*entry);
             let entry = &inner.lex.entries[*entry];
             match entry.kind {
                 Kind::Theme(theme) => found.push(Found {

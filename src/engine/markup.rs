@@ -144,6 +144,14 @@ pub(crate) fn prepare(text: &str) -> Prepared {
             _ => {
                 let ch = text[i..].chars().next().unwrap_or(' ');
                 let len = ch.len_utf8();
+                // A pasted emoji means what its Slack code means, so one `:fire:` lexicon
+                // entry covers both forms.
+                if let Some(name) = emoji_name(ch) {
+                    b.emojis.push((name.to_string(), i, i + len));
+                    b.space(i);
+                    i += len;
+                    continue;
+                }
                 if ch == '\n' {
                     line_start = true;
                 }
@@ -153,6 +161,20 @@ pub(crate) fn prepare(text: &str) -> Prepared {
         }
     }
     b.finish()
+}
+
+/// The Slack code of the few pictographs that carry deal meaning when pasted as characters
+/// (Slack itself sends `:fire:`; other clients and copied text carry the character).
+fn emoji_name(ch: char) -> Option<&'static str> {
+    Some(match ch {
+        '\u{1F525}' => "fire",
+        '\u{1F4B0}' => "moneybag",
+        '\u{1F4B8}' => "money_with_wings",
+        '\u{1F911}' => "money_mouth_face",
+        '\u{1F91D}' => "handshake",
+        '\u{1F389}' => "tada",
+        _ => return None,
+    })
 }
 
 /// Length in bytes of an `:emoji_code:` at the start of `b`, if there is one.
@@ -297,6 +319,14 @@ mod tests {
         let (a, b) = p.original_span(s, s + 8);
         assert_eq!(&t[a..b], "the Deal");
         assert_eq!(p.emojis[0].0, "fire");
+    }
+
+    #[test]
+    fn pasted_emoji_reads_as_its_slack_code() {
+        let t = "\u{1F525} need this one";
+        let p = prepare(t);
+        assert_eq!(p.norm, "need this one");
+        assert_eq!(p.emojis, vec![("fire".to_string(), 0, 4)]);
     }
 
     #[test]

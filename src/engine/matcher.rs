@@ -134,12 +134,15 @@ impl Matcher {
 /// every cue except deal words and account names ("the renewal is at risk" is not a
 /// customer risk, but it is still about a renewal); a phrase silences shorter cues of its
 /// own kind, and negation or clause words that are part of it ("not confident"). Cues of
-/// different themes inside each other both count: "worried about downtime" is a concern
-/// and a risk.
+/// different themes on the same side inside each other both count: "worried about
+/// downtime" is a concern and a risk. Across sides the longer phrase decides whose world
+/// the words are in: "they asked for 15% off" is their ask, not our lever, and "want to get
+/// this booked by the 31st" is our push, not their "wants to get" outcome.
 fn dominates(lex: &Lexicon, outer: &Hit, inner: &Hit) -> bool {
     let (o, i) = (lex.entries[outer.entry].kind, lex.entries[inner.entry].kind);
-    match o {
-        Kind::Ignore => !matches!(i, Kind::Deal | Kind::Account),
+    match (o, i) {
+        (Kind::Ignore, _) => !matches!(i, Kind::Deal | Kind::Account),
+        (Kind::Theme(a), Kind::Theme(b)) if a.is_seller_centric() != b.is_seller_centric() => true,
         _ => o == i || matches!(i, Kind::Negation | Kind::Clause),
     }
 }

@@ -635,3 +635,118 @@ proptest! {
         check_evidence(&text, &a);
     }
 }
+
+// ---------- families added from the 2026-11 fresh-set misses ----------
+
+#[test]
+fn a_discount_the_customer_asks_for_is_their_concern_not_our_lever() {
+    for t in [
+        "Kappa Mills asked for a 12% discount, I said no",
+        "they want 20% off, not happening",
+        "purchasing pushed hard for 8% off and we stood firm on price",
+        "their CFO keeps angling for a deeper discount on year two",
+        "Solway asked whether we could do 15% off for a longer term",
+    ] {
+        assert_no_theme(t, Theme::DiscountLever);
+        assert_theme(t, Theme::CustomerConcern);
+    }
+    // A refusal with no ask, and the seller's own offer, still read right.
+    assert_no_theme(
+        "a 10% discount is off the table for Orrin",
+        Theme::DiscountLever,
+    );
+    assert_theme(
+        "offered Orrin 15% off if they sign friday",
+        Theme::DiscountLever,
+    );
+}
+
+#[test]
+fn waving_a_concern_away_is_not_listening_and_frees_the_push() {
+    for t in [
+        "their IT team is worried about the cutover, I told them not to worry and sign now",
+        "clinic managers are nervous about retraining. no need to stress, let's get it signed this week",
+    ] {
+        assert_theme(t, Theme::ClosingPush);
+        assert_theme(t, Theme::CustomerConcern);
+    }
+    assert_no_theme(
+        "no worries, sending the order form tomorrow",
+        Theme::CustomerConcern,
+    );
+}
+
+#[test]
+fn customer_people_used_for_the_sellers_ends() {
+    for t in [
+        "getting their champion to lean on procurement so this closes in Q4 for my number",
+        "need the champ at Hooli to push their CFO so it lands this quarter, my number depends on it",
+        "having our sponsor lean on the board so the paper lands in Q4",
+    ] {
+        let a = engine().analyze(t);
+        assert_eq!(a.class, Class::SellerCentric, "{t:?}: {:?}", a.themes);
+    }
+}
+
+#[test]
+fn booked_inked_papered_on_the_sellers_date() {
+    for t in [
+        "really need this booked before Dec 31",
+        "want to get this booked this quarter",
+        "need it signed by the 31st",
+        "gotta get Globex papered before EOY",
+        "trying to get the renewal inked before the holidays",
+    ] {
+        assert_theme(t, Theme::ClosingPush);
+        assert_no_theme(t, Theme::CustomerOutcome);
+    }
+}
+
+#[test]
+fn commission_is_quota_only_when_it_is_the_sellers() {
+    for t in [
+        "prepping for the Joint Commission visit next month",
+        "their filing with the utilities commission is due in March",
+        "the commission approved their rate case",
+    ] {
+        assert_no_theme(t, Theme::QuotaPressure);
+    }
+    for t in [
+        "my commission on this one is huge",
+        "commission check depends on Globex closing",
+        "this deal gets me into accelerators",
+    ] {
+        assert_theme(t, Theme::QuotaPressure);
+    }
+}
+
+#[test]
+fn procurement_and_legal_brought_in_is_their_process() {
+    for t in [
+        "looped in procurement at Tessellate today",
+        "they brought procurement in on Tuesday",
+        "legal and procurement are reviewing the MSA",
+        "it's sitting with purchasing now",
+    ] {
+        assert_theme(t, Theme::DecisionProcess);
+    }
+}
+
+#[test]
+fn fire_emoji_is_seller_urgency_in_both_forms() {
+    for t in [
+        "\u{1F525} need this one",
+        ":fire: need this one",
+        ":fire: really need this one, Grangeford",
+    ] {
+        assert_theme(t, Theme::QuotaPressure);
+    }
+    // Alone, or repeated over a win, it is celebration, not pressure.
+    for t in [
+        "Tyrell closed won :fire::fire:",
+        "\u{1F525}\u{1F525} closed won, great work team",
+        ":fire: :fire: :fire: Globex verbal",
+    ] {
+        assert_no_theme(t, Theme::QuotaPressure);
+    }
+}
