@@ -21,6 +21,9 @@ pub(crate) struct Matcher {
     pattern_prefix: Vec<bool>,
     pattern_case: Vec<Option<String>>,
     regexes: Vec<(regex::Regex, usize)>,
+    /// All the regexes in one automaton: one pass tells which of them match at all, so
+    /// only those are searched for their positions (most messages match none).
+    regex_set: Option<regex_automata::meta::Regex>,
     pattern_suffix: Vec<(bool, &'static [&'static str])>,
 }
 
@@ -42,6 +45,7 @@ impl Matcher {
                 .map(|p| p.case_sensitive.clone())
                 .collect(),
             regexes: lex.regexes.clone(),
+            regex_set: regex_set(lex),
             pattern_suffix: lex.patterns.iter().map(|p| (p.bare, p.suffixes)).collect(),
         }
     }
@@ -51,7 +55,16 @@ impl Matcher {
     pub fn find(&self, lex: &Lexicon, original: &str, p: &Prepared) -> Vec<Hit> {
         let text = p.norm.as_str();
         let mut hits: Vec<Hit> = Vec::new();
-        for (re, entry) in &self.regexes {
+        let matching: Vec<usize> = match &self.regex_set {
+            Some(set) => {
+                let mut patterns = regex_automata::PatternSet::new(set.pattern_len());
+                set.which_overlapping_matches(&regex_automata::Input::new(text), &mut patterns);
+                patterns.iter().map(|p| p.as_usize()).collect()
+            }
+            // Too large for one automaton (a huge custom lexicon): search each.
+            None => (0..self.regexes.len()).collect(),
+        };
+        for (re, entry) in matching.into_iter().filter_map(|i| self.regexes.get(i)) {
             for m in re.find_iter(text) {
                 if m.end() > m.start() && ends_word(text, m.end()) {
                     hits.push(Hit {
@@ -128,6 +141,29 @@ impl Matcher {
         }
         kept
     }
+}
+
+/// All the lexicon's regexes as one automaton. Without literal prefilters: the patterns
+/// start with very common words ("get", "need", "their"), where a prefilter only adds a
+/// call per occurrence to the one pass the lazy DFA makes anyway.
+fn regex_set(lex: &Lexicon) -> Option<regex_automata::meta::Regex> {
+    if lex.regexes.is_empty() {
+        return None;
+    }
+    regex_automata::meta::Builder::new()
+        .configure(
+            regex_automata::meta::Config::new()
+                .match_kind(regex_automata::MatchKind::All)
+                .auto_prefilter(false)
+                .nfa_size_limit(Some(1 << 24)),
+        )
+        .build_many(
+            &lex.regexes
+                .iter()
+                .map(|(re, _)| re.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .ok()
 }
 
 /// Whether a longer match silences a shorter one inside it. An `ignore` phrase silences
