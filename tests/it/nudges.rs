@@ -690,17 +690,12 @@ async fn a_mention_gets_a_threaded_analysis_and_a_bare_mention_reflects_on_the_t
 
 #[tokio::test]
 async fn a_button_is_answered_in_time_while_the_database_is_locked() {
-    use sqlx::Connection;
     let app = TestApp::spawn(Backend::Sqlite).await;
     app.say("Ev1", "U_SELLER", SELLER, "1700000000.000100")
         .await;
     app.settle().await;
     let key = button_value(&app.nudges()[0]);
-    let mut other = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut other)
-        .await
-        .unwrap();
+    let mut other = app.hold_sqlite_write_lock().await;
     let started = std::time::Instant::now();
     let locked = app
         .interact(click("cusp_not_now", &key, "U_SELLER", "t1"))

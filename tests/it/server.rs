@@ -346,14 +346,9 @@ async fn health_is_up_and_readiness_follows_the_database() {
 
 #[tokio::test]
 async fn commands_answer_in_time_while_the_database_is_locked() {
-    use sqlx::Connection;
     let app = TestApp::spawn(Backend::Sqlite).await;
     // Another process holds SQLite's write lock (cusp would wait 5 s for it).
-    let mut other = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut other)
-        .await
-        .unwrap();
+    let mut other = app.hold_sqlite_write_lock().await;
 
     let started = std::time::Instant::now();
     let body = command_body(&format!("reflect {SELLER_UPDATE}"), "trigger-locked");

@@ -305,6 +305,20 @@ impl TestApp {
     }
 
     /// Handles every event due at `at_ms` (a failed event waits for its backoff).
+    /// Takes SQLite's write lock from another connection, as a second process would;
+    /// released by `ROLLBACK` on the returned connection (or by dropping it).
+    pub async fn hold_sqlite_write_lock(&self) -> sqlx::SqliteConnection {
+        use sqlx::Connection;
+        let mut other = sqlx::SqliteConnection::connect(&self.db.url)
+            .await
+            .expect("second SQLite connection");
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut other)
+            .await
+            .expect("write lock");
+        other
+    }
+
     pub async fn drain_inbox_at(&self, at_ms: i64) -> usize {
         cusp::jobs::inbox_worker::drain(&self.state, at_ms)
             .await
