@@ -63,8 +63,10 @@ pub async fn on_message(
     let channel = event.channel.as_str();
     let mut analysis = state.engine.analyze(&event.text);
     // A reply in the thread of a logged deal update is an update of that deal, even when
-    // it does not read like one alone ("they asked for 20% off") or names no account.
-    if let Some(root) = event.thread_ts.as_deref().filter(|root| *root != event.ts) {
+    // it does not read like one alone ("they asked for 20% off") or names no account. A
+    // reply that shows no theme at all ("thanks!", "on it") is conversation, not an update.
+    let replied_to = event.thread_ts.as_deref().filter(|root| *root != event.ts);
+    if let Some(root) = replied_to.filter(|_| !analysis.themes.is_empty()) {
         let root_key = message_dedupe_key(channel, root);
         if let Some(account) = state.store.observed_account(team, &root_key).await? {
             analysis.is_deal_update = true;

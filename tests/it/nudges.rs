@@ -187,6 +187,15 @@ async fn a_thread_reply_is_an_update_of_the_threads_deal(backend: Backend) {
         "1700000000.000100",
     )
     .await;
+    // A reply with no theme at all is conversation, not an update.
+    app.say_in_thread(
+        "Ev2b",
+        "U_OTHER",
+        "thanks, on it!",
+        "1700000000.000250",
+        "1700000000.000100",
+    )
+    .await;
     // A reply in a thread that is not about a deal stays chatter.
     app.say("Ev3", "U_OTHER", "lunch at noon?", "1700000000.000300")
         .await;
