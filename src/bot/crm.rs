@@ -1,7 +1,7 @@
 //! CRM deal updates: a signed webhook says a deal moved; cusp finds the owner in Slack
 //! and sends them, in a direct message, questions fitted to the new stage.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::prompt_message::prompt_params;
 use super::reflect::seed_from;
@@ -260,7 +260,7 @@ async fn prompt_owner(
         "{} just moved to *{stage_name}*. A question or two while it's fresh:",
         update.account
     );
-    let params = prompt_params(&channel, None, &intro, &questions, None, &thread_key);
+    let params = prompt_params(&channel, None, &intro, &questions, None, Some(&thread_key));
     let effects = Effects {
         observation: Some(observation),
         prompt: Some(NewPrompt {
@@ -294,23 +294,13 @@ enum DmChannel {
 /// a bot) is `Unreachable`, not an error: a retry would fail the same way, so the CRM
 /// must not be told to retry.
 async fn open_dm(state: &AppState, user: &str) -> Result<DmChannel, CrmError> {
-    let mut params = Map::new();
-    params.insert("users".into(), json!(user));
-    let response = match state.slack.call("conversations.open", &params).await {
-        Ok(response) => response,
-        Err(err) if err.is_unreachable_user() => {
-            return Ok(DmChannel::Unreachable(
-                err.code().unwrap_or_default().to_owned(),
-            ));
-        }
-        Err(err) => return Err(CrmError::Slack(err.to_string())),
-    };
-    response
-        .get("channel")
-        .and_then(|c| c.get("id"))
-        .and_then(Value::as_str)
-        .map(|id| DmChannel::Open(id.to_owned()))
-        .ok_or_else(|| CrmError::Slack("conversations.open returned no channel id".into()))
+    match state.slack.open_dm(user).await {
+        Ok(id) => Ok(DmChannel::Open(id)),
+        Err(err) if err.is_unreachable_user() => Ok(DmChannel::Unreachable(
+            err.code().unwrap_or_default().to_owned(),
+        )),
+        Err(err) => Err(CrmError::Slack(err.to_string())),
+    }
 }
 
 #[cfg(test)]

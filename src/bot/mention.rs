@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::DispatchError;
-use super::prompt_message::{drop_buttons, prompt_params};
+use super::prompt_message::prompt_params;
 use super::reflect::seed_from;
 use crate::app::AppState;
 use crate::engine::Analysis;
@@ -61,17 +61,14 @@ pub async fn on_mention(
     let seed = seed_from(&[team, asker, &event.ts]);
     let questions = super::questions_for(state, team, asker, &analysis, None, seed).await?;
     let thread_key = format!("mention:{channel}:{}", event.ts);
-    let mut params = prompt_params(
+    let params = prompt_params(
         channel,
         Some(&reply_root),
         &intro(&analysis),
         &questions,
         Some(explanation(&analysis)),
-        &thread_key,
+        (!asker_opted_out).then_some(thread_key.as_str()),
     );
-    if asker_opted_out {
-        drop_buttons(&mut params);
-    }
     // Only deal updates are observations (the digest counts them as such).
     let observation = (analysis.is_deal_update && !author_prefs.opted_out).then(|| {
         super::observation(

@@ -140,7 +140,7 @@ pub async fn on_message(
                 &intro,
                 &questions,
                 Some(why_line(&analysis)),
-                &thread_key,
+                Some(&thread_key),
             );
             effects.prompt = Some(NewPrompt {
                 channel_id: channel.to_owned(),

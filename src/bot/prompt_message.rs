@@ -37,13 +37,15 @@ pub fn prompt_buttons(thread_key: &str) -> Value {
 }
 
 /// `chat.postMessage` arguments for a prompt in `channel`, threaded under `thread_ts`.
+/// The buttons carry the prompt row's `thread_key`; without a prompt row (`None`) there is
+/// nothing for them to act on, so there are none.
 pub fn prompt_params(
     channel: &str,
     thread_ts: Option<&str>,
     intro: &str,
     questions: &[Question],
     why: Option<String>,
-    thread_key: &str,
+    buttons_for: Option<&str>,
 ) -> Map<String, Value> {
     let list: Vec<String> = questions
         .iter()
@@ -57,7 +59,9 @@ pub fn prompt_params(
     if let Some(why) = why {
         out.push(blocks::context(&[why.as_str()]));
     }
-    out.push(prompt_buttons(thread_key));
+    if let Some(thread_key) = buttons_for {
+        out.push(prompt_buttons(thread_key));
+    }
     let fallback = match questions.first() {
         Some(q) => format!("{intro} {}", q.text),
         None => intro.to_owned(),
@@ -71,13 +75,6 @@ pub fn prompt_params(
     params.insert("blocks".into(), Value::Array(blocks::message_blocks(out)));
     params.insert("unfurl_links".into(), json!(false));
     params
-}
-
-/// Removes the prompt buttons: a reply that keeps no prompt row has nothing to press.
-pub fn drop_buttons(params: &mut Map<String, Value>) {
-    if let Some(Value::Array(blocks)) = params.get_mut("blocks") {
-        blocks.retain(|block| block["type"] != "actions");
-    }
 }
 
 /// "Noticed: closing push · not yet: their outcome, their people" — why cusp asked.

@@ -260,7 +260,7 @@ async fn find_earlier_post(
     // conversation: Slack's history methods do not take user ids.
     let dm;
     let channel = if channel.starts_with('U') || channel.starts_with('W') {
-        dm = open_dm(state, channel).await?;
+        dm = state.slack.open_dm(channel).await?;
         dm.as_str()
     } else {
         channel
@@ -281,22 +281,6 @@ async fn find_earlier_post(
             .then(|| message.get("ts").and_then(Value::as_str).map(str::to_owned))
             .flatten()
     }))
-}
-
-/// The id of the bot's DM conversation with `user` (`conversations.open` is idempotent).
-async fn open_dm(state: &AppState, user: &str) -> Result<String, SlackApiError> {
-    let mut params = Map::new();
-    params.insert("users".into(), json!(user));
-    let response = state.slack.call("conversations.open", &params).await?;
-    response
-        .get("channel")
-        .and_then(|c| c.get("id"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| SlackApiError::Decode {
-            method: "conversations.open".into(),
-            reason: "no channel id".into(),
-        })
 }
 
 #[cfg(test)]

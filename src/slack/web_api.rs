@@ -301,6 +301,25 @@ impl SlackClient {
         }
     }
 
+    /// The id of the bot's DM conversation with `user` (`conversations.open`; calling it
+    /// again returns the same conversation). History methods need this id: they do not
+    /// accept a user id, although `chat.postMessage` does.
+    pub async fn open_dm(&self, user: &str) -> Result<String, SlackApiError> {
+        const METHOD: &str = "conversations.open";
+        let mut params = Map::new();
+        params.insert("users".into(), Value::from(user));
+        let value = self.call(METHOD, &params).await?;
+        value
+            .get("channel")
+            .and_then(|c| c.get("id"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| SlackApiError::Decode {
+                method: METHOD.to_owned(),
+                reason: "missing field `channel.id`".into(),
+            })
+    }
+
     /// Messages posted at or after `oldest` (inclusive) in a channel, or in the thread
     /// whose parent is `thread_ts`, with their `metadata` (`include_all_metadata=true`).
     /// Used by the outbox to learn whether an ambiguous post actually landed.
