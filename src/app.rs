@@ -36,6 +36,8 @@ pub struct AppState {
     pub webhook_secret: Option<Arc<SecretString>>,
     /// Verifies and enriches `POST /hooks/hubspot`; `None` turns the route off.
     pub hubspot: Option<Arc<HubSpotHooks>>,
+    /// Rows older than this are purged daily (`CUSP_RETENTION_DAYS`).
+    pub retention: std::time::Duration,
 }
 
 /// What HubSpot webhooks need: the app's client secret (signatures), the public URL
@@ -65,7 +67,13 @@ impl AppState {
             inbox_backoff: INBOX_BACKOFF,
             webhook_secret: None,
             hubspot: None,
+            retention: crate::jobs::scheduler::DEFAULT_RETENTION,
         }
+    }
+
+    pub fn with_retention(mut self, retention: std::time::Duration) -> AppState {
+        self.retention = retention;
+        self
     }
 
     pub fn with_hubspot(mut self, hubspot: Option<HubSpotHooks>) -> AppState {
@@ -106,7 +114,12 @@ pub async fn serve(config: ServeConfig, engine: Engine) -> anyhow::Result<()> {
     use secrecy::ExposeSecret;
     let store = Store::connect(config.database_url.expose_secret())
         .await
-        .context("could not open the database named by DATABASE_URL")?;
+        .with_context(|| {
+            format!(
+                "could not open the database {} (DATABASE_URL)",
+                crate::store::redact_url(config.database_url.expose_secret())
+            )
+        })?;
     store
         .migrate()
         .await
@@ -136,7 +149,8 @@ pub async fn serve(config: ServeConfig, engine: Engine) -> anyhow::Result<()> {
         identity,
     )
     .with_webhook_secret(config.webhook_secret)
-    .with_hubspot(hubspot);
+    .with_hubspot(hubspot)
+    .with_retention(config.retention);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let workers = [
@@ -154,7 +168,8 @@ pub async fn serve(config: ServeConfig, engine: Engine) -> anyhow::Result<()> {
         )),
     ];
 
-    let listener = tokio::net::TcpListener::bind(config.addr)
+    // A host name (`localhost:3000`) is resolved here.
+    let listener = tokio::net::TcpListener::bind(config.addr.as_str())
         .await
         .with_context(|| {
             format!(

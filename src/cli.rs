@@ -178,7 +178,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .transpose()
                     .map_err(anyhow::Error::msg)?,
             };
-            let store = connect(&database).await?;
+            let store = open_existing(&database).await?;
+            if let Some(team) = &team {
+                require_known_team(&store, team).await?;
+            }
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             let count = export(&store, team.as_deref(), &filter, format, &mut out).await?;
@@ -199,7 +202,8 @@ async fn run_digest(action: DigestAction) -> anyhow::Result<ExitCode> {
             json,
             database,
         } => {
-            let store = connect(&database).await?;
+            let store = open_existing(&database).await?;
+            require_known_team(&store, &team).await?;
             let d = digest::preview(&store, &engine, &team, week, now).await?;
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
@@ -217,7 +221,8 @@ async fn run_digest(action: DigestAction) -> anyhow::Result<ExitCode> {
             force,
             database,
         } => {
-            let store = connect(&database).await?;
+            let store = open_existing(&database).await?;
+            require_known_team(&store, &team).await?;
             match digest::send(&store, &engine, &team, week, force, now).await {
                 Ok(SendOutcome::Queued { week, messages }) => println!(
                     "queued the digest for {week} ({messages} message{}); the running server delivers it",
@@ -235,6 +240,45 @@ async fn run_digest(action: DigestAction) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens a database that must already exist (read commands never create an empty one)
+/// and brings its schema up to date (reading an old file must not fail).
+async fn open_existing(db: &DatabaseArgs) -> anyhow::Result<Store> {
+    let store = Store::open_existing(&db.database_url)
+        .await
+        .map_err(|err| match err {
+            missing @ crate::store::StoreError::MissingDatabase(_) => anyhow::Error::new(missing),
+            other => anyhow::Error::new(other).context(format!(
+                "could not open {}",
+                crate::store::redact_url(&db.database_url)
+            )),
+        })?;
+    store
+        .migrate()
+        .await
+        .context("could not apply migrations")?;
+    Ok(store)
+}
+
+/// An unknown `--team` is an error that lists the teams the database holds, rather than
+/// an empty export or an empty digest.
+async fn require_known_team(store: &Store, team: &str) -> anyhow::Result<()> {
+    let teams = store.known_teams().await?;
+    if teams.iter().any(|t| t == team) {
+        return Ok(());
+    }
+    if teams.is_empty() {
+        anyhow::bail!(
+            "team {team} is not in this database, which holds no team yet (is DATABASE_URL the \
+             database `cusp serve` uses?)"
+        );
+    }
+    anyhow::bail!(
+        "team {team} is not in this database; it holds: {}. The team id is the T… id Slack \
+         gives the workspace (in `cusp serve`'s \"identified with Slack\" log line, or `cusp export`'s team_id column)",
+        teams.join(", ")
+    )
 }
 
 /// Opens the database and makes sure its schema is current (reading an old file must not fail).

@@ -1,8 +1,8 @@
 //! Configuration for `cusp serve`, from the environment (flags override). Read once in
 //! `main`, validated once, passed down; secrets are `SecretString` and never printed.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -11,6 +11,18 @@ use crate::engine::Engine;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://cusp.db";
 pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api";
 pub const DEFAULT_ADDR: &str = "0.0.0.0:3000";
+pub const DEFAULT_RETENTION_DAYS: u32 = 365;
+/// A hundred years: anything longer is surely a typo.
+const MAX_RETENTION_DAYS: u32 = 36_500;
+
+fn parse_retention_days(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(days) if (1..=MAX_RETENTION_DAYS).contains(&days) => Ok(days),
+        _ => Err(format!(
+            "CUSP_RETENTION_DAYS must be a whole number of days from 1 to {MAX_RETENTION_DAYS} (e.g. 365), got {s:?}"
+        )),
+    }
+}
 
 /// Where the database lives; shared by every subcommand that touches it.
 #[derive(clap::Args, Clone)]
@@ -63,9 +75,10 @@ pub struct ServeArgs {
     pub bot_token: Option<String>,
     #[command(flatten)]
     pub database: DatabaseArgs,
-    /// Listen address; `PORT` alone also works (as on most PaaS).
+    /// Listen address, `host:port` (`0.0.0.0:3000`, `localhost:3000`, `[::]:3000`);
+    /// `PORT` alone also works (as on most PaaS).
     #[arg(long, env = "CUSP_ADDR")]
-    pub addr: Option<SocketAddr>,
+    pub addr: Option<String>,
     #[arg(long, env = "PORT", hide = true)]
     pub port: Option<u16>,
     /// Slack Web API base URL (tests point it at a fake).
@@ -84,6 +97,10 @@ pub struct ServeArgs {
     pub hubspot_access_token: Option<String>,
     #[arg(long, env = "HUBSPOT_API_URL", default_value = crate::hubspot::DEFAULT_API_URL)]
     pub hubspot_api_url: String,
+    /// Observations, prompts, reflections and finished deliveries older than this many
+    /// days are deleted daily.
+    #[arg(long, env = "CUSP_RETENTION_DAYS", default_value_t = DEFAULT_RETENTION_DAYS, value_parser = parse_retention_days)]
+    pub retention_days: u32,
     /// The public base URL Slack and HubSpot call, e.g. `https://cusp.example.com`
     /// (HubSpot signs the full URL).
     #[arg(long, env = "CUSP_PUBLIC_URL")]
@@ -115,7 +132,10 @@ pub enum ConfigError {
          crm.objects.deals.read and crm.objects.owners.read and set its token (or unset HUBSPOT_CLIENT_SECRET)"
     )]
     MissingHubSpotToken,
-    #[error("invalid listen address: {0}")]
+    #[error(
+        "invalid listen address {0:?} in CUSP_ADDR: expected host:port, e.g. 0.0.0.0:3000, \
+         localhost:3000 or [::]:3000"
+    )]
     Addr(String),
     #[error("lexicon file {path}: {reason}")]
     Lexicon { path: PathBuf, reason: String },
@@ -126,8 +146,11 @@ pub struct ServeConfig {
     pub signing_secrets: Vec<SecretString>,
     pub bot_token: SecretString,
     pub database_url: SecretString,
-    pub addr: SocketAddr,
+    /// `host:port`; the host may be a name, resolved when the server binds.
+    pub addr: String,
     pub slack_api_url: String,
+    /// How long observations, prompts and finished rows are kept.
+    pub retention: Duration,
     pub webhook_secret: Option<SecretString>,
     pub hubspot: Option<HubSpotConfig>,
 }
@@ -172,12 +195,10 @@ impl ServeArgs {
             Some(token) if !token.is_empty() => SecretString::from(token.to_owned()),
             _ => return Err(ConfigError::MissingBotToken),
         };
-        let addr = match (self.addr, self.port) {
-            (Some(addr), _) => addr,
-            (None, Some(port)) => SocketAddr::from(([0, 0, 0, 0], port)),
-            (None, None) => DEFAULT_ADDR
-                .parse()
-                .map_err(|_| ConfigError::Addr(DEFAULT_ADDR.into()))?,
+        let addr = match (non_empty(self.addr.as_deref()), self.port) {
+            (Some(addr), _) => validate_addr(addr)?,
+            (None, Some(port)) => format!("0.0.0.0:{port}"),
+            (None, None) => DEFAULT_ADDR.to_owned(),
         };
         Ok(ServeConfig {
             signing_secrets,
@@ -185,6 +206,7 @@ impl ServeArgs {
             database_url: SecretString::from(self.database.database_url.clone()),
             addr,
             slack_api_url: self.slack_api_url.trim_end_matches('/').to_owned(),
+            retention: Duration::from_secs(u64::from(self.retention_days) * 24 * 3600),
             webhook_secret: self
                 .webhook_secret
                 .as_deref()
@@ -194,6 +216,18 @@ impl ServeArgs {
             hubspot: self.hubspot()?,
         })
     }
+}
+
+/// `host:port` with a numeric port and a non-empty host; the host is resolved at bind time
+/// (so `localhost:3000` works), and an IPv6 literal needs brackets (`[::1]:3000`).
+fn validate_addr(addr: &str) -> Result<String, ConfigError> {
+    let bad = || ConfigError::Addr(addr.to_owned());
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    let bare_ipv6 = host.contains(':') && !(host.starts_with('[') && host.ends_with(']'));
+    if host.is_empty() || bare_ipv6 || port.parse::<u16>().is_err() {
+        return Err(bad());
+    }
+    Ok(addr.to_owned())
 }
 
 fn non_empty(value: Option<&str>) -> Option<&str> {
@@ -249,6 +283,7 @@ mod tests {
             },
             addr: None,
             port: None,
+            retention_days: DEFAULT_RETENTION_DAYS,
             slack_api_url: "http://127.0.0.1:9/api/".into(),
             engine: EngineArgs { lexicon: None },
             webhook_secret: Some("whsec-secret".into()),
@@ -289,12 +324,43 @@ mod tests {
     fn port_is_honoured_when_no_address_is_given() {
         let mut a = args(Some("s"), Some("xoxb-1"));
         a.port = Some(8080);
-        assert_eq!(a.validate().unwrap().addr, "0.0.0.0:8080".parse().unwrap());
-        a.addr = Some("127.0.0.1:9000".parse().unwrap());
-        assert_eq!(
-            a.validate().unwrap().addr,
-            "127.0.0.1:9000".parse().unwrap()
-        );
+        assert_eq!(a.validate().unwrap().addr, "0.0.0.0:8080");
+        a.addr = Some("127.0.0.1:9000".into());
+        assert_eq!(a.validate().unwrap().addr, "127.0.0.1:9000");
+    }
+
+    #[test]
+    fn listen_addresses_take_host_names_and_refuse_nonsense() {
+        let mut a = args(Some("s"), Some("xoxb-1"));
+        for good in ["localhost:3000", "[::1]:3000", "0.0.0.0:80"] {
+            a.addr = Some(good.into());
+            assert_eq!(a.validate().unwrap().addr, good);
+        }
+        for bad in [
+            "localhost",
+            ":3000",
+            "localhost:http",
+            "::1:3000",
+            "host:99999",
+        ] {
+            a.addr = Some(bad.into());
+            let err = a.validate().unwrap_err().to_string();
+            assert!(
+                err.contains("CUSP_ADDR") && err.contains("host:port"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn retention_days_must_be_a_sensible_number() {
+        assert_eq!(parse_retention_days("30"), Ok(30));
+        for bad in ["0", "-1", "forever", "36501"] {
+            let err = parse_retention_days(bad).unwrap_err();
+            assert!(err.contains("CUSP_RETENTION_DAYS"), "{err}");
+        }
+        let config = args(Some("s"), Some("xoxb-1")).validate().unwrap();
+        assert_eq!(config.retention, Duration::from_secs(365 * 24 * 3600));
     }
 
     #[test]

@@ -4,6 +4,16 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // A `.env` file in the working directory fills in what the environment does not set
+    // (variables already set win), as deploy/example.env describes.
+    match dotenvy::dotenv() {
+        Ok(_) => {}
+        Err(err) if err.not_found() => {}
+        Err(err) => {
+            eprintln!("error: could not read .env in the working directory: {err}");
+            return ExitCode::FAILURE;
+        }
+    }
     let cli = cusp::cli::Cli::parse();
     cusp::telemetry::init(cli.log_format, "info,sqlx=warn");
     match cusp::cli::run(cli).await {

@@ -97,6 +97,12 @@ pub fn run(
         writeln!(out, "{}", analysis_json(&a, &q))?;
         return Ok(());
     }
+    if !a.is_deal_update {
+        writeln!(
+            out,
+            "not a deal update: in a channel cusp would stay silent (no nudge, no reaction, nothing logged). The analysis anyway:"
+        )?;
+    }
     writeln!(
         out,
         "deal update: {}",
@@ -169,6 +175,17 @@ mod tests {
         assert_eq!(&text[s..en], e["text"].as_str().unwrap());
         let q = &v["questions"][0];
         assert!(q["id"].is_string() && q["pillar"].is_string() && q["text"].is_string());
+    }
+
+    #[test]
+    fn a_message_that_is_not_a_deal_update_says_cusp_would_stay_silent() {
+        let out = run_str(Some("lunch at noon? :taco:"), ReflectMode::Text, "").unwrap();
+        assert!(
+            out.starts_with("not a deal update: in a channel cusp would stay silent"),
+            "{out}"
+        );
+        let out = run_str(Some("Acme signed :tada:"), ReflectMode::Text, "").unwrap();
+        assert!(!out.contains("stay silent"), "{out}");
     }
 
     #[test]

@@ -14,10 +14,11 @@ pub enum Verb {
     Settings,
     Reflections,
     Digest,
+    Forget,
 }
 
 impl Verb {
-    pub const ALL: [Verb; 10] = [
+    pub const ALL: [Verb; 11] = [
         Verb::Help,
         Verb::Reflect,
         Verb::Mute,
@@ -28,6 +29,7 @@ impl Verb {
         Verb::Settings,
         Verb::Reflections,
         Verb::Digest,
+        Verb::Forget,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +44,7 @@ impl Verb {
             Verb::Settings => "settings",
             Verb::Reflections => "reflections",
             Verb::Digest => "digest",
+            Verb::Forget => "forget",
         }
     }
 
@@ -62,6 +65,9 @@ impl Verb {
                 "`/cusp optout` — cusp stops reading your messages and deletes what it logged about you"
             }
             Verb::Optin => "`/cusp optin` — undo an opt-out",
+            Verb::Forget => {
+                "`/cusp forget me` — delete everything cusp holds about you (asks first; you are not opted out)"
+            }
             Verb::Channel => "`/cusp channel off|on` — no nudges in this channel / nudges again",
             Verb::Reflections => "`/cusp reflections` — your saved reflections (only you see them)",
             Verb::Settings => {
@@ -99,6 +105,8 @@ pub enum Command {
     Unmute,
     Optout,
     Optin,
+    /// `/cusp forget me`: delete the caller's data after a confirmation.
+    ForgetMe,
     /// `true` = nudges on in this channel.
     Channel(bool),
     Settings(SettingChange),
@@ -138,6 +146,13 @@ impl Command {
             "unmute" => Command::Unmute,
             "optout" | "opt-out" => Command::Optout,
             "optin" | "opt-in" => Command::Optin,
+            "forget" => match rest.to_lowercase().as_str() {
+                "me" => Command::ForgetMe,
+                _ => invalid(
+                    Verb::Forget,
+                    "Type `/cusp forget me` to delete what cusp holds about you (you'll be asked to confirm). It only ever forgets the person who asks.",
+                ),
+            },
             "channel" => match rest.to_lowercase().as_str() {
                 "off" => Command::Channel(false),
                 "on" => Command::Channel(true),
@@ -360,6 +375,15 @@ mod tests {
             assert!(message.contains("/cusp settings"), "{message}");
         }
         assert_eq!(Command::parse("optout"), Command::Optout);
+        assert_eq!(Command::parse("forget me"), Command::ForgetMe);
+        assert_eq!(Command::parse("Forget ME"), Command::ForgetMe);
+        assert!(matches!(
+            Command::parse("forget <@U123>"),
+            Command::Invalid {
+                verb: Verb::Forget,
+                ..
+            }
+        ));
         assert_eq!(Command::parse("opt-in"), Command::Optin);
     }
 

@@ -5,8 +5,8 @@
 use serde_json::{Value, json};
 
 use super::prompt_message::{
-    ACTION_HELPFUL, ACTION_MUTE_DEAL, ACTION_NOT_NOW, ACTION_OPTOUT_CANCEL, ACTION_OPTOUT_CONFIRM,
-    ACTION_REFLECT, ephemeral_params,
+    ACTION_FORGET_CANCEL, ACTION_FORGET_CONFIRM, ACTION_HELPFUL, ACTION_MUTE_DEAL, ACTION_NOT_NOW,
+    ACTION_OPTOUT_CANCEL, ACTION_OPTOUT_CONFIRM, ACTION_REFLECT, ephemeral_params,
 };
 use crate::app::AppState;
 use crate::slack::blocks;
@@ -64,6 +64,7 @@ async fn on_block_actions(
         ));
     };
     let value = action.value.as_deref().unwrap_or("");
+    let summary: String;
     let note = match action.action_id.as_str() {
         ACTION_REFLECT => {
             let prompt = find_prompt(state, team, value).await?;
@@ -116,6 +117,24 @@ async fn on_block_actions(
             "Done: you're opted out and what I had logged about you is deleted. `/cusp optin` undoes the opt-out."
         }
         ACTION_OPTOUT_CANCEL => "Nothing changed; you're still in.",
+        ACTION_FORGET_CONFIRM => {
+            if value != user {
+                return Err(InteractionError::BadRequest(
+                    "this request to forget belongs to someone else".into(),
+                ));
+            }
+            let counts = state.store.forget_person(team, user).await?;
+            tracing::info!(
+                user_id = user,
+                observations = counts.observations,
+                prompts = counts.prompts,
+                reflections = counts.reflections,
+                "person asked to be forgotten; their data was deleted"
+            );
+            summary = super::preferences::forgotten_summary(&counts);
+            &summary
+        }
+        ACTION_FORGET_CANCEL => "Nothing was deleted.",
         other => {
             return Err(InteractionError::BadRequest(format!(
                 "unknown action `{}`",

@@ -2,7 +2,9 @@
 //! say over cusp. All stored per team; they survive restarts.
 
 use super::commands::{Command, MuteFor, SettingChange};
-use super::prompt_message::{ACTION_OPTOUT_CANCEL, ACTION_OPTOUT_CONFIRM};
+use super::prompt_message::{
+    ACTION_FORGET_CANCEL, ACTION_FORGET_CONFIRM, ACTION_OPTOUT_CANCEL, ACTION_OPTOUT_CONFIRM,
+};
 use super::reflect::EphemeralReply;
 use crate::slack::blocks::{self, ButtonStyle};
 use crate::store::{MUTED_FOREVER, Store, StoreError};
@@ -43,6 +45,7 @@ pub async fn on_command(
             "Unmuted. I'll chime in on your deal updates again, sparingly.".to_owned()
         }
         Command::Optout => return Ok(Some(optout_confirmation(who.user_id))),
+        Command::ForgetMe => return Ok(Some(forget_confirmation(who.user_id))),
         Command::Optin => {
             store.opt_in(who.team_id, who.user_id, now_ms).await?;
             "Welcome back: I'll read your deal updates again from now on.".to_owned()
@@ -122,6 +125,58 @@ async fn reflections(store: &Store, who: &Invoker<'_>) -> Result<String, StoreEr
         text.push_str(&format!("{}{sharing}\n", lines.join("\n")));
     }
     Ok(text)
+}
+
+fn forget_confirmation(user_id: &str) -> EphemeralReply {
+    let text = "This deletes everything I hold about you in this workspace: the themes I logged \
+                from your deal updates, the nudges I sent you and your answers to them, your saved \
+                reflections, your deal mutes and your settings (mute, digest DM, spotlight). \
+                Team settings you changed stay but no longer name you. You are not opted out: I'll \
+                read your deal updates again afterwards (`/cusp optout` stops that). Continue?";
+    EphemeralReply {
+        text: text.to_owned(),
+        blocks: vec![
+            blocks::section(text),
+            blocks::actions(
+                "cusp_forget",
+                vec![
+                    blocks::button(
+                        "Yes, delete my data",
+                        ACTION_FORGET_CONFIRM,
+                        user_id,
+                        Some(ButtonStyle::Danger),
+                    ),
+                    blocks::button("Cancel", ACTION_FORGET_CANCEL, user_id, None),
+                ],
+            ),
+        ],
+    }
+}
+
+/// What `/cusp forget me` tells the person once their data is gone.
+pub fn forgotten_summary(c: &crate::store::ForgetCounts) -> String {
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut text = format!(
+        "Done. I deleted {}, {} (with your answers to them), {} and {}",
+        plural(c.observations, "logged deal update", "logged deal updates"),
+        plural(c.prompts, "nudge", "nudges"),
+        plural(c.reflections, "saved reflection", "saved reflections"),
+        plural(c.deal_mutes, "deal mute", "deal mutes"),
+    );
+    text.push_str(if c.preferences > 0 {
+        ", and your settings (mute, digest DM, spotlight)."
+    } else {
+        "; you had no personal settings."
+    });
+    if c.anonymised_settings > 0 {
+        text.push_str(&format!(
+            " {} you changed no longer name{} you.",
+            plural(c.anonymised_settings, "team setting", "team settings"),
+            if c.anonymised_settings == 1 { "s" } else { "" }
+        ));
+    }
+    text.push_str(" You're not opted out: `/cusp optout` stops me reading your messages.");
+    text
 }
 
 fn optout_confirmation(user_id: &str) -> EphemeralReply {

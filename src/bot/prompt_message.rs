@@ -12,6 +12,8 @@ pub const ACTION_NOT_NOW: &str = "cusp_not_now";
 pub const ACTION_MUTE_DEAL: &str = "cusp_mute_deal";
 pub const ACTION_OPTOUT_CONFIRM: &str = "cusp_optout_confirm";
 pub const ACTION_OPTOUT_CANCEL: &str = "cusp_optout_cancel";
+pub const ACTION_FORGET_CONFIRM: &str = "cusp_forget_confirm";
+pub const ACTION_FORGET_CANCEL: &str = "cusp_forget_cancel";
 
 /// The buttons under every prompt; their value is the prompt's thread key.
 pub fn prompt_buttons(thread_key: &str) -> Value {

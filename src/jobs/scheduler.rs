@@ -25,6 +25,15 @@ pub const TICK_INTERVAL: Duration = Duration::from_secs(60);
 /// Handled inbox rows are kept this long (Slack retries an event for about an hour).
 pub const INBOX_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// `CUSP_RETENTION_DAYS`' default: observations, prompts and finished rows live a year.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The retention purge runs at start and then at most this often.
+pub const PURGE_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+/// Rows deleted per statement by the purge, so that no batch holds the write lock long.
+pub const PURGE_BATCH: i64 = 1_000;
+
 /// What one tick did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TickOutcome {
@@ -43,6 +52,7 @@ pub enum TickOutcome {
 }
 
 pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    let mut last_purge: Option<Timestamp> = None;
     loop {
         if *shutdown.borrow() {
             return;
@@ -56,6 +66,15 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             Err(err) => tracing::error!(error = %err, "digest scheduler tick failed"),
         }
         housekeeping(&state, Timestamp::now()).await;
+        let now = Timestamp::now();
+        let purge_due = last_purge.is_none_or(|at| {
+            now.as_millisecond() - at.as_millisecond()
+                >= i64::try_from(PURGE_INTERVAL.as_millis()).unwrap_or(i64::MAX)
+        });
+        if purge_due {
+            last_purge = Some(now);
+            purge_expired(&state, now).await;
+        }
         tokio::select! {
             () = tokio::time::sleep(TICK_INTERVAL) => {}
             _ = shutdown.changed() => return,
@@ -73,6 +92,41 @@ pub async fn housekeeping(state: &AppState, now: Timestamp) {
         Ok(0) => {}
         Ok(pruned) => tracing::info!(pruned, "old handled events deleted from the inbox"),
         Err(err) => tracing::warn!(error = %err, "could not prune the inbox"),
+    }
+}
+
+/// Deletes the team's rows older than `state.retention` (observations, prompts,
+/// reflections, finished deliveries and events, CRM delivery keys) in bounded batches.
+/// Failures are logged and retried at the next daily pass. Returns what was deleted.
+pub async fn purge_expired(state: &AppState, now: Timestamp) -> crate::store::PurgeCounts {
+    let team = state.identity.team_id.as_str();
+    let retention = i64::try_from(state.retention.as_millis()).unwrap_or(i64::MAX);
+    let before = now.as_millisecond().saturating_sub(retention);
+    match state
+        .store
+        .purge_older_than(team, before, PURGE_BATCH)
+        .await
+    {
+        Ok(counts) => {
+            if counts.total() > 0 {
+                tracing::info!(
+                    team_id = team,
+                    retention_days = state.retention.as_secs() / 86_400,
+                    observations = counts.observations,
+                    prompts = counts.prompts,
+                    reflections = counts.reflections,
+                    outbox = counts.outbox,
+                    inbox = counts.inbox,
+                    crm_deliveries = counts.crm_deliveries,
+                    "rows past the retention period deleted"
+                );
+            }
+            counts
+        }
+        Err(err) => {
+            tracing::warn!(team_id = team, error = %err, "could not purge rows past the retention period");
+            crate::store::PurgeCounts::default()
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub(crate) mod digest;
 mod inbox;
+pub(crate) mod lifecycle;
 pub(crate) mod nudges;
 pub(crate) mod observations;
 pub(crate) mod outbox;
@@ -17,6 +18,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub use digest::{ClassCounts, DigestRunRow, DigestSettingsRow, RunClaim, SpotlightRow};
 pub use inbox::{INBOX_MAX_ATTEMPTS, InboxItem, InboxState, NewInboxItem};
+pub use lifecycle::{ForgetCounts, PurgeCounts};
 pub use nudges::{
     MUTED_FOREVER, NewPrompt, NudgeHistory, NudgeSubject, Prompt, TeamSettings, UserPrefs,
 };
@@ -80,6 +82,11 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    #[error(
+        "the database file {0} does not exist. Point DATABASE_URL (or --database-url) at the file \
+         `cusp serve` or `cusp demo` uses, e.g. DATABASE_URL=sqlite://cusp.db"
+    )]
+    MissingDatabase(String),
 }
 
 #[derive(Clone)]
@@ -138,13 +145,29 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Connects to `sqlite:…` (the file is created if missing, WAL) or `postgres://…`.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::connect_with(url, true).await
+    }
+
+    /// Like [`Store::connect`], but a SQLite file that does not exist is an error instead of
+    /// a new empty database: for commands that only read (`export`, `digest preview`).
+    pub async fn open_existing(url: &str) -> Result<Store, StoreError> {
+        Store::connect_with(url, false).await
+    }
+
+    async fn connect_with(url: &str, create: bool) -> Result<Store, StoreError> {
         if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)?
-                .create_if_missing(true)
+            let options = SqliteConnectOptions::from_str(url)?;
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            if !create && !in_memory && !options.get_filename().exists() {
+                return Err(StoreError::MissingDatabase(
+                    options.get_filename().display().to_string(),
+                ));
+            }
+            let options = options
+                .create_if_missing(create)
                 .journal_mode(SqliteJournalMode::Wal)
                 .foreign_keys(true)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT);
-            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
             let pool = SqlitePoolOptions::new()
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 // An in-memory database lives as long as its one connection.

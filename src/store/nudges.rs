@@ -194,31 +194,7 @@ impl Store {
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "DELETE FROM observation_themes WHERE team_id = $1 AND observation_id IN \
-                 (SELECT id FROM observations WHERE team_id = $1 AND user_id = $2)",
-            )
-            .bind(team_id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-            let deleted =
-                sqlx::query("DELETE FROM observations WHERE team_id = $1 AND user_id = $2")
-                    .bind(team_id)
-                    .bind(user_id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            for table in ["reflections", "prompts", "deal_mutes"] {
-                sqlx::query(&format!(
-                    "DELETE FROM {table} WHERE team_id = $1 AND user_id = $2"
-                ))
-                .bind(team_id)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            deleted
+            super::lifecycle::delete_person_rows!(tx, team_id, user_id).observations
         });
         Ok(deleted)
     }

@@ -264,7 +264,8 @@ async fn export_filters_by_team_and_date_and_joins_themes_in_csv() {
 
     let dir = tempfile::tempdir().unwrap();
     let db_url = format!("sqlite://{}", dir.path().join("x.db").display());
-    // A database nobody migrated yet: export brings the schema up itself.
+    // A database file nobody migrated yet (here: empty): export brings the schema up itself.
+    std::fs::write(dir.path().join("x.db"), b"").unwrap();
     let fresh = cusp(&["export", "--format", "csv"])
         .env("DATABASE_URL", &db_url)
         .output()
@@ -351,4 +352,226 @@ async fn export_filters_by_team_and_date_and_joins_themes_in_csv() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["team_id"], "T1");
     assert_eq!(rows[0]["themes"], serde_json::json!(["closing_push"]));
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn read_commands_never_create_a_database_and_name_the_missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nowhere.db");
+    let db_url = format!("sqlite://{}", path.display());
+    for args in [
+        vec!["export", "--format", "csv"],
+        vec!["digest", "preview", "--team", "T1"],
+        vec!["digest", "send", "--team", "T1"],
+    ] {
+        let out = cusp(&args).env("DATABASE_URL", &db_url).output().unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = stderr_of(&out);
+        assert!(
+            err.contains(&path.display().to_string()) && err.contains("DATABASE_URL"),
+            "{args:?}: {err}"
+        );
+        assert!(!path.exists(), "{args:?} created {}", path.display());
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_team_is_an_error_that_lists_the_teams_the_database_holds() {
+    use cusp::engine::Class;
+    use cusp::store::{Effects, NewObservation, ObservationSource, Store};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("x.db").display());
+    let store = Store::connect(&db_url).await.unwrap();
+    store.migrate().await.unwrap();
+    let empty = cusp(&["digest", "preview", "--team", "TNOPE"])
+        .env("DATABASE_URL", &db_url)
+        .output()
+        .unwrap();
+    assert!(!empty.status.success());
+    assert!(
+        stderr_of(&empty).contains("holds no team yet"),
+        "{}",
+        stderr_of(&empty)
+    );
+
+    for team in ["TAAA", "TBBB"] {
+        let effects = Effects {
+            observation: Some(NewObservation {
+                channel_id: "C1".into(),
+                user_id: "U1".into(),
+                message_ts: Some("1.0001".into()),
+                source: ObservationSource::Message,
+                class: Class::Neutral,
+                score: 0.0,
+                account: None,
+                themes: vec![],
+                dedupe_key: "k".into(),
+                text: None,
+            }),
+            ..Effects::default()
+        };
+        store.record_effects(team, &effects, 1_000).await.unwrap();
+    }
+    store.close().await;
+    for args in [
+        vec!["export", "--format", "json", "--team", "TNOPE"],
+        vec!["digest", "preview", "--team", "TNOPE"],
+        vec!["digest", "send", "--team", "TNOPE"],
+    ] {
+        let out = cusp(&args).env("DATABASE_URL", &db_url).output().unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = stderr_of(&out);
+        assert!(
+            err.contains("team TNOPE is not in this database") && err.contains("TAAA, TBBB"),
+            "{args:?}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?} printed something");
+    }
+    let known = cusp(&["digest", "preview", "--team", "TAAA"])
+        .env("DATABASE_URL", &db_url)
+        .output()
+        .unwrap();
+    assert!(known.status.success(), "{}", stderr_of(&known));
+}
+
+#[test]
+fn a_dot_env_file_in_the_working_directory_is_read_and_the_environment_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let from_file = dir.path().join("from-dotenv.db");
+    let from_env = dir.path().join("from-env.db");
+    std::fs::write(
+        dir.path().join(".env"),
+        format!(
+            "# as in deploy/example.env\nDATABASE_URL=sqlite://{}\n",
+            from_file.display()
+        ),
+    )
+    .unwrap();
+    let out = cusp(&["export", "--format", "csv"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        stderr_of(&out).contains("from-dotenv.db"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = cusp(&["export", "--format", "csv"])
+        .current_dir(dir.path())
+        .env("DATABASE_URL", format!("sqlite://{}", from_env.display()))
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("from-env.db") && !err.contains("from-dotenv.db"),
+        "{err}"
+    );
+
+    std::fs::write(dir.path().join(".env"), "THIS IS NOT A VALID LINE\n").unwrap();
+    let out = cusp(&["export", "--format", "csv"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr_of(&out).contains(".env"), "{}", stderr_of(&out));
+}
+
+#[test]
+fn deploy_example_env_works_as_a_dot_env_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/example.env"),
+        dir.path().join(".env"),
+    )
+    .unwrap();
+    // The file parses, and its DATABASE_URL (sqlite://cusp.db) is the one used.
+    let out = cusp(&["export", "--format", "csv"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("cusp.db") && err.contains("does not exist") && !err.contains(".env"),
+        "{err}"
+    );
+    // Its empty SLACK_SIGNING_SECRET is reported as missing, naming where to find it.
+    let out = cusp(&["serve"]).current_dir(dir.path()).output().unwrap();
+    assert!(
+        stderr_of(&out).contains("SLACK_SIGNING_SECRET is not set"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn a_listen_address_with_a_host_name_resolves_and_a_bad_one_is_named() {
+    let out = cusp(&["serve"])
+        .env("SLACK_SIGNING_SECRET", "s")
+        .env("SLACK_BOT_TOKEN", "xoxb-1")
+        .env("CUSP_ADDR", "localhost")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("CUSP_ADDR") && err.contains("host:port"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_listens_on_a_host_name() {
+    let slack = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("x.db").display());
+    let port = free_port();
+    let child = cusp(&["serve"])
+        .env("SLACK_SIGNING_SECRET", SECRET)
+        .env("SLACK_BOT_TOKEN", "xoxb-test-token")
+        .env("DATABASE_URL", &db_url)
+        .env("CUSP_ADDR", format!("localhost:{port}"))
+        .env("SLACK_API_URL", slack.base_url())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let _server = Server {
+        child,
+        base: format!("http://localhost:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        // `localhost` may resolve to ::1 or 127.0.0.1 first; either must answer.
+        if let Ok(response) = reqwest::get(format!("http://localhost:{port}/healthz")).await {
+            if response.status().is_success() {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cusp serve did not come up on localhost"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn reflect_says_when_cusp_would_stay_silent() {
+    let out = cusp(&["reflect", "anyone up for lunch at noon?"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("not a deal update: in a channel cusp would stay silent"),
+        "{text}"
+    );
 }

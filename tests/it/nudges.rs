@@ -363,6 +363,117 @@ async fn opting_out_deletes_data_and_stops_logging_until_opt_in(backend: Backend
     assert_eq!(app.state.store.count_observations(TEAM).await.unwrap(), 2);
 }
 
+async fn forget_me_deletes_what_cusp_holds_about_the_caller_after_confirmation(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.say("Ev1", "U_SELLER", SELLER, "1700000000.000100")
+        .await;
+    app.say("Ev2", "U_OTHER", SELLER_GLOBEX, "1700000000.000200")
+        .await;
+    app.settle().await;
+    let nudge = app
+        .nudges()
+        .into_iter()
+        .find(|m| m.thread_ts.as_deref() == Some("1700000000.000100"))
+        .expect("a nudge for U_SELLER");
+    let value = button_value(&nudge);
+    app.interact(click("cusp_mute_deal", &value, "U_SELLER", "t-mute"))
+        .await;
+    app.command_as("U_SELLER", "C_DEALS", "mute 1d").await;
+    app.command_as("U_SELLER", "C_DEALS", "digest me on").await;
+    app.command_as("U_SELLER", "C_QUIET", "channel off").await;
+    let store = &app.state.store;
+    assert!(
+        store
+            .user_prefs(TEAM, "U_SELLER")
+            .await
+            .unwrap()
+            .muted_until
+            .is_some()
+    );
+
+    let confirm = app.command_as("U_SELLER", "C_DEALS", "forget me").await;
+    assert!(
+        confirm["blocks"]
+            .to_string()
+            .contains("cusp_forget_confirm"),
+        "{confirm}"
+    );
+    assert_eq!(
+        store.count_observations(TEAM).await.unwrap(),
+        2,
+        "nothing before confirming"
+    );
+    let forged = app
+        .interact(click("cusp_forget_confirm", "U_SELLER", "U_OTHER", "t0"))
+        .await;
+    assert_eq!(forged.status, StatusCode::BAD_REQUEST);
+    let done = app
+        .interact(click("cusp_forget_confirm", "U_SELLER", "U_SELLER", "t1"))
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    app.settle().await;
+    let said = app
+        .slack
+        .calls_to("chat.postEphemeral")
+        .iter()
+        .filter_map(|c| c.param_str("text"))
+        .find(|t| t.starts_with("Done. I deleted"))
+        .expect("the summary of what was deleted");
+    assert!(
+        said.contains("1 logged deal update,")
+            && said.contains("1 nudge ")
+            && said.contains("1 deal mute")
+            && said.contains("your settings")
+            && said.contains("1 team setting you changed no longer names you"),
+        "{said}"
+    );
+    assert_eq!(
+        store.count_observations(TEAM).await.unwrap(),
+        1,
+        "only the other person's data remains"
+    );
+    let prefs = store.user_prefs(TEAM, "U_SELLER").await.unwrap();
+    assert!(prefs.muted_until.is_none() && !prefs.opted_out, "{prefs:?}");
+    assert!(
+        store
+            .recent_question_ids(TEAM, "U_SELLER", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !store
+            .recent_question_ids(TEAM, "U_OTHER", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store.channel_nudges_off(TEAM, "C_QUIET").await.unwrap(),
+        "the channel setting itself stays"
+    );
+
+    // Forgotten is not opted out: the next deal update is read (and nudged) again.
+    app.say(
+        "Ev3",
+        "U_SELLER",
+        "Initech: pushing them to sign before quarter end for my number",
+        "1700000000.000300",
+    )
+    .await;
+    app.settle().await;
+    assert_eq!(store.count_observations(TEAM).await.unwrap(), 2);
+    let cancel = app
+        .interact(click("cusp_forget_cancel", "U_SELLER", "U_SELLER", "t2"))
+        .await;
+    assert_eq!(cancel.status, StatusCode::OK);
+    assert_eq!(
+        store.count_observations(TEAM).await.unwrap(),
+        2,
+        "cancel deletes nothing"
+    );
+}
+
 /// The numbered question lines of a `/cusp reflect` reply.
 fn reflect_questions(reply: &Value) -> Vec<String> {
     let blocks = reply["blocks"].as_array().expect("blocks");
@@ -614,6 +725,7 @@ backend_matrix!(
     cooldowns_limit_nudges_per_account_and_per_day,
     mute_holds_nudges_back_across_a_restart_and_unmute_restores_them,
     opting_out_deletes_data_and_stops_logging_until_opt_in,
+    forget_me_deletes_what_cusp_holds_about_the_caller_after_confirmation,
     channel_off_silences_one_channel_only,
     reflect_avoids_recent_questions_and_honours_opt_out,
     buttons_and_the_reflection_modal_are_stored,
