@@ -242,23 +242,9 @@ async fn run_digest(action: DigestAction) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens a database that must already exist (read commands never create an empty one)
-/// and brings its schema up to date (reading an old file must not fail).
+/// Opens a database that must already exist (read commands never create an empty one).
 async fn open_existing(db: &DatabaseArgs) -> anyhow::Result<Store> {
-    let store = Store::open_existing(&db.database_url)
-        .await
-        .map_err(|err| match err {
-            missing @ crate::store::StoreError::MissingDatabase(_) => anyhow::Error::new(missing),
-            other => anyhow::Error::new(other).context(format!(
-                "could not open {}",
-                crate::store::redact_url(&db.database_url)
-            )),
-        })?;
-    store
-        .migrate()
-        .await
-        .context("could not apply migrations")?;
-    Ok(store)
+    open(db, false).await
 }
 
 /// An unknown `--team` is an error that lists the teams the database holds, rather than
@@ -281,13 +267,26 @@ async fn require_known_team(store: &Store, team: &str) -> anyhow::Result<()> {
     )
 }
 
-/// Opens the database and makes sure its schema is current (reading an old file must not fail).
+/// Opens (or creates) the database and makes sure its schema is current.
 async fn connect(db: &DatabaseArgs) -> anyhow::Result<Store> {
-    let store = Store::connect(&db.database_url).await.with_context(|| {
-        format!(
+    open(db, true).await
+}
+
+/// Opens the database, creating a missing SQLite file only when `create` is set, and
+/// brings its schema up to date (reading an old file must not fail).
+async fn open(db: &DatabaseArgs, create: bool) -> anyhow::Result<Store> {
+    let opened = if create {
+        Store::connect(&db.database_url).await
+    } else {
+        Store::open_existing(&db.database_url).await
+    };
+    let store = opened.map_err(|err| match err {
+        // Already names the path and the variable; more context would only repeat it.
+        missing @ crate::store::StoreError::MissingDatabase(_) => anyhow::Error::new(missing),
+        other => anyhow::Error::new(other).context(format!(
             "could not open {}",
             crate::store::redact_url(&db.database_url)
-        )
+        )),
     })?;
     store
         .migrate()

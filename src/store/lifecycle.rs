@@ -48,7 +48,6 @@ const FORGOTTEN: &str = "(forgotten)";
 macro_rules! delete_person_rows {
     ($tx:ident, $team_id:expr, $user_id:expr) => {{
         let (team_id, user_id): (&str, &str) = ($team_id, $user_id);
-        let mut counts = $crate::store::lifecycle::ForgetCounts::default();
         sqlx::query(
             "DELETE FROM observation_themes WHERE team_id = $1 AND observation_id IN \
              (SELECT id FROM observations WHERE team_id = $1 AND user_id = $2)",
@@ -57,34 +56,28 @@ macro_rules! delete_person_rows {
         .bind(user_id)
         .execute(&mut *$tx)
         .await?;
-        counts.observations =
-            sqlx::query("DELETE FROM observations WHERE team_id = $1 AND user_id = $2")
+        let mut deleted = [0u64; 4];
+        for (n, sql) in deleted.iter_mut().zip([
+            "DELETE FROM observations WHERE team_id = $1 AND user_id = $2",
+            "DELETE FROM prompts WHERE team_id = $1 AND user_id = $2",
+            "DELETE FROM reflections WHERE team_id = $1 AND user_id = $2",
+            "DELETE FROM deal_mutes WHERE team_id = $1 AND user_id = $2",
+        ]) {
+            *n = sqlx::query(sql)
                 .bind(team_id)
                 .bind(user_id)
                 .execute(&mut *$tx)
                 .await?
                 .rows_affected();
-        counts.reflections =
-            sqlx::query("DELETE FROM reflections WHERE team_id = $1 AND user_id = $2")
-                .bind(team_id)
-                .bind(user_id)
-                .execute(&mut *$tx)
-                .await?
-                .rows_affected();
-        counts.prompts = sqlx::query("DELETE FROM prompts WHERE team_id = $1 AND user_id = $2")
-            .bind(team_id)
-            .bind(user_id)
-            .execute(&mut *$tx)
-            .await?
-            .rows_affected();
-        counts.deal_mutes =
-            sqlx::query("DELETE FROM deal_mutes WHERE team_id = $1 AND user_id = $2")
-                .bind(team_id)
-                .bind(user_id)
-                .execute(&mut *$tx)
-                .await?
-                .rows_affected();
-        counts
+        }
+        let [observations, prompts, reflections, deal_mutes] = deleted;
+        $crate::store::lifecycle::ForgetCounts {
+            observations,
+            prompts,
+            reflections,
+            deal_mutes,
+            ..Default::default()
+        }
     }};
 }
 pub(crate) use delete_person_rows;
