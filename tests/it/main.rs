@@ -7,6 +7,7 @@ mod digest;
 mod hubspot;
 mod inbox;
 mod nudges;
+mod ops;
 mod outbox;
 mod server;
 mod slack_client;
