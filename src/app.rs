@@ -187,7 +187,10 @@ pub async fn run_server(
             state.clone(),
             shutdown.subscribe(),
         )),
-        tokio::spawn(crate::jobs::gauges::run(state.clone(), shutdown.subscribe())),
+        tokio::spawn(crate::jobs::gauges::run(
+            state.clone(),
+            shutdown.subscribe(),
+        )),
     ];
     let stop_accepting = shutdown.clone();
     let server = axum::serve(listener, build_router(state))

@@ -62,7 +62,10 @@ impl Shutdown {
         let shutdown = self.clone();
         tokio::spawn(async move {
             let signal = wait_for_signal().await;
-            tracing::info!(signal, "shutting down: finishing requests and deliveries in flight");
+            tracing::info!(
+                signal,
+                "shutting down: finishing requests and deliveries in flight"
+            );
             shutdown.trigger();
         });
     }

@@ -21,8 +21,8 @@ use tokio::sync::watch;
 
 use super::backoff::{Backoff, after};
 use crate::app::AppState;
-use crate::slack::web_api::SlackApiError;
 use crate::shutdown::DELIVERY_GRACE;
+use crate::slack::web_api::SlackApiError;
 use crate::store::{OutboxItem, StoreError};
 use crate::telemetry::metrics;
 

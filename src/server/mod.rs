@@ -38,7 +38,10 @@ pub fn router(state: AppState) -> Router {
             "/slack/commands",
             post(commands::handle).route_layer(verified()),
         )
-        .route("/slack/events", post(events::handle).route_layer(verified()))
+        .route(
+            "/slack/events",
+            post(events::handle).route_layer(verified()),
+        )
         .route(
             "/slack/interactivity",
             post(interactivity::handle).route_layer(verified()),
@@ -82,7 +85,10 @@ async fn not_found() -> (StatusCode, &'static str) {
 /// Prometheus' text exposition format. Not signed: it holds counts, never ids or text.
 async fn metrics() -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         telemetry::metrics::render(),
     )
         .into_response()

@@ -80,7 +80,11 @@ pub struct Applied {
 impl Applied {
     /// Counts a committed `Applied` in the metrics (call after the commit only).
     fn count(&self, effects: &Effects) {
-        if let Some(obs) = effects.observation.as_ref().filter(|_| self.observation_logged) {
+        if let Some(obs) = effects
+            .observation
+            .as_ref()
+            .filter(|_| self.observation_logged)
+        {
             crate::telemetry::metrics::observation_logged(obs.class.as_str(), obs.source.as_str());
         }
         count_enqueued(&self.enqueued);

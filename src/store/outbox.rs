@@ -103,7 +103,8 @@ impl Store {
         messages: &[NewOutboxMessage],
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let kinds = super::in_transaction!(self, |tx| insert_outbox!(tx, team_id, messages, now_ms));
+        let kinds =
+            super::in_transaction!(self, |tx| insert_outbox!(tx, team_id, messages, now_ms));
         super::count_enqueued(&kinds);
         Ok(())
     }

@@ -86,23 +86,35 @@ pub fn run_upkeep() {
 }
 
 fn describe() {
-    describe_counter!(HTTP_REQUESTS, "HTTP requests answered, by route, method and status");
+    describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests answered, by route, method and status"
+    );
     describe_histogram!(
         HTTP_REQUEST_DURATION,
         Unit::Seconds,
         "Time to answer an HTTP request"
     );
-    describe_counter!(SIGNATURE_FAILURES, "Signed requests refused, by source and reason");
+    describe_counter!(
+        SIGNATURE_FAILURES,
+        "Signed requests refused, by source and reason"
+    );
     describe_counter!(EVENTS_RECEIVED, "Slack events stored in the inbox, by type");
     describe_counter!(EVENTS_DEDUPLICATED, "Slack events already in the inbox");
-    describe_counter!(EVENTS_HANDLED, "Events handled by the inbox worker, by outcome");
+    describe_counter!(
+        EVENTS_HANDLED,
+        "Events handled by the inbox worker, by outcome"
+    );
     describe_counter!(EVENTS_FAILED, "Failed attempts at an event, by outcome");
     describe_histogram!(
         EVENT_LATENCY,
         Unit::Seconds,
         "Time from an event's arrival to its handling"
     );
-    describe_counter!(OBSERVATIONS_LOGGED, "Observations stored, by class and source");
+    describe_counter!(
+        OBSERVATIONS_LOGGED,
+        "Observations stored, by class and source"
+    );
     describe_counter!(OUTBOX_ENQUEUED, "Outbox rows written, by kind");
     describe_gauge!(OUTBOX_DEPTH, "Outbox rows pending or being sent");
     describe_gauge!(
@@ -199,8 +211,7 @@ pub fn rate_limit_hold(method: &str) {
 }
 
 pub fn set_rate_limit_hold_remaining(method: &str, remaining: Duration) {
-    gauge!(RATE_LIMIT_HOLD_REMAINING, "method" => method.to_owned())
-        .set(remaining.as_secs_f64());
+    gauge!(RATE_LIMIT_HOLD_REMAINING, "method" => method.to_owned()).set(remaining.as_secs_f64());
 }
 
 /// `outcome`: `queued`, `skipped` or `failed`.

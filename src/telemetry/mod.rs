@@ -26,12 +26,8 @@ pub fn init(format: LogFormat, default_filter: &str) {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let ansi = std::io::stderr().is_terminal();
     // A second init (tests) is harmless, so its error is ignored.
-    let _ = tracing::subscriber::set_global_default(subscriber(
-        format,
-        filter,
-        std::io::stderr,
-        ansi,
-    ));
+    let _ =
+        tracing::subscriber::set_global_default(subscriber(format, filter, std::io::stderr, ansi));
 }
 
 /// The subscriber `init` installs, writing to `writer` (tests capture lines with it).

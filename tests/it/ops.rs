@@ -81,7 +81,10 @@ async fn metrics_show_real_signed_traffic(backend: Backend) {
     let forged = Request::post("/slack/events")
         .header("content-type", "application/json")
         .header("x-slack-request-timestamp", ts.to_string())
-        .header("x-slack-signature", sign(b"not-the-secret", ts, body.as_bytes()))
+        .header(
+            "x-slack-signature",
+            sign(b"not-the-secret", ts, body.as_bytes()),
+        )
         .body(Body::from(body))
         .unwrap();
     assert_eq!(app.request(forged).await.status, StatusCode::UNAUTHORIZED);
@@ -91,14 +94,19 @@ async fn metrics_show_real_signed_traffic(backend: Backend) {
     assert_eq!(app.event(&event).await.status, StatusCode::OK);
     assert_eq!(app.event(&event).await.status, StatusCode::OK);
     assert_eq!(app.drain_inbox().await, 1);
-    cusp::jobs::gauges::refresh(&app.state, now_ms()).await.unwrap();
+    cusp::jobs::gauges::refresh(&app.state, now_ms())
+        .await
+        .unwrap();
     let queued = scrape(&app).await;
 
     let delta = |name: &str, labels: &[(&str, &str)]| {
         sample(&queued, name, labels) - sample(&before, name, labels)
     };
     let failures = [("source", "slack"), ("reason", "bad_signature")];
-    assert!(delta("cusp_signature_failures_total", &failures) >= 1.0, "{queued}");
+    assert!(
+        delta("cusp_signature_failures_total", &failures) >= 1.0,
+        "{queued}"
+    );
     assert!(delta("cusp_events_received_total", &[("type", "message")]) >= 1.0);
     assert!(delta("cusp_events_deduplicated_total", &[]) >= 1.0);
     assert!(delta("cusp_events_handled_total", &[("outcome", "nudge")]) >= 1.0);
@@ -118,7 +126,9 @@ async fn metrics_show_real_signed_traffic(backend: Backend) {
 
     // Delivered: the attempt is counted and the outbox is empty again.
     app.deliver_outbox_at(now_ms()).await;
-    cusp::jobs::gauges::refresh(&app.state, now_ms()).await.unwrap();
+    cusp::jobs::gauges::refresh(&app.state, now_ms())
+        .await
+        .unwrap();
     let sent = scrape(&app).await;
     let sent_posts = [("method", "chat.postMessage"), ("outcome", "sent")];
     assert!(
@@ -144,7 +154,9 @@ async fn a_rate_limit_hold_shows_in_metrics(backend: Backend) {
     assert_eq!(app.event(&event).await.status, StatusCode::OK);
     app.drain_inbox().await;
     app.deliver_outbox_at(now_ms()).await;
-    cusp::jobs::gauges::refresh(&app.state, now_ms()).await.unwrap();
+    cusp::jobs::gauges::refresh(&app.state, now_ms())
+        .await
+        .unwrap();
     let after = scrape(&app).await;
     let method = [("method", "chat.postMessage")];
     assert!(
@@ -159,7 +171,6 @@ async fn a_rate_limit_hold_shows_in_metrics(backend: Backend) {
     );
     assert!(left > 20.0 && left <= 31.0, "{after}");
 }
-
 
 #[tokio::test]
 async fn unknown_routes_are_404_and_wrong_methods_405_before_any_signature_check() {
@@ -199,7 +210,11 @@ async fn the_root_names_the_server_and_links_its_endpoints() {
         .request(Request::get("/").body(Body::empty()).unwrap())
         .await;
     assert_eq!(response.status, StatusCode::OK);
-    assert!(response.body.starts_with(&format!("cusp {}", env!("CARGO_PKG_VERSION"))));
+    assert!(
+        response
+            .body
+            .starts_with(&format!("cusp {}", env!("CARGO_PKG_VERSION")))
+    );
     for link in ["/healthz", "/readyz", "/metrics", "/slack/events"] {
         assert!(response.body.contains(link), "{link}: {}", response.body);
     }
@@ -289,7 +304,9 @@ async fn log_lines_carry_ids_and_never_the_text(backend: Backend) {
 
     // A line logged inside a request: its request id and team id.
     let duplicate = line_with(&lines, "duplicate delivery ignored");
-    let request_id = field(duplicate, "request_id").and_then(Value::as_str).unwrap();
+    let request_id = field(duplicate, "request_id")
+        .and_then(Value::as_str)
+        .unwrap();
     assert_eq!(request_id.len(), 36, "{duplicate}");
     assert_eq!(field(duplicate, "team_id").unwrap(), TEAM);
     assert_eq!(field(duplicate, "event_id").unwrap(), "EvLog1");
@@ -319,7 +336,10 @@ async fn log_lines_carry_ids_and_never_the_text(backend: Backend) {
     assert_eq!(field(delivered, "team_id").unwrap(), TEAM);
 
     let text = captured.text();
-    assert!(!text.contains(SECRET_WORDS), "message text in the log:\n{text}");
+    assert!(
+        !text.contains(SECRET_WORDS),
+        "message text in the log:\n{text}"
+    );
     assert!(!text.contains(SECRET), "signing secret in the log");
     assert!(!text.contains(TOKEN), "bot token in the log");
 }
@@ -412,10 +432,13 @@ async fn shutdown_finishes_requests_and_deliveries_in_flight(backend: Backend) {
     // The request in flight is still answered.
     in_flight.write_all(rest.as_bytes()).await.unwrap();
     let mut answer = String::new();
-    tokio::time::timeout(Duration::from_secs(5), in_flight.read_to_string(&mut answer))
-        .await
-        .expect("an answer")
-        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        in_flight.read_to_string(&mut answer),
+    )
+    .await
+    .expect("an answer")
+    .unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 
     // The delivery in flight finished within the grace period.
