@@ -5,7 +5,9 @@
 //!   held rows, on every replica), and this row is tried again then. A 429 is not a
 //!   failure: it does not count toward `MAX_ATTEMPTS`, and 429s alone never kill a row;
 //! - 5xx, timeouts, transport errors: exponential backoff with jitter, up to `MAX_ATTEMPTS`
-//!   such failures, then the row is `dead` with its last error.
+//!   such failures, then the row is `dead` with its last error;
+//! - shutdown: the worker stops between deliveries; one in flight gets `DELIVERY_GRACE`,
+//!   then goes back to `pending`, due at once and in doubt (`Delivery::Interrupted`).
 //!
 //! No double posts: every `chat.postMessage` carries its idempotency key in Slack message
 //! metadata. When an earlier attempt may have reached Slack (a crash between Slack's

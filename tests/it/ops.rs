@@ -291,6 +291,13 @@ async fn log_lines_carry_ids_and_never_the_text(backend: Backend) {
         captured.clone(),
         false,
     );
+    // tracing caches per log statement whether anyone listens. With a single scoped
+    // subscriber alive it asks only the registering thread's own subscriber, so a
+    // statement first reached by a concurrent test (which has none) would be cached as
+    // unwanted. A second registered dispatcher makes it ask every live one, this too.
+    static SECOND: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+    SECOND.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
+    let dispatch = tracing::Dispatch::new(subscriber);
     async {
         let event = message_event("EvLog1", "U_SELLER", SELLER, "1700000400.000100");
         assert_eq!(app.event(&event).await.status, StatusCode::OK);
@@ -298,7 +305,7 @@ async fn log_lines_carry_ids_and_never_the_text(backend: Backend) {
         app.drain_inbox().await;
         app.deliver_outbox_at(now_ms()).await;
     }
-    .with_subscriber(subscriber)
+    .with_subscriber(dispatch)
     .await;
     let lines = captured.lines();
 
