@@ -1,16 +1,18 @@
-//! `AppState`, the router, and `serve` with its background workers and graceful shutdown.
+//! `AppState`, the router, and `serve` with its background workers and graceful
+//! shutdown (`crate::shutdown`).
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use secrecy::SecretString;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 use crate::bot::BotIdentity;
 use crate::config::ServeConfig;
 use crate::engine::Engine;
 use crate::jobs::backoff::Backoff;
 use crate::jobs::inbox_worker::INBOX_BACKOFF;
+use crate::shutdown::Shutdown;
 use crate::slack::web_api::{SlackApiError, SlackClient};
 use crate::store::Store;
 
@@ -109,8 +111,20 @@ pub async fn identify(slack: &SlackClient) -> anyhow::Result<BotIdentity> {
     }
 }
 
-/// `cusp serve`: migrate, identify, resume the inbox and outbox, listen.
+/// `cusp serve`: migrate, identify, resume the inbox and outbox, listen; stop on
+/// SIGTERM or SIGINT.
 pub async fn serve(config: ServeConfig, engine: Engine) -> anyhow::Result<()> {
+    let shutdown = Shutdown::new();
+    shutdown.on_signals();
+    serve_with_shutdown(config, engine, shutdown).await
+}
+
+/// `serve`, stopping when `shutdown` is triggered instead of on a signal.
+pub async fn serve_with_shutdown(
+    config: ServeConfig,
+    engine: Engine,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     use secrecy::ExposeSecret;
     let store = Store::connect(config.database_url.expose_secret())
         .await
@@ -152,22 +166,6 @@ pub async fn serve(config: ServeConfig, engine: Engine) -> anyhow::Result<()> {
     .with_hubspot(hubspot)
     .with_retention(config.retention);
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let workers = [
-        tokio::spawn(crate::jobs::inbox_worker::run(
-            state.clone(),
-            shutdown_rx.clone(),
-        )),
-        tokio::spawn(crate::jobs::outbox_worker::run(
-            state.clone(),
-            shutdown_rx.clone(),
-        )),
-        tokio::spawn(crate::jobs::scheduler::run(
-            state.clone(),
-            shutdown_rx.clone(),
-        )),
-    ];
-
     // A host name (`localhost:3000`) is resolved here.
     let listener = tokio::net::TcpListener::bind(config.addr.as_str())
         .await
@@ -178,36 +176,59 @@ pub async fn serve(config: ServeConfig, engine: Engine) -> anyhow::Result<()> {
             )
         })?;
     tracing::info!(addr = %config.addr, "listening");
-    axum::serve(listener, build_router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server error")?;
-    let _ = shutdown_tx.send(true);
+    let result = run_server(listener, state, shutdown).await;
+    store.close().await;
+    result
+}
+
+/// Serves `state` on `listener` with the background workers until `shutdown`: then
+/// stops accepting, finishes the requests in flight (at most `HTTP_DRAIN_TIMEOUT`),
+/// lets the workers finish their current item, and returns. The store stays open.
+pub async fn run_server(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let workers = [
+        tokio::spawn(crate::jobs::inbox_worker::run(
+            state.clone(),
+            shutdown.subscribe(),
+        )),
+        tokio::spawn(crate::jobs::outbox_worker::run(
+            state.clone(),
+            shutdown.subscribe(),
+        )),
+        tokio::spawn(crate::jobs::scheduler::run(
+            state.clone(),
+            shutdown.subscribe(),
+        )),
+        tokio::spawn(crate::jobs::gauges::run(
+            state.clone(),
+            shutdown.subscribe(),
+        )),
+    ];
+    let stop_accepting = shutdown.clone();
+    let server = axum::serve(listener, build_router(state))
+        .with_graceful_shutdown(async move { stop_accepting.wait().await });
+    let drain_deadline = async {
+        shutdown.wait().await;
+        tokio::time::sleep(crate::shutdown::HTTP_DRAIN_TIMEOUT).await;
+    };
+    let served = tokio::select! {
+        served = server => served.context("server error"),
+        () = drain_deadline => {
+            tracing::warn!(
+                timeout_secs = crate::shutdown::HTTP_DRAIN_TIMEOUT.as_secs(),
+                "requests still in flight after the drain timeout; stopping anyway"
+            );
+            Ok(())
+        }
+    };
+    // The server can also stop on its own (an error): the workers must stop with it.
+    shutdown.trigger();
     for worker in workers {
         let _ = worker.await;
     }
-    store.close().await;
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sig) => {
-                sig.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down");
+    tracing::info!("stopped");
+    served
 }

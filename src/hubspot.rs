@@ -26,6 +26,18 @@ pub enum HubSpotSignatureError {
     Mismatch,
 }
 
+impl HubSpotSignatureError {
+    /// A short, fixed label for metrics, the same words as Slack's verification uses.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            HubSpotSignatureError::Missing => "missing_signature",
+            HubSpotSignatureError::MalformedTimestamp => "malformed_timestamp",
+            HubSpotSignatureError::Stale => "stale_timestamp",
+            HubSpotSignatureError::Mismatch => "bad_signature",
+        }
+    }
+}
+
 /// Verifies `X-HubSpot-Signature-v3`: base64 HMAC-SHA256 of
 /// `{method}{uri}{body}{timestamp}` with the app's client secret, where `uri` is the
 /// full URL HubSpot called. `now_ms` is a parameter so this stays pure.

@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod reflect;
 pub mod replay;
 pub mod server;
+pub mod shutdown;
 pub mod slack;
 pub mod store;
 pub mod telemetry;

@@ -261,6 +261,7 @@ async fn prompt_owner(
         update.account
     );
     let params = prompt_params(&channel, None, &intro, &questions, None, Some(&thread_key));
+    let prompt_id = thread_key.clone();
     let effects = Effects {
         observation: Some(observation),
         prompt: Some(NewPrompt {
@@ -280,6 +281,16 @@ async fn prompt_owner(
     };
     state.store.record_effects(team, &effects, now_ms).await?;
     state.outbox_wake.notify_one();
+    let themes: Vec<&str> = analysis.themes.iter().map(|hit| hit.theme.id()).collect();
+    tracing::info!(
+        deal_id = %update.deal_id,
+        channel_id = %channel,
+        prompt_id = %prompt_id,
+        class = analysis.class.as_str(),
+        themes = %themes.join(","),
+        latency_ms = jiff::Timestamp::now().as_millisecond().saturating_sub(now_ms).max(0),
+        "CRM prompt queued"
+    );
     Ok(CrmOutcome::Queued)
 }
 

@@ -6,7 +6,7 @@
 //! Retry-After. Without the wait a short Slack problem would use up every attempt
 //! within milliseconds and the event would be parked `failed`, its payload gone.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 use tokio::sync::watch;
@@ -14,7 +14,8 @@ use tokio::sync::watch;
 use super::backoff::{self, Backoff};
 use crate::app::AppState;
 use crate::bot;
-use crate::store::{Effects, StoreError};
+use crate::store::{Applied, Effects, InboxItem, StoreError};
+use crate::telemetry::metrics;
 
 /// How long a claimed event is ours before another worker may take it over.
 pub const INBOX_LEASE: Duration = Duration::from_secs(60);
@@ -25,8 +26,13 @@ const POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// Pause after a database error before trying again.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
+/// Handles events until `shutdown`, stopping between events (the one in hand is
+/// finished: it is bounded by the Slack call timeout).
 pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     loop {
+        if *shutdown.borrow() {
+            return;
+        }
         match process_next(&state, jiff::Timestamp::now().as_millisecond()).await {
             Ok(true) => continue,
             Ok(false) => {
@@ -56,21 +62,24 @@ pub async fn process_next(state: &AppState, now_ms: i64) -> Result<bool, StoreEr
     };
     let span = tracing::info_span!("inbox", team_id = %item.team_id, event_id = %item.event_id, attempt = item.attempts);
     async {
+        let started = Instant::now();
         let outcome = match item.payload.as_deref() {
             Some(raw) => bot::dispatch_event(state, raw, now_ms).await,
             None => Ok(Effects::default()),
         };
         match outcome {
             Ok(effects) => {
-                state
+                let applied = state
                     .store
                     .finish_inbox_item(team, item.id, &effects, now_ms)
                     .await?;
-                if !effects.outbox.is_empty() {
+                if !applied.enqueued.is_empty() {
                     state.outbox_wake.notify_one();
                 }
+                log_handled(&item, &effects, &applied, started);
             }
             Err(err) if err.is_permanent() => {
+                metrics::event_failed(true);
                 tracing::error!(error = %err, "event cannot be handled; parked without retrying");
                 state
                     .store
@@ -84,6 +93,7 @@ pub async fn process_next(state: &AppState, now_ms: i64) -> Result<bool, StoreEr
                     .delay(item.attempts, rand::random::<f64>())
                     .max(err.retry_after().unwrap_or_default());
                 let retry_at = Some(backoff::after(now_ms, delay));
+                metrics::event_failed(item.attempts >= crate::store::INBOX_MAX_ATTEMPTS);
                 tracing::warn!(error = %err, ?retry_at, "event could not be handled");
                 state
                     .store
@@ -95,6 +105,46 @@ pub async fn process_next(state: &AppState, now_ms: i64) -> Result<bool, StoreEr
     }
     .instrument(span)
     .await
+}
+
+/// The one `info` line per handled event: what it caused, the class and themes of
+/// the deal update, and how long it took from arrival. Ids only, never the text.
+fn log_handled(item: &InboxItem, effects: &Effects, applied: &Applied, started: Instant) {
+    let outcome = if applied.enqueued.contains(&"nudge") {
+        "nudge"
+    } else if applied.enqueued.contains(&"reaction") {
+        "reaction"
+    } else if let Some(kind) = applied.enqueued.first() {
+        kind
+    } else if applied.observation_logged {
+        "logged"
+    } else if !applied.fresh {
+        "duplicate"
+    } else {
+        "ignored"
+    };
+    let latency_ms = jiff::Timestamp::now()
+        .as_millisecond()
+        .saturating_sub(item.received_at)
+        .max(0);
+    metrics::event_handled(outcome, Duration::from_millis(latency_ms.unsigned_abs()));
+    let observation = effects.observation.as_ref();
+    let themes = observation.map_or_else(String::new, |obs| {
+        obs.themes
+            .iter()
+            .map(|theme| theme.id())
+            .collect::<Vec<_>>()
+            .join(",")
+    });
+    tracing::info!(
+        channel_id = observation.map_or("", |obs| obs.channel_id.as_str()),
+        class = observation.map_or("", |obs| obs.class.as_str()),
+        themes,
+        outcome,
+        latency_ms,
+        handle_ms = started.elapsed().as_millis() as u64,
+        "event handled"
+    );
 }
 
 /// Handles every due event (tests, and `cusp` tooling). An event that fails is not due

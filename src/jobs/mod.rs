@@ -2,6 +2,7 @@
 //! (effects → Slack), and the digest scheduler. Each exposes a step function that tests call directly.
 
 pub mod backoff;
+pub mod gauges;
 pub mod inbox_worker;
 pub mod outbox_worker;
 pub mod scheduler;

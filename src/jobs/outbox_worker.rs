@@ -5,7 +5,9 @@
 //!   held rows, on every replica), and this row is tried again then. A 429 is not a
 //!   failure: it does not count toward `MAX_ATTEMPTS`, and 429s alone never kill a row;
 //! - 5xx, timeouts, transport errors: exponential backoff with jitter, up to `MAX_ATTEMPTS`
-//!   such failures, then the row is `dead` with its last error.
+//!   such failures, then the row is `dead` with its last error;
+//! - shutdown: the worker stops between deliveries; one in flight gets `DELIVERY_GRACE`,
+//!   then goes back to `pending`, due at once and in doubt (`Delivery::Interrupted`).
 //!
 //! No double posts: every `chat.postMessage` carries its idempotency key in Slack message
 //! metadata. When an earlier attempt may have reached Slack (a crash between Slack's
@@ -21,8 +23,10 @@ use tokio::sync::watch;
 
 use super::backoff::{Backoff, after};
 use crate::app::AppState;
+use crate::shutdown::DELIVERY_GRACE;
 use crate::slack::web_api::SlackApiError;
 use crate::store::{OutboxItem, StoreError};
+use crate::telemetry::metrics;
 
 /// A claimed delivery is ours for this long; longer than a Slack call can take.
 pub const OUTBOX_LEASE: Duration = Duration::from_secs(60);
@@ -65,11 +69,59 @@ pub enum Delivery {
     Dead {
         error: String,
     },
+    /// Shutdown came and the call was still in flight after [`DELIVERY_GRACE`]: the row
+    /// is back to `pending`, due at once, flagged in doubt, the attempt not counted.
+    Interrupted,
 }
 
+impl Delivery {
+    /// The `outcome` label of `cusp_outbox_deliveries_total`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Delivery::Sent { .. } => "sent",
+            Delivery::FoundEarlierPost { .. } => "found_earlier_post",
+            Delivery::Retrying { .. } => "retrying",
+            Delivery::RateLimited { .. } => "rate_limited",
+            Delivery::Dead { .. } => "dead",
+            Delivery::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// Resolves [`DELIVERY_GRACE`] after shutdown was triggered; never without it.
+async fn grace_expired(mut shutdown: watch::Receiver<bool>) {
+    if shutdown.wait_for(|stop| *stop).await.is_err() {
+        // No sender left: nobody can ask us to stop.
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(DELIVERY_GRACE).await;
+}
+
+/// The one `info` line per message delivered: what it was, where, and how long it
+/// waited in the outbox. Ids only; the message text never reaches the log.
+fn log_delivered(item: &OutboxItem, channel: &str, started: Instant) {
+    let queued_ms = jiff::Timestamp::now()
+        .as_millisecond()
+        .saturating_sub(item.created_at)
+        .max(0);
+    tracing::info!(
+        kind = metrics::outbox_kind(&item.idempotency_key),
+        channel_id = channel,
+        latency_ms = queued_ms,
+        call_ms = started.elapsed().as_millis() as u64,
+        "delivered"
+    );
+}
+
+/// Delivers until `shutdown`: stops between deliveries, and gives one in flight
+/// [`DELIVERY_GRACE`] before putting its row back (see [`Delivery::Interrupted`]).
 pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     loop {
-        match deliver_next(&state, jiff::Timestamp::now().as_millisecond()).await {
+        if *shutdown.borrow() {
+            return;
+        }
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        match deliver(&state, now_ms, Some(&shutdown)).await {
             Ok(Some(_)) => continue,
             Ok(None) => {
                 if !super::idle(&state.outbox_wake, POLL_INTERVAL, &mut shutdown).await {
@@ -97,6 +149,15 @@ pub async fn drain(state: &AppState, now_ms: i64) -> Result<Vec<Delivery>, Store
 
 /// Claims and attempts one due delivery; `None` when nothing is due.
 pub async fn deliver_next(state: &AppState, now_ms: i64) -> Result<Option<Delivery>, StoreError> {
+    deliver(state, now_ms, None).await
+}
+
+/// `deliver_next`, interrupted [`DELIVERY_GRACE`] after `shutdown` turns `true`.
+async fn deliver(
+    state: &AppState,
+    now_ms: i64,
+    shutdown: Option<&watch::Receiver<bool>>,
+) -> Result<Option<Delivery>, StoreError> {
     let team = state.identity.team_id.as_str();
     let Some(item) = state
         .store
@@ -105,7 +166,7 @@ pub async fn deliver_next(state: &AppState, now_ms: i64) -> Result<Option<Delive
     else {
         return Ok(None);
     };
-    let span = tracing::info_span!("outbox", team_id = %item.team_id, method = %item.method, key = %item.idempotency_key, attempt = item.attempts);
+    let span = tracing::info_span!("outbox", team_id = %item.team_id, outbox_id = item.id, method = %item.method, key = %item.idempotency_key, attempt = item.attempts);
     async {
         let params = match item.params() {
             Ok(params) => params,
@@ -115,19 +176,46 @@ pub async fn deliver_next(state: &AppState, now_ms: i64) -> Result<Option<Delive
                 return Ok(Some(Delivery::Dead { error }));
             }
         };
-        let delivery = attempt(state, &item, params, now_ms).await;
+        let channel = params
+            .get("channel")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let started = Instant::now();
+        let delivery = match shutdown {
+            None => attempt(state, &item, params, now_ms).await,
+            Some(shutdown) => {
+                tokio::select! {
+                    delivery = attempt(state, &item, params, now_ms) => delivery,
+                    () = grace_expired(shutdown.clone()) => Delivery::Interrupted,
+                }
+            }
+        };
+        metrics::delivery(&item.method, delivery.outcome(), started.elapsed());
         match &delivery {
             Delivery::Sent { ts } => {
                 state
                     .store
                     .mark_outbox_sent(team, item.id, ts.as_deref(), now_ms)
-                    .await?
+                    .await?;
+                log_delivered(&item, &channel, started);
             }
             Delivery::FoundEarlierPost { ts } => {
                 tracing::info!(ts, "an earlier attempt had posted; not posting again");
                 state
                     .store
                     .mark_outbox_sent(team, item.id, Some(ts), now_ms)
+                    .await?;
+                log_delivered(&item, &channel, started);
+            }
+            Delivery::Interrupted => {
+                tracing::warn!(
+                    grace_secs = DELIVERY_GRACE.as_secs(),
+                    "shutting down: delivery still in flight after the grace period; back to pending"
+                );
+                state
+                    .store
+                    .release_outbox_item(team, item.id, now_ms, true)
                     .await?
             }
             Delivery::Retrying {
@@ -147,6 +235,7 @@ pub async fn deliver_next(state: &AppState, now_ms: i64) -> Result<Option<Delive
                 method,
                 error,
             } => {
+                metrics::rate_limit_hold(method);
                 tracing::warn!(
                     error,
                     limited_method = method,

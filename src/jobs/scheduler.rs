@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use crate::app::AppState;
 use crate::bot::digest::{self, DIGEST_LEASE, DigestError, Due, IsoWeek};
 use crate::store::RunClaim;
+use crate::telemetry::metrics;
 
 /// How often the scheduler looks for a due digest.
 pub const TICK_INTERVAL: Duration = Duration::from_secs(60);
@@ -58,10 +59,7 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             return;
         }
         match run_tick(&state, Timestamp::now()).await {
-            Ok(TickOutcome::Posted { week, messages }) => {
-                tracing::info!(%week, messages, "weekly digest queued");
-                state.outbox_wake.notify_one();
-            }
+            Ok(TickOutcome::Posted { .. }) => state.outbox_wake.notify_one(),
             Ok(_) => {}
             Err(err) => tracing::error!(error = %err, "digest scheduler tick failed"),
         }
@@ -130,8 +128,20 @@ pub async fn purge_expired(state: &AppState, now: Timestamp) -> crate::store::Pu
     }
 }
 
-/// One scheduler step for the app's team at `now`; tests call it directly.
+/// One scheduler step for the app's team at `now`; tests call it directly. Counts the
+/// runs it queued, skipped or failed in `cusp_digest_runs_total`.
 pub async fn run_tick(state: &AppState, now: Timestamp) -> Result<TickOutcome, DigestError> {
+    let outcome = tick(state, now).await;
+    match &outcome {
+        Ok(TickOutcome::Posted { .. }) => metrics::digest_run("queued"),
+        Ok(TickOutcome::Skipped { .. }) => metrics::digest_run("skipped"),
+        Err(_) => metrics::digest_run("failed"),
+        Ok(_) => {}
+    }
+    outcome
+}
+
+async fn tick(state: &AppState, now: Timestamp) -> Result<TickOutcome, DigestError> {
     let team = state.identity.team_id.as_str();
     let settings = digest::load_settings(&state.store, team).await?;
     let Some(channel) = settings.channel_id.as_deref().filter(|_| settings.enabled) else {
@@ -178,6 +188,7 @@ pub async fn run_tick(state: &AppState, now: Timestamp) -> Result<TickOutcome, D
                 RunClaim::Claimed { token, attempt } => {
                     let span = tracing::info_span!("digest", team_id = team, %week, attempt);
                     async {
+                        let started = std::time::Instant::now();
                         let messages = digest::run_claimed(
                             &state.store,
                             &state.engine,
@@ -192,6 +203,12 @@ pub async fn run_tick(state: &AppState, now: Timestamp) -> Result<TickOutcome, D
                         if messages == 0 {
                             Ok(TickOutcome::HeldElsewhere { week })
                         } else {
+                            tracing::info!(
+                                channel_id = channel,
+                                messages,
+                                latency_ms = started.elapsed().as_millis() as u64,
+                                "weekly digest queued"
+                            );
                             Ok(TickOutcome::Posted { week, messages })
                         }
                     }

@@ -25,6 +25,7 @@ pub async fn handle(
         return Ok(().into_response());
     }
     let command = SlashCommand::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    crate::telemetry::record_team(command.team_id.as_str());
     let span = tracing::info_span!(
         "command",
         team_id = %command.team_id,

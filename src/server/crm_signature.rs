@@ -25,6 +25,20 @@ pub enum CrmSignatureError {
     Mismatch,
 }
 
+impl CrmSignatureError {
+    /// A short, fixed label for metrics, the same words as Slack's verification uses.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            CrmSignatureError::MissingTimestamp => "missing_timestamp",
+            CrmSignatureError::MalformedTimestamp => "malformed_timestamp",
+            CrmSignatureError::Stale { .. } => "stale_timestamp",
+            CrmSignatureError::MissingSignature => "missing_signature",
+            CrmSignatureError::MalformedSignature => "malformed_signature",
+            CrmSignatureError::Mismatch => "bad_signature",
+        }
+    }
+}
+
 pub fn verify(
     secret: &[u8],
     timestamp: Option<&[u8]>,

@@ -14,6 +14,7 @@ use crate::app::AppState;
 use crate::bot::is_from_a_person;
 use crate::slack::payloads::{EventEnvelope, InnerEvent};
 use crate::store::NewInboxItem;
+use crate::telemetry::metrics;
 
 /// Storing the event must finish well inside Slack's 3-second deadline; past this we
 /// answer 503 and let Slack redeliver.
@@ -33,6 +34,7 @@ pub async fn handle(
             return Ok(().into_response());
         }
     };
+    crate::telemetry::record_team(callback.team_id.as_str());
     let retry_num = headers
         .get("x-slack-retry-num")
         .and_then(|v| v.to_str().ok())
@@ -57,6 +59,11 @@ pub async fn handle(
             // Bots, edits, joins and unknown types never reach the database.
             return Ok(().into_response());
         }
+        let kind = match &callback.event {
+            InnerEvent::Message(_) => "message",
+            InnerEvent::AppMention(_) => "app_mention",
+            InnerEvent::Other { .. } => "other",
+        };
         let payload = std::str::from_utf8(&body)
             .map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))?;
         let item = NewInboxItem {
@@ -69,10 +76,12 @@ pub async fn handle(
         match tokio::time::timeout(INBOX_WRITE_TIMEOUT, state.store.enqueue_inbox(&item, now)).await
         {
             Ok(Ok(true)) => {
+                metrics::event_received(kind);
                 state.inbox_wake.notify_one();
                 Ok(().into_response())
             }
             Ok(Ok(false)) => {
+                metrics::event_deduplicated();
                 tracing::info!("duplicate delivery ignored");
                 Ok(().into_response())
             }

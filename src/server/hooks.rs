@@ -31,6 +31,7 @@ pub async fn deals_at(
     body: &[u8],
     now: jiff::Timestamp,
 ) -> Result<Response, ApiError> {
+    crate::telemetry::record_team(state.identity.team_id.as_str());
     let Some(secret) = state.webhook_secret.as_ref() else {
         return Ok((
             StatusCode::NOT_FOUND,
@@ -46,6 +47,7 @@ pub async fn deals_at(
         body,
         now.as_second(),
     ) {
+        crate::telemetry::metrics::signature_failure("crm", err.reason());
         tracing::warn!(reason = %err, body_len = body.len(), "rejected CRM webhook");
         return Err(ApiError::Unauthorized(err.to_string()));
     }
@@ -129,6 +131,7 @@ pub async fn hubspot(
         headers.get("x-hubspot-signature-v3").map(|v| v.as_bytes()),
         now.as_millisecond(),
     ) {
+        crate::telemetry::metrics::signature_failure("hubspot", err.reason());
         tracing::warn!(reason = %err, body_len = body.len(), "rejected HubSpot webhook");
         return Err(ApiError::Unauthorized(err.to_string()));
     }

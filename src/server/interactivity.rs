@@ -19,6 +19,12 @@ pub async fn handle(
 ) -> Result<Response, ApiError> {
     let payload =
         InteractionPayload::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let team = match &payload {
+        InteractionPayload::BlockActions(p) => &p.team,
+        InteractionPayload::ViewSubmission(p) => &p.team,
+        InteractionPayload::ViewClosed(p) => &p.team,
+    };
+    crate::telemetry::record_team(team.id.as_str());
     let now = jiff::Timestamp::now().as_millisecond();
     // Slack shows the person an error after 3 seconds anyway; answering first keeps the
     // request from piling up behind a locked or saturated database.

@@ -1,5 +1,11 @@
 //! The HTTP edge: routes, request verification, error mapping. Handlers are thin:
 //! verify, parse, hand over to `bot/` or the inbox, answer.
+//!
+//! Order matters: routing comes first, so an unknown path is a 404 and a `GET` on a
+//! `POST` route a 405 before any signature is checked; the Slack signature layer wraps
+//! only the three Slack routes (`route_layer`). Every request gets an `X-Request-Id`
+//! (kept or generated, echoed in the answer), a `request` span carrying it, and a count
+//! in `cusp_http_requests_total` under its route template.
 
 mod commands;
 pub mod crm_signature;
@@ -9,33 +15,83 @@ pub mod hooks;
 mod interactivity;
 pub mod verify;
 
+use std::time::Instant;
+
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
-use axum::middleware::from_fn_with_state;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, Method, StatusCode, header};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
+use crate::telemetry::{self, REQUEST_ID_HEADER};
 
 pub fn router(state: AppState) -> Router {
-    let slack = Router::new()
-        .route("/slack/commands", post(commands::handle))
-        .route("/slack/events", post(events::handle))
-        .route("/slack/interactivity", post(interactivity::handle))
-        .layer(from_fn_with_state(
-            state.clone(),
-            verify::verify_slack_request,
-        ));
+    telemetry::metrics::install();
+    let verified = || from_fn_with_state(state.clone(), verify::verify_slack_request);
+    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     Router::new()
-        .merge(slack)
+        .route(
+            "/slack/commands",
+            post(commands::handle).route_layer(verified()),
+        )
+        .route(
+            "/slack/events",
+            post(events::handle).route_layer(verified()),
+        )
+        .route(
+            "/slack/interactivity",
+            post(interactivity::handle).route_layer(verified()),
+        )
         .route("/hooks/deals", post(hooks::deals))
         .route("/hooks/hubspot", post(hooks::hubspot))
         .layer(DefaultBodyLimit::max(verify::MAX_BODY_BYTES))
+        .route("/", get(index))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
-        .layer(TraceLayer::new_for_http())
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(from_fn(count_request))
+        .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// What this server is and where to look next.
+async fn index() -> String {
+    format!(
+        "cusp {}: {}\n\n\
+         GET  /healthz               liveness (always \"ok\")\n\
+         GET  /readyz                readiness (the database answers)\n\
+         GET  /metrics               Prometheus metrics\n\
+         POST /slack/events          Slack Events API (signed)\n\
+         POST /slack/commands        Slack slash commands (signed)\n\
+         POST /slack/interactivity   Slack buttons and modals (signed)\n\
+         POST /hooks/deals           CRM deal updates (signed, when enabled)\n\
+         POST /hooks/hubspot         HubSpot deal webhooks (signed, when enabled)\n",
+        env!("CARGO_PKG_VERSION"),
+        env!("CARGO_PKG_DESCRIPTION"),
+    )
+}
+
+async fn not_found() -> (StatusCode, &'static str) {
+    (StatusCode::NOT_FOUND, "not found (GET / lists the routes)")
+}
+
+/// Prometheus' text exposition format. Not signed: it holds counts, never ids or text.
+async fn metrics() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        telemetry::metrics::render(),
+    )
+        .into_response()
 }
 
 /// Ready when the database answers.
@@ -46,5 +102,38 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
             tracing::warn!(error = %err, "database not reachable");
             (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
         }
+    }
+}
+
+/// Counts every answer under its route template (not the raw path, which anyone can
+/// vary), so the number of series stays fixed.
+async fn count_request(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = method_label(request.method());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    telemetry::metrics::http_request(
+        &route,
+        method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// Standard methods by name; anything else is `other` (a client can invent methods).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
     }
 }

@@ -50,6 +50,7 @@ pub async fn verify_slack_request(
         now,
     );
     if let Err(err) = result {
+        crate::telemetry::metrics::signature_failure("slack", err.reason());
         tracing::warn!(
             path = %parts.uri.path(),
             reason = %err,

@@ -27,6 +27,20 @@ pub enum VerifyError {
     BadSignature,
 }
 
+impl VerifyError {
+    /// A short, fixed label for metrics (`cusp_signature_failures_total{reason}`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            VerifyError::MissingTimestamp => "missing_timestamp",
+            VerifyError::MalformedTimestamp => "malformed_timestamp",
+            VerifyError::StaleTimestamp { .. } => "stale_timestamp",
+            VerifyError::MissingSignature => "missing_signature",
+            VerifyError::MalformedSignature => "malformed_signature",
+            VerifyError::BadSignature => "bad_signature",
+        }
+    }
+}
+
 /// Checks a request against every configured secret (several while one is rotated).
 /// Header values are passed raw so that absent and non-ASCII headers are told apart.
 pub fn verify<S: AsRef<[u8]>>(

@@ -427,11 +427,15 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             let ours = done.rows_affected() == 1;
-            if ours {
-                super::outbox::insert_outbox!(tx, team_id, messages, now_ms);
-            }
-            ours
+            let kinds = if ours {
+                super::outbox::insert_outbox!(tx, team_id, messages, now_ms)
+            } else {
+                Vec::new()
+            };
+            (ours, kinds)
         });
+        let (ours, kinds) = ours;
+        super::count_enqueued(&kinds);
         Ok(ours)
     }
 
@@ -513,9 +517,11 @@ impl Store {
                     ..m.clone()
                 })
                 .collect();
-            super::outbox::insert_outbox!(tx, team_id, &keyed, now_ms);
-            n
+            let kinds = super::outbox::insert_outbox!(tx, team_id, &keyed, now_ms);
+            (n, kinds)
         });
+        let (n, kinds) = n;
+        super::count_enqueued(&kinds);
         Ok(n)
     }
 

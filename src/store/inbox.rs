@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Effects, Pool, Store, StoreError, apply_effects, in_transaction, with_pool};
+use super::{Applied, Effects, Pool, Store, StoreError, apply_effects, in_transaction, with_pool};
 
 /// How many times a failing event is tried before it is parked as `failed`. With the
 /// inbox worker's backoff (2 s doubling) the attempts span about four minutes, long
@@ -25,6 +25,8 @@ pub struct InboxItem {
     pub kind: String,
     pub payload: Option<String>,
     pub attempts: i64,
+    /// When the event was stored (Unix ms), for the handling latency.
+    pub received_at: i64,
 }
 
 /// Where one stored event stands (operators and tests).
@@ -80,7 +82,7 @@ impl Store {
                    OR (status = 'working' AND locked_until < $3)) \
                  ORDER BY id LIMIT 1 {lock}) \
              AND team_id = $1 \
-             RETURNING id, team_id, event_id, kind, payload, attempts"
+             RETURNING id, team_id, event_id, kind, payload, attempts, received_at"
         );
         let until = now_ms.saturating_add(lease.as_millis() as i64);
         let item = with_pool!(self, |pool| sqlx::query_as::<_, InboxItem>(&sql)
@@ -100,19 +102,20 @@ impl Store {
         id: i64,
         effects: &Effects,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Applied, StoreError> {
         const SQL: &str = "UPDATE inbox SET status = 'done', payload = NULL, locked_until = NULL, \
                            handled_at = $3 WHERE team_id = $1 AND id = $2";
-        in_transaction!(self, |tx| {
+        let applied = in_transaction!(self, |tx| {
             sqlx::query(SQL)
                 .bind(team_id)
                 .bind(id)
                 .bind(now_ms)
                 .execute(&mut *tx)
                 .await?;
-            let _fresh = apply_effects!(tx, team_id, effects, now_ms);
+            apply_effects!(tx, team_id, effects, now_ms)
         });
-        Ok(())
+        applied.count(effects);
+        Ok(applied)
     }
 
     /// Records a failed attempt: the event is claimable again from `retry_at_ms`. After

@@ -34,8 +34,8 @@ pub struct Effects {
     pub outbox: Vec<NewOutboxMessage>,
 }
 
-/// Applies `Effects` inside an open transaction `$tx`; evaluates to `true` when the
-/// observation was new (or there was none). A repeated observation, or a prompt for a
+/// Applies `Effects` inside an open transaction `$tx`; evaluates to an [`Applied`]
+/// whose `fresh` is `true` when the observation was new (or there was none). A repeated observation, or a prompt for a
 /// thread that already has one, skips the outbox messages, so a duplicate never causes
 /// a second reply.
 macro_rules! apply_effects {
@@ -54,13 +54,51 @@ macro_rules! apply_effects {
             }
             _ => true,
         };
-        if fresh && prompt_fresh {
-            $crate::store::outbox::insert_outbox!($tx, $team_id, &effects.outbox, $now_ms);
+        let enqueued = if fresh && prompt_fresh {
+            $crate::store::outbox::insert_outbox!($tx, $team_id, &effects.outbox, $now_ms)
+        } else {
+            Vec::new()
+        };
+        $crate::store::Applied {
+            fresh,
+            observation_logged: fresh && effects.observation.is_some(),
+            enqueued,
         }
-        fresh
     }};
 }
 pub(crate) use apply_effects;
+
+/// What applying `Effects` stored, known once its transaction has committed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The observation was new, or there was none: the effects were not a repeat.
+    pub fresh: bool,
+    /// An observation was stored.
+    pub observation_logged: bool,
+    /// Kinds of the outbox rows that were new (`nudge`, `reaction`, …).
+    pub enqueued: Vec<&'static str>,
+}
+
+impl Applied {
+    /// Counts a committed `Applied` in the metrics (call after the commit only).
+    fn count(&self, effects: &Effects) {
+        if let Some(obs) = effects
+            .observation
+            .as_ref()
+            .filter(|_| self.observation_logged)
+        {
+            crate::telemetry::metrics::observation_logged(obs.class.as_str(), obs.source.as_str());
+        }
+        count_enqueued(&self.enqueued);
+    }
+}
+
+/// Counts outbox rows a committed transaction wrote.
+fn count_enqueued(kinds: &[&'static str]) {
+    for kind in kinds {
+        crate::telemetry::metrics::outbox_enqueued(kind);
+    }
+}
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

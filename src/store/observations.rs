@@ -223,9 +223,10 @@ impl Store {
         effects: &super::Effects,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let inserted = super::in_transaction!(self, |tx| {
+        let applied = super::in_transaction!(self, |tx| {
             super::apply_effects!(tx, team_id, effects, now_ms)
         });
-        Ok(inserted)
+        applied.count(effects);
+        Ok(applied.fresh)
     }
 }

@@ -65,13 +65,16 @@ impl OutboxItem {
     }
 }
 
-/// Inserts outbox rows inside an open transaction `$tx`.
+/// Inserts outbox rows inside an open transaction `$tx`; evaluates to the kinds
+/// (`telemetry::metrics::outbox_kind`) of the rows that were new, for counting once the
+/// transaction has committed.
 macro_rules! insert_outbox {
     ($tx:ident, $team_id:expr, $messages:expr, $now_ms:expr) => {{
+        let mut kinds: Vec<&'static str> = Vec::new();
         for msg in $messages {
             let msg: &$crate::store::NewOutboxMessage = msg;
             let payload = serde_json::Value::Object(msg.params.clone()).to_string();
-            sqlx::query(
+            let inserted = sqlx::query(
                 "INSERT INTO outbox (team_id, idempotency_key, method, payload, next_attempt_at, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (team_id, idempotency_key) DO NOTHING",
             )
@@ -81,8 +84,13 @@ macro_rules! insert_outbox {
             .bind(payload)
             .bind($now_ms)
             .execute(&mut *$tx)
-            .await?;
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                kinds.push($crate::telemetry::metrics::outbox_kind(&msg.idempotency_key));
+            }
         }
+        kinds
     }};
 }
 pub(crate) use insert_outbox;
@@ -95,7 +103,9 @@ impl Store {
         messages: &[NewOutboxMessage],
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        super::in_transaction!(self, |tx| insert_outbox!(tx, team_id, messages, now_ms));
+        let kinds =
+            super::in_transaction!(self, |tx| insert_outbox!(tx, team_id, messages, now_ms));
+        super::count_enqueued(&kinds);
         Ok(())
     }
 
@@ -284,6 +294,55 @@ impl Store {
             .fetch_one(pool)
             .await)?;
         Ok(n)
+    }
+
+    /// Deliveries of a team not yet sent or given up, and when the oldest of them was
+    /// enqueued (Unix ms), for the `cusp_outbox_*` gauges.
+    pub async fn outbox_depth(&self, team_id: &str) -> Result<(i64, Option<i64>), StoreError> {
+        const SQL: &str = "SELECT COUNT(*), MIN(created_at) FROM outbox \
+                           WHERE team_id = $1 AND status IN ('pending', 'sending')";
+        let row: (i64, Option<i64>) = with_pool!(self, |pool| sqlx::query_as(SQL)
+            .bind(team_id)
+            .fetch_one(pool)
+            .await)?;
+        Ok(row)
+    }
+
+    /// Every 429 hold a team has had, `(method, until_ms)`; a hold that has passed has
+    /// `until_ms` in the past (the gauges show it as 0 rather than a stale value).
+    pub async fn rate_limit_holds(&self, team_id: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        const SQL: &str = "SELECT method, until_ms FROM slack_rate_limits \
+                           WHERE team_id = $1 ORDER BY method";
+        let rows = with_pool!(self, |pool| sqlx::query_as(SQL)
+            .bind(team_id)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows)
+    }
+
+    /// Puts a claimed delivery back as pending, due at once, as if this attempt had not
+    /// happened (used when shutdown interrupts a call). `in_doubt` marks that the call
+    /// may have reached Slack, so the next attempt looks for the message first.
+    pub async fn release_outbox_item(
+        &self,
+        team_id: &str,
+        id: i64,
+        now_ms: i64,
+        in_doubt: bool,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE outbox SET status = 'pending', locked_until = NULL, \
+             next_attempt_at = $3, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \
+             in_doubt = CASE WHEN $4 = 1 THEN 1 ELSE in_doubt END \
+             WHERE team_id = $1 AND id = $2 AND status = 'sending'";
+        with_pool!(self, |pool| sqlx::query(SQL)
+            .bind(team_id)
+            .bind(id)
+            .bind(now_ms)
+            .bind(i64::from(in_doubt))
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
     }
 
     /// Earliest time a pending delivery is due, so the worker can sleep until then.

@@ -8,6 +8,7 @@ mod hubspot;
 mod inbox;
 mod lifecycle;
 mod nudges;
+mod ops;
 mod outbox;
 mod server;
 mod slack_client;
