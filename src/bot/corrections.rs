@@ -48,7 +48,11 @@ pub fn correction_value(thread_key: &str, reading: &Reading) -> Option<String> {
     let wire = TargetWire {
         p: thread_key.to_owned(),
         d: reading.deal_update,
-        t: reading.themes.iter().map(|n| n.theme.id().to_owned()).collect(),
+        t: reading
+            .themes
+            .iter()
+            .map(|n| n.theme.id().to_owned())
+            .collect(),
     };
     let value = serde_json::to_string(&wire).ok()?;
     (value.chars().count() <= MAX_BUTTON_VALUE_CHARS).then_some(value)
@@ -281,9 +285,8 @@ pub async fn on_submission(
             ));
         }
     };
-    let ids = |themes: &[Theme]| -> Vec<String> {
-        themes.iter().map(|t| t.id().to_owned()).collect()
-    };
+    let ids =
+        |themes: &[Theme]| -> Vec<String> { themes.iter().map(|t| t.id().to_owned()).collect() };
     let correction = NewCorrection {
         prompt_id: prompt.id,
         user_id: user.to_owned(),
@@ -342,7 +345,12 @@ mod tests {
         assert_eq!(t.thread_key, "C1:170.1");
         assert_eq!(t.themes, vec![Theme::ClosingPush, Theme::QuotaPressure]);
         assert!(t.deal_update);
-        for bad in ["", "x", r#"{"p":"","d":true,"t":[]}"#, r#"{"p":"k","d":true,"t":["nope"]}"#] {
+        for bad in [
+            "",
+            "x",
+            r#"{"p":"","d":true,"t":[]}"#,
+            r#"{"p":"k","d":true,"t":["nope"]}"#,
+        ] {
             assert!(parse_target(bad).is_err(), "{bad}");
         }
         assert!(correction_value(&"k".repeat(2100), &r).is_none());
@@ -360,14 +368,23 @@ mod tests {
         let by_id = |id: &str| blocks.iter().find(|b| b["block_id"] == id).unwrap().clone();
         assert_eq!(by_id(DEAL_BLOCK)["element"]["initial_option"]["value"], NO);
         assert_eq!(
-            by_id(WRONG_BLOCK)["element"]["options"].as_array().unwrap().len(),
+            by_id(WRONG_BLOCK)["element"]["options"]
+                .as_array()
+                .unwrap()
+                .len(),
             1
         );
         assert_eq!(
-            by_id(MISSED_BLOCK)["element"]["options"].as_array().unwrap().len(),
+            by_id(MISSED_BLOCK)["element"]["options"]
+                .as_array()
+                .unwrap()
+                .len(),
             Theme::ALL.len() - 1
         );
-        assert_eq!(parse_target(m["private_metadata"].as_str().unwrap()).unwrap(), t);
+        assert_eq!(
+            parse_target(m["private_metadata"].as_str().unwrap()).unwrap(),
+            t
+        );
         let everything = Target {
             themes: Theme::ALL.to_vec(),
             ..t
@@ -375,6 +392,9 @@ mod tests {
         let m = correction_modal(&everything);
         let text = m.to_string();
         assert!(!text.contains("\"missed\""), "nothing left to miss");
-        assert!(text.contains("multi_static_select"), "13 detected themes need a menu");
+        assert!(
+            text.contains("multi_static_select"),
+            "13 detected themes need a menu"
+        );
     }
 }

@@ -4,8 +4,8 @@
 use serde_json::{Map, Value};
 
 use super::prompt_message::prompt_params;
-use super::why::{Reading, aimed_gaps};
 use super::reflect::seed_from;
+use super::why::{Reading, aimed_gaps};
 use crate::app::AppState;
 use crate::engine::Stage;
 use crate::slack::ids::UserId;

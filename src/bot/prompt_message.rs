@@ -40,7 +40,12 @@ pub fn prompt_buttons(thread_key: &str, reading: Option<&Reading>) -> Value {
         ),
     ];
     if let Some(reading) = reading {
-        buttons.push(blocks::button("Why?", ACTION_WHY, &why_value(reading), None));
+        buttons.push(blocks::button(
+            "Why?",
+            ACTION_WHY,
+            &why_value(reading),
+            None,
+        ));
         if let Some(value) = super::corrections::correction_value(thread_key, reading) {
             buttons.push(blocks::button(
                 "Not quite right",

@@ -121,8 +121,7 @@ fn char_len(s: &str) -> usize {
 fn to_wire(r: &Reading) -> WhyWire {
     WhyWire {
         d: r.deal_update,
-        t: r
-            .themes
+        t: r.themes
             .iter()
             .map(|n| (n.theme.id().to_owned(), n.words.clone()))
             .collect(),
@@ -264,7 +263,10 @@ mod tests {
         assert_eq!(parse_why(&why_value(&r)).unwrap(), r);
         let text = why_text(&r);
         assert!(text.contains("a deal update"), "{text}");
-        assert!(text.contains("Their outcome") || text.contains("their outcome"), "{text}");
+        assert!(
+            text.contains("Their outcome") || text.contains("their outcome"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -284,13 +286,23 @@ mod tests {
         let value = why_value(&r);
         assert!(value.chars().count() <= MAX_BUTTON_VALUE_CHARS);
         let back = parse_why(&value).unwrap();
-        assert_eq!(back.themes.len(), Theme::ALL.len(), "themes outlive their words");
+        assert_eq!(
+            back.themes.len(),
+            Theme::ALL.len(),
+            "themes outlive their words"
+        );
         assert!(back.themes.iter().any(|n| !n.words.is_empty()));
     }
 
     #[test]
     fn malformed_values_are_errors() {
-        for bad in ["", "{", "[]", r#"{"d":true,"t":[["rockets",[]]],"g":[]}"#, r#"{"d":1}"#] {
+        for bad in [
+            "",
+            "{",
+            "[]",
+            r#"{"d":true,"t":[["rockets",[]]],"g":[]}"#,
+            r#"{"d":1}"#,
+        ] {
             assert!(parse_why(bad).is_err(), "{bad}");
         }
     }
@@ -306,7 +318,10 @@ mod tests {
             aimed_at: vec![],
         };
         let text = why_text(&r);
-        assert!(text.contains("&lt;!channel&gt;") && !text.contains("<!channel>"), "{text}");
+        assert!(
+            text.contains("&lt;!channel&gt;") && !text.contains("<!channel>"),
+            "{text}"
+        );
         assert!(text.contains("not a deal update"));
     }
 

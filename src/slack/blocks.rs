@@ -479,7 +479,13 @@ mod tests {
 
     #[test]
     fn radio_selects_and_multi_select_respect_option_limits() {
-        let r = radio_buttons("d", "d", "Deal?", &[("Yes", "yes"), ("No", "no")], Some("no"));
+        let r = radio_buttons(
+            "d",
+            "d",
+            "Deal?",
+            &[("Yes", "yes"), ("No", "no")],
+            Some("no"),
+        );
         assert_eq!(r["element"]["type"], "radio_buttons");
         assert_eq!(r["element"]["initial_option"]["value"], "no");
         assert_eq!(r["optional"], false);
@@ -497,7 +503,10 @@ mod tests {
         );
         let t = optional_text_input("t", "t", "Text", "hint");
         assert_eq!(t["element"]["max_length"], MAX_TEXT_INPUT_CHARS);
-        assert_eq!((t["optional"].clone(), t["hint"]["text"].clone()), (json!(true), json!("hint")));
+        assert_eq!(
+            (t["optional"].clone(), t["hint"]["text"].clone()),
+            (json!(true), json!("hint"))
+        );
     }
 
     #[test]

@@ -797,8 +797,9 @@ mod tests {
         s.feedback.corrections = 2;
         let d = compose(&s, &Engine::builtin(), 1);
         assert!(
-            d.text
-                .contains("4 marked helpful, 1 \"not now\", 2 readings corrected with \"not quite right\""),
+            d.text.contains(
+                "4 marked helpful, 1 \"not now\", 2 readings corrected with \"not quite right\""
+            ),
             "{}",
             d.text
         );
