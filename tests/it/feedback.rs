@@ -547,7 +547,58 @@ async fn export_corrections_round_trips_into_cusp_eval(backend: Backend) {
     }
 }
 
+async fn corrections_expire_with_the_retention_period(backend: Backend) {
+    use cusp::store::{NewCorrection, ReadingLabels};
+    const DAY_MS: i64 = 24 * 3600 * 1000;
+    let app = TestApp::spawn(backend).await;
+    let store = &app.state.store;
+    app.nudged("Ev1", SELLER, "1700000000.000100").await;
+    app.nudged("Ev2", SELLER_GLOBEX, "1700000000.000200").await;
+    let now = now_ms();
+    for (thread, at) in [
+        ("C_DEALS:1700000000.000100", now - 40 * DAY_MS),
+        ("C_DEALS:1700000000.000200", now),
+    ] {
+        let prompt = store.prompt_by_thread_key(TEAM, thread).await.unwrap();
+        let c = NewCorrection {
+            prompt_id: prompt.id,
+            user_id: "U_SELLER".into(),
+            engine: ReadingLabels {
+                deal_update: true,
+                themes: vec!["closing_push".into()],
+            },
+            corrected: ReadingLabels {
+                deal_update: false,
+                themes: vec![],
+            },
+            class: "neutral".into(),
+            text: Some("shared words".into()),
+        };
+        assert!(store.record_correction(TEAM, &c, at).await.unwrap());
+        assert!(
+            !store.record_correction(TEAM, &c, at).await.unwrap(),
+            "the same prompt's correction is stored once"
+        );
+    }
+    let counts = store
+        .purge_older_than(TEAM, now - 30 * DAY_MS, 1000)
+        .await
+        .unwrap();
+    assert_eq!(counts.corrections, 1, "{counts:?}");
+    let left = store.corrections(TEAM, &Default::default()).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].created_at_ms, now);
+    assert_eq!(
+        store
+            .count_corrections(TEAM, now - DAY_MS, now + 1)
+            .await
+            .unwrap(),
+        1
+    );
+}
+
 backend_matrix!(
+    corrections_expire_with_the_retention_period,
     a_nudge_carries_why_and_not_quite_right_and_why_explains_the_reading,
     not_quite_right_stores_a_correction_once_for_the_person_nudged_only,
     export_corrections_round_trips_into_cusp_eval,
