@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::bot::export::{ExportFormat, export, parse_date_bound};
+use crate::bot::export::{ExportFormat, export, export_corrections, parse_date_bound};
 use crate::config::{DatabaseArgs, EngineArgs, ServeArgs};
 use crate::store::{ExportFilter, Store};
 use crate::telemetry::LogFormat;
@@ -65,10 +65,15 @@ pub enum CliCommand {
         #[command(subcommand)]
         action: DigestAction,
     },
-    /// Stream observations with their themes to stdout.
+    /// Stream observations with their themes to stdout; with --corrections, people's
+    /// "Not quite right" corrections as a labelled file for `cusp eval`.
     Export {
-        #[arg(long, value_enum)]
-        format: ExportFormat,
+        #[arg(long, value_enum, required_unless_present = "corrections")]
+        format: Option<ExportFormat>,
+        /// Corrections that include the person's text, as JSON Lines in the labelled-file
+        /// format (`text`, `is_deal_update`, `class`, `themes`) that `cusp eval` reads.
+        #[arg(long)]
+        corrections: bool,
         /// Only this Slack team (default: every team, one after another).
         #[arg(long)]
         team: Option<String>,
@@ -161,6 +166,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         CliCommand::Digest { action } => return run_digest(action).await,
         CliCommand::Export {
             format,
+            corrections,
             team,
             since,
             until,
@@ -178,12 +184,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .transpose()
                     .map_err(anyhow::Error::msg)?,
             };
+            // `None`: corrections. Checked before the database is opened.
+            let format = match (corrections, format) {
+                (false, Some(format)) => Some(format),
+                (true, None | Some(ExportFormat::Json)) => None,
+                (true, Some(ExportFormat::Csv)) => anyhow::bail!(
+                    "--corrections writes JSON Lines (the labelled-file format `cusp eval` reads); \
+                     leave out --format csv"
+                ),
+                (false, None) => anyhow::bail!("--format is required (csv or json)"),
+            };
             let store = open_existing(&database).await?;
             if let Some(team) = &team {
                 require_known_team(&store, team).await?;
             }
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
+            let Some(format) = format else {
+                let counts = export_corrections(&store, team.as_deref(), &filter, &mut out).await?;
+                eprintln!(
+                    "exported {} correction{} with text; {} left out for lacking text (the person did not share it)",
+                    counts.written,
+                    if counts.written == 1 { "" } else { "s" },
+                    counts.without_text
+                );
+                return Ok(ExitCode::SUCCESS);
+            };
             let count = export(&store, team.as_deref(), &filter, format, &mut out).await?;
             eprintln!("exported {count} observations");
         }

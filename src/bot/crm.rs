@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use super::prompt_message::prompt_params;
 use super::reflect::seed_from;
+use super::why::{Reading, aimed_gaps};
 use crate::app::AppState;
 use crate::engine::Stage;
 use crate::slack::ids::UserId;
@@ -260,7 +261,19 @@ async fn prompt_owner(
         "{} just moved to *{stage_name}*. A question or two while it's fresh:",
         update.account
     );
-    let params = prompt_params(&channel, None, &intro, &questions, None, Some(&thread_key));
+    let reading = Reading::of(
+        &analysis_for_questions,
+        &aimed_gaps(&analysis_for_questions, stage, questions.len()),
+    );
+    let params = prompt_params(
+        &channel,
+        None,
+        &intro,
+        &questions,
+        None,
+        Some(&thread_key),
+        Some(&reading),
+    );
     let prompt_id = thread_key.clone();
     let effects = Effects {
         observation: Some(observation),

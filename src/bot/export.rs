@@ -1,11 +1,12 @@
 //! `cusp export`: observations with their themes as CSV or JSON Lines, streamed so that
-//! memory stays flat for millions of rows.
+//! memory stays flat for millions of rows; `--corrections`: people's corrections in the
+//! labelled-file format `cusp eval` reads.
 
 use std::io::Write;
 
 use serde_json::json;
 
-use crate::store::{ExportFilter, ExportRow, Store, StoreError};
+use crate::store::{CorrectionRow, ExportFilter, ExportRow, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
@@ -57,6 +58,71 @@ pub async fn export(
     }
     out.flush()?;
     Ok(count)
+}
+
+/// What `export_corrections` wrote and what it had to leave out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CorrectionCounts {
+    pub written: u64,
+    /// Corrections whose person did not share their text: nothing to evaluate on.
+    pub without_text: u64,
+}
+
+/// Writes the corrections of `team` (or of every team) that carry text as JSON Lines in the
+/// labelled-file format of `eval/dev.jsonl` (`text`, `is_deal_update`, `class`, `themes`,
+/// plus `id`, `team_id`, `note`), so `cusp eval` measures cusp on the team's own words.
+pub async fn export_corrections(
+    store: &Store,
+    team: Option<&str>,
+    filter: &ExportFilter,
+    out: &mut dyn Write,
+) -> Result<CorrectionCounts, ExportError> {
+    let teams = match team {
+        Some(team) => vec![team.to_owned()],
+        None => store.corrected_teams().await?,
+    };
+    let mut counts = CorrectionCounts::default();
+    for team in &teams {
+        for row in store.corrections(team, filter).await? {
+            if row.text.is_some() {
+                write_correction(out, &row)?;
+                counts.written += 1;
+            } else {
+                counts.without_text += 1;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(counts)
+}
+
+fn write_correction(out: &mut dyn Write, row: &CorrectionRow) -> Result<(), ExportError> {
+    let engine = if row.engine.themes.is_empty() {
+        "no theme".to_owned()
+    } else {
+        row.engine.themes.join(", ")
+    };
+    let note = format!(
+        "corrected in Slack on {}; cusp had read: {}, {engine}",
+        rfc3339(row.created_at_ms),
+        if row.engine.deal_update {
+            "deal update"
+        } else {
+            "not a deal update"
+        }
+    );
+    let value = json!({
+        "id": format!("correction-{}", row.id),
+        "team_id": row.team_id,
+        "text": row.text,
+        "is_deal_update": row.corrected.deal_update,
+        "class": row.class,
+        "themes": row.corrected.themes,
+        "note": note,
+    });
+    serde_json::to_writer(&mut *out, &value).map_err(std::io::Error::from)?;
+    out.write_all(b"\n")?;
+    Ok(())
 }
 
 fn rfc3339(ms: i64) -> String {

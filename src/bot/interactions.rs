@@ -1,12 +1,14 @@
 //! Buttons and modals: "Reflect" opens a modal with the prompt's questions; "Helpful" and
 //! "Not now" are recorded against the prompt; "Mute this deal" mutes it for a week for the
-//! person who clicked; the opt-out confirmation deletes that person's data.
+//! person who clicked; "Why?" explains the reading (see `why`); "Not quite right" opens the
+//! correction modal (see `corrections`); the opt-out confirmation deletes that person's data.
 
 use serde_json::{Value, json};
 
 use super::prompt_message::{
     ACTION_FORGET_CANCEL, ACTION_FORGET_CONFIRM, ACTION_HELPFUL, ACTION_MUTE_DEAL, ACTION_NOT_NOW,
-    ACTION_OPTOUT_CANCEL, ACTION_OPTOUT_CONFIRM, ACTION_REFLECT, ephemeral_params,
+    ACTION_NOT_QUITE_RIGHT, ACTION_OPTOUT_CANCEL, ACTION_OPTOUT_CONFIRM, ACTION_REFLECT,
+    ACTION_WHY, ephemeral_params,
 };
 use crate::app::AppState;
 use crate::slack::blocks;
@@ -90,6 +92,21 @@ async fn on_block_actions(
                 }
             }
         }
+        ACTION_WHY => {
+            // Anyone who sees the nudge may ask; the words are already in the thread.
+            let reading = super::why::parse_why(value).map_err(InteractionError::BadRequest)?;
+            crate::telemetry::metrics::why_requested();
+            summary = super::why::why_text(&reading);
+            &summary
+        }
+        ACTION_NOT_QUITE_RIGHT => {
+            match super::corrections::on_click(state, payload, value, now_ms).await? {
+                Some(reply) => return Ok(reply),
+                None => {
+                    "Thanks! Corrections come from the person these questions were for: it's their message I read."
+                }
+            }
+        }
         ACTION_MUTE_DEAL => {
             let prompt = find_prompt(state, team, value).await?;
             let deal = prompt
@@ -157,7 +174,7 @@ async fn on_block_actions(
     Ok(InteractionReply::Ack)
 }
 
-async fn find_prompt(
+pub(super) async fn find_prompt(
     state: &AppState,
     team: &str,
     thread_key: &str,
@@ -169,8 +186,7 @@ async fn find_prompt(
     }
 }
 
-/// Opens the reflection modal now: a `trigger_id` lives three seconds, so this call
-/// cannot wait in the outbox. An expired trigger gets an ephemeral explanation instead.
+/// Opens the reflection modal now.
 async fn open_reflection(
     state: &AppState,
     payload: &BlockActions,
@@ -178,26 +194,42 @@ async fn open_reflection(
     now_ms: i64,
 ) -> Result<InteractionReply, InteractionError> {
     let view = reflection_modal(state, prompt);
+    open_modal(state, payload, view, "Reflect", now_ms).await
+}
+
+/// Opens a modal now: a `trigger_id` lives three seconds, so this call cannot wait in the
+/// outbox. An expired trigger gets an ephemeral explanation naming `button` instead.
+pub(super) async fn open_modal(
+    state: &AppState,
+    payload: &BlockActions,
+    view: Value,
+    button: &str,
+    now_ms: i64,
+) -> Result<InteractionReply, InteractionError> {
     let mut params = serde_json::Map::new();
     params.insert("trigger_id".into(), json!(payload.trigger_id));
     params.insert("view".into(), view);
     match state.slack.call("views.open", &params).await {
         Ok(_) => Ok(InteractionReply::Ack),
         Err(err) => {
-            tracing::warn!(error = %err, "could not open the reflection modal");
+            tracing::warn!(error = %err, button, "could not open a modal");
             if let Some(channel) = payload.channel.as_ref() {
                 let text = if err.code() == Some("expired_trigger_id") {
-                    "That button took too long to reach me, so Slack closed the window. Click *Reflect* again."
+                    format!(
+                        "That button took too long to reach me, so Slack closed the window. Click *{button}* again."
+                    )
                 } else {
-                    "I couldn't open the reflection window just now. Please click *Reflect* again in a moment."
+                    format!(
+                        "I couldn't open the window just now. Please click *{button}* again in a moment."
+                    )
                 };
-                let key = format!("reflect-failed:{}", payload.trigger_id);
+                let key = format!("modal-failed:{}", payload.trigger_id);
                 enqueue_ephemeral(
                     state,
                     payload.team.id.as_str(),
                     channel.id.as_str(),
                     payload.user.id.as_str(),
-                    text,
+                    &text,
                     &key,
                     now_ms,
                 )
@@ -249,6 +281,9 @@ async fn on_view_submission(
     submission: &ViewSubmission,
     now_ms: i64,
 ) -> Result<InteractionReply, InteractionError> {
+    if submission.view.callback_id == super::corrections::CORRECTION_CALLBACK {
+        return super::corrections::on_submission(state, submission, now_ms).await;
+    }
     if submission.view.callback_id != REFLECTION_CALLBACK {
         return Err(InteractionError::BadRequest(format!(
             "unknown view `{}`",

@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::DispatchError;
 use super::prompt_message::prompt_params;
 use super::reflect::seed_from;
+use super::why::{Reading, aimed_gaps};
 use crate::app::AppState;
 use crate::engine::Analysis;
 use crate::slack::blocks;
@@ -61,6 +62,7 @@ pub async fn on_mention(
     let seed = seed_from(&[team, asker, &event.ts]);
     let questions = super::questions_for(state, team, asker, &analysis, None, seed).await?;
     let thread_key = format!("mention:{channel}:{}", event.ts);
+    let reading = Reading::of(&analysis, &aimed_gaps(&analysis, None, questions.len()));
     let params = prompt_params(
         channel,
         Some(&reply_root),
@@ -68,6 +70,7 @@ pub async fn on_mention(
         &questions,
         Some(explanation(&analysis)),
         (!asker_opted_out).then_some(thread_key.as_str()),
+        Some(&reading),
     );
     // Only deal updates are observations (the digest counts them as such).
     let observation = (analysis.is_deal_update && !author_prefs.opted_out).then(|| {

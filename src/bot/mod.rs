@@ -2,6 +2,7 @@
 //! nothing in `bot/` knows about HTTP.
 
 pub mod commands;
+pub mod corrections;
 pub mod crm;
 pub mod digest;
 pub mod digest_settings;
@@ -12,6 +13,7 @@ pub mod nudge;
 pub mod preferences;
 pub mod prompt_message;
 pub mod reflect;
+pub mod why;
 
 use crate::app::AppState;
 use crate::engine::{Analysis, Question, QuestionContext, Stage};

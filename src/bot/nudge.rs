@@ -6,6 +6,7 @@ use serde_json::{Map, json};
 
 use super::prompt_message::{prompt_params, why_line};
 use super::reflect::seed_from;
+use super::why::{Reading, aimed_gaps};
 use crate::app::AppState;
 use crate::engine::{Analysis, Class};
 use crate::slack::payloads::MessageEvent;
@@ -134,6 +135,7 @@ pub async fn on_message(
                 Some(account) => format!("A question or two on the {account} update:"),
                 None => "A question or two on this update:".to_owned(),
             };
+            let reading = Reading::of(&analysis, &aimed_gaps(&analysis, None, questions.len()));
             let params = prompt_params(
                 channel,
                 Some(root),
@@ -141,6 +143,7 @@ pub async fn on_message(
                 &questions,
                 Some(why_line(&analysis)),
                 Some(&thread_key),
+                Some(&reading),
             );
             effects.prompt = Some(NewPrompt {
                 channel_id: channel.to_owned(),

@@ -157,10 +157,11 @@ fn forget_confirmation(user_id: &str) -> EphemeralReply {
 pub fn forgotten_summary(c: &crate::store::ForgetCounts) -> String {
     let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let mut text = format!(
-        "Done. I deleted {}, {} (with your answers to them), {} and {}",
+        "Done. I deleted {}, {} (with your answers to them), {}, {} and {}",
         plural(c.observations, "logged deal update", "logged deal updates"),
         plural(c.prompts, "nudge", "nudges"),
         plural(c.reflections, "saved reflection", "saved reflections"),
+        plural(c.corrections, "correction", "corrections"),
         plural(c.deal_mutes, "deal mute", "deal mutes"),
     );
     text.push_str(if c.preferences > 0 {

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::why::{Reading, why_value};
 use crate::engine::{Analysis, Question};
 use crate::slack::blocks::{self, ButtonStyle};
 
@@ -10,37 +11,57 @@ pub const ACTION_REFLECT: &str = "cusp_reflect";
 pub const ACTION_HELPFUL: &str = "cusp_helpful";
 pub const ACTION_NOT_NOW: &str = "cusp_not_now";
 pub const ACTION_MUTE_DEAL: &str = "cusp_mute_deal";
+pub const ACTION_WHY: &str = "cusp_why";
+pub const ACTION_NOT_QUITE_RIGHT: &str = "cusp_not_quite_right";
 pub const ACTION_OPTOUT_CONFIRM: &str = "cusp_optout_confirm";
 pub const ACTION_OPTOUT_CANCEL: &str = "cusp_optout_cancel";
 pub const ACTION_FORGET_CONFIRM: &str = "cusp_forget_confirm";
 pub const ACTION_FORGET_CANCEL: &str = "cusp_forget_cancel";
 
-/// The buttons under every prompt; their value is the prompt's thread key.
-pub fn prompt_buttons(thread_key: &str) -> Value {
-    blocks::actions(
-        "cusp_prompt",
-        vec![
-            blocks::button(
-                "Reflect",
-                ACTION_REFLECT,
-                thread_key,
-                Some(ButtonStyle::Primary),
-            ),
-            blocks::button("Helpful", ACTION_HELPFUL, thread_key, None),
-            blocks::button("Not now", ACTION_NOT_NOW, thread_key, None),
-            blocks::button(
-                "Mute this deal for a week",
-                ACTION_MUTE_DEAL,
-                thread_key,
+/// The buttons under every prompt; their value is the prompt's thread key. With cusp's
+/// `reading` of the message, "Why?" (its value: the reading with the words that showed
+/// it) and "Not quite right" (the thread key and the reading's labels) follow. Six
+/// buttons, well within Slack's 25 per actions block.
+pub fn prompt_buttons(thread_key: &str, reading: Option<&Reading>) -> Value {
+    let mut buttons = vec![
+        blocks::button(
+            "Reflect",
+            ACTION_REFLECT,
+            thread_key,
+            Some(ButtonStyle::Primary),
+        ),
+        blocks::button("Helpful", ACTION_HELPFUL, thread_key, None),
+        blocks::button("Not now", ACTION_NOT_NOW, thread_key, None),
+        blocks::button(
+            "Mute this deal for a week",
+            ACTION_MUTE_DEAL,
+            thread_key,
+            None,
+        ),
+    ];
+    if let Some(reading) = reading {
+        buttons.push(blocks::button(
+            "Why?",
+            ACTION_WHY,
+            &why_value(reading),
+            None,
+        ));
+        if let Some(value) = super::corrections::correction_value(thread_key, reading) {
+            buttons.push(blocks::button(
+                "Not quite right",
+                ACTION_NOT_QUITE_RIGHT,
+                &value,
                 None,
-            ),
-        ],
-    )
+            ));
+        }
+    }
+    blocks::actions("cusp_prompt", buttons)
 }
 
 /// `chat.postMessage` arguments for a prompt in `channel`, threaded under `thread_ts`.
 /// The buttons carry the prompt row's `thread_key`; without a prompt row (`None`) there is
-/// nothing for them to act on, so there are none.
+/// nothing for them to act on, so there are none. `reading` adds "Why?" and "Not quite
+/// right".
 pub fn prompt_params(
     channel: &str,
     thread_ts: Option<&str>,
@@ -48,6 +69,7 @@ pub fn prompt_params(
     questions: &[Question],
     why: Option<String>,
     buttons_for: Option<&str>,
+    reading: Option<&Reading>,
 ) -> Map<String, Value> {
     let list: Vec<String> = questions
         .iter()
@@ -62,7 +84,7 @@ pub fn prompt_params(
         out.push(blocks::context(&[why.as_str()]));
     }
     if let Some(thread_key) = buttons_for {
-        out.push(prompt_buttons(thread_key));
+        out.push(prompt_buttons(thread_key, reading));
     }
     let fallback = match questions.first() {
         Some(q) => format!("{intro} {}", q.text),

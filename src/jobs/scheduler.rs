@@ -94,7 +94,7 @@ pub async fn housekeeping(state: &AppState, now: Timestamp) {
 }
 
 /// Deletes the team's rows older than `state.retention` (observations, prompts,
-/// reflections, finished deliveries and events, CRM delivery keys) in bounded batches.
+/// reflections, corrections, finished deliveries and events, CRM delivery keys) in bounded batches.
 /// Failures are logged and retried at the next daily pass. Returns what was deleted.
 pub async fn purge_expired(state: &AppState, now: Timestamp) -> crate::store::PurgeCounts {
     let team = state.identity.team_id.as_str();
@@ -113,6 +113,7 @@ pub async fn purge_expired(state: &AppState, now: Timestamp) -> crate::store::Pu
                     observations = counts.observations,
                     prompts = counts.prompts,
                     reflections = counts.reflections,
+                    corrections = counts.corrections,
                     outbox = counts.outbox,
                     inbox = counts.inbox,
                     crm_deliveries = counts.crm_deliveries,

@@ -11,6 +11,9 @@
 //! Sources for the limits: https://docs.slack.dev/reference/block-kit/blocks,
 //! https://docs.slack.dev/reference/block-kit/block-elements/checkboxes-element,
 //! https://docs.slack.dev/reference/block-kit/composition-objects/option-object,
+//! https://docs.slack.dev/reference/block-kit/block-elements/radio-button-group-element,
+//! https://docs.slack.dev/reference/block-kit/block-elements/multi-select-menu-element,
+//! https://docs.slack.dev/reference/block-kit/block-elements/plain-text-input-element,
 //! https://docs.slack.dev/reference/views/modal-views (title/submit/close ≤ 24,
 //! private_metadata ≤ 3000, callback_id ≤ 255, 100 blocks).
 
@@ -38,8 +41,14 @@ pub const MAX_BUTTON_TEXT_CHARS: usize = 75;
 pub const MAX_BUTTON_VALUE_CHARS: usize = 2000;
 /// Input block label.
 pub const MAX_LABEL_CHARS: usize = 2000;
-/// Checkboxes: options per element, option text and option value.
+/// Checkboxes and radio buttons: options per element, option text and option value.
 pub const MAX_CHECKBOX_OPTIONS: usize = 10;
+/// Options in a static (multi-)select menu.
+pub const MAX_SELECT_OPTIONS: usize = 100;
+/// Select menu placeholder text.
+pub const MAX_PLACEHOLDER_CHARS: usize = 150;
+/// What a `plain_text_input` accepts.
+pub const MAX_TEXT_INPUT_CHARS: usize = 3000;
 pub const MAX_OPTION_TEXT_CHARS: usize = 75;
 pub const MAX_OPTION_VALUE_CHARS: usize = 150;
 /// Modal title, submit and close button texts.
@@ -237,6 +246,93 @@ pub fn checkboxes(
     })
 }
 
+fn options(items: &[(&str, &str)], max: usize) -> Vec<Value> {
+    let options = items
+        .iter()
+        .map(|(text, value)| {
+            json!({
+                "text": plain_text(text, MAX_OPTION_TEXT_CHARS),
+                "value": truncate_id("option value", value, MAX_OPTION_VALUE_CHARS),
+            })
+        })
+        .collect();
+    keep_first("options", options, max)
+}
+
+fn input(block_id: &str, label: &str, optional: bool, element: Value) -> Value {
+    json!({
+        "type": "input",
+        "block_id": truncate_id("block_id", block_id, MAX_ID_CHARS),
+        "optional": optional,
+        "label": plain_text(label, MAX_LABEL_CHARS),
+        "element": element,
+    })
+}
+
+/// A required radio-button group for a modal, `initial` (a value) preselected. Read the
+/// choice back with `ViewState::selected_value`.
+pub fn radio_buttons(
+    block_id: &str,
+    action_id: &str,
+    label: &str,
+    items: &[(&str, &str)],
+    initial: Option<&str>,
+) -> Value {
+    let options = options(items, MAX_CHECKBOX_OPTIONS);
+    let mut element = json!({
+        "type": "radio_buttons",
+        "action_id": truncate_id("action_id", action_id, MAX_ID_CHARS),
+        "options": options,
+    });
+    let chosen = initial.and_then(|v| options.iter().find(|o| o["value"] == v));
+    if let (Some(chosen), Some(obj)) = (chosen, element.as_object_mut()) {
+        obj.insert("initial_option".into(), chosen.clone());
+    }
+    input(block_id, label, false, element)
+}
+
+/// A multi-select menu of static options for a modal (type-ahead helps with long lists).
+/// Read the chosen values back with `ViewState::selected_values`.
+pub fn multi_select(
+    block_id: &str,
+    action_id: &str,
+    label: &str,
+    placeholder: &str,
+    items: &[(&str, &str)],
+    optional: bool,
+) -> Value {
+    input(
+        block_id,
+        label,
+        optional,
+        json!({
+            "type": "multi_static_select",
+            "action_id": truncate_id("action_id", action_id, MAX_ID_CHARS),
+            "placeholder": plain_text(placeholder, MAX_PLACEHOLDER_CHARS),
+            "options": options(items, MAX_SELECT_OPTIONS),
+        }),
+    )
+}
+
+/// An optional multi-line text input that accepts at most [`MAX_TEXT_INPUT_CHARS`].
+pub fn optional_text_input(block_id: &str, action_id: &str, label: &str, hint: &str) -> Value {
+    let mut block = input(
+        block_id,
+        label,
+        true,
+        json!({
+            "type": "plain_text_input",
+            "action_id": truncate_id("action_id", action_id, MAX_ID_CHARS),
+            "multiline": true,
+            "max_length": MAX_TEXT_INPUT_CHARS,
+        }),
+    );
+    if let Some(obj) = block.as_object_mut() {
+        obj.insert("hint".into(), plain_text(hint, MAX_LABEL_CHARS));
+    }
+    block
+}
+
 /// A modal view for `views.open`. `private_metadata` round-trips to the
 /// `view_submission`; a cut one would be corrupt, so keep it well under the limit.
 pub fn modal(
@@ -379,6 +475,38 @@ mod tests {
         assert_eq!(options.len(), MAX_CHECKBOX_OPTIONS);
         assert_eq!(chars(&options[0]["text"]["text"]), MAX_OPTION_TEXT_CHARS);
         assert_eq!(c["optional"], true);
+    }
+
+    #[test]
+    fn radio_selects_and_multi_select_respect_option_limits() {
+        let r = radio_buttons(
+            "d",
+            "d",
+            "Deal?",
+            &[("Yes", "yes"), ("No", "no")],
+            Some("no"),
+        );
+        assert_eq!(r["element"]["type"], "radio_buttons");
+        assert_eq!(r["element"]["initial_option"]["value"], "no");
+        assert_eq!(r["optional"], false);
+        let unknown = radio_buttons("d", "d", "Deal?", &[("Yes", "yes")], Some("maybe"));
+        assert!(unknown["element"].get("initial_option").is_none());
+        let label = long(80);
+        let many: Vec<(&str, &str)> = std::iter::repeat_n((label.as_str(), "v"), 120).collect();
+        let m = multi_select("m", "m", "Missed", &long(200), &many, true);
+        let options = m["element"]["options"].as_array().unwrap();
+        assert_eq!(options.len(), MAX_SELECT_OPTIONS);
+        assert_eq!(chars(&options[0]["text"]["text"]), MAX_OPTION_TEXT_CHARS);
+        assert_eq!(
+            chars(&m["element"]["placeholder"]["text"]),
+            MAX_PLACEHOLDER_CHARS
+        );
+        let t = optional_text_input("t", "t", "Text", "hint");
+        assert_eq!(t["element"]["max_length"], MAX_TEXT_INPUT_CHARS);
+        assert_eq!(
+            (t["optional"].clone(), t["hint"]["text"].clone()),
+            (json!(true), json!("hint"))
+        );
     }
 
     #[test]

@@ -410,6 +410,16 @@ impl ViewState {
             .as_str()
     }
 
+    /// The `value` of the option chosen in a radio-button group or single select.
+    pub fn selected_value(&self, block_id: &str, action_id: &str) -> Option<&str> {
+        self.values
+            .get(block_id)?
+            .get(action_id)?
+            .get("selected_option")?
+            .get("value")?
+            .as_str()
+    }
+
     /// The `value`s of the options ticked in a checkboxes / multi-select element.
     pub fn selected_values(&self, block_id: &str, action_id: &str) -> Vec<&str> {
         self.values

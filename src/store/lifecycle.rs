@@ -11,6 +11,8 @@ pub struct ForgetCounts {
     pub prompts: u64,
     pub reflections: u64,
     pub deal_mutes: u64,
+    /// "Not quite right" corrections they made (with any text they shared).
+    pub corrections: u64,
     /// Their mute and opt-out row, and their digest preferences (0–2 rows).
     pub preferences: u64,
     /// Team settings they changed that still named them (now anonymised).
@@ -23,6 +25,7 @@ pub struct PurgeCounts {
     pub observations: u64,
     pub prompts: u64,
     pub reflections: u64,
+    pub corrections: u64,
     pub outbox: u64,
     pub inbox: u64,
     pub crm_deliveries: u64,
@@ -33,6 +36,7 @@ impl PurgeCounts {
         self.observations
             + self.prompts
             + self.reflections
+            + self.corrections
             + self.outbox
             + self.inbox
             + self.crm_deliveries
@@ -42,9 +46,9 @@ impl PurgeCounts {
 /// Who changed a team or channel setting, once that person asked to be forgotten.
 const FORGOTTEN: &str = "(forgotten)";
 
-/// Deletes a person's observations (and their themes), prompts, reflections and deal
-/// mutes inside the open transaction `$tx`; evaluates to `ForgetCounts` with those four
-/// filled in. Shared by opt-out and `/cusp forget me`.
+/// Deletes a person's observations (and their themes), prompts, reflections, corrections
+/// and deal mutes inside the open transaction `$tx`; evaluates to `ForgetCounts` with those
+/// five filled in. Shared by opt-out and `/cusp forget me`.
 macro_rules! delete_person_rows {
     ($tx:ident, $team_id:expr, $user_id:expr) => {{
         let (team_id, user_id): (&str, &str) = ($team_id, $user_id);
@@ -56,12 +60,13 @@ macro_rules! delete_person_rows {
         .bind(user_id)
         .execute(&mut *$tx)
         .await?;
-        let mut deleted = [0u64; 4];
+        let mut deleted = [0u64; 5];
         for (n, sql) in deleted.iter_mut().zip([
             "DELETE FROM observations WHERE team_id = $1 AND user_id = $2",
             "DELETE FROM prompts WHERE team_id = $1 AND user_id = $2",
             "DELETE FROM reflections WHERE team_id = $1 AND user_id = $2",
             "DELETE FROM deal_mutes WHERE team_id = $1 AND user_id = $2",
+            "DELETE FROM corrections WHERE team_id = $1 AND user_id = $2",
         ]) {
             *n = sqlx::query(sql)
                 .bind(team_id)
@@ -70,12 +75,13 @@ macro_rules! delete_person_rows {
                 .await?
                 .rows_affected();
         }
-        let [observations, prompts, reflections, deal_mutes] = deleted;
+        let [observations, prompts, reflections, deal_mutes, corrections] = deleted;
         $crate::store::lifecycle::ForgetCounts {
             observations,
             prompts,
             reflections,
             deal_mutes,
+            corrections,
             ..Default::default()
         }
     }};
@@ -165,6 +171,7 @@ impl Store {
                 round.observations,
                 round.prompts,
                 round.reflections,
+                round.corrections,
                 round.outbox,
                 round.inbox,
                 round.crm_deliveries,
@@ -174,6 +181,7 @@ impl Store {
             counts.observations += round.observations;
             counts.prompts += round.prompts;
             counts.reflections += round.reflections;
+            counts.corrections += round.corrections;
             counts.outbox += round.outbox;
             counts.inbox += round.inbox;
             counts.crm_deliveries += round.crm_deliveries;
@@ -204,6 +212,15 @@ impl Store {
         let reflections = with_pool!(self, |pool| purge_batch!(
             pool,
             "reflections",
+            "created_at",
+            "",
+            team_id,
+            before_ms,
+            batch
+        ))?;
+        let corrections = with_pool!(self, |pool| purge_batch!(
+            pool,
+            "corrections",
             "created_at",
             "",
             team_id,
@@ -253,6 +270,7 @@ impl Store {
             observations,
             prompts,
             reflections,
+            corrections,
             outbox,
             inbox,
             crm_deliveries,
@@ -260,7 +278,7 @@ impl Store {
     }
 
     /// Every team id the database holds anything for (observations, settings, digest
-    /// settings, prompts), sorted. For the CLI's "unknown team" message: an operator-wide
+    /// settings, prompts, inbox, corrections), sorted. For the CLI's "unknown team" message: an operator-wide
     /// listing, the one kind of query that is not scoped by team.
     pub async fn known_teams(&self) -> Result<Vec<String>, StoreError> {
         const SQL: &str = "SELECT team_id FROM observations \
@@ -268,6 +286,7 @@ impl Store {
              UNION SELECT team_id FROM digest_settings \
              UNION SELECT team_id FROM prompts \
              UNION SELECT team_id FROM inbox \
+             UNION SELECT team_id FROM corrections \
              ORDER BY team_id";
         let teams = with_pool!(self, |pool| sqlx::query_scalar(SQL).fetch_all(pool).await)?;
         Ok(teams)

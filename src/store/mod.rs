@@ -3,6 +3,7 @@
 //! pool the URL chose; the few dialect differences are explicit `match`es.
 //! `tests/it/store.rs` runs the same scenarios on both backends.
 
+pub(crate) mod corrections;
 pub(crate) mod digest;
 mod inbox;
 pub(crate) mod lifecycle;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
+pub use corrections::{CorrectionRow, NewCorrection, ReadingLabels};
 pub use digest::{ClassCounts, DigestRunRow, DigestSettingsRow, RunClaim, SpotlightRow};
 pub use inbox::{INBOX_MAX_ATTEMPTS, InboxItem, InboxState, NewInboxItem};
 pub use lifecycle::{ForgetCounts, PurgeCounts};

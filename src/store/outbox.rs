@@ -155,8 +155,10 @@ impl Store {
         result_ts: Option<&str>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
+        // Once Slack has the message, its words need not stay here: a nudge's "Why?" button
+        // and its explanation quote the person's message (privacy, like the inbox payload).
         const SQL: &str = "UPDATE outbox SET status = 'sent', result_ts = $3, sent_at = $4, \
-                           locked_until = NULL, in_doubt = 0 WHERE team_id = $1 AND id = $2";
+                           locked_until = NULL, in_doubt = 0, payload = '{}' WHERE team_id = $1 AND id = $2";
         with_pool!(self, |pool| sqlx::query(SQL)
             .bind(team_id)
             .bind(id)

@@ -48,6 +48,10 @@ pub const RATE_LIMIT_HOLD_REMAINING: &str = "cusp_slack_rate_limit_hold_remainin
 pub const DIGEST_RUNS: &str = "cusp_digest_runs_total";
 /// 1 while the Socket Mode WebSocket is connected, 0 while it is not; absent in HTTP mode.
 pub const SOCKET_MODE_CONNECTED: &str = "cusp_socket_mode_connected";
+/// Readings people corrected with **Not quite right** (new corrections, not resubmissions).
+pub const CORRECTIONS: &str = "cusp_corrections_total";
+/// **Why?** clicks answered.
+pub const WHY_REQUESTS: &str = "cusp_why_requests_total";
 
 /// Buckets for every `_seconds` histogram: Slack's 3-second deadline sits in the middle.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -139,6 +143,19 @@ fn describe() {
         SOCKET_MODE_CONNECTED,
         "1 while the Socket Mode connection is up, 0 while it is not"
     );
+    describe_counter!(
+        CORRECTIONS,
+        "Readings corrected with Not quite right (new corrections)"
+    );
+    describe_counter!(WHY_REQUESTS, "Why? clicks answered");
+}
+
+pub fn correction_recorded() {
+    counter!(CORRECTIONS).increment(1);
+}
+
+pub fn why_requested() {
+    counter!(WHY_REQUESTS).increment(1);
 }
 
 pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {

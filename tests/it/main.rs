@@ -4,6 +4,7 @@
 mod cli;
 mod crm;
 mod digest;
+mod feedback;
 mod hubspot;
 mod inbox;
 mod lifecycle;

@@ -38,7 +38,7 @@ static GAUGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The sum of the samples of `name` whose labels include every pair in `labels`
 /// (0 when there is none), from Prometheus' text format.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .filter_map(|line| {
@@ -56,7 +56,7 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-async fn scrape(app: &TestApp) -> String {
+pub(crate) async fn scrape(app: &TestApp) -> String {
     let response = app
         .request(Request::get("/metrics").body(Body::empty()).unwrap())
         .await;

@@ -82,7 +82,7 @@ pub struct WeekStats {
     pub spotlight: Vec<SpotlightItem>,
     /// Reflections people chose to share with the team digest this week.
     pub shared_reflections: u32,
-    /// What people answered on this week's nudges ("Helpful" / "Not now").
+    /// What people answered on this week's nudges ("Helpful" / "Not now" / "Not quite right").
     pub feedback: Feedback,
     /// Question ids people marked "Not now" (newest first): not the question of the week.
     pub unhelpful_questions: Vec<String>,
@@ -93,6 +93,8 @@ pub struct WeekStats {
 pub struct Feedback {
     pub helpful: u32,
     pub not_now: u32,
+    /// Readings people corrected with "Not quite right".
+    pub corrections: u32,
 }
 
 /// A person's own figures, for their DM only.
@@ -494,12 +496,24 @@ pub fn compose(stats: &WeekStats, engine: &Engine, seed: u64) -> Digest {
             if n == 1 { "" } else { "s" }
         )));
     }
-    let Feedback { helpful, not_now } = stats.feedback;
-    if helpful + not_now > 0 {
-        parts.push(Part::Section(format!(
-            "*cusp's questions this week:* {helpful} marked helpful, {not_now} \"not now\". \
-             Questions marked \"not now\" are asked less."
-        )));
+    let Feedback {
+        helpful,
+        not_now,
+        corrections,
+    } = stats.feedback;
+    if helpful + not_now + corrections > 0 {
+        let mut line = format!(
+            "*cusp's questions this week:* {helpful} marked helpful, {not_now} \"not now\""
+        );
+        if corrections > 0 {
+            line.push_str(&format!(
+                ", {corrections} reading{} corrected with \"not quite right\" (`cusp export --corrections` \
+                 turns those with text into a test set)",
+                if corrections == 1 { "" } else { "s" }
+            ));
+        }
+        line.push_str(". Questions marked \"not now\" are asked less.");
+        parts.push(Part::Section(line));
     }
     parts.push(Part::Context(
         "Team figures only; cusp never ranks people. `/cusp digest me on` sends you your own mix by DM · \
@@ -771,13 +785,31 @@ mod tests {
         s.feedback = Feedback {
             helpful: 4,
             not_now: 1,
+            corrections: 0,
         };
         let d = compose(&s, &Engine::builtin(), 1);
         assert!(
-            d.text.contains("4 marked helpful, 1 \"not now\""),
+            d.text.contains("4 marked helpful, 1 \"not now\". "),
             "{}",
             d.text
         );
+        assert!(!d.text.contains("corrected"), "{}", d.text);
+        s.feedback.corrections = 2;
+        let d = compose(&s, &Engine::builtin(), 1);
+        assert!(
+            d.text.contains(
+                "4 marked helpful, 1 \"not now\", 2 readings corrected with \"not quite right\""
+            ),
+            "{}",
+            d.text
+        );
+        // Corrections alone are worth the line.
+        s.feedback = Feedback {
+            corrections: 1,
+            ..Feedback::default()
+        };
+        let d = compose(&s, &Engine::builtin(), 1);
+        assert!(d.text.contains("1 reading corrected"), "{}", d.text);
     }
 
     #[test]

@@ -212,6 +212,7 @@ pub async fn week_stats(
         .count_shared_reflections(team_id, since, until)
         .await?;
     let (helpful, not_now) = store.count_prompt_feedback(team_id, since, until).await?;
+    let corrections = store.count_corrections(team_id, since, until).await?;
     let unhelpful_questions = store.unhelpful_question_ids(team_id).await?;
     Ok(WeekStats {
         week,
@@ -225,6 +226,7 @@ pub async fn week_stats(
         feedback: Feedback {
             helpful: u32::try_from(helpful).unwrap_or(u32::MAX),
             not_now: u32::try_from(not_now).unwrap_or(u32::MAX),
+            corrections: u32::try_from(corrections).unwrap_or(u32::MAX),
         },
         unhelpful_questions,
     })
