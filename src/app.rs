@@ -139,6 +139,24 @@ pub async fn serve(config: ServeConfig, engine: Engine) -> anyhow::Result<()> {
     .with_hubspot(hubspot);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // Socket Mode first: a rejected app token stops `serve` here, before any work starts.
+    let socket_mode = match config.app_token {
+        Some(app_token) => {
+            let client = SlackClient::new(&config.slack_api_url, app_token, SLACK_CALL_TIMEOUT)
+                .context("could not build the Socket Mode client")?;
+            let options = crate::server::socket_mode::SocketModeOptions::default();
+            Some(
+                crate::server::socket_mode::start(
+                    state.clone(),
+                    client,
+                    options,
+                    shutdown_rx.clone(),
+                )
+                .await?,
+            )
+        }
+        None => None,
+    };
     let workers = [
         tokio::spawn(crate::jobs::inbox_worker::run(
             state.clone(),
@@ -168,7 +186,7 @@ pub async fn serve(config: ServeConfig, engine: Engine) -> anyhow::Result<()> {
         .await
         .context("server error")?;
     let _ = shutdown_tx.send(true);
-    for worker in workers {
+    for worker in workers.into_iter().chain(socket_mode) {
         let _ = worker.await;
     }
     store.close().await;

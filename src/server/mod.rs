@@ -1,4 +1,5 @@
-//! The HTTP edge: routes, request verification, error mapping. Handlers are thin:
+//! The edge: HTTP routes, request verification, error mapping, and Socket Mode (the
+//! second transport, `socket_mode/`). Handlers are thin:
 //! verify, parse, hand over to `bot/` or the inbox, answer.
 
 mod commands;
@@ -7,26 +8,32 @@ pub mod error;
 mod events;
 pub mod hooks;
 mod interactivity;
+pub mod socket_mode;
 pub mod verify;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
 
 pub fn router(state: AppState) -> Router {
-    let slack = Router::new()
-        .route("/slack/commands", post(commands::handle))
-        .route("/slack/events", post(events::handle))
-        .route("/slack/interactivity", post(interactivity::handle))
-        .layer(from_fn_with_state(
-            state.clone(),
-            verify::verify_slack_request,
-        ));
+    let slack = if state.signing_secrets.is_empty() {
+        // Socket Mode without a signing secret: nothing here could verify a request.
+        Router::new().route("/slack/{*rest}", any(http_slack_is_off))
+    } else {
+        Router::new()
+            .route("/slack/commands", post(commands::handle))
+            .route("/slack/events", post(events::handle))
+            .route("/slack/interactivity", post(interactivity::handle))
+            .layer(from_fn_with_state(
+                state.clone(),
+                verify::verify_slack_request,
+            ))
+    };
     Router::new()
         .merge(slack)
         .route("/hooks/deals", post(hooks::deals))
@@ -47,4 +54,12 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
             (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
         }
     }
+}
+
+async fn http_slack_is_off() -> (StatusCode, &'static str) {
+    (
+        StatusCode::NOT_FOUND,
+        "Slack's HTTP endpoints are off: cusp receives Slack over Socket Mode \
+         (set SLACK_SIGNING_SECRET to turn them on)",
+    )
 }
