@@ -10,5 +10,6 @@ mod nudges;
 mod outbox;
 mod server;
 mod slack_client;
+mod socket_mode;
 mod store;
 mod support;
