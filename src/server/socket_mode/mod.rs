@@ -331,3 +331,39 @@ impl Supervisor {
 fn count_reconnect(reason: &str) {
     metrics::counter!(RECONNECTS_COUNTER, "reason" => reason.to_owned()).increment(1);
 }
+
+#[cfg(test)]
+mod tests {
+    const HTTP_MANIFEST: &str = include_str!("../../../deploy/slack-app-manifest.yaml");
+    const SOCKET_MANIFEST: &str = include_str!("../../../deploy/slack-app-manifest-socket.yaml");
+
+    /// The manifest without what differs between the transports: comments, request URLs
+    /// and the Socket Mode switch.
+    fn app_definition(manifest: &str) -> Vec<&str> {
+        manifest
+            .lines()
+            .map(|line| line.split(" #").next().unwrap_or(line).trim_end())
+            .filter(|line| {
+                let item = line.trim_start();
+                !item.is_empty()
+                    && !item.starts_with('#')
+                    && !item.starts_with("url:")
+                    && !item.starts_with("request_url:")
+                    && !item.starts_with("socket_mode_enabled:")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_socket_mode_manifest_is_the_http_one_without_request_urls() {
+        assert_eq!(
+            app_definition(SOCKET_MANIFEST),
+            app_definition(HTTP_MANIFEST),
+            "deploy/slack-app-manifest-socket.yaml must define the same app (commands, \
+             scopes, events) as deploy/slack-app-manifest.yaml"
+        );
+        assert!(SOCKET_MANIFEST.contains("\n  socket_mode_enabled: true"));
+        assert!(!SOCKET_MANIFEST.contains("HOST"), "no request URLs in Socket Mode");
+        assert!(HTTP_MANIFEST.contains("\n  socket_mode_enabled: false"));
+    }
+}
