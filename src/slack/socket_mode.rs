@@ -310,8 +310,13 @@ mod tests {
             Frame::parse(r#"{"type":"interactive","payload":{}}"#),
             Err(FrameError::MissingEnvelopeId("interactive"))
         );
-        assert_eq!(Frame::parse(r#"{"no":"type"}"#), Err(FrameError::MissingType));
-        let err = Frame::parse("secret text, not json").unwrap_err().to_string();
+        assert_eq!(
+            Frame::parse(r#"{"no":"type"}"#),
+            Err(FrameError::MissingType)
+        );
+        let err = Frame::parse("secret text, not json")
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("secret"), "{err}");
     }
 
@@ -320,11 +325,9 @@ mod tests {
         let id = EnvelopeId("e-1".into());
         let plain: Value = serde_json::from_str(&ack(&id)).unwrap();
         assert_eq!(plain, json!({"envelope_id": "e-1"}));
-        let answered: Value = serde_json::from_str(&ack_with_payload(
-            &id,
-            &json!({"response_action": "clear"}),
-        ))
-        .unwrap();
+        let answered: Value =
+            serde_json::from_str(&ack_with_payload(&id, &json!({"response_action": "clear"})))
+                .unwrap();
         assert_eq!(
             answered,
             json!({"envelope_id": "e-1", "payload": {"response_action": "clear"}})

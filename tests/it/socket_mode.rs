@@ -214,8 +214,10 @@ async fn events_commands_and_clicks_are_answered_over_the_socket(backend: Backen
         s.socket.ack(1, "env-bad").await,
         json!({"envelope_id": "env-bad"})
     );
-    s.socket
-        .send(1, &json!({"type": "something_new", "envelope_id": "env-new"}));
+    s.socket.send(
+        1,
+        &json!({"type": "something_new", "envelope_id": "env-new"}),
+    );
     s.socket.ack(1, "env-new").await;
 
     assert_eq!(s.app.slack.posted_messages().len(), 1);
@@ -235,8 +237,7 @@ async fn an_event_resent_on_the_next_connection_is_handled_once(backend: Backend
     // Slack recycles the connection and delivers the event again on the new one.
     s.socket.send(1, &disconnect("refresh_requested"));
     s.socket.wait_for_connections(2).await;
-    s.socket
-        .send(2, &envelope("events_api", "env-2", event, 1));
+    s.socket.send(2, &envelope("events_api", "env-2", event, 1));
     assert_eq!(
         s.socket.ack(2, "env-2").await,
         json!({"envelope_id": "env-2"})
@@ -404,11 +405,7 @@ async fn http_slack_routes_answer_404_without_a_signing_secret() {
     let mut state = app.state.clone();
     state.signing_secrets = Arc::new(Vec::new());
     let router = cusp::app::build_router(state);
-    for path in [
-        "/slack/events",
-        "/slack/commands",
-        "/slack/interactivity",
-    ] {
+    for path in ["/slack/events", "/slack/commands", "/slack/interactivity"] {
         let response = tower::ServiceExt::oneshot(
             router.clone(),
             Request::post(path)
@@ -480,11 +477,16 @@ mod binary {
             .port();
         let base = format!("http://127.0.0.1:{port}");
         let mut server = Server(
-            serve(&slack, &db.url, TEST_APP_TOKEN, &format!("127.0.0.1:{port}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap(),
+            serve(
+                &slack,
+                &db.url,
+                TEST_APP_TOKEN,
+                &format!("127.0.0.1:{port}"),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
         );
         let deadline = Instant::now() + Duration::from_secs(30);
         while socket.opened() == 0 {
@@ -509,7 +511,11 @@ mod binary {
             .send()
             .await
             .unwrap();
-        assert_eq!(events.status(), 404, "no signing secret, no HTTP Slack routes");
+        assert_eq!(
+            events.status(),
+            404,
+            "no signing secret, no HTTP Slack routes"
+        );
         let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
         assert_eq!(health.status(), 200);
 
@@ -526,7 +532,10 @@ mod binary {
             if let Some(status) = server.0.try_wait().unwrap() {
                 break status;
             }
-            assert!(Instant::now() < deadline, "cusp serve did not stop on SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "cusp serve did not stop on SIGTERM"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         assert!(status.success(), "{status:?}");
@@ -541,7 +550,10 @@ mod binary {
         slack.serve_socket_mode(&socket.url());
         for (token, expected) in [
             ("xoxb-wrong-kind", "starting with xapp-"),
-            ("xapp-1-revoked", "Slack rejected SLACK_APP_TOKEN (invalid_auth)"),
+            (
+                "xapp-1-revoked",
+                "Slack rejected SLACK_APP_TOKEN (invalid_auth)",
+            ),
         ] {
             let mut command = serve(&slack, &db.url, token, "127.0.0.1:0");
             let out = tokio::task::spawn_blocking(move || command.output().unwrap())
@@ -550,7 +562,10 @@ mod binary {
             assert!(!out.status.success());
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(stderr.contains(expected), "{stderr}");
-            assert!(!stderr.contains(token), "the token is never printed: {stderr}");
+            assert!(
+                !stderr.contains(token),
+                "the token is never printed: {stderr}"
+            );
         }
         assert_eq!(socket.opened(), 0);
     }

@@ -226,8 +226,14 @@ impl Supervisor {
                 ReportKind::Ended(reason) => {
                     let healthy = current.opened.elapsed() >= self.options.stable_after;
                     match &reason {
-                        EndReason::Failed(error) => tracing::warn!(%error, healthy, "Socket Mode connection failed; reconnecting"),
-                        other => tracing::warn!(reason = other.as_str(), healthy, "Socket Mode connection lost; reconnecting"),
+                        EndReason::Failed(error) => {
+                            tracing::warn!(%error, healthy, "Socket Mode connection failed; reconnecting")
+                        }
+                        other => tracing::warn!(
+                            reason = other.as_str(),
+                            healthy,
+                            "Socket Mode connection lost; reconnecting"
+                        ),
                     }
                     count_reconnect(reason.as_str());
                     current.close().await;
@@ -363,7 +369,10 @@ mod tests {
              scopes, events) as deploy/slack-app-manifest.yaml"
         );
         assert!(SOCKET_MANIFEST.contains("\n  socket_mode_enabled: true"));
-        assert!(!SOCKET_MANIFEST.contains("HOST"), "no request URLs in Socket Mode");
+        assert!(
+            !SOCKET_MANIFEST.contains("HOST"),
+            "no request URLs in Socket Mode"
+        );
         assert!(HTTP_MANIFEST.contains("\n  socket_mode_enabled: false"));
     }
 }
