@@ -490,6 +490,9 @@ mod binary {
         );
         let deadline = Instant::now() + Duration::from_secs(30);
         while socket.opened() == 0 {
+            if let Some(status) = server.0.try_wait().unwrap() {
+                panic!("cusp serve exited before connecting: {status:?}");
+            }
             assert!(Instant::now() < deadline, "cusp serve never connected");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
