@@ -291,6 +291,47 @@ async fn refresh_requested_opens_the_next_connection_before_closing_the_old() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_in_flight_is_acked_before_the_old_connection_closes() {
+    let s = SocketApp::start(Backend::Sqlite, fast()).await;
+    s.socket.send(
+        1,
+        &envelope(
+            "events_api",
+            "env-ev",
+            message_event("Ev1", "U_SELLER", SELLER, "1700000000.000100"),
+            0,
+        ),
+    );
+    s.socket.ack(1, "env-ev").await;
+    s.settle().await;
+    let key = button_value(&s.app.slack.posted_messages()[0]);
+    // "Reflect" opens a modal with views.open, which Slack answers slowly this time.
+    s.app
+        .slack
+        .push_response("views.open", Scripted::Delay(Duration::from_millis(400)));
+    let click = json!({
+        "type": "block_actions", "team": {"id": TEAM}, "user": {"id": "U_SELLER"},
+        "channel": {"id": "C_DEALS"}, "trigger_id": "t-slow",
+        "actions": [{"action_id": "cusp_reflect", "block_id": "cusp_prompt", "value": key, "type": "button"}],
+    });
+    s.socket
+        .send(1, &envelope("interactive", "env-slow", click, 0));
+    s.socket.send(1, &disconnect("refresh_requested"));
+    s.socket.wait_for_connections(2).await;
+    s.socket.wait_closed(1).await;
+    assert_eq!(
+        s.socket.received(1),
+        vec![
+            json!({"envelope_id": "env-ev"}),
+            json!({"envelope_id": "env-slow"})
+        ],
+        "the slow click was answered on the socket it came in on"
+    );
+    assert_eq!(s.app.slack.calls_to("views.open").len(), 1);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_socket_is_detected_and_replaced() {
     let s = SocketApp::start(Backend::Sqlite, fast()).await;
     // Connection 1 stops answering pings (a half-open socket).

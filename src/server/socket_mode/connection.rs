@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -19,6 +20,10 @@ pub(super) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Acknowledgements waiting to be written; envelope tasks block briefly when it is full.
 const OUTGOING_QUEUE: usize = 64;
+/// How long a closing connection waits for envelopes it is still answering.
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(3);
+/// How long we wait for Slack to answer our close frame.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What a connection tells the supervisor. Each report names its connection, so the
 /// last words of a connection that was already replaced can be told apart.
@@ -64,6 +69,8 @@ pub(super) struct Connection {
     pub hello: Option<oneshot::Sender<()>>,
     pub ping_interval: Duration,
     pub silence_timeout: Duration,
+    /// Envelopes being answered.
+    pub in_flight: JoinSet<()>,
 }
 
 impl Connection {
@@ -77,11 +84,10 @@ impl Connection {
         let ended = loop {
             tokio::select! {
                 _ = &mut close => {
-                    // Acks already queued still go out: they answer envelopes this socket received.
-                    while let Ok(text) = outgoing.try_recv() {
-                        let _ = socket.send(Message::Text(text.into())).await;
-                    }
-                    let _ = tokio::time::timeout(self.ping_interval, socket.close(None)).await;
+                    self.finish_in_flight(&mut socket, &mut outgoing).await;
+                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.close(None)).await;
+                    // Stragglers finish their work; their acks have nowhere to go.
+                    self.in_flight.detach_all();
                     return;
                 }
                 frame = socket.next() => {
@@ -109,7 +115,34 @@ impl Connection {
                 }
             }
         };
+        // Envelopes still being answered finish their work (an event they store is
+        // deduplicated if Slack delivers it again); only their acks are lost.
+        self.in_flight.detach_all();
         self.report(ReportKind::Ended(ended));
+    }
+
+    /// Before closing, lets envelopes this socket received finish (for at most Slack's
+    /// 3-second ack deadline) and sends their acks here, rather than making Slack
+    /// deliver them again on the next connection.
+    async fn finish_in_flight(
+        &mut self,
+        socket: &mut Socket,
+        outgoing: &mut mpsc::Receiver<String>,
+    ) {
+        let grace = tokio::time::sleep(IN_FLIGHT_GRACE);
+        tokio::pin!(grace);
+        while !self.in_flight.is_empty() {
+            tokio::select! {
+                _ = self.in_flight.join_next() => {}
+                Some(text) = outgoing.recv() => {
+                    let _ = socket.send(Message::Text(text.into())).await;
+                }
+                () = &mut grace => break,
+            }
+        }
+        while let Ok(text) = outgoing.try_recv() {
+            let _ = socket.send(Message::Text(text.into())).await;
+        }
     }
 
     fn report(&self, kind: ReportKind) {
@@ -147,7 +180,9 @@ impl Connection {
             Frame::Envelope(envelope) => {
                 let state = self.state.clone();
                 let outgoing = outgoing.clone();
-                tokio::spawn(async move {
+                // Finished tasks are reaped here so the set only holds the ones running.
+                while self.in_flight.try_join_next().is_some() {}
+                self.in_flight.spawn(async move {
                     if let Some(answer) = envelopes::answer(&state, &envelope).await {
                         // If the socket closed meanwhile the ack is lost and Slack
                         // redelivers the envelope; the inbox dedupes events.

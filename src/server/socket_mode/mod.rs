@@ -313,6 +313,7 @@ impl Supervisor {
             hello: Some(hello_tx),
             ping_interval: self.options.ping_interval,
             silence_timeout: self.options.silence_timeout,
+            in_flight: tokio::task::JoinSet::new(),
         };
         let live = Live {
             id,
