@@ -315,14 +315,22 @@ impl Supervisor {
             silence_timeout: self.options.silence_timeout,
             in_flight: tokio::task::JoinSet::new(),
         };
-        let live = Live {
+        let mut live = Live {
             id,
             opened: Instant::now(),
             close,
             task: tokio::spawn(connection.run(socket, close_rx)),
         };
-        match tokio::time::timeout(self.options.connect_timeout, hello_rx).await {
-            Ok(Ok(())) => {
+        let greeted = tokio::time::timeout(self.options.connect_timeout, async {
+            tokio::select! {
+                hello = hello_rx => hello.is_ok(),
+                // The socket ended before Slack said hello.
+                _ = &mut live.task => false,
+            }
+        })
+        .await;
+        match greeted {
+            Ok(true) => {
                 tracing::info!(connection = id, "Socket Mode connected");
                 metrics::gauge!(CONNECTED_GAUGE).set(1.0);
                 Ok(live)
