@@ -349,6 +349,33 @@ fn count_reconnect(reason: &str) {
 
 #[cfg(test)]
 mod tests {
+    /// Production connects to `wss://`: rustls must find its crypto provider (the one
+    /// reqwest already enables) when the TLS configuration is built, or connecting would
+    /// panic. A loopback peer that hangs up lets us get that far without any network.
+    #[tokio::test]
+    async fn a_wss_url_reaches_the_tls_handshake_without_panicking() {
+        let Ok(listener) = tokio::net::TcpListener::bind("127.0.0.1:0").await else {
+            return;
+        };
+        let Ok(addr) = listener.local_addr() else {
+            return;
+        };
+        let peer = tokio::spawn(async move {
+            // Accept and hang up: the TLS handshake fails, as it must.
+            let _ = listener.accept().await;
+        });
+        let result = tokio_tungstenite::connect_async(format!("wss://{addr}/link/")).await;
+        use tokio_tungstenite::tungstenite::{Error, error::UrlError};
+        match result {
+            Err(Error::Url(UrlError::TlsFeatureNotEnabled)) => {
+                panic!("tokio-tungstenite was built without TLS")
+            }
+            Err(Error::Io(_) | Error::Tls(_)) => {}
+            other => panic!("expected the TLS handshake to fail, got {other:?}"),
+        }
+        let _ = peer.await;
+    }
+
     const HTTP_MANIFEST: &str = include_str!("../../../deploy/slack-app-manifest.yaml");
     const SOCKET_MANIFEST: &str = include_str!("../../../deploy/slack-app-manifest-socket.yaml");
 
