@@ -166,6 +166,27 @@ pub async fn serve_with_shutdown(
     .with_hubspot(hubspot)
     .with_retention(config.retention);
 
+    // Before Socket Mode connects: anything recorded before the recorder exists is lost.
+    crate::telemetry::metrics::install();
+    // Socket Mode first: a rejected app token stops `serve` here, before any work starts.
+    let socket_mode = match config.app_token {
+        Some(app_token) => {
+            let client = SlackClient::new(&config.slack_api_url, app_token, SLACK_CALL_TIMEOUT)
+                .context("could not build the Socket Mode client")?;
+            let options = crate::server::socket_mode::SocketModeOptions::default();
+            Some(
+                crate::server::socket_mode::start(
+                    state.clone(),
+                    client,
+                    options,
+                    shutdown.subscribe(),
+                )
+                .await?,
+            )
+        }
+        None => None,
+    };
+
     // A host name (`localhost:3000`) is resolved here.
     let listener = tokio::net::TcpListener::bind(config.addr.as_str())
         .await
@@ -177,6 +198,10 @@ pub async fn serve_with_shutdown(
         })?;
     tracing::info!(addr = %config.addr, "listening");
     let result = run_server(listener, state, shutdown).await;
+    // `run_server` has triggered the shutdown on its way out; the socket loop sees it.
+    if let Some(socket_mode) = socket_mode {
+        let _ = socket_mode.await;
+    }
     store.close().await;
     result
 }

@@ -33,6 +33,10 @@ pub struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once at start; `serve`'s many settings are the point"
+)]
 pub enum CliCommand {
     /// Run the Slack app: HTTP endpoints, inbox and outbox workers.
     Serve(ServeArgs),

@@ -70,6 +70,10 @@ pub struct ServeArgs {
     /// Slack signing secret(s); comma-separated while rotating.
     #[arg(long, env = "SLACK_SIGNING_SECRET", hide_env_values = true)]
     pub signing_secret: Option<String>,
+    /// App-level token (xapp-…, scope `connections:write`): receive Slack over Socket
+    /// Mode, with no public URL and no signing secret needed.
+    #[arg(long, env = "SLACK_APP_TOKEN", hide_env_values = true)]
+    pub app_token: Option<String>,
     /// Bot User OAuth Token (xoxb-…) of a single-workspace install.
     #[arg(long, env = "SLACK_BOT_TOKEN", hide_env_values = true)]
     pub bot_token: Option<String>,
@@ -117,11 +121,21 @@ pub struct HubSpotConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// Neither transport is configured.
     #[error(
-        "SLACK_SIGNING_SECRET is not set. Copy the Signing Secret from your Slack app's \
-         Basic Information page (App Credentials) at https://api.slack.com/apps"
+        "neither SLACK_APP_TOKEN nor SLACK_SIGNING_SECRET is set. For Socket Mode (no public \
+         URL), create an app-level token with the connections:write scope on your Slack app's \
+         Basic Information page (App-Level Tokens) at https://api.slack.com/apps and set \
+         SLACK_APP_TOKEN=xapp-…; for HTTP request URLs, copy the Signing Secret from the same \
+         page (App Credentials) into SLACK_SIGNING_SECRET"
     )]
     MissingSigningSecret,
+    #[error(
+        "SLACK_APP_TOKEN must be an app-level token starting with xapp- (Basic Information → \
+         App-Level Tokens at https://api.slack.com/apps, scope connections:write); the bot \
+         token (xoxb-…) goes in SLACK_BOT_TOKEN"
+    )]
+    InvalidAppToken,
     #[error(
         "SLACK_BOT_TOKEN is not set. Install the app to your workspace and copy the Bot User \
          OAuth Token (xoxb-…) from its OAuth & Permissions page at https://api.slack.com/apps"
@@ -143,7 +157,10 @@ pub enum ConfigError {
 
 /// Validated configuration of `cusp serve`.
 pub struct ServeConfig {
+    /// Empty in Socket Mode without a signing secret: `/slack/*` then answers 404.
     pub signing_secrets: Vec<SecretString>,
+    /// Set: receive Slack over Socket Mode.
+    pub app_token: Option<SecretString>,
     pub bot_token: SecretString,
     pub database_url: SecretString,
     /// `host:port`; the host may be a name, resolved when the server binds.
@@ -162,6 +179,7 @@ impl std::fmt::Debug for ServeConfig {
                 "signing_secrets",
                 &format_args!("[{} redacted]", self.signing_secrets.len()),
             )
+            .field("app_token", &self.app_token.as_ref().map(|_| "[redacted]"))
             .field("bot_token", &"[redacted]")
             .field(
                 "database_url",
@@ -188,7 +206,12 @@ impl ServeArgs {
             .filter(|s| !s.is_empty())
             .map(|s| SecretString::from(s.to_owned()))
             .collect();
-        if signing_secrets.is_empty() {
+        let app_token = match non_empty(self.app_token.as_deref()) {
+            Some(token) if token.starts_with("xapp-") => Some(SecretString::from(token.to_owned())),
+            Some(_) => return Err(ConfigError::InvalidAppToken),
+            None => None,
+        };
+        if signing_secrets.is_empty() && app_token.is_none() {
             return Err(ConfigError::MissingSigningSecret);
         }
         let bot_token = match self.bot_token.as_deref().map(str::trim) {
@@ -202,6 +225,7 @@ impl ServeArgs {
         };
         Ok(ServeConfig {
             signing_secrets,
+            app_token,
             bot_token,
             database_url: SecretString::from(self.database.database_url.clone()),
             addr,
@@ -277,6 +301,7 @@ mod tests {
     fn args(secret: Option<&str>, token: Option<&str>) -> ServeArgs {
         ServeArgs {
             signing_secret: secret.map(String::from),
+            app_token: None,
             bot_token: token.map(String::from),
             database: DatabaseArgs {
                 database_url: DEFAULT_DATABASE_URL.into(),
@@ -306,6 +331,31 @@ mod tests {
         );
         let err = args(Some(" , "), Some("xoxb-1")).validate().unwrap_err();
         assert!(matches!(err, ConfigError::MissingSigningSecret));
+    }
+
+    #[test]
+    fn an_app_token_replaces_the_signing_secret_and_must_be_app_level() {
+        let mut a = args(None, Some("xoxb-1"));
+        let err = a.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("SLACK_APP_TOKEN") && err.contains("SLACK_SIGNING_SECRET"),
+            "{err}"
+        );
+        a.app_token = Some("xapp-1-A1-secret".into());
+        let config = a.validate().unwrap();
+        assert!(config.signing_secrets.is_empty());
+        assert_eq!(
+            config.app_token.as_ref().map(|t| t.expose_secret()),
+            Some("xapp-1-A1-secret")
+        );
+        assert!(!format!("{config:?}").contains("xapp-1-A1-secret"));
+        a.app_token = Some("xoxb-not-an-app-token".into());
+        let err = a.validate().unwrap_err();
+        assert!(matches!(err, ConfigError::InvalidAppToken));
+        assert!(err.to_string().contains("xapp-"), "{err}");
+        a.signing_secret = Some("s".into());
+        a.app_token = Some(" ".into());
+        assert!(a.validate().unwrap().app_token.is_none());
     }
 
     #[test]

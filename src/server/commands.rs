@@ -25,6 +25,12 @@ pub async fn handle(
         return Ok(().into_response());
     }
     let command = SlashCommand::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok(Json(answer(&state, &command).await.to_json()).into_response())
+}
+
+/// The answer to a verified, parsed `/cusp …` command, whichever transport brought it
+/// (the HTTP response body, or the payload of a Socket Mode acknowledgement).
+pub(crate) async fn answer(state: &AppState, command: &SlashCommand) -> EphemeralReply {
     crate::telemetry::record_team(command.team_id.as_str());
     let span = tracing::info_span!(
         "command",
@@ -33,14 +39,14 @@ pub async fn handle(
         user_id = %command.user_id,
     );
     async {
-        let reply = match Command::parse(&command.text) {
+        match Command::parse(&command.text) {
             Command::Help => EphemeralReply::plain(help_text()),
             Command::Unknown { given, suggestion } => {
                 EphemeralReply::plain(unknown_text(&given, suggestion))
             }
             Command::Digest(rest) => within_budget(crate::bot::digest_settings::on_command(
-                &state,
-                &command,
+                state,
+                command,
                 &rest,
                 jiff::Timestamp::now(),
             ))
@@ -57,7 +63,7 @@ pub async fn handle(
                     request_id: &command.trigger_id,
                 };
                 let now = jiff::Timestamp::now().as_millisecond();
-                reflect::on_command(&state, command.team_id.as_str(), &asker, &text, now).await
+                reflect::on_command(state, command.team_id.as_str(), &asker, &text, now).await
             }
             other => {
                 let who = Invoker {
@@ -79,8 +85,7 @@ pub async fn handle(
                     }
                 }
             }
-        };
-        Ok(Json(reply.to_json()).into_response())
+        }
     }
     .instrument(span)
     .await

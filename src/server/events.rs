@@ -26,19 +26,43 @@ pub async fn handle(
     VerifiedBody(body): VerifiedBody,
 ) -> Result<Response, ApiError> {
     let envelope = EventEnvelope::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let callback = match envelope {
-        EventEnvelope::UrlVerification { challenge } => return Ok(challenge.into_response()),
-        EventEnvelope::EventCallback(callback) => callback,
-        other => {
-            tracing::info!(envelope = ?other, "acknowledged event envelope without action");
-            return Ok(().into_response());
-        }
-    };
-    crate::telemetry::record_team(callback.team_id.as_str());
     let retry_num = headers
         .get("x-slack-retry-num")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("0");
+    match accept(&state, envelope, &body, retry_num).await? {
+        Accepted::Challenge(challenge) => Ok(challenge.into_response()),
+        Accepted::Done => Ok(().into_response()),
+    }
+}
+
+/// What became of a parsed Events API envelope.
+#[derive(Debug)]
+pub(crate) enum Accepted {
+    /// `url_verification`: echo this back (HTTP only; Socket Mode never sends it).
+    Challenge(String),
+    /// Stored in the inbox, a duplicate, or not for us: acknowledge it.
+    Done,
+}
+
+/// Stores a relevant event in the inbox, whichever transport brought it. `raw` is the
+/// envelope as received, which is what the inbox keeps; `Err(ApiError::Unavailable)`
+/// means the event was not stored and must not be acknowledged, so Slack redelivers it.
+pub(crate) async fn accept(
+    state: &AppState,
+    envelope: EventEnvelope,
+    raw: &[u8],
+    retry_num: &str,
+) -> Result<Accepted, ApiError> {
+    let callback = match envelope {
+        EventEnvelope::UrlVerification { challenge } => return Ok(Accepted::Challenge(challenge)),
+        EventEnvelope::EventCallback(callback) => callback,
+        other => {
+            tracing::info!(envelope = ?other, "acknowledged event envelope without action");
+            return Ok(Accepted::Done);
+        }
+    };
+    crate::telemetry::record_team(callback.team_id.as_str());
     let span = tracing::info_span!(
         "event",
         team_id = %callback.team_id,
@@ -48,7 +72,7 @@ pub async fn handle(
     async {
         if callback.team_id != state.identity.team_id {
             tracing::warn!("event from a workspace this install does not serve; ignored");
-            return Ok(().into_response());
+            return Ok(Accepted::Done);
         }
         let relevant = match &callback.event {
             InnerEvent::Message(message) => is_from_a_person(&state.identity, message),
@@ -57,14 +81,14 @@ pub async fn handle(
         };
         if !relevant {
             // Bots, edits, joins and unknown types never reach the database.
-            return Ok(().into_response());
+            return Ok(Accepted::Done);
         }
         let kind = match &callback.event {
             InnerEvent::Message(_) => "message",
             InnerEvent::AppMention(_) => "app_mention",
             InnerEvent::Other { .. } => "other",
         };
-        let payload = std::str::from_utf8(&body)
+        let payload = std::str::from_utf8(raw)
             .map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))?;
         let item = NewInboxItem {
             team_id: callback.team_id.as_str(),
@@ -78,12 +102,12 @@ pub async fn handle(
             Ok(Ok(true)) => {
                 metrics::event_received(kind);
                 state.inbox_wake.notify_one();
-                Ok(().into_response())
+                Ok(Accepted::Done)
             }
             Ok(Ok(false)) => {
                 metrics::event_deduplicated();
                 tracing::info!("duplicate delivery ignored");
-                Ok(().into_response())
+                Ok(Accepted::Done)
             }
             Ok(Err(err)) => {
                 tracing::error!(error = %err, "could not store event; asking Slack to retry");

@@ -19,6 +19,18 @@ pub async fn handle(
 ) -> Result<Response, ApiError> {
     let payload =
         InteractionPayload::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    match answer(&state, &payload).await? {
+        InteractionReply::Ack => Ok(().into_response()),
+        InteractionReply::Json(body) => Ok(Json(body).into_response()),
+    }
+}
+
+/// Handles a parsed interactivity payload, whichever transport brought it. The reply is
+/// the HTTP body, or the payload of a Socket Mode acknowledgement.
+pub(crate) async fn answer(
+    state: &AppState,
+    payload: &InteractionPayload,
+) -> Result<InteractionReply, ApiError> {
     let team = match &payload {
         InteractionPayload::BlockActions(p) => &p.team,
         InteractionPayload::ViewSubmission(p) => &p.team,
@@ -28,14 +40,13 @@ pub async fn handle(
     let now = jiff::Timestamp::now().as_millisecond();
     // Slack shows the person an error after 3 seconds anyway; answering first keeps the
     // request from piling up behind a locked or saturated database.
-    let Ok(outcome) = tokio::time::timeout(BUDGET, on_interaction(&state, &payload, now)).await
+    let Ok(outcome) = tokio::time::timeout(BUDGET, on_interaction(state, payload, now)).await
     else {
         tracing::error!(budget_ms = BUDGET.as_millis(), "interaction timed out");
         return Err(ApiError::Unavailable);
     };
     match outcome {
-        Ok(InteractionReply::Ack) => Ok(().into_response()),
-        Ok(InteractionReply::Json(body)) => Ok(Json(body).into_response()),
+        Ok(reply) => Ok(reply),
         Err(InteractionError::BadRequest(reason)) => Err(ApiError::BadRequest(reason)),
         Err(InteractionError::Store(err)) => {
             tracing::error!(error = %err, "interaction could not be stored");

@@ -1,4 +1,5 @@
-//! The HTTP edge: routes, request verification, error mapping. Handlers are thin:
+//! The edge: HTTP routes, request verification, error mapping, and Socket Mode (the
+//! second transport, `socket_mode/`). Handlers are thin:
 //! verify, parse, hand over to `bot/` or the inbox, answer.
 //!
 //! Order matters: routing comes first, so an unknown path is a 404 and a `GET` on a
@@ -13,6 +14,7 @@ pub mod error;
 mod events;
 pub mod hooks;
 mod interactivity;
+pub mod socket_mode;
 pub mod verify;
 
 use std::time::Instant;
@@ -22,7 +24,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -33,19 +35,26 @@ pub fn router(state: AppState) -> Router {
     telemetry::metrics::install();
     let verified = || from_fn_with_state(state.clone(), verify::verify_slack_request);
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+    let slack = if state.signing_secrets.is_empty() {
+        // Socket Mode without a signing secret: nothing here could verify a request.
+        Router::new().route("/slack/{*rest}", any(http_slack_is_off))
+    } else {
+        Router::new()
+            .route(
+                "/slack/commands",
+                post(commands::handle).route_layer(verified()),
+            )
+            .route(
+                "/slack/events",
+                post(events::handle).route_layer(verified()),
+            )
+            .route(
+                "/slack/interactivity",
+                post(interactivity::handle).route_layer(verified()),
+            )
+    };
     Router::new()
-        .route(
-            "/slack/commands",
-            post(commands::handle).route_layer(verified()),
-        )
-        .route(
-            "/slack/events",
-            post(events::handle).route_layer(verified()),
-        )
-        .route(
-            "/slack/interactivity",
-            post(interactivity::handle).route_layer(verified()),
-        )
+        .merge(slack)
         .route("/hooks/deals", post(hooks::deals))
         .route("/hooks/hubspot", post(hooks::hubspot))
         .layer(DefaultBodyLimit::max(verify::MAX_BODY_BYTES))
@@ -136,4 +145,12 @@ fn method_label(method: &Method) -> &'static str {
         Method::PATCH => "PATCH",
         _ => "other",
     }
+}
+
+async fn http_slack_is_off() -> (StatusCode, &'static str) {
+    (
+        StatusCode::NOT_FOUND,
+        "Slack's HTTP endpoints are off: cusp receives Slack over Socket Mode \
+         (set SLACK_SIGNING_SECRET to turn them on)",
+    )
 }

@@ -5,4 +5,5 @@ pub mod blocks;
 pub mod ids;
 pub mod payloads;
 pub mod signature;
+pub mod socket_mode;
 pub mod web_api;

@@ -93,13 +93,25 @@ pub struct SlashCommand {
 
 impl SlashCommand {
     pub fn parse(body: &[u8]) -> Result<Self, PayloadError> {
-        let mut cmd: SlashCommand =
+        let cmd: SlashCommand =
             serde_urlencoded::from_bytes(body).map_err(|e| PayloadError::Form(e.to_string()))?;
+        Ok(cmd.without_empty_fields())
+    }
+
+    /// The same fields as a JSON object of strings, as Socket Mode's `slash_commands`
+    /// envelope carries them.
+    pub fn from_value(value: Value) -> Result<Self, PayloadError> {
+        let cmd: SlashCommand =
+            serde_json::from_value(value).map_err(|e| PayloadError::Json(json_error(&e)))?;
+        Ok(cmd.without_empty_fields())
+    }
+
+    fn without_empty_fields(mut self) -> Self {
         // Slack sends `enterprise_id=` (empty) outside Enterprise Grid; that means "none".
-        cmd.enterprise_id = cmd.enterprise_id.filter(|s| !s.is_empty());
-        cmd.api_app_id = cmd.api_app_id.filter(|s| !s.is_empty());
-        cmd.channel_name = cmd.channel_name.filter(|s| !s.is_empty());
-        Ok(cmd)
+        self.enterprise_id = self.enterprise_id.filter(|s| !s.is_empty());
+        self.api_app_id = self.api_app_id.filter(|s| !s.is_empty());
+        self.channel_name = self.channel_name.filter(|s| !s.is_empty());
+        self
     }
 }
 

@@ -48,6 +48,8 @@ pub const RATE_LIMIT_HOLD_REMAINING: &str = "cusp_slack_rate_limit_hold_remainin
 pub const DIGEST_RUNS: &str = "cusp_digest_runs_total";
 /// 1 while the Socket Mode WebSocket is connected, 0 while it is not; absent in HTTP mode.
 pub const SOCKET_MODE_CONNECTED: &str = "cusp_socket_mode_connected";
+/// Socket Mode connections replaced, by reason.
+pub const SOCKET_MODE_RECONNECTS: &str = "cusp_socket_mode_reconnects_total";
 /// Readings people corrected with **Not quite right** (new corrections, not resubmissions).
 pub const CORRECTIONS: &str = "cusp_corrections_total";
 /// **Why?** clicks answered.
@@ -148,6 +150,14 @@ fn describe() {
         "Readings corrected with Not quite right (new corrections)"
     );
     describe_counter!(WHY_REQUESTS, "Why? clicks answered");
+    describe_counter!(
+        SOCKET_MODE_RECONNECTS,
+        "Socket Mode connections opened again, by reason"
+    );
+}
+
+pub fn socket_mode_reconnect(reason: &str) {
+    counter!(SOCKET_MODE_RECONNECTS, "reason" => reason.to_owned()).increment(1);
 }
 
 pub fn correction_recorded() {

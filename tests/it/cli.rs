@@ -508,7 +508,7 @@ fn deploy_example_env_works_as_a_dot_env_file() {
     // Its empty SLACK_SIGNING_SECRET is reported as missing, naming where to find it.
     let out = cusp(&["serve"]).current_dir(dir.path()).output().unwrap();
     assert!(
-        stderr_of(&out).contains("SLACK_SIGNING_SECRET is not set"),
+        stderr_of(&out).contains("nor SLACK_SIGNING_SECRET is set"),
         "{}",
         stderr_of(&out)
     );

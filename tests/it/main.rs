@@ -13,5 +13,6 @@ mod ops;
 mod outbox;
 mod server;
 mod slack_client;
+mod socket_mode;
 mod store;
 mod support;

@@ -115,6 +115,7 @@ struct Inner {
     reactions: HashSet<(String, String, String)>,
     last_ts_micros: u64,
     views_opened: u64,
+    socket_mode: SocketModeInner,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -346,6 +347,9 @@ async fn handle(
         }
         None => {}
     }
+    if method == OPEN_SOCKET_METHOD {
+        return open_socket(&state, auth);
+    }
     default_behaviour(&state, &method, &params, auth_ok)
 }
 
@@ -511,4 +515,38 @@ fn default_behaviour(
 
 fn is_user_id(id: &str) -> bool {
     id.starts_with('U') || id.starts_with('W')
+}
+
+// ---------------------------------------------------------------------------------------
+// Socket Mode: `apps.connections.open` (see support/fake_socket_mode.rs for the socket)
+// ---------------------------------------------------------------------------------------
+
+/// The app-level token `apps.connections.open` accepts.
+pub const TEST_APP_TOKEN: &str = "xapp-1-A_CUSP-test-app-token";
+const OPEN_SOCKET_METHOD: &str = "apps.connections.open";
+
+#[derive(Default)]
+struct SocketModeInner {
+    url: Option<String>,
+    tickets: u64,
+}
+
+impl FakeSlack {
+    /// Makes `apps.connections.open` hand out this WebSocket URL (with a fresh ticket).
+    pub fn serve_socket_mode(&self, url: &str) {
+        self.lock().socket_mode.url = Some(url.to_owned());
+    }
+}
+
+/// As Slack does: only the app-level token, only in the Authorization header.
+fn open_socket(state: &Shared, auth: Option<&str>) -> Response {
+    if auth != Some(&format!("Bearer {TEST_APP_TOKEN}")) {
+        return err("invalid_auth");
+    }
+    let mut inner = state.lock().expect("FakeSlack state");
+    let Some(url) = inner.socket_mode.url.clone() else {
+        return err("internal_error");
+    };
+    inner.socket_mode.tickets += 1;
+    ok(json!({ "url": format!("{url}?ticket=ticket-{}", inner.socket_mode.tickets) }))
 }

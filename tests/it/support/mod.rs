@@ -2,3 +2,4 @@
 
 pub mod app;
 pub mod fake_slack;
+pub mod fake_socket_mode;
