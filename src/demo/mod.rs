@@ -13,7 +13,7 @@
 pub mod fake_slack;
 pub mod render_html;
 pub mod render_text;
-mod script;
+pub(crate) mod script;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -169,7 +169,7 @@ impl DemoReport {
     /// The command that exports what the demo logged.
     pub fn export_command(&self) -> String {
         format!(
-            "cusp export --format jsonl --team {} --database-url sqlite://{}",
+            "cusp export --format json --team {} --database-url sqlite://{}",
             self.team_id,
             self.database.display()
         )

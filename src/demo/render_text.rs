@@ -454,7 +454,7 @@ mod tests {
 
     #[test]
     fn mrkdwn_reads_bold_italic_links_and_escapes() {
-        let ws = super::script::workspace();
+        let ws = crate::demo::script::workspace();
         let spans = mrkdwn(&ws, "*Hi* _there_ in <#C0DEALSNA> &amp; <https://x.example/a|a link> snake_case");
         assert_eq!(
             spans,
