@@ -606,8 +606,10 @@ fn answer(ws: &mut Workspace, method: &str, p: &Map<String, Value>) -> Result<Va
                 .iter()
                 .find(|p| p.email.eq_ignore_ascii_case(&email))
                 .ok_or("users_not_found")?;
-            Ok(json!({ "user": { "id": person.id, "team_id": TEAM_ID, "real_name": person.name,
-                                  "profile": { "email": person.email } } }))
+            Ok(
+                json!({ "user": { "id": person.id, "team_id": TEAM_ID, "real_name": person.name,
+                                  "profile": { "email": person.email } } }),
+            )
         }
         "conversations.history" | "conversations.replies" => {
             // Read only when an earlier delivery may have reached Slack: cusp looks for

@@ -15,7 +15,7 @@ pub mod render_html;
 pub mod render_text;
 pub(crate) mod script;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
@@ -216,12 +216,9 @@ pub async fn run(options: &DemoOptions) -> Result<DemoReport, DemoError> {
     store.migrate().await.map_err(db_err)?;
 
     let token = random_secret("xoxb-demo-");
-    let stand_in = StandIn::start(
-        script::workspace(),
-        SecretString::from(token.clone()),
-    )
-    .await
-    .map_err(DemoError::Listen)?;
+    let stand_in = StandIn::start(script::workspace(), SecretString::from(token.clone()))
+        .await
+        .map_err(DemoError::Listen)?;
     let slack = SlackClient::new(
         &stand_in.base_url(),
         SecretString::from(token),
@@ -307,7 +304,8 @@ pub async fn run(options: &DemoOptions) -> Result<DemoReport, DemoError> {
 
 async fn summarize(store: &Store, team: &str, ws: &Workspace) -> Result<Summary, DemoError> {
     use fake_slack::Author;
-    let in_deal_channels = |m: &&fake_slack::Message| script::DEAL_CHANNELS.contains(&m.channel.as_str());
+    let in_deal_channels =
+        |m: &&fake_slack::Message| script::DEAL_CHANNELS.contains(&m.channel.as_str());
     let mut reflections = 0;
     for person in &ws.people {
         reflections += store.reflections_of(team, person.id).await?.len();
@@ -315,7 +313,10 @@ async fn summarize(store: &Store, team: &str, ws: &Workspace) -> Result<Summary,
     let rate_limited: Vec<_> = ws.calls.iter().filter(|c| c.status == 429).collect();
     let respected = rate_limited
         .iter()
-        .filter(|limited| script::retried_after(ws, limited).is_some_and(|(waited, _)| waited >= Duration::from_secs(1)))
+        .filter(|limited| {
+            script::retried_after(ws, limited)
+                .is_some_and(|(waited, _)| waited >= Duration::from_secs(1))
+        })
         .count();
     Ok(Summary {
         messages_from_people: ws
@@ -387,7 +388,12 @@ impl Driver {
 
     /// An Events API `event_callback`; `retry` sets `X-Slack-Retry-Num` as Slack does when
     /// it redelivers.
-    async fn event(&self, event_id: &str, event: Value, retry: Option<u32>) -> Result<u16, DemoError> {
+    async fn event(
+        &self,
+        event_id: &str,
+        event: Value,
+        retry: Option<u32>,
+    ) -> Result<u16, DemoError> {
         let envelope = json!({
             "token": "demo-verification-token-unused",
             "team_id": self.team_id,
@@ -406,13 +412,25 @@ impl Driver {
             None => Vec::new(),
         };
         let (status, _) = self
-            .slack_request("/slack/events", "application/json", envelope.to_string(), &extra)
+            .slack_request(
+                "/slack/events",
+                "application/json",
+                envelope.to_string(),
+                &extra,
+            )
             .await?;
         Ok(status)
     }
 
     /// `/cusp <text>` typed by `user` in `channel`; returns cusp's JSON answer.
-    async fn command(&self, channel: &str, channel_name: &str, user: &str, text: &str, trigger: &str) -> Result<(u16, Value), DemoError> {
+    async fn command(
+        &self,
+        channel: &str,
+        channel_name: &str,
+        user: &str,
+        text: &str,
+        trigger: &str,
+    ) -> Result<(u16, Value), DemoError> {
         let form = serde_urlencoded::to_string([
             ("team_id", self.team_id.as_str()),
             ("team_domain", "northwind-demo"),
@@ -422,21 +440,38 @@ impl Driver {
             ("command", "/cusp"),
             ("text", text),
             ("api_app_id", "A0CUSPDEMO"),
-            ("response_url", "https://hooks.slack.com/commands/T0DEMO/1/demo"),
+            (
+                "response_url",
+                "https://hooks.slack.com/commands/T0DEMO/1/demo",
+            ),
             ("trigger_id", trigger),
         ])
         .unwrap_or_default();
         let (status, body) = self
-            .slack_request("/slack/commands", "application/x-www-form-urlencoded", form, &[])
+            .slack_request(
+                "/slack/commands",
+                "application/x-www-form-urlencoded",
+                form,
+                &[],
+            )
             .await?;
-        Ok((status, serde_json::from_str(&body).unwrap_or(Value::String(body))))
+        Ok((
+            status,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        ))
     }
 
     /// A `block_actions` or `view_submission` payload, form-encoded as Slack sends it.
     async fn interaction(&self, payload: &Value) -> Result<(u16, String), DemoError> {
-        let form = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap_or_default();
-        self.slack_request("/slack/interactivity", "application/x-www-form-urlencoded", form, &[])
-            .await
+        let form =
+            serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap_or_default();
+        self.slack_request(
+            "/slack/interactivity",
+            "application/x-www-form-urlencoded",
+            form,
+            &[],
+        )
+        .await
     }
 
     /// `POST /hooks/deals`, signed as README's "CRM deal updates" describes.
@@ -457,7 +492,10 @@ impl Driver {
             .await?;
         let status = response.status().as_u16();
         let text = response.text().await?;
-        Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
     }
 
     /// Waits (polling, bounded) until cusp has handled every stored event and delivered
@@ -480,9 +518,4 @@ impl Driver {
             tokio::time::sleep(POLL).await;
         }
     }
-}
-
-/// `path` shown the way a person would type it back.
-pub fn display_path(path: &Path) -> String {
-    path.display().to_string()
 }

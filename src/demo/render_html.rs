@@ -156,13 +156,26 @@ fn emoji(name: &str) -> String {
 fn message_html(ws: &Workspace, m: &Message, check: Option<&str>) -> String {
     let who = ws.author_name(&m.author);
     let (avatar_style, badge) = match &m.author {
-        Author::Cusp => ("background:#2eb67d".to_owned(), "<span class=\"badge\">APP</span>"),
-        Author::OtherBot(name) => (format!("background:hsl({},30%,45%)", hue(name)), "<span class=\"badge\">APP</span>"),
+        Author::Cusp => (
+            "background:#2eb67d".to_owned(),
+            "<span class=\"badge\">APP</span>",
+        ),
+        Author::OtherBot(name) => (
+            format!("background:hsl({},30%,45%)", hue(name)),
+            "<span class=\"badge\">APP</span>",
+        ),
         Author::Person(id) => (format!("background:hsl({},55%,45%)", hue(id)), ""),
     };
-    let avatar = if m.author == Author::Cusp { "c".to_owned() } else { initials(&who) };
+    let avatar = if m.author == Author::Cusp {
+        "c".to_owned()
+    } else {
+        initials(&who)
+    };
     let body = if m.blocks.is_null() {
-        format!("<div class=\"text\">{}</div>", escape(&m.text).replace('\n', "<br>"))
+        format!(
+            "<div class=\"text\">{}</div>",
+            escape(&m.text).replace('\n', "<br>")
+        )
     } else {
         blocks_html(ws, &view_blocks(&m.blocks))
     };
@@ -171,8 +184,14 @@ fn message_html(ws: &Workspace, m: &Message, check: Option<&str>) -> String {
         out,
         "<div class=\"msg{}\"{}><div class=\"avatar\" style=\"{avatar_style}\">{}</div><div class=\"content\">\
          <div class=\"meta\"><span class=\"who\">{}</span>{badge}<span class=\"day\">{}</span></div>{body}",
-        if m.author == Author::Cusp { " from-cusp" } else { "" },
-        check.map(|c| format!(" data-check=\"{c}\"")).unwrap_or_default(),
+        if m.author == Author::Cusp {
+            " from-cusp"
+        } else {
+            ""
+        },
+        check
+            .map(|c| format!(" data-check=\"{c}\""))
+            .unwrap_or_default(),
         escape(&avatar),
         escape(&who),
         escape(m.day.as_deref().unwrap_or("")),
@@ -215,12 +234,18 @@ fn channel_html(ws: &Workspace, channel: &Channel) -> Option<String> {
     let mut items: Vec<(&str, Option<&Message>, Option<usize>)> = top
         .iter()
         .map(|m| (m.ts.as_str(), Some(*m), None))
-        .chain(notes.iter().enumerate().map(|(i, n)| (n.ts.as_str(), None, Some(i))))
+        .chain(
+            notes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.ts.as_str(), None, Some(i))),
+        )
         .collect();
     items.sort_by_key(|(ts, _, _)| super::fake_slack::ts_key(ts));
     for (_, message, note) in items {
         if let Some(m) = message {
-            let check = (channel.id == DIGEST_CHANNEL && m.author == Author::Cusp).then_some("digest");
+            let check =
+                (channel.id == DIGEST_CHANNEL && m.author == Author::Cusp).then_some("digest");
             out.push_str(&message_html(ws, m, check));
             let replies = ws.replies(&channel.id, &m.ts);
             if !replies.is_empty() {
@@ -251,7 +276,11 @@ fn channel_html(ws: &Workspace, channel: &Channel) -> Option<String> {
                 let _ = write!(out, "<div class=\"typed\">{}</div>", escape(context));
             }
             if n.blocks.is_null() {
-                let _ = write!(out, "<div class=\"text\">{}</div>", mrkdwn_html(ws, &n.text));
+                let _ = write!(
+                    out,
+                    "<div class=\"text\">{}</div>",
+                    mrkdwn_html(ws, &n.text)
+                );
             } else {
                 out.push_str(&blocks_html(ws, &view_blocks(&n.blocks)));
             }
@@ -270,26 +299,50 @@ fn views_html(ws: &Workspace) -> String {
             .as_deref()
             .and_then(|u| ws.person(u))
             .map_or("someone", |p| p.name);
-        let title = view.view.pointer("/title/text").and_then(Value::as_str).unwrap_or("Modal");
+        let title = view
+            .view
+            .pointer("/title/text")
+            .and_then(Value::as_str)
+            .unwrap_or("Modal");
         let _ = write!(
             out,
             "<section class=\"channel\" id=\"modal-{}\"><h2>Modal opened for {}</h2><div class=\"modal\"><div class=\"modal-title\">{}</div>{}",
             escape(&view.id),
             escape(who),
             escape(title),
-            blocks_html(ws, &view_blocks(view.view.get("blocks").unwrap_or(&Value::Null)))
+            blocks_html(
+                ws,
+                &view_blocks(view.view.get("blocks").unwrap_or(&Value::Null))
+            )
         );
-        let submit = view.view.pointer("/submit/text").and_then(Value::as_str).unwrap_or("Save");
-        let _ = write!(out, "<div class=\"b-actions right\"><span class=\"btn\">Cancel</span><span class=\"btn primary\">{}</span></div></div>", escape(submit));
+        let submit = view
+            .view
+            .pointer("/submit/text")
+            .and_then(Value::as_str)
+            .unwrap_or("Save");
+        let _ = write!(
+            out,
+            "<div class=\"b-actions right\"><span class=\"btn\">Cancel</span><span class=\"btn primary\">{}</span></div></div>",
+            escape(submit)
+        );
         if let Some(answers) = &view.submitted {
             let _ = write!(
                 out,
                 "<div class=\"saved\"><strong>{} saved{}:</strong>",
                 escape(who),
-                if view.shared { ", shared with the team digest" } else { "" }
+                if view.shared {
+                    ", shared with the team digest"
+                } else {
+                    ""
+                }
             );
             for (q, a) in answers {
-                let _ = write!(out, "<div class=\"qa\"><div class=\"q\">{}</div><div class=\"a\">“{}”</div></div>", escape(q), escape(a));
+                let _ = write!(
+                    out,
+                    "<div class=\"qa\"><div class=\"q\">{}</div><div class=\"a\">“{}”</div></div>",
+                    escape(q),
+                    escape(a)
+                );
             }
             out.push_str("</div>");
         }
@@ -414,11 +467,21 @@ pub fn page(report: &DemoReport) -> String {
         escape(super::fake_slack::TEAM_NAME)
     );
     for c in ws.channels.iter().filter(|c| c.dm_with.is_none()) {
-        let _ = write!(out, "<a href=\"#c-{}\"># {}</a>", escape(&c.id), escape(&c.name));
+        let _ = write!(
+            out,
+            "<a href=\"#c-{}\"># {}</a>",
+            escape(&c.id),
+            escape(&c.name)
+        );
     }
     out.push_str("<div class=\"group\">Direct messages</div>");
     for c in ws.channels.iter().filter(|c| c.dm_with.is_some()) {
-        let _ = write!(out, "<a href=\"#c-{}\">{}</a>", escape(&c.id), escape(&c.name));
+        let _ = write!(
+            out,
+            "<a href=\"#c-{}\">{}</a>",
+            escape(&c.id),
+            escape(&c.name)
+        );
     }
     if !ws.views.is_empty() {
         out.push_str("<div class=\"group\">Modals</div>");
@@ -465,9 +528,9 @@ pub fn page(report: &DemoReport) -> String {
                 .unwrap_or_default()
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "</ul></section></main></div><pre id=\"selfcheck-result\"></pre><script>{SELFCHECK}</script></body></html>\n"
+        "</ul></section></main></div><pre id=\"selfcheck-result\"></pre><script>{SELFCHECK}</script></body></html>"
     );
     out
 }
@@ -483,7 +546,10 @@ mod tests {
             "&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;"
         );
         let ws = Workspace::default();
-        let html = mrkdwn_html(&ws, "*a* &lt;b&gt; <javascript:alert(1)|click> <https://x.example/?a=1&amp;b=\"2\"|ok>");
+        let html = mrkdwn_html(
+            &ws,
+            "*a* &lt;b&gt; <javascript:alert(1)|click> <https://x.example/?a=1&amp;b=\"2\"|ok>",
+        );
         assert_eq!(
             html,
             "<strong>a</strong> &lt;b&gt; click <a href=\"https://x.example/?a=1&amp;b=&quot;2&quot;\" rel=\"noreferrer\">ok</a>"

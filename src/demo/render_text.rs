@@ -5,8 +5,8 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use super::fake_slack::{Author, Message, Workspace};
 use super::DemoReport;
+use super::fake_slack::{Author, Message, Workspace};
 
 /// One Block Kit block, reduced to what a reader sees.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +35,10 @@ fn text_of(v: &Value) -> String {
 pub fn view_blocks(blocks: &Value) -> Vec<BlockView> {
     let mut out = Vec::new();
     for block in blocks.as_array().into_iter().flatten() {
-        let kind = block.get("type").and_then(Value::as_str).unwrap_or_default();
+        let kind = block
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         match kind {
             "header" => out.push(BlockView::Header(
                 block.get("text").map(text_of).unwrap_or_default(),
@@ -76,9 +79,7 @@ pub fn view_blocks(blocks: &Value) -> Vec<BlockView> {
             "input" => {
                 let label = block.get("label").map(text_of).unwrap_or_default();
                 let element = block.get("element");
-                let is_checkboxes = element
-                    .and_then(|e| e.get("type"))
-                    .and_then(Value::as_str)
+                let is_checkboxes = element.and_then(|e| e.get("type")).and_then(Value::as_str)
                     == Some("checkboxes");
                 if is_checkboxes {
                     let options = element
@@ -197,8 +198,7 @@ fn styled(s: &str, out: &mut Vec<Span>) {
         let next = chars.get(i + 1);
         let toggles = |open: bool| {
             if open {
-                prev.is_some_and(|p| !p.is_whitespace())
-                    && (c != '_' || edge(next))
+                prev.is_some_and(|p| !p.is_whitespace()) && (c != '_' || edge(next))
             } else {
                 next.is_some_and(|n| !n.is_whitespace())
                     && (c != '_' || edge(prev))
@@ -300,7 +300,11 @@ fn write_message(ws: &Workspace, m: &Message, indent: &str, out: &mut String) {
         Author::Person(_) => "",
         Author::Cusp | Author::OtherBot(_) => " [APP]",
     };
-    let when = m.day.as_deref().map(|d| format!("{d} · ")).unwrap_or_default();
+    let when = m
+        .day
+        .as_deref()
+        .map(|d| format!("{d} · "))
+        .unwrap_or_default();
     let _ = writeln!(out, "{indent}{when}{who}{badge}");
     let body_indent = format!("{indent}  ");
     if m.blocks.is_null() {
@@ -337,7 +341,12 @@ pub fn conversation(report: &DemoReport) -> String {
         let mut items: Vec<(&str, Option<&Message>, Option<usize>)> = top
             .iter()
             .map(|m| (m.ts.as_str(), Some(*m), None))
-            .chain(notes.iter().enumerate().map(|(i, n)| (n.ts.as_str(), None, Some(i))))
+            .chain(
+                notes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (n.ts.as_str(), None, Some(i))),
+            )
             .collect();
         items.sort_by_key(|(ts, _, _)| super::fake_slack::ts_key(ts));
         for (_, message, note) in items {
@@ -345,7 +354,12 @@ pub fn conversation(report: &DemoReport) -> String {
                 write_message(ws, m, "", &mut out);
                 let replies = ws.replies(&channel.id, &m.ts);
                 if !replies.is_empty() {
-                    let _ = writeln!(out, "  └─ thread ({} repl{})", replies.len(), if replies.len() == 1 { "y" } else { "ies" });
+                    let _ = writeln!(
+                        out,
+                        "  └─ thread ({} repl{})",
+                        replies.len(),
+                        if replies.len() == 1 { "y" } else { "ies" }
+                    );
                     for r in replies {
                         write_message(ws, r, "     ", &mut out);
                     }
@@ -374,12 +388,29 @@ pub fn conversation(report: &DemoReport) -> String {
             .as_deref()
             .and_then(|u| ws.person(u))
             .map_or("someone", |p| p.name);
-        let title = view.view.pointer("/title/text").and_then(Value::as_str).unwrap_or("modal");
+        let title = view
+            .view
+            .pointer("/title/text")
+            .and_then(Value::as_str)
+            .unwrap_or("modal");
         let heading = format!("Modal “{title}” opened for {who}");
         let _ = writeln!(out, "\n{heading}\n{}", "─".repeat(heading.chars().count()));
-        write_blocks(ws, &view_blocks(view.view.get("blocks").unwrap_or(&Value::Null)), "  ", &mut out);
+        write_blocks(
+            ws,
+            &view_blocks(view.view.get("blocks").unwrap_or(&Value::Null)),
+            "  ",
+            &mut out,
+        );
         if let Some(answers) = &view.submitted {
-            let _ = writeln!(out, "  → saved{}:", if view.shared { ", shared with the team digest" } else { "" });
+            let _ = writeln!(
+                out,
+                "  → saved{}:",
+                if view.shared {
+                    ", shared with the team digest"
+                } else {
+                    ""
+                }
+            );
             for (q, a) in answers {
                 let _ = writeln!(out, "    {q}\n      “{a}”");
             }
@@ -393,7 +424,11 @@ pub fn steps(report: &DemoReport) -> String {
     let mut out = String::new();
     for step in &report.steps {
         let mark = if step.problem.is_some() { "✗" } else { "✓" };
-        let _ = writeln!(out, "{mark} {:<11} {}\n    → {}", step.day, step.action, step.outcome);
+        let _ = writeln!(
+            out,
+            "{mark} {:<11} {}\n    → {}",
+            step.day, step.action, step.outcome
+        );
         if let Some(problem) = &step.problem {
             let _ = writeln!(out, "    PROBLEM: {problem}");
         }
@@ -404,37 +439,104 @@ pub fn steps(report: &DemoReport) -> String {
 pub fn summary(report: &DemoReport) -> String {
     let s = &report.summary;
     let mut out = String::new();
-    let _ = writeln!(out, "  messages from people in the deal channels  {}", s.messages_from_people);
-    let _ = writeln!(out, "  observations logged (database)            {}", s.observations_logged);
-    let _ = writeln!(out, "  threaded nudges                           {}", s.nudges);
-    let _ = writeln!(out, "  reactions                                 {}", s.reactions);
-    let _ = writeln!(out, "  direct messages (CRM)                     {}", s.direct_messages);
-    let _ = writeln!(out, "  notes only one person saw                 {}", s.ephemeral_notes);
-    let _ = writeln!(out, "  reflections saved                         {}", s.reflections_saved);
-    let _ = writeln!(out, "  429s answered / Retry-After respected     {} / {}", s.rate_limits_answered, s.rate_limits_respected);
-    let _ = writeln!(out, "  weekly digest posted                      {}", if s.digest_posted { "yes" } else { "no" });
-    let _ = writeln!(out, "  Slack Web API calls cusp made             {}", s.slack_calls);
+    let _ = writeln!(
+        out,
+        "  messages from people in the deal channels  {}",
+        s.messages_from_people
+    );
+    let _ = writeln!(
+        out,
+        "  observations logged (database)            {}",
+        s.observations_logged
+    );
+    let _ = writeln!(
+        out,
+        "  threaded nudges                           {}",
+        s.nudges
+    );
+    let _ = writeln!(
+        out,
+        "  reactions                                 {}",
+        s.reactions
+    );
+    let _ = writeln!(
+        out,
+        "  direct messages (CRM)                     {}",
+        s.direct_messages
+    );
+    let _ = writeln!(
+        out,
+        "  notes only one person saw                 {}",
+        s.ephemeral_notes
+    );
+    let _ = writeln!(
+        out,
+        "  reflections saved                         {}",
+        s.reflections_saved
+    );
+    let _ = writeln!(
+        out,
+        "  429s answered / Retry-After respected     {} / {}",
+        s.rate_limits_answered, s.rate_limits_respected
+    );
+    let _ = writeln!(
+        out,
+        "  weekly digest posted                      {}",
+        if s.digest_posted { "yes" } else { "no" }
+    );
+    let _ = writeln!(
+        out,
+        "  Slack Web API calls cusp made             {}",
+        s.slack_calls
+    );
     out
 }
 
 /// The whole printout of `cusp demo`.
 pub fn report(report: &DemoReport, html: Option<&std::path::Path>) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "cusp demo: the real server on {} with a stand-in Slack Web API at {}", report.server_url, report.slack_api_url);
-    let _ = writeln!(out, "database: {} (SQLite, fresh for this run)", report.database.display());
+    let _ = writeln!(
+        out,
+        "cusp demo: the real server on {} with a stand-in Slack Web API at {}",
+        report.server_url, report.slack_api_url
+    );
+    let _ = writeln!(
+        out,
+        "database: {} (SQLite, fresh for this run)",
+        report.database.display()
+    );
     let _ = writeln!(out, "\n=== What cusp did in Slack ===");
     out.push_str(&conversation(report));
-    let _ = writeln!(out, "\n=== Each step, checked against the stand-in's records and the database ===");
+    let _ = writeln!(
+        out,
+        "\n=== Each step, checked against the stand-in's records and the database ==="
+    );
     out.push_str(&steps(report));
-    let _ = writeln!(out, "\n=== Summary ({:.1} s) ===", report.elapsed.as_secs_f64());
+    let _ = writeln!(
+        out,
+        "\n=== Summary ({:.1} s) ===",
+        report.elapsed.as_secs_f64()
+    );
     out.push_str(&summary(report));
-    let _ = writeln!(out, "\nThe database stays at {}. Look inside with:", report.database.display());
+    let _ = writeln!(
+        out,
+        "\nThe database stays at {}. Look inside with:",
+        report.database.display()
+    );
     let _ = writeln!(out, "  {}", report.export_command());
-    let _ = writeln!(out, "  cusp digest preview --team {} --database-url sqlite://{}", report.team_id, report.database.display());
+    let _ = writeln!(
+        out,
+        "  cusp digest preview --team {} --database-url sqlite://{}",
+        report.team_id,
+        report.database.display()
+    );
     if let Some(path) = html {
         let _ = writeln!(out, "The same conversation as a page: {}", path.display());
     }
-    let _ = writeln!(out, "Ready for a real workspace? See README.md, \"Create the Slack app\".");
+    let _ = writeln!(
+        out,
+        "Ready for a real workspace? See README.md, \"Create the Slack app\"."
+    );
     out
 }
 
@@ -455,7 +557,10 @@ mod tests {
     #[test]
     fn mrkdwn_reads_bold_italic_links_and_escapes() {
         let ws = crate::demo::script::workspace();
-        let spans = mrkdwn(&ws, "*Hi* _there_ in <#C0DEALSNA> &amp; <https://x.example/a|a link> snake_case");
+        let spans = mrkdwn(
+            &ws,
+            "*Hi* _there_ in <#C0DEALSNA> &amp; <https://x.example/a|a link> snake_case",
+        );
         assert_eq!(
             spans,
             vec![
@@ -465,7 +570,10 @@ mod tests {
                 text(" in ", false, false),
                 Span::Mention("#deals-na".into()),
                 text(" & ", false, false),
-                Span::Link { url: "https://x.example/a".into(), label: "a link".into() },
+                Span::Link {
+                    url: "https://x.example/a".into(),
+                    label: "a link".into()
+                },
                 text(" snake_case", false, false),
             ]
         );
@@ -474,6 +582,9 @@ mod tests {
     #[test]
     fn unmatched_markers_stay_literal() {
         let ws = Workspace::default();
-        assert_eq!(plain(&mrkdwn(&ws, "5 * 3 and a_b and *open")), "5 * 3 and a_b and *open");
+        assert_eq!(
+            plain(&mrkdwn(&ws, "5 * 3 and a_b and *open")),
+            "5 * 3 and a_b and *open"
+        );
     }
 }

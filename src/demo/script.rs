@@ -90,12 +90,24 @@ impl Scenario<'_> {
         let globex = self
             .say("Monday", EMEA, SAM, "Globex: pushing hard to close this by Friday so I hit quota, offered 15% discount if they sign this month.", None, Expect::Nudge(Class::SellerCentric))
             .await?;
-        self.say("Monday", EMEA, MAYA, "Anyone up for lunch? The new ramen place on 5th & Main opened <3", None, Expect::Nothing)
-            .await?;
+        self.say(
+            "Monday",
+            EMEA,
+            MAYA,
+            "Anyone up for lunch? The new ramen place on 5th & Main opened <3",
+            None,
+            Expect::Nothing,
+        )
+        .await?;
 
         // Tuesday: another app's bot, then a nudge that meets Slack's rate limit, then an edit.
-        self.bot_message("Tuesday", EMEA, "Pipeline Bot", "Opportunity Globex moved to Negotiation (€84,000).")
-            .await?;
+        self.bot_message(
+            "Tuesday",
+            EMEA,
+            "Pipeline Bot",
+            "Opportunity Globex moved to Negotiation (€84,000).",
+        )
+        .await?;
         self.slack.arm_rate_limit("chat.postMessage", RETRY_AFTER);
         let calls_before = self.slack.workspace().calls.len();
         let initech = self
@@ -106,8 +118,15 @@ impl Scenario<'_> {
             .await?;
 
         // Wednesday: a reply in the thread of Monday's Acme update counts as an Acme update.
-        self.say("Wednesday", EMEA, MAYA, "Heads up: their procurement now wants 20% off to sign this month.", Some(&acme), Expect::Nudge(Class::Balanced))
-            .await?;
+        self.say(
+            "Wednesday",
+            EMEA,
+            MAYA,
+            "Heads up: their procurement now wants 20% off to sign this month.",
+            Some(&acme),
+            Expect::Nudge(Class::Balanced),
+        )
+        .await?;
         // #deals-na, and Slack delivering the same event twice.
         let (pied_piper, event_id, event) = self
             .say_with_event("Wednesday", NA, LEO, "Pied Piper call: their VP Eng wants to cut cloud costs by 30% this year. Sent pricing; I offered a 10% discount to close by end of month.", None, Expect::Nudge(Class::Balanced))
@@ -115,15 +134,23 @@ impl Scenario<'_> {
         self.retry(&event_id, event, NA, &pied_piper).await?;
 
         // Thursday, #deals-na.
-        self.say("Thursday", NA, SAM, "Umbrella: contract is with legal, expected close end of month, 120k ARR.", None, Expect::Nudge(Class::Neutral))
-            .await?;
+        self.say(
+            "Thursday",
+            NA,
+            SAM,
+            "Umbrella: contract is with legal, expected close end of month, 120k ARR.",
+            None,
+            Expect::Nudge(Class::Neutral),
+        )
+        .await?;
         self.say("Thursday", NA, PRIYA, "Stark Industries: security review passed. Their CISO is worried about repeat audit findings, so we mapped the rollout to their audit calendar; proposal goes out Monday.", None, Expect::React)
             .await?;
         self.reflect_command("Thursday", NA, SAM, "Umbrella: legal wants changes to the DPA; their IT lead is worried about data residency for their EU customers.")
             .await?;
 
         // Friday: buttons, a modal, a CRM webhook, the digest's channel.
-        self.click_reflect_and_save("Friday", EMEA, SAM, &globex).await?;
+        self.click_reflect_and_save("Friday", EMEA, SAM, &globex)
+            .await?;
         self.click_not_now("Friday", EMEA, PRIYA, &initech).await?;
         self.crm_stage_change("Friday").await?;
         self.digest_setup("Friday", MAYA).await?;
@@ -212,7 +239,11 @@ impl Scenario<'_> {
             "{} posts in #{}{}",
             self.name(user),
             self.channel_name(channel),
-            if thread.is_some() { " (thread reply)" } else { "" }
+            if thread.is_some() {
+                " (thread reply)"
+            } else {
+                ""
+            }
         );
         let mut problems = self.engine_disagrees(text, thread.is_some(), expect);
         let before = self.observations().await?;
@@ -228,7 +259,9 @@ impl Scenario<'_> {
         let status = self.driver.event(&event_id, event.clone(), None).await?;
         self.driver.settle(&action).await?;
         if status != 200 {
-            problems.push(format!("cusp answered the event with HTTP {status}, not 200"));
+            problems.push(format!(
+                "cusp answered the event with HTTP {status}, not 200"
+            ));
         }
         let logged = self.observations().await? - before;
         let root = thread.unwrap_or(&ts).to_owned();
@@ -241,28 +274,35 @@ impl Scenario<'_> {
                 .is_some_and(|m| m.reactions.contains(&reaction));
             let mut found = Vec::new();
             let outcome = match expect {
-                Expect::Nudge(class) => {
-                    match nudges.iter().find(|m| has_buttons(m)) {
-                        Some(nudge) => {
-                            let questions = question_count(nudge);
-                            format!(
-                                "{} update → threaded nudge with {questions} question{} and buttons",
-                                class_label(class),
-                                if questions == 1 { "" } else { "s" }
-                            )
-                        }
-                        None => {
-                            found.push(format!("expected a threaded nudge under {}'s message, got none", self.name(user)));
-                            "no nudge".to_owned()
-                        }
+                Expect::Nudge(class) => match nudges.iter().find(|m| has_buttons(m)) {
+                    Some(nudge) => {
+                        let questions = question_count(nudge);
+                        format!(
+                            "{} update → threaded nudge with {questions} question{} and buttons",
+                            class_label(class),
+                            if questions == 1 { "" } else { "s" }
+                        )
                     }
-                }
+                    None => {
+                        found.push(format!(
+                            "expected a threaded nudge under {}'s message, got none",
+                            self.name(user)
+                        ));
+                        "no nudge".to_owned()
+                    }
+                },
                 Expect::React => {
                     if !reacted {
-                        found.push(format!("expected a :{reaction}: reaction on {}'s message, got none", self.name(user)));
+                        found.push(format!(
+                            "expected a :{reaction}: reaction on {}'s message, got none",
+                            self.name(user)
+                        ));
                     }
                     if !nudges.is_empty() {
-                        found.push("a customer-centric update got a nudge; it should only get a reaction".to_owned());
+                        found.push(
+                            "a customer-centric update got a nudge; it should only get a reaction"
+                                .to_owned(),
+                        );
                     }
                     format!("customer-centric update → :{reaction}: reaction, no nudge")
                 }
@@ -301,8 +341,16 @@ impl Scenario<'_> {
         if is_update != class.is_some() {
             out.push(format!(
                 "the script expects {} the engine reads it {}",
-                if class.is_some() { "a deal update;" } else { "chit-chat;" },
-                if is_update { "as a deal update" } else { "as chit-chat" }
+                if class.is_some() {
+                    "a deal update;"
+                } else {
+                    "chit-chat;"
+                },
+                if is_update {
+                    "as a deal update"
+                } else {
+                    "as chit-chat"
+                }
             ));
         }
         if let Some(class) = class.filter(|c| *c != analysis.class) {
@@ -313,13 +361,24 @@ impl Scenario<'_> {
             ));
         }
         if let Some(response) = response.filter(|r| *r != response_for(&analysis)) {
-            out.push(format!("the script expects a {response:?}; the engine's class calls for the other"));
+            out.push(format!(
+                "the script expects a {response:?}; the engine's class calls for the other"
+            ));
         }
         out
     }
 
-    async fn bot_message(&mut self, day: &str, channel: &str, bot: &str, text: &str) -> Result<(), DemoError> {
-        let action = format!("{bot} (another app) posts in #{}", self.channel_name(channel));
+    async fn bot_message(
+        &mut self,
+        day: &str,
+        channel: &str,
+        bot: &str,
+        text: &str,
+    ) -> Result<(), DemoError> {
+        let action = format!(
+            "{bot} (another app) posts in #{}",
+            self.channel_name(channel)
+        );
         let ts = self.slack.post_as_bot(channel, bot, text, day);
         let event = json!({
             "type": "message", "subtype": "bot_message", "bot_id": "B0PIPELINE",
@@ -327,16 +386,31 @@ impl Scenario<'_> {
             "channel_type": "channel",
         });
         let event_id = self.next_event_id();
-        self.ignored_event(day, action, &event_id, event, channel, &ts, "a bot's message → ignored at the door (not stored)")
-            .await
+        self.ignored_event(
+            day,
+            action,
+            &event_id,
+            event,
+            "a bot's message → ignored at the door (not stored)",
+        )
+        .await
     }
 
-    async fn edit(&mut self, day: &str, channel: &str, user: &str, ts: &str, text: &str) -> Result<(), DemoError> {
+    async fn edit(
+        &mut self,
+        day: &str,
+        channel: &str,
+        user: &str,
+        ts: &str,
+        text: &str,
+    ) -> Result<(), DemoError> {
         let action = format!("{} edits that message", self.name(user));
         let (previous, before_nudges) = {
             let ws = self.slack.workspace();
             (
-                ws.message(channel, ts).map(|m| m.text.clone()).unwrap_or_default(),
+                ws.message(channel, ts)
+                    .map(|m| m.text.clone())
+                    .unwrap_or_default(),
                 ws.cusp_replies(channel, ts).len(),
             )
         };
@@ -349,20 +423,34 @@ impl Scenario<'_> {
             "previous_message": { "type": "message", "user": user, "text": previous, "ts": ts },
         });
         let event_id = self.next_event_id();
-        self.ignored_event(day, action, &event_id, event, channel, ts, "an edit → ignored (the update was already handled)")
-            .await?;
+        self.ignored_event(
+            day,
+            action,
+            &event_id,
+            event,
+            "an edit → ignored (the update was already handled)",
+        )
+        .await?;
         let after = self.slack.workspace().cusp_replies(channel, ts).len();
         if after != before_nudges {
             if let Some(last) = self.steps.last_mut() {
-                last.problem = Some(format!("the edit changed cusp's replies from {before_nudges} to {after}"));
+                last.problem = Some(format!(
+                    "the edit changed cusp's replies from {before_nudges} to {after}"
+                ));
             }
         }
         Ok(())
     }
 
     /// An event cusp must drop at the edge: 200, nothing stored, nothing said.
-    #[expect(clippy::too_many_arguments, reason = "one step's whole description")]
-    async fn ignored_event(&mut self, day: &str, action: String, event_id: &str, event: Value, channel: &str, ts: &str, outcome: &str) -> Result<(), DemoError> {
+    async fn ignored_event(
+        &mut self,
+        day: &str,
+        action: String,
+        event_id: &str,
+        event: Value,
+        outcome: &str,
+    ) -> Result<(), DemoError> {
         let before = self.observations().await?;
         let calls_before = self.slack.workspace().calls.len();
         let status = self.driver.event(event_id, event, None).await?;
@@ -371,9 +459,16 @@ impl Scenario<'_> {
         if status != 200 {
             problems.push(format!("cusp answered HTTP {status}, not 200"));
         }
-        match self.driver.store.inbox_state(&self.driver.team_id, event_id).await {
+        match self
+            .driver
+            .store
+            .inbox_state(&self.driver.team_id, event_id)
+            .await
+        {
             Err(crate::store::StoreError::NotFound) => {}
-            Ok(_) => problems.push("the event was stored in the inbox; it should be dropped at the edge".to_owned()),
+            Ok(_) => problems.push(
+                "the event was stored in the inbox; it should be dropped at the edge".to_owned(),
+            ),
             Err(err) => return Err(err.into()),
         }
         if self.observations().await? != before {
@@ -384,16 +479,19 @@ impl Scenario<'_> {
         if let Some(call) = new_calls.first() {
             problems.push(format!("cusp called {} in answer to it", call.method));
         }
-        if ws.message(channel, ts).is_some_and(|m| !m.reactions.is_empty()) && ws.message(channel, ts).is_some_and(|m| matches!(m.author, Author::OtherBot(_))) {
-            problems.push("cusp reacted to a bot's message".to_owned());
-        }
         drop(ws);
         self.record(day, action, outcome.to_owned(), join(problems));
         Ok(())
     }
 
     /// Slack redelivers an event (as after a slow answer): handled once.
-    async fn retry(&mut self, event_id: &str, event: Value, channel: &str, ts: &str) -> Result<(), DemoError> {
+    async fn retry(
+        &mut self,
+        event_id: &str,
+        event: Value,
+        channel: &str,
+        ts: &str,
+    ) -> Result<(), DemoError> {
         let action = format!("Slack delivers event {event_id} again (X-Slack-Retry-Num: 1)");
         let before = self.observations().await?;
         let status = self.driver.event(event_id, event, Some(1)).await?;
@@ -408,7 +506,9 @@ impl Scenario<'_> {
         }
         let nudges = self.slack.workspace().cusp_replies(channel, ts).len();
         if nudges != 1 {
-            problems.push(format!("expected exactly one nudge in the thread after the retry, found {nudges}"));
+            problems.push(format!(
+                "expected exactly one nudge in the thread after the retry, found {nudges}"
+            ));
         }
         self.record(
             "Wednesday",
@@ -427,7 +527,10 @@ impl Scenario<'_> {
         let (outcome, problem) = match limited {
             None => (
                 "no 429".to_owned(),
-                Some("the stand-in's 429 was never used: cusp made no chat.postMessage call".to_owned()),
+                Some(
+                    "the stand-in's 429 was never used: cusp made no chat.postMessage call"
+                        .to_owned(),
+                ),
             ),
             Some(call) => match retried_after(&ws, call) {
                 None => (
@@ -454,26 +557,54 @@ impl Scenario<'_> {
             },
         };
         drop(ws);
-        self.record("Tuesday", "Slack rate-limits cusp".to_owned(), outcome, problem);
+        self.record(
+            "Tuesday",
+            "Slack rate-limits cusp".to_owned(),
+            outcome,
+            problem,
+        );
     }
 
     /// `/cusp reflect …`: answered inline, only to the person who asked, and logged.
-    async fn reflect_command(&mut self, day: &str, channel: &str, user: &str, text: &str) -> Result<(), DemoError> {
-        let action = format!("{} types /cusp reflect in #{}", self.name(user), self.channel_name(channel));
+    async fn reflect_command(
+        &mut self,
+        day: &str,
+        channel: &str,
+        user: &str,
+        text: &str,
+    ) -> Result<(), DemoError> {
+        let action = format!(
+            "{} types /cusp reflect in #{}",
+            self.name(user),
+            self.channel_name(channel)
+        );
         let before = self.observations().await?;
         let trigger = self.next_trigger();
         let command = format!("reflect {text}");
         let (status, answer) = self
             .driver
-            .command(channel, &self.channel_name(channel), user, &command, &trigger)
+            .command(
+                channel,
+                &self.channel_name(channel),
+                user,
+                &command,
+                &trigger,
+            )
             .await?;
         self.driver.settle(&action).await?;
-        self.slack.show_ephemeral(channel, user, &format!("/cusp {command}"), &answer);
+        self.slack
+            .show_ephemeral(channel, user, &format!("/cusp {command}"), &answer);
         let mut problems = Vec::new();
-        if status != 200 || answer.get("response_type").and_then(Value::as_str) != Some("ephemeral") {
-            problems.push(format!("expected an ephemeral answer with HTTP 200, got HTTP {status}"));
+        if status != 200 || answer.get("response_type").and_then(Value::as_str) != Some("ephemeral")
+        {
+            problems.push(format!(
+                "expected an ephemeral answer with HTTP 200, got HTTP {status}"
+            ));
         }
-        let shown = answer.get("text").and_then(Value::as_str).unwrap_or_default();
+        let shown = answer
+            .get("text")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if !shown.contains('?') {
             problems.push("the answer carries no question".to_owned());
         }
@@ -483,7 +614,8 @@ impl Scenario<'_> {
         self.record(
             day,
             action,
-            "themes, class and questions, shown only to them; logged with source `command`".to_owned(),
+            "themes, class and questions, shown only to them; logged with source `command`"
+                .to_owned(),
             join(problems),
         );
         Ok(())
@@ -492,14 +624,24 @@ impl Scenario<'_> {
     /// The nudge under `root` and the button on it labelled `label`.
     fn button(&self, channel: &str, root: &str, label: &str) -> Option<(Message, Value)> {
         let ws = self.slack.workspace();
-        let nudge = ws.cusp_replies(channel, root).into_iter().find(|m| has_buttons(m))?.clone();
+        let nudge = ws
+            .cusp_replies(channel, root)
+            .into_iter()
+            .find(|m| has_buttons(m))?
+            .clone();
         let button = buttons(&nudge)
             .into_iter()
             .find(|b| b.pointer("/text/text").and_then(Value::as_str) == Some(label))?;
         Some((nudge, button))
     }
 
-    fn block_actions(&mut self, channel: &str, user: &str, nudge: &Message, button: &Value) -> Value {
+    fn block_actions(
+        &mut self,
+        channel: &str,
+        user: &str,
+        nudge: &Message,
+        button: &Value,
+    ) -> Value {
         json!({
             "type": "block_actions",
             "team": { "id": self.driver.team_id, "domain": "northwind-demo" },
@@ -520,10 +662,21 @@ impl Scenario<'_> {
     }
 
     /// **Reflect** → `views.open` on the stand-in; then the person writes and saves.
-    async fn click_reflect_and_save(&mut self, day: &str, channel: &str, user: &str, root: &str) -> Result<(), DemoError> {
+    async fn click_reflect_and_save(
+        &mut self,
+        day: &str,
+        channel: &str,
+        user: &str,
+        root: &str,
+    ) -> Result<(), DemoError> {
         let action = format!("{} clicks Reflect under their nudge", self.name(user));
         let Some((nudge, button)) = self.button(channel, root, "Reflect") else {
-            self.record(day, action, "no Reflect button".to_owned(), Some("expected a Reflect button on the nudge, found none".to_owned()));
+            self.record(
+                day,
+                action,
+                "no Reflect button".to_owned(),
+                Some("expected a Reflect button on the nudge, found none".to_owned()),
+            );
             return Ok(());
         };
         let views_before = self.slack.workspace().views.len();
@@ -532,7 +685,14 @@ impl Scenario<'_> {
         self.driver.settle(&action).await?;
         let view = self.slack.workspace().views.get(views_before).cloned();
         let Some(mut opened) = view.filter(|_| status == 200) else {
-            self.record(day, action, "no modal".to_owned(), Some(format!("expected views.open on the stand-in (HTTP {status}), got none")));
+            self.record(
+                day,
+                action,
+                "no modal".to_owned(),
+                Some(format!(
+                    "expected views.open on the stand-in (HTTP {status}), got none"
+                )),
+            );
             return Ok(());
         };
         opened.user = Some(user.to_owned());
@@ -546,13 +706,26 @@ impl Scenario<'_> {
             .into_iter()
             .flatten()
             .filter(|b| b.get("type").and_then(Value::as_str) == Some("input"))
-            .filter_map(|b| Some((b.get("block_id")?.as_str()?.to_owned(), b.pointer("/label/text")?.as_str()?.to_owned())))
+            .filter_map(|b| {
+                Some((
+                    b.get("block_id")?.as_str()?.to_owned(),
+                    b.pointer("/label/text")?.as_str()?.to_owned(),
+                ))
+            })
             .filter(|(id, _)| id.starts_with('q'))
             .map(|(_, label)| label)
             .collect();
-        self.record(day, action, format!("views.open → a modal with {} question(s)", labels.len()), None);
+        self.record(
+            day,
+            action,
+            format!("views.open → a modal with {} question(s)", labels.len()),
+            None,
+        );
 
-        let action = format!("{} writes a reflection and shares it with the digest", self.name(user));
+        let action = format!(
+            "{} writes a reflection and shares it with the digest",
+            self.name(user)
+        );
         let answers = [
             "I don't know yet what a late rollout costs Globex. I'll ask their ops lead before we talk price again.",
             "Not sure what waiting a quarter means for them; I'll ask what their year-end deadline is really about.",
@@ -561,7 +734,10 @@ impl Scenario<'_> {
         let mut values = serde_json::Map::new();
         let mut written = Vec::new();
         for (i, (label, answer)) in labels.iter().zip(answers).enumerate() {
-            values.insert(format!("q{i}"), json!({ "answer": { "type": "plain_text_input", "value": answer } }));
+            values.insert(
+                format!("q{i}"),
+                json!({ "answer": { "type": "plain_text_input", "value": answer } }),
+            );
             written.push((label.clone(), answer.to_owned()));
         }
         values.insert("share".into(), json!({ "share": { "type": "checkboxes", "selected_options": [
@@ -582,30 +758,57 @@ impl Scenario<'_> {
         let (status, body) = self.driver.interaction(&submission).await?;
         self.driver.settle(&action).await?;
         self.slack.record_submission(&opened.id, written, true);
-        let saved = self.driver.store.reflections_of(&self.driver.team_id, user).await?;
+        let saved = self
+            .driver
+            .store
+            .reflections_of(&self.driver.team_id, user)
+            .await?;
         let problem = if status != 200 || !body.trim().is_empty() {
-            Some(format!("expected the modal to close (HTTP 200, empty body), got HTTP {status}: {body}"))
+            Some(format!(
+                "expected the modal to close (HTTP 200, empty body), got HTTP {status}: {body}"
+            ))
         } else if !saved.first().is_some_and(|(_, shared)| *shared) {
             Some("the reflection is not in the database as shared".to_owned())
         } else {
             None
         };
-        self.record(day, action, "view_submission → saved for them, shared with the team digest".to_owned(), problem);
+        self.record(
+            day,
+            action,
+            "view_submission → saved for them, shared with the team digest".to_owned(),
+            problem,
+        );
         Ok(())
     }
 
     /// **Not now** → the feedback is stored and an ephemeral thanks goes out via the outbox.
-    async fn click_not_now(&mut self, day: &str, channel: &str, user: &str, root: &str) -> Result<(), DemoError> {
+    async fn click_not_now(
+        &mut self,
+        day: &str,
+        channel: &str,
+        user: &str,
+        root: &str,
+    ) -> Result<(), DemoError> {
         let action = format!("{} clicks Not now under their nudge", self.name(user));
         let Some((nudge, button)) = self.button(channel, root, "Not now") else {
-            self.record(day, action, "no Not now button".to_owned(), Some("expected a Not now button on the nudge, found none".to_owned()));
+            self.record(
+                day,
+                action,
+                "no Not now button".to_owned(),
+                Some("expected a Not now button on the nudge, found none".to_owned()),
+            );
             return Ok(());
         };
         let notes_before = self.slack.workspace().ephemerals.len();
         let payload = self.block_actions(channel, user, &nudge, &button);
         let (status, _) = self.driver.interaction(&payload).await?;
         self.driver.settle(&action).await?;
-        let note = self.slack.workspace().ephemerals.get(notes_before).map(|e| e.text.clone());
+        let note = self
+            .slack
+            .workspace()
+            .ephemerals
+            .get(notes_before)
+            .map(|e| e.text.clone());
         let (_, not_now) = self
             .driver
             .store
@@ -616,17 +819,26 @@ impl Scenario<'_> {
         } else if note.is_none() {
             Some("expected an ephemeral acknowledgement (chat.postEphemeral), got none".to_owned())
         } else if not_now != 1 {
-            Some(format!("expected one \"not now\" in the database, found {not_now}"))
+            Some(format!(
+                "expected one \"not now\" in the database, found {not_now}"
+            ))
         } else {
             None
         };
-        self.record(day, action, "feedback stored (questions like these are asked less); a note only they see".to_owned(), problem);
+        self.record(
+            day,
+            action,
+            "feedback stored (questions like these are asked less); a note only they see"
+                .to_owned(),
+            problem,
+        );
         Ok(())
     }
 
     /// A CRM moves a deal: `POST /hooks/deals`; the owner is found by email and gets a DM.
     async fn crm_stage_change(&mut self, day: &str) -> Result<(), DemoError> {
-        let action = "The CRM moves Hooli to proposal (POST /hooks/deals, owner by email)".to_owned();
+        let action =
+            "The CRM moves Hooli to proposal (POST /hooks/deals, owner by email)".to_owned();
         let body = json!({
             "deal_id": "HS-1042", "account": "Hooli", "stage": "proposal", "previous_stage": "demo",
             "owner": { "email": "leo@northwind.example" }, "amount": 48000, "close_date": "2026-12-18",
@@ -635,17 +847,29 @@ impl Scenario<'_> {
         let before = self.observations().await?;
         let (status, answer) = self.driver.crm(&body, "demo-delivery-1042").await?;
         self.driver.settle(&action).await?;
-        let ws = self.slack.workspace();
-        let looked_up = ws.calls_to("users.lookupByEmail").iter().any(|c| c.error.is_none());
-        let dm = ws
-            .messages
-            .iter()
-            .find(|m| m.author == Author::Cusp && ws.channel(&m.channel).is_some_and(|c| c.dm_with.as_deref() == Some(LEO)))
-            .cloned();
-        drop(ws);
+        let (looked_up, dm) = {
+            let ws = self.slack.workspace();
+            let looked_up = ws
+                .calls_to("users.lookupByEmail")
+                .iter()
+                .any(|c| c.error.is_none());
+            let dm = ws
+                .messages
+                .iter()
+                .find(|m| {
+                    m.author == Author::Cusp
+                        && ws
+                            .channel(&m.channel)
+                            .is_some_and(|c| c.dm_with.as_deref() == Some(LEO))
+                })
+                .cloned();
+            (looked_up, dm)
+        };
         let mut problems = Vec::new();
         if status != 200 || answer.get("status").and_then(Value::as_str) != Some("queued") {
-            problems.push(format!("expected 200 {{\"status\":\"queued\"}}, got HTTP {status} {answer}"));
+            problems.push(format!(
+                "expected 200 {{\"status\":\"queued\"}}, got HTTP {status} {answer}"
+            ));
         }
         if !looked_up {
             problems.push("cusp did not find the owner with users.lookupByEmail".to_owned());
@@ -656,7 +880,12 @@ impl Scenario<'_> {
         if self.observations().await? - before != 1 {
             problems.push("the deal update was not logged (source `crm`)".to_owned());
         }
-        self.record(day, action, "users.lookupByEmail → Leo; conversations.open; a DM with stage questions".to_owned(), join(problems));
+        self.record(
+            day,
+            action,
+            "users.lookupByEmail → Leo; conversations.open; a DM with stage questions".to_owned(),
+            join(problems),
+        );
         Ok(())
     }
 
@@ -664,18 +893,41 @@ impl Scenario<'_> {
     async fn digest_setup(&mut self, day: &str, user: &str) -> Result<(), DemoError> {
         let channel = DIGEST_CHANNEL;
         let name = self.channel_name(channel);
-        let action = format!("{} types /cusp digest setup #{name} monday 09:00 UTC", self.name(user));
+        let action = format!(
+            "{} types /cusp digest setup #{name} monday 09:00 UTC",
+            self.name(user)
+        );
         let command = format!("digest setup <#{channel}|{name}> monday 09:00 UTC");
         let trigger = self.next_trigger();
-        let (status, answer) = self.driver.command(channel, &name, user, &command, &trigger).await?;
-        self.slack.show_ephemeral(channel, user, &format!("/cusp digest setup #{name} monday 09:00 UTC"), &answer);
-        let settings = crate::bot::digest::load_settings(&self.driver.store, &self.driver.team_id).await?;
-        let problem = if status != 200 || settings.channel_id.as_deref() != Some(channel) || !settings.enabled {
-            Some(format!("expected the digest to be set up for #{name}, got HTTP {status} and channel {:?}", settings.channel_id))
+        let (status, answer) = self
+            .driver
+            .command(channel, &name, user, &command, &trigger)
+            .await?;
+        self.slack.show_ephemeral(
+            channel,
+            user,
+            &format!("/cusp digest setup #{name} monday 09:00 UTC"),
+            &answer,
+        );
+        let settings =
+            crate::bot::digest::load_settings(&self.driver.store, &self.driver.team_id).await?;
+        let problem = if status != 200
+            || settings.channel_id.as_deref() != Some(channel)
+            || !settings.enabled
+        {
+            Some(format!(
+                "expected the digest to be set up for #{name}, got HTTP {status} and channel {:?}",
+                settings.channel_id
+            ))
         } else {
             None
         };
-        self.record(day, action, "the team digest will go to this channel every Monday".to_owned(), problem);
+        self.record(
+            day,
+            action,
+            "the team digest will go to this channel every Monday".to_owned(),
+            problem,
+        );
         Ok(())
     }
 
@@ -689,13 +941,21 @@ impl Scenario<'_> {
         let team = self.driver.team_id.as_str();
         let settings = digest::load_settings(store, team).await?;
         let Some(channel) = settings.channel_id.clone() else {
-            self.record(day, action, "no digest".to_owned(), Some("the digest has no channel".to_owned()));
+            self.record(
+                day,
+                action,
+                "no digest".to_owned(),
+                Some("the digest has no channel".to_owned()),
+            );
             return Ok(());
         };
         let tz = &settings.schedule.time_zone;
         let week = digest::IsoWeek::at(jiff::Timestamp::now(), tz);
-        let messages = digest::messages_for_week(store, &self.engine, team, &channel, week, tz, false).await?;
-        store.enqueue_outbox(team, &messages, jiff::Timestamp::now().as_millisecond()).await?;
+        let messages =
+            digest::messages_for_week(store, &self.engine, team, &channel, week, tz, false).await?;
+        store
+            .enqueue_outbox(team, &messages, jiff::Timestamp::now().as_millisecond())
+            .await?;
         self.driver.settle(&action).await?;
         let post = self
             .slack
@@ -705,13 +965,22 @@ impl Scenario<'_> {
             .find(|m| m.channel == channel && m.author == Author::Cusp)
             .cloned();
         let problem = match &post {
-            None => Some(format!("expected the digest in #{}, got nothing", self.channel_name(&channel))),
-            Some(m) if !super::render_text::blocks_text(&m.blocks).contains(['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█']) => {
+            None => Some(format!(
+                "expected the digest in #{}, got nothing",
+                self.channel_name(&channel)
+            )),
+            Some(m)
+                if !super::render_text::blocks_text(&m.blocks)
+                    .contains(['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█']) =>
+            {
                 Some("the digest has no sparkline".to_owned())
             }
             Some(_) => None,
         };
-        let outcome = post.map_or_else(|| "no digest".to_owned(), |m| format!("in #{}: {}", self.channel_name(&channel), m.text));
+        let outcome = post.map_or_else(
+            || "no digest".to_owned(),
+            |m| format!("in #{}: {}", self.channel_name(&channel), m.text),
+        );
         self.record(day, action, outcome, problem);
         Ok(())
     }
@@ -749,7 +1018,12 @@ pub fn buttons(message: &Message) -> Vec<Value> {
         .into_iter()
         .flatten()
         .filter(|b| b.get("type").and_then(Value::as_str) == Some("actions"))
-        .flat_map(|b| b.get("elements").and_then(Value::as_array).cloned().unwrap_or_default())
+        .flat_map(|b| {
+            b.get("elements")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        })
         .filter(|e| e.get("type").and_then(Value::as_str) == Some("button"))
         .collect()
 }

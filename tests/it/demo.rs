@@ -25,9 +25,20 @@ fn assert_clean(report: &DemoReport) {
     let problems: Vec<String> = report
         .problems()
         .iter()
-        .map(|s| format!("{} · {}: {}", s.day, s.action, s.problem.as_deref().unwrap_or("")))
+        .map(|s| {
+            format!(
+                "{} · {}: {}",
+                s.day,
+                s.action,
+                s.problem.as_deref().unwrap_or("")
+            )
+        })
         .collect();
-    assert!(problems.is_empty(), "steps went wrong:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "steps went wrong:\n{}",
+        problems.join("\n")
+    );
 }
 
 fn nudges_in(ws: &Workspace) -> usize {
@@ -53,14 +64,20 @@ async fn the_week_runs_end_to_end_and_every_step_checks_out() {
     assert!(s.digest_posted, "{s:?}");
     // Six channel updates, a thread reply, `/cusp reflect` and the CRM change.
     assert_eq!(s.observations_logged, 9, "{s:?}");
-    assert_eq!((s.rate_limits_answered, s.rate_limits_respected), (1, 1), "{s:?}");
+    assert_eq!(
+        (s.rate_limits_answered, s.rate_limits_respected),
+        (1, 1),
+        "{s:?}"
+    );
 
     // The 429, read straight from the stand-in's records: the same delivery came back
     // once, no sooner than Retry-After.
     let ws = &report.workspace;
     let limited: Vec<_> = ws.calls.iter().filter(|c| c.status == 429).collect();
     assert_eq!(limited.len(), 1);
-    let key = limited[0].outbox_key().expect("the refused post carried its outbox key");
+    let key = limited[0]
+        .outbox_key()
+        .expect("the refused post carried its outbox key");
     let retries: Vec<_> = ws
         .calls
         .iter()
@@ -75,15 +92,29 @@ async fn the_week_runs_end_to_end_and_every_step_checks_out() {
         .iter()
         .find(|m| m.text.starts_with("Pied Piper"))
         .unwrap();
-    assert_eq!(ws.cusp_replies(&pied_piper.channel, &pied_piper.ts).len(), 1);
+    assert_eq!(
+        ws.cusp_replies(&pied_piper.channel, &pied_piper.ts).len(),
+        1
+    );
     // The bot's message and the chit-chat got nothing.
     for text in ["Opportunity Globex", "Anyone up for lunch"] {
-        let m = ws.messages.iter().find(|m| m.text.starts_with(text)).unwrap();
-        assert!(m.reactions.is_empty() && ws.replies(&m.channel, &m.ts).is_empty(), "{text}");
+        let m = ws
+            .messages
+            .iter()
+            .find(|m| m.text.starts_with(text))
+            .unwrap();
+        assert!(
+            m.reactions.is_empty() && ws.replies(&m.channel, &m.ts).is_empty(),
+            "{text}"
+        );
     }
     // The Reflect click opened a modal on the stand-in; the DM went to the owner found by email.
     assert_eq!(ws.calls_to("views.open").len(), 1);
-    assert!(ws.calls_to("users.lookupByEmail").iter().all(|c| c.error.is_none()));
+    assert!(
+        ws.calls_to("users.lookupByEmail")
+            .iter()
+            .all(|c| c.error.is_none())
+    );
 
     // The database stays behind, with what the summary says.
     let store = Store::connect(&format!("sqlite://{}", report.database.display()))
@@ -116,7 +147,10 @@ async fn the_week_runs_end_to_end_and_every_step_checks_out() {
         "last 8 weeks:",
         "cusp export --format json --team T0DEMO",
     ] {
-        assert!(printed.contains(needle), "missing {needle:?} in:\n{printed}");
+        assert!(
+            printed.contains(needle),
+            "missing {needle:?} in:\n{printed}"
+        );
     }
 
     // A second run starts afresh on the same file.
@@ -169,7 +203,11 @@ fn the_binary_runs_the_demo_and_prints_a_working_export_command() {
         .expect("the export command is printed");
     let args: Vec<&str> = export.split_whitespace().skip(1).collect();
     let exported = run(&args);
-    assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
     let lines = String::from_utf8_lossy(&exported.stdout).lines().count();
     assert_eq!(lines, 9, "one JSON line per observation");
     // Running it again works: the default file is the demo's own.
@@ -225,9 +263,12 @@ fn selfcheck(chromium: &Path, page: &Path) -> (String, String) {
         .output()
         .unwrap();
     let dom = String::from_utf8_lossy(&out.stdout).into_owned();
-    let start = dom
-        .find("<pre id=\"selfcheck-result\"")
-        .unwrap_or_else(|| panic!("no selfcheck result in the DOM: {}", String::from_utf8_lossy(&out.stderr)));
+    let start = dom.find("<pre id=\"selfcheck-result\"").unwrap_or_else(|| {
+        panic!(
+            "no selfcheck result in the DOM: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
     let element = &dom[start..];
     let end = element.find("</pre>").unwrap();
     let element = &element[..end];
@@ -248,18 +289,27 @@ async fn the_html_page_shows_the_nudges_and_the_digest() {
     let report = run_demo(dir.path()).await;
     assert_clean(&report);
     let html = render_html::page(&report);
-    assert!(!html.contains("src=\"http") && !html.contains("href=\"http://") && !html.contains("<link"), "no external resources");
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http://") && !html.contains("<link"),
+        "no external resources"
+    );
     let page = dir.path().join("demo.html");
     std::fs::write(&page, &html).unwrap();
     let (verdict, reported) = selfcheck(&chromium, &page);
     assert_eq!(verdict, "pass", "{reported}");
-    assert!(reported.contains("\"nudge\":5") && reported.contains("\"digest\":1"), "{reported}");
+    assert!(
+        reported.contains("\"nudge\":5") && reported.contains("\"digest\":1"),
+        "{reported}"
+    );
 
     // The check fails when the digest is hidden, the nudges are covered or missing.
     let broken = [
         (
             "hidden digest",
-            html.replace("</style>", "[data-check=\"digest\"]{visibility:hidden}</style>"),
+            html.replace(
+                "</style>",
+                "[data-check=\"digest\"]{visibility:hidden}</style>",
+            ),
             "digest #1: visibility:hidden",
         ),
         (
