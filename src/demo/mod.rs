@@ -130,6 +130,8 @@ pub struct StepResult {
 pub struct Summary {
     /// Messages people (not bots) posted in the deal channels.
     pub messages_from_people: usize,
+    /// Deal updates cusp logged from channel messages (thread replies included).
+    pub deal_updates_in_channels: usize,
     /// Observations in the database: channel updates, `/cusp reflect` and the CRM change.
     pub observations_logged: i64,
     /// Threaded nudges cusp posted in channels.
@@ -310,6 +312,17 @@ async fn summarize(store: &Store, team: &str, ws: &Workspace) -> Result<Summary,
     for person in &ws.people {
         reflections += store.reflections_of(team, person.id).await?.len();
     }
+    let mut by_source = std::collections::HashMap::<String, usize>::new();
+    store
+        .for_each_observation::<StoreError>(
+            team,
+            &crate::store::ExportFilter::default(),
+            &mut |row| {
+                *by_source.entry(row.source).or_default() += 1;
+                Ok(())
+            },
+        )
+        .await?;
     let rate_limited: Vec<_> = ws.calls.iter().filter(|c| c.status == 429).collect();
     let respected = rate_limited
         .iter()
@@ -325,6 +338,7 @@ async fn summarize(store: &Store, team: &str, ws: &Workspace) -> Result<Summary,
             .filter(in_deal_channels)
             .filter(|m| matches!(m.author, Author::Person(_)))
             .count(),
+        deal_updates_in_channels: by_source.get("message").copied().unwrap_or(0),
         observations_logged: store.count_observations(team).await?,
         nudges: ws
             .messages

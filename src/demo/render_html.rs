@@ -494,10 +494,11 @@ pub fn page(report: &DemoReport) -> String {
         out,
         "<div class=\"intro\"><h1>What cusp did in Slack</h1>\
          <p>A week in two deal channels, sent to the real cusp server over HTTP with signed requests; Slack's Web API was a stand-in on 127.0.0.1. Team <code>{}</code>, database <code>{}</code>.</p>\
-         <div class=\"figures\"><span>{} messages from people</span><span>{} observations logged</span><span>{} threaded nudges</span><span>{} reactions</span><span>{} DM</span><span>{} reflection saved</span><span>{} × 429 respected</span><span>digest {}</span></div></div>",
+         <div class=\"figures\"><span>{} messages from people</span><span>{} deal updates seen</span><span>{} observations logged</span><span>{} threaded nudges</span><span>{} reactions</span><span>{} DM</span><span>{} reflection saved</span><span>{} × 429 respected</span><span>digest {}</span></div></div>",
         escape(&report.team_id),
         escape(&report.database.display().to_string()),
         s.messages_from_people,
+        s.deal_updates_in_channels,
         s.observations_logged,
         s.nudges,
         s.reactions,

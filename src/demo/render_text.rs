@@ -263,7 +263,16 @@ fn write_blocks(ws: &Workspace, blocks: &[BlockView], indent: &str, out: &mut St
             BlockView::Section(s) => line(&plain(&mrkdwn(ws, s))),
             BlockView::Fields(fields) => {
                 for f in fields {
-                    line(&plain(&mrkdwn(ws, f)));
+                    // "*Balanced*\n2 (22%)" reads best on one line; lists keep theirs.
+                    let text = plain(&mrkdwn(ws, f));
+                    match text.split_once('\n') {
+                        Some((label, value))
+                            if !value.contains('\n') && !value.starts_with('•') =>
+                        {
+                            line(&format!("{label}: {value}"));
+                        }
+                        _ => line(&text),
+                    }
                 }
             }
             BlockView::Context(parts) => {
@@ -438,57 +447,43 @@ pub fn steps(report: &DemoReport) -> String {
 
 pub fn summary(report: &DemoReport) -> String {
     let s = &report.summary;
+    let rows = [
+        (
+            "messages from people in the deal channels",
+            s.messages_from_people.to_string(),
+        ),
+        (
+            "deal updates cusp saw in them",
+            s.deal_updates_in_channels.to_string(),
+        ),
+        (
+            "observations logged (database)",
+            s.observations_logged.to_string(),
+        ),
+        ("threaded nudges", s.nudges.to_string()),
+        ("reactions", s.reactions.to_string()),
+        ("direct messages (CRM)", s.direct_messages.to_string()),
+        ("notes only one person saw", s.ephemeral_notes.to_string()),
+        ("reflections saved", s.reflections_saved.to_string()),
+        (
+            "429s answered / Retry-After respected",
+            format!("{} / {}", s.rate_limits_answered, s.rate_limits_respected),
+        ),
+        (
+            "weekly digest posted",
+            if s.digest_posted { "yes" } else { "no" }.to_owned(),
+        ),
+        ("Slack Web API calls cusp made", s.slack_calls.to_string()),
+    ];
+    let width = rows
+        .iter()
+        .map(|(l, _)| l.chars().count())
+        .max()
+        .unwrap_or(0);
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "  messages from people in the deal channels  {}",
-        s.messages_from_people
-    );
-    let _ = writeln!(
-        out,
-        "  observations logged (database)            {}",
-        s.observations_logged
-    );
-    let _ = writeln!(
-        out,
-        "  threaded nudges                           {}",
-        s.nudges
-    );
-    let _ = writeln!(
-        out,
-        "  reactions                                 {}",
-        s.reactions
-    );
-    let _ = writeln!(
-        out,
-        "  direct messages (CRM)                     {}",
-        s.direct_messages
-    );
-    let _ = writeln!(
-        out,
-        "  notes only one person saw                 {}",
-        s.ephemeral_notes
-    );
-    let _ = writeln!(
-        out,
-        "  reflections saved                         {}",
-        s.reflections_saved
-    );
-    let _ = writeln!(
-        out,
-        "  429s answered / Retry-After respected     {} / {}",
-        s.rate_limits_answered, s.rate_limits_respected
-    );
-    let _ = writeln!(
-        out,
-        "  weekly digest posted                      {}",
-        if s.digest_posted { "yes" } else { "no" }
-    );
-    let _ = writeln!(
-        out,
-        "  Slack Web API calls cusp made             {}",
-        s.slack_calls
-    );
+    for (label, value) in rows {
+        let _ = writeln!(out, "  {label:<width$}  {value}");
+    }
     out
 }
 

@@ -56,6 +56,8 @@ async fn the_week_runs_end_to_end_and_every_step_checks_out() {
     assert_clean(&report);
     let s = &report.summary;
     assert_eq!(s.messages_from_people, 8, "{s:?}");
+    // Six top-level updates and the thread reply; not the chit-chat.
+    assert_eq!(s.deal_updates_in_channels, 7, "{s:?}");
     assert_eq!(s.nudges, 5, "{s:?}");
     assert_eq!(nudges_in(&report.workspace), 5);
     assert_eq!(s.reactions, 2, "{s:?}");
