@@ -130,6 +130,8 @@ pub struct Workspace {
     pub calls: Vec<Call>,
     /// Method → Retry-After seconds of the one 429 armed for its next call.
     armed_429: HashMap<String, u64>,
+    /// Method → the `ok: false` error it always answers (to see the demo's checks fail).
+    refused: HashMap<String, String>,
     last_ts_micros: u64,
 }
 
@@ -412,6 +414,14 @@ impl StandIn {
         }
     }
 
+    /// Every call to `method` is answered `{"ok": false, "error": code}` from now on, as
+    /// Slack does for a permanent problem (e.g. `not_in_channel`).
+    pub fn refuse(&self, method: &str, code: &str) {
+        self.workspace()
+            .refused
+            .insert(method.to_owned(), code.to_owned());
+    }
+
     /// The next call to `method` is answered `429 Too Many Requests` with this `Retry-After`.
     pub fn arm_rate_limit(&self, method: &str, retry_after: Duration) {
         self.workspace()
@@ -460,7 +470,9 @@ async fn handle(
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         return response;
     }
-    let answer = if auth_ok {
+    let answer = if let Some(code) = ws.refused.get(&method) {
+        Err(code.clone())
+    } else if auth_ok {
         answer(&mut ws, &method, &params)
     } else {
         Err("invalid_auth".to_owned())

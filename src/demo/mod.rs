@@ -207,6 +207,15 @@ fn random_secret(prefix: &str) -> String {
 /// Runs the whole demo and returns what happened; steps that did not go as expected are
 /// in [`DemoReport::problems`]. Errors mean the demo itself could not run.
 pub async fn run(options: &DemoOptions) -> Result<DemoReport, DemoError> {
+    run_with(options, |_| {}).await
+}
+
+/// [`run`], with a chance to change the stand-in's behaviour before the week starts
+/// (tests use it to see a step fail).
+pub async fn run_with(
+    options: &DemoOptions,
+    prepare: impl FnOnce(&StandIn),
+) -> Result<DemoReport, DemoError> {
     let started = Instant::now();
     prepare_database(options)?;
     let url = format!("sqlite://{}", options.database.display());
@@ -281,6 +290,7 @@ pub async fn run(options: &DemoOptions) -> Result<DemoReport, DemoError> {
         team_id: team_id.clone(),
         store: store.clone(),
     };
+    prepare(&stand_in);
     let outcome = script::run(&driver, &stand_in).await;
 
     let _ = shutdown_tx.send(true);

@@ -266,7 +266,10 @@ impl Scenario<'_> {
         let logged = self.observations().await? - before;
         let root = thread.unwrap_or(&ts).to_owned();
         let reaction = self.reaction_name().await?;
+        let who = self.name(user);
         let (outcome, mut found) = {
+            // Nothing below may lock the workspace again (`self.name` …): std's mutex is
+            // not reentrant.
             let ws = self.slack.workspace();
             let nudges = ws.cusp_replies(channel, &root);
             let reacted = ws
@@ -286,7 +289,7 @@ impl Scenario<'_> {
                     None => {
                         found.push(format!(
                             "expected a threaded nudge under {}'s message, got none",
-                            self.name(user)
+                            who
                         ));
                         "no nudge".to_owned()
                     }
@@ -295,7 +298,7 @@ impl Scenario<'_> {
                     if !reacted {
                         found.push(format!(
                             "expected a :{reaction}: reaction on {}'s message, got none",
-                            self.name(user)
+                            who
                         ));
                     }
                     if !nudges.is_empty() {

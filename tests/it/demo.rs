@@ -161,6 +161,37 @@ async fn the_week_runs_end_to_end_and_every_step_checks_out() {
     assert_eq!(again.summary.observations_logged, 9);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_does_not_happen_is_reported_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = DemoOptions {
+        database: dir.path().join("cusp-demo.db"),
+        replace: true,
+    };
+    // Slack refuses every reaction, as it would if cusp were not in the channel.
+    let report = cusp::demo::run_with(&options, |slack| {
+        slack.refuse("reactions.add", "not_in_channel")
+    })
+    .await
+    .unwrap();
+    let problems: Vec<String> = report
+        .problems()
+        .iter()
+        .filter_map(|s| s.problem.clone())
+        .collect();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    for problem in &problems {
+        assert!(
+            problem.starts_with("expected a :seedling: reaction on"),
+            "{problem}"
+        );
+    }
+    assert_eq!(report.summary.reactions, 0);
+    // Everything else still happened.
+    assert_eq!(report.summary.nudges, 5);
+    assert!(report.summary.digest_posted);
+}
+
 #[tokio::test]
 async fn an_existing_file_is_replaced_only_when_allowed() {
     let dir = tempfile::tempdir().unwrap();
@@ -213,7 +244,12 @@ fn the_binary_runs_the_demo_and_prints_a_working_export_command() {
     let lines = String::from_utf8_lossy(&exported.stdout).lines().count();
     assert_eq!(lines, 9, "one JSON line per observation");
     // Running it again works: the default file is the demo's own.
-    assert!(run(&["demo"]).status.success());
+    let again = run(&["demo"]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     // A database that is not a SQLite file is refused with the way out.
     let refused = run(&["demo", "--database-url", "postgres://postgres@127.0.0.1/x"]);
     assert!(!refused.status.success());
