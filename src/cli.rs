@@ -40,6 +40,9 @@ pub struct Cli {
 pub enum CliCommand {
     /// Run the Slack app: HTTP endpoints, inbox and outbox workers.
     Serve(ServeArgs),
+    /// See cusp work without Slack: the real server, a stand-in Slack on loopback, a week
+    /// of deal talk, the digest. Prints what cusp did; `--html` also writes a page.
+    Demo(crate::demo::DemoArgs),
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
     /// Analyse a deal update: deal or not, themes with their evidence, class, score, questions.
@@ -137,6 +140,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tracing::debug!(?config, "configuration");
             crate::app::serve(config, engine).await?;
         }
+        CliCommand::Demo(args) => return run_demo(&args).await,
         CliCommand::Migrate(db) => {
             let store = connect(&db).await?;
             eprintln!("migrations applied ({})", store.backend());
@@ -219,6 +223,44 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn run_demo(args: &crate::demo::DemoArgs) -> anyhow::Result<ExitCode> {
+    let options = args.options()?;
+    eprintln!(
+        "cusp demo: starting the server and a stand-in Slack on 127.0.0.1 (database {})…",
+        options.database.display()
+    );
+    let report = crate::demo::run(&options).await?;
+    if let Some(path) = &args.html {
+        std::fs::write(path, crate::demo::render_html::page(&report))
+            .with_context(|| format!("could not write {}", path.display()))?;
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    write!(
+        out,
+        "{}",
+        crate::demo::render_text::report(&report, args.html.as_deref())
+    )?;
+    out.flush()?;
+    let problems = report.problems();
+    if problems.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "\nerror: {} step(s) of the demo did not go as expected:",
+        problems.len()
+    );
+    for step in problems {
+        eprintln!(
+            "  - {} · {}: {}",
+            step.day,
+            step.action,
+            step.problem.as_deref().unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 async fn run_digest(action: DigestAction) -> anyhow::Result<ExitCode> {

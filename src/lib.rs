@@ -5,6 +5,7 @@ pub mod app;
 pub mod bot;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod engine;
 pub mod eval;
 pub mod hubspot;

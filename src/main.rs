@@ -15,7 +15,12 @@ async fn main() -> ExitCode {
         }
     }
     let cli = cusp::cli::Cli::parse();
-    cusp::telemetry::init(cli.log_format, "info,sqlx=warn");
+    // The demo prints its own account of what happened; only errors are logged.
+    let default_filter = match cli.command {
+        cusp::cli::CliCommand::Demo(_) => "error",
+        _ => "info,sqlx=warn",
+    };
+    cusp::telemetry::init(cli.log_format, default_filter);
     match cusp::cli::run(cli).await {
         Ok(code) => code,
         Err(err) => {

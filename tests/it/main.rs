@@ -3,6 +3,7 @@
 
 mod cli;
 mod crm;
+mod demo;
 mod digest;
 mod feedback;
 mod hubspot;
