@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod eval;
+pub mod healthcheck;
 pub mod hubspot;
 pub mod jobs;
 pub mod reflect;
