@@ -74,7 +74,10 @@ mod tests {
     #[test]
     fn the_default_url_follows_the_listen_address() {
         assert_eq!(default_url(None, None), "http://127.0.0.1:3000/healthz");
-        assert_eq!(default_url(None, Some(8080)), "http://127.0.0.1:8080/healthz");
+        assert_eq!(
+            default_url(None, Some(8080)),
+            "http://127.0.0.1:8080/healthz"
+        );
         assert_eq!(
             default_url(Some("[::]:3001"), Some(8080)),
             "http://[::1]:3001/healthz"

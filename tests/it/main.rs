@@ -3,6 +3,7 @@
 
 mod cli;
 mod crm;
+mod deploy_files;
 mod digest;
 mod hubspot;
 mod inbox;
