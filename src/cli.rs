@@ -93,6 +93,9 @@ pub enum CliCommand {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// GET a health URL (default: /healthz of `serve`); exit 0 on 2xx, 1 otherwise.
+    /// For container health checks in an image without curl.
+    Healthcheck(crate::healthcheck::HealthcheckArgs),
 }
 
 #[derive(Subcommand)]
@@ -172,6 +175,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out.flush()?;
         }
         CliCommand::Digest { action } => return run_digest(action).await,
+        CliCommand::Healthcheck(args) => {
+            return Ok(match crate::healthcheck::check(&args.url()).await {
+                Ok(line) => {
+                    println!("{line}");
+                    ExitCode::SUCCESS
+                }
+                Err(reason) => {
+                    eprintln!("unhealthy: {reason}");
+                    ExitCode::FAILURE
+                }
+            });
+        }
         CliCommand::Export {
             format,
             corrections,

@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod eval;
+pub mod healthcheck;
 pub mod hubspot;
 pub mod jobs;
 pub mod reflect;

@@ -4,6 +4,7 @@
 mod cli;
 mod crm;
 mod demo;
+mod deploy_files;
 mod digest;
 mod feedback;
 mod hubspot;
