@@ -290,11 +290,14 @@ pub(crate) struct Model {
     pub veto_threshold: f32,
 }
 
+/// A known feature's row, value and (for words) normalised span.
+type Emitted = (u32, f32, Option<(usize, usize)>);
+
 struct Scorer<'m> {
     model: &'m Model,
     z: [f32; OUTPUTS],
     /// Known features as emitted (a word may repeat).
-    features: Vec<(u32, f32, Option<(usize, usize)>)>,
+    features: Vec<Emitted>,
     /// Rows of the word features present, once each (first place), with value and span.
     present: Vec<(u32, f32, (usize, usize))>,
 }

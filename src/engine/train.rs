@@ -132,6 +132,9 @@ pub fn engine_trained_on(examples: &[Example], cfg: &TrainConfig) -> Engine {
     Engine::lexicon_only().with_model(Some(fit(examples, &[], cfg)))
 }
 
+// The outputs index several parallel arrays (scores, gradients, weights): plain index
+// loops say that best.
+#[allow(clippy::needless_range_loop)]
 fn fit(examples: &[Example], inputs: &[(String, String)], cfg: &TrainConfig) -> Model {
     // Features come from the lexicon alone: the model learns on top of it.
     let lexicon = Engine::lexicon_only();
