@@ -445,6 +445,27 @@ mod tests {
     }
 
     #[test]
+    fn several_files_get_one_line_each_and_extra_fields_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.jsonl");
+        let b = dir.path().join("b.jsonl");
+        std::fs::write(&a, "{\"text\":\"Globex: offered 20% off if they sign by Friday\",\"is_deal_update\":true,\"class\":\"seller_centric\",\"themes\":[\"discount_lever\",\"closing_push\"],\"industry\":\"retail\",\"style\":\"terse\",\"note\":\"x\"}\n").unwrap();
+        std::fs::write(&b, "{\"text\":\"lunch at noon?\",\"is_deal_update\":false,\"class\":\"neutral\",\"themes\":[]}\n").unwrap();
+        let mut out = Vec::new();
+        run(&Engine::builtin(), &[a.clone(), b.clone()], false, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(&a.display().to_string()), "{text}");
+        assert!(text.contains(&b.display().to_string()), "{text}");
+        assert!(text.contains("all files:\nmessages: 2"), "{text}");
+        assert!(text.contains("discount_lever"), "per-theme table: {text}");
+        let mut out = Vec::new();
+        run(&Engine::builtin(), &[a, b], true, &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["total"]["messages"], 2);
+        assert_eq!(v["files"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
     fn dev_set_meets_targets() {
         let src = include_str!("../eval/dev.jsonl");
         let r = evaluate(&Engine::builtin(), src).unwrap();
