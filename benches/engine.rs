@@ -31,6 +31,14 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+    let lexicon = Engine::lexicon_only();
+    g.bench_function("analyze_lexicon_only_dev_set", |b| {
+        b.iter(|| {
+            for m in &msgs {
+                black_box(lexicon.analyze(black_box(m)));
+            }
+        })
+    });
     g.bench_function("analyze_and_choose_questions_dev_set", |b| {
         let ctx = QuestionContext::default();
         b.iter(|| {

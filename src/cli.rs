@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::bot::export::{ExportFormat, export, export_corrections, parse_date_bound};
 use crate::config::{DatabaseArgs, EngineArgs, ServeArgs};
+use crate::engine::train::TrainConfig;
 use crate::store::{ExportFilter, Store};
 use crate::telemetry::LogFormat;
 
@@ -58,14 +59,44 @@ pub enum CliCommand {
         #[command(flatten)]
         engine: EngineArgs,
     },
-    /// Measure the engine on a labelled JSON Lines file.
+    /// Measure the engine on labelled JSON Lines files (one line per file, then all of them).
     Eval {
-        file: PathBuf,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Measure the lexicon alone, without the learned model.
+        #[arg(long, conflicts_with = "model")]
+        lexicon_only: bool,
+        /// Use this model file (as `cusp train --out` writes it) instead of the built-in one.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Also list every message read differently from its label (to stderr).
+        #[arg(long)]
+        show_errors: bool,
         #[command(flatten)]
         engine: EngineArgs,
+    },
+    /// Train the engine's model on labelled files, or cross-validate (docs/engine.md).
+    Train {
+        /// Labelled JSON Lines files (paths as seen from the repository root).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Where to write the model, e.g. src/engine/model.txt.
+        #[arg(long, required_unless_present = "cross_validate")]
+        out: Option<PathBuf>,
+        /// Hold each file out in turn: train on the others (and --always), measure on it.
+        #[arg(long, conflicts_with = "out")]
+        cross_validate: bool,
+        /// With --cross-validate: a file always trained on, never held out (repeatable).
+        #[arg(long, requires = "cross_validate")]
+        always: Vec<PathBuf>,
+        /// With --cross-validate: print JSON.
+        #[arg(long, requires = "cross_validate")]
+        json: bool,
+        #[command(flatten)]
+        params: TrainParams,
     },
     /// The weekly digest: preview it, or post it now through the outbox.
     Digest {
@@ -96,6 +127,54 @@ pub enum CliCommand {
     /// GET a health URL (default: /healthz of `serve`); exit 0 on 2xx, 1 otherwise.
     /// For container health checks in an image without curl.
     Healthcheck(crate::healthcheck::HealthcheckArgs),
+}
+
+/// Training settings; the defaults are the ones the built-in model was trained with.
+#[derive(clap::Args, Clone, Debug)]
+pub struct TrainParams {
+    /// Passes over the data.
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
+    pub epochs: u32,
+    /// AdaGrad learning rate.
+    #[arg(long, default_value_t = TrainConfig::default().rate)]
+    pub rate: f64,
+    /// L2 penalty.
+    #[arg(long, default_value_t = TrainConfig::default().l2)]
+    pub l2: f64,
+    /// Keep a word feature seen in at least this many messages.
+    #[arg(long, default_value_t = TrainConfig::default().min_count)]
+    pub min_count: u32,
+    /// Probability at which an output fires.
+    #[arg(long, default_value_t = TrainConfig::default().threshold)]
+    pub threshold: f64,
+    /// Probability a theme needs when the lexicon found no cue of it.
+    #[arg(long, default_value_t = TrainConfig::default().bare_threshold)]
+    pub bare_threshold: f64,
+    /// Below this probability a theme the lexicon fires on is dropped.
+    #[arg(long, default_value_t = TrainConfig::default().veto_threshold)]
+    pub veto_threshold: f64,
+    /// Weight of a positive theme example.
+    #[arg(long, default_value_t = TrainConfig::default().positive_weight)]
+    pub positive_weight: f64,
+    /// Seeds the order of each pass.
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
+    pub seed: u64,
+}
+
+impl TrainParams {
+    fn config(&self) -> TrainConfig {
+        TrainConfig {
+            epochs: self.epochs,
+            rate: self.rate,
+            l2: self.l2,
+            min_count: self.min_count,
+            threshold: self.threshold,
+            bare_threshold: self.bare_threshold,
+            veto_threshold: self.veto_threshold,
+            positive_weight: self.positive_weight,
+            seed: self.seed,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -167,12 +246,55 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::reflect::run(&engine, text, mode, &mut input, &mut out)?;
             out.flush()?;
         }
-        CliCommand::Eval { file, json, engine } => {
-            let engine = engine.load()?;
+        CliCommand::Eval {
+            files,
+            json,
+            lexicon_only,
+            model,
+            show_errors,
+            engine,
+        } => {
+            let mut engine = engine.load()?;
+            if lexicon_only {
+                engine = engine.without_model();
+            }
+            if let Some(path) = model {
+                let src = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                engine = engine
+                    .with_model_text(&src)
+                    .with_context(|| format!("{} is not a cusp model", path.display()))?;
+            }
+            if show_errors {
+                let stderr = std::io::stderr();
+                let mut err = stderr.lock();
+                for f in &files {
+                    crate::eval::write_errors(&engine, &crate::eval::read_rows(f)?, &mut err)?;
+                }
+            }
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            crate::eval::run(&engine, &file, json, &mut out)?;
+            crate::eval::run(&engine, &files, json, &mut out)?;
             out.flush()?;
+        }
+        CliCommand::Train {
+            files,
+            out,
+            cross_validate,
+            always,
+            json,
+            params,
+        } => {
+            let cfg = params.config();
+            if cross_validate {
+                let stdout = std::io::stdout();
+                let mut w = std::io::BufWriter::new(stdout.lock());
+                crate::train::run_cross_validate(&files, &always, &cfg, json, &mut w)?;
+                w.flush()?;
+            } else if let Some(out) = out {
+                let n = crate::train::run_train(&files, &out, &cfg)?;
+                eprintln!("trained on {n} messages; wrote {}", out.display());
+            }
         }
         CliCommand::Digest { action } => return run_digest(action).await,
         CliCommand::Healthcheck(args) => {

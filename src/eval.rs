@@ -83,21 +83,18 @@ const CLASSES: [Class; 4] = [
     Class::Neutral,
 ];
 
-/// Scores the engine on JSON Lines of `{text, is_deal_update, class, themes}` (other fields
-/// ignored). Pure: no I/O.
-pub fn evaluate(engine: &Engine, jsonl: &str) -> Result<EvalReport, EvalError> {
-    let (mut d_tp, mut d_fp, mut d_fn) = (0, 0, 0);
-    let mut correct = 0usize;
-    let mut n = 0usize;
-    let mut confusion: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
-    for e in CLASSES {
-        let row = confusion.entry(e.as_str().to_string()).or_default();
-        for p in CLASSES {
-            row.insert(p.as_str().to_string(), 0);
-        }
-    }
-    let mut per: BTreeMap<Theme, (usize, usize, usize)> =
-        Theme::ALL.iter().map(|t| (*t, (0, 0, 0))).collect();
+/// One labelled message as read from a file.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub text: String,
+    pub is_deal_update: bool,
+    pub class: Class,
+    pub themes: Vec<Theme>,
+}
+
+/// Parses JSON Lines of `{text, is_deal_update, class, themes}` (other fields ignored).
+pub fn parse_rows(jsonl: &str) -> Result<Vec<Row>, EvalError> {
+    let mut rows = Vec::new();
     for (idx, line) in jsonl.lines().enumerate() {
         let line_no = idx + 1;
         if line.trim().is_empty() {
@@ -108,77 +105,249 @@ pub fn evaluate(engine: &Engine, jsonl: &str) -> Result<EvalReport, EvalError> {
             reason,
         };
         let row: Labelled = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
-        let expected = Class::parse(&row.class)
+        let class = Class::parse(&row.class)
             .ok_or_else(|| bad(format!("unknown class `{}`", row.class)))?;
-        let expected_themes = row
+        let themes = row
             .themes
             .iter()
             .map(|t| Theme::from_id(t).ok_or_else(|| bad(format!("unknown theme `{t}`"))))
             .collect::<Result<Vec<_>, _>>()?;
-        let a = engine.analyze(&row.text);
-        n += 1;
-        match (row.is_deal_update, a.is_deal_update) {
-            (true, true) => d_tp += 1,
-            (false, true) => d_fp += 1,
-            (true, false) => d_fn += 1,
-            _ => {}
-        }
-        if a.class == expected {
-            correct += 1;
-        }
-        *confusion
-            .entry(expected.as_str().to_string())
-            .or_default()
-            .entry(a.class.as_str().to_string())
-            .or_default() += 1;
-        for (t, c) in per.iter_mut() {
-            match (expected_themes.contains(t), a.has(*t)) {
-                (true, true) => c.0 += 1,
-                (false, true) => c.1 += 1,
-                (true, false) => c.2 += 1,
-                _ => {}
-            }
-        }
+        rows.push(Row {
+            text: row.text,
+            is_deal_update: row.is_deal_update,
+            class,
+            themes,
+        });
     }
-    if n == 0 {
-        return Err(EvalError::Empty);
-    }
-    let (mut tp, mut fp, mut fn_) = (0, 0, 0);
-    let mut themes = BTreeMap::new();
-    for (t, (a, b, c)) in &per {
-        tp += a;
-        fp += b;
-        fn_ += c;
-        themes.insert(t.id().to_string(), Prf::from_counts(*a, *b, *c));
-    }
-    Ok(EvalReport {
-        messages: n,
-        deal_update: Prf::from_counts(d_tp, d_fp, d_fn),
-        class_accuracy: correct as f64 / n as f64,
-        confusion,
-        themes,
-        theme_micro: Prf::from_counts(tp, fp, fn_),
-    })
+    Ok(rows)
 }
 
-/// Reads `path`, evaluates, and prints the report (a table, or one JSON object).
-pub fn run(
-    engine: &Engine,
-    path: &Path,
-    json: bool,
-    out: &mut dyn std::io::Write,
-) -> Result<(), EvalError> {
+/// Counts behind a report; tallies of several files or folds add up.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    n: usize,
+    deal: (usize, usize, usize),
+    correct: usize,
+    confusion: BTreeMap<(usize, usize), usize>,
+    per: BTreeMap<Theme, (usize, usize, usize)>,
+}
+
+fn class_index(c: Class) -> usize {
+    CLASSES.iter().position(|k| *k == c).unwrap_or(0)
+}
+
+impl Tally {
+    /// Runs the engine over `rows` and counts.
+    pub fn of(engine: &Engine, rows: &[Row]) -> Tally {
+        let mut t = Tally::default();
+        for row in rows {
+            let a = engine.analyze(&row.text);
+            t.n += 1;
+            match (row.is_deal_update, a.is_deal_update) {
+                (true, true) => t.deal.0 += 1,
+                (false, true) => t.deal.1 += 1,
+                (true, false) => t.deal.2 += 1,
+                _ => {}
+            }
+            if a.class == row.class {
+                t.correct += 1;
+            }
+            *t.confusion
+                .entry((class_index(row.class), class_index(a.class)))
+                .or_default() += 1;
+            for th in Theme::ALL {
+                let c = t.per.entry(th).or_default();
+                match (row.themes.contains(&th), a.has(th)) {
+                    (true, true) => c.0 += 1,
+                    (false, true) => c.1 += 1,
+                    (true, false) => c.2 += 1,
+                    _ => {}
+                }
+            }
+        }
+        t
+    }
+
+    pub fn add(&mut self, o: &Tally) {
+        self.n += o.n;
+        self.deal.0 += o.deal.0;
+        self.deal.1 += o.deal.1;
+        self.deal.2 += o.deal.2;
+        self.correct += o.correct;
+        for (k, v) in &o.confusion {
+            *self.confusion.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.per {
+            let c = self.per.entry(*k).or_default();
+            c.0 += v.0;
+            c.1 += v.1;
+            c.2 += v.2;
+        }
+    }
+
+    pub fn report(&self) -> Result<EvalReport, EvalError> {
+        if self.n == 0 {
+            return Err(EvalError::Empty);
+        }
+        let mut confusion: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+        for (ei, e) in CLASSES.iter().enumerate() {
+            let row = confusion.entry(e.as_str().to_string()).or_default();
+            for (pi, p) in CLASSES.iter().enumerate() {
+                row.insert(
+                    p.as_str().to_string(),
+                    self.confusion.get(&(ei, pi)).copied().unwrap_or(0),
+                );
+            }
+        }
+        let (mut tp, mut fp, mut fn_) = (0, 0, 0);
+        let mut themes = BTreeMap::new();
+        for t in Theme::ALL {
+            let (a, b, c) = self.per.get(&t).copied().unwrap_or_default();
+            tp += a;
+            fp += b;
+            fn_ += c;
+            themes.insert(t.id().to_string(), Prf::from_counts(a, b, c));
+        }
+        Ok(EvalReport {
+            messages: self.n,
+            deal_update: Prf::from_counts(self.deal.0, self.deal.1, self.deal.2),
+            class_accuracy: self.correct as f64 / self.n as f64,
+            confusion,
+            themes,
+            theme_micro: Prf::from_counts(tp, fp, fn_),
+        })
+    }
+}
+
+/// Scores the engine on JSON Lines of `{text, is_deal_update, class, themes}` (other fields
+/// ignored). Pure: no I/O.
+pub fn evaluate(engine: &Engine, jsonl: &str) -> Result<EvalReport, EvalError> {
+    Tally::of(engine, &parse_rows(jsonl)?).report()
+}
+
+/// Reads a labelled file; errors name it.
+pub fn read_rows(path: &Path) -> Result<Vec<Row>, EvalError> {
     let src = std::fs::read_to_string(path).map_err(|source| EvalError::Io {
         path: path.display().to_string(),
         source,
     })?;
-    let r = evaluate(engine, &src)?;
+    parse_rows(&src).map_err(|e| match e {
+        EvalError::BadLine { line, reason } => EvalError::BadLine {
+            line,
+            reason: format!("{}: {reason}", path.display()),
+        },
+        other => other,
+    })
+}
+
+/// One file's figures in a multi-file report.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileReport {
+    pub file: String,
+    pub report: EvalReport,
+}
+
+/// Reads `paths`, evaluates, and prints the report (a table, or one JSON object). With
+/// several files: one summary line per file, then the report over all of them.
+pub fn run(
+    engine: &Engine,
+    paths: &[std::path::PathBuf],
+    json: bool,
+    out: &mut dyn std::io::Write,
+) -> Result<(), EvalError> {
+    let mut total = Tally::default();
+    let mut files = Vec::new();
+    for path in paths {
+        let t = Tally::of(engine, &read_rows(path)?);
+        total.add(&t);
+        files.push(FileReport {
+            file: path.display().to_string(),
+            report: t.report()?,
+        });
+    }
+    let r = total.report()?;
     if json {
-        let v = serde_json::to_string_pretty(&r)
+        let body = if files.len() > 1 {
+            serde_json::json!({ "total": r, "files": files })
+        } else {
+            serde_json::to_value(&r).map_err(|e| EvalError::Write(std::io::Error::other(e)))?
+        };
+        let v = serde_json::to_string_pretty(&body)
             .map_err(|e| EvalError::Write(std::io::Error::other(e)))?;
         writeln!(out, "{v}")?;
         return Ok(());
     }
+    if files.len() > 1 {
+        write_file_lines(&files, out)?;
+        writeln!(out, "all files:")?;
+    }
+    write_report(&r, out)
+}
+
+/// One summary line per file: messages, deal-update F1, class accuracy, theme micro-F1.
+pub fn write_file_lines(
+    files: &[FileReport],
+    out: &mut dyn std::io::Write,
+) -> Result<(), EvalError> {
+    writeln!(
+        out,
+        "{:<40}{:>9}{:>12}{:>10}{:>12}",
+        "file", "messages", "deal F1", "class", "theme F1"
+    )?;
+    for f in files {
+        writeln!(
+            out,
+            "{:<40}{:>9}{:>12.3}{:>10.3}{:>12.3}",
+            f.file,
+            f.report.messages,
+            f.report.deal_update.f1,
+            f.report.class_accuracy,
+            f.report.theme_micro.f1
+        )?;
+    }
+    Ok(())
+}
+
+/// Every message the engine reads differently from its label: the text, then the deal
+/// decision and the themes it missed (`-`) or added (`+`).
+pub fn write_errors(
+    engine: &Engine,
+    rows: &[Row],
+    out: &mut dyn std::io::Write,
+) -> Result<(), EvalError> {
+    for row in rows {
+        let a = engine.analyze(&row.text);
+        let missed: Vec<&str> = row
+            .themes
+            .iter()
+            .filter(|t| !a.has(**t))
+            .map(|t| t.id())
+            .collect();
+        let added = a.themes.iter().any(|h| !row.themes.contains(&h.theme));
+        if missed.is_empty() && !added && a.is_deal_update == row.is_deal_update {
+            continue;
+        }
+        writeln!(out, "--- {}", row.text.replace('\n', " / "))?;
+        if a.is_deal_update != row.is_deal_update {
+            writeln!(
+                out,
+                "    deal update: expected {}, got {}",
+                row.is_deal_update, a.is_deal_update
+            )?;
+        }
+        for t in missed {
+            writeln!(out, "    - {t}")?;
+        }
+        for h in a.themes.iter().filter(|h| !row.themes.contains(&h.theme)) {
+            let words: Vec<&str> = h.evidence.iter().map(|e| e.text.as_str()).collect();
+            writeln!(out, "    + {} {:?}", h.theme.id(), words)?;
+        }
+    }
+    Ok(())
+}
+
+/// The full table of one report.
+pub fn write_report(r: &EvalReport, out: &mut dyn std::io::Write) -> Result<(), EvalError> {
     let d = r.deal_update;
     writeln!(out, "messages: {}", r.messages)?;
     writeln!(
@@ -273,6 +442,27 @@ mod tests {
             Err(EvalError::BadLine { line: 3, .. })
         ));
         assert!(matches!(evaluate(&e, ""), Err(EvalError::Empty)));
+    }
+
+    #[test]
+    fn several_files_get_one_line_each_and_extra_fields_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.jsonl");
+        let b = dir.path().join("b.jsonl");
+        std::fs::write(&a, "{\"text\":\"Globex: offered 20% off if they sign by Friday\",\"is_deal_update\":true,\"class\":\"seller_centric\",\"themes\":[\"discount_lever\",\"closing_push\"],\"industry\":\"retail\",\"style\":\"terse\",\"note\":\"x\"}\n").unwrap();
+        std::fs::write(&b, "{\"text\":\"lunch at noon?\",\"is_deal_update\":false,\"class\":\"neutral\",\"themes\":[]}\n").unwrap();
+        let mut out = Vec::new();
+        run(&Engine::builtin(), &[a.clone(), b.clone()], false, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(&a.display().to_string()), "{text}");
+        assert!(text.contains(&b.display().to_string()), "{text}");
+        assert!(text.contains("all files:\nmessages: 2"), "{text}");
+        assert!(text.contains("discount_lever"), "per-theme table: {text}");
+        let mut out = Vec::new();
+        run(&Engine::builtin(), &[a, b], true, &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["total"]["messages"], 2);
+        assert_eq!(v["files"].as_array().unwrap().len(), 2);
     }
 
     #[test]

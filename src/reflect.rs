@@ -30,6 +30,7 @@ pub fn analysis_json(analysis: &Analysis, questions: &[Question]) -> Value {
         "account": analysis.account,
         "class": analysis.class.as_str(),
         "score": analysis.score,
+        "situation": analysis.situation.map(|s| s.as_str()),
         "themes": analysis.themes.iter().map(|h| json!({
             "id": h.theme.id(),
             "pillar": h.theme.pillar().map(|p| p.as_str()),
@@ -117,6 +118,9 @@ pub fn run(
         a.class.as_str(),
         a.score
     )?;
+    if let Some(s) = a.situation {
+        writeln!(out, "situation: {}", s.as_str())?;
+    }
     if a.themes.is_empty() {
         writeln!(out, "themes: none")?;
     } else {

@@ -144,14 +144,148 @@ const DEAL_NEXT: [&str; 18] = [
     "expansion",
 ];
 
-/// The account a message is about, when one can be told.
+/// CRM field labels whose value names the account, strongest first.
+const ACCOUNT_FIELDS: [&str; 6] = [
+    "account",
+    "account name",
+    "company",
+    "customer",
+    "client",
+    "organization",
+];
+/// Field labels whose value starts with the account ("Acme Corp – Renewal").
+const DEAL_FIELDS: [&str; 5] = [
+    "opp",
+    "opportunity",
+    "deal",
+    "deal name",
+    "opportunity name",
+];
+/// Labels of pasted CRM cards and forecast lines: fields, never names.
+const FIELD_LABELS: [&str; 48] = [
+    "opp",
+    "opportunity",
+    "account",
+    "stage",
+    "amount",
+    "next step",
+    "next steps",
+    "close date",
+    "owner",
+    "deal",
+    "company",
+    "customer",
+    "client",
+    "arr",
+    "acv",
+    "tcv",
+    "value",
+    "probability",
+    "forecast",
+    "notes",
+    "note",
+    "status",
+    "contact",
+    "region",
+    "segment",
+    "source",
+    "type",
+    "priority",
+    "goal",
+    "progress",
+    "next",
+    "health",
+    "risk",
+    "renewal date",
+    "term",
+    "product",
+    "seats",
+    "champion",
+    "competitor",
+    "plan",
+    "summary",
+    "timeline",
+    "budget",
+    "commit",
+    "best case",
+    "pipeline",
+    "upside",
+    "update",
+];
+
+/// The value of a CRM field naming the account ("Account: Riverbend Health"), or the lead
+/// of a deal field ("Deal: Palisade Medical Group – Referral Mgmt").
+fn crm_field(text: &str) -> Option<(usize, usize)> {
+    for fields in [&ACCOUNT_FIELDS[..], &DEAL_FIELDS[..]] {
+        let mut offset = 0;
+        for line in text.split_inclusive('\n') {
+            let start = offset;
+            offset += line.len();
+            let lead = line.len()
+                - line
+                    .trim_start_matches([' ', '\t', '*', '-', '•', '>'])
+                    .len();
+            let body = &line[lead..];
+            let Some((label, _)) = body.split_once(':') else {
+                continue;
+            };
+            if !fields.contains(&label.trim().to_lowercase().trim_matches('*')) {
+                continue;
+            }
+            let vstart = start + lead + label.len() + 1;
+            let value = &text[vstart..start + line.len()];
+            let skipped = value.len() - value.trim_start().len();
+            let value = value.trim_start();
+            let end = [" – ", " — ", " - ", " | ", "|", ",", "(", " / ", "\n", ":"]
+                .iter()
+                .filter_map(|sep| value.find(sep))
+                .min()
+                .unwrap_or(value.len());
+            let name = value[..end].trim_end().trim_matches('*');
+            if !name.is_empty() && name.len() <= 60 && name.chars().any(char::is_alphabetic) {
+                let s = vstart + skipped + value[..end].find(name).unwrap_or(0);
+                return Some((s, s + name.len()));
+            }
+        }
+    }
+    None
+}
+
+/// Where the list starts when the message is a heading followed by two or more bulleted
+/// lines (a forecast list): the heading is not an account.
+fn list_start(text: &str) -> Option<usize> {
+    let mut offset = 0;
+    let mut first = None;
+    let mut bullets = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start();
+        if offset > 0
+            && (t.starts_with("- ")
+                || t.starts_with("• ")
+                || t.starts_with("* ")
+                || t.starts_with("▸ "))
+        {
+            bullets += 1;
+            first.get_or_insert(offset);
+        }
+        offset += line.len();
+    }
+    (bullets >= 2).then_some(first).flatten()
+}
+
 /// The account a message is about, with its byte span in `text`.
 pub(crate) fn detect(
     p: &Prepared,
     text: &str,
     extra_common: &HashSet<String>,
 ) -> Option<(String, usize, usize)> {
-    let toks = tokens(p, text);
+    if let Some((s, e)) = crm_field(text) {
+        return Some((text[s..e].to_string(), s, e));
+    }
+    let mut toks = tokens(p, text);
+    if let Some(from) = list_start(text) {
+        toks.retain(|t| t.start >= from);
+    }
     let mut best: Option<(i32, usize, usize)> = None;
     let mut i = 0;
     while i < toks.len() {
@@ -175,6 +309,14 @@ pub(crate) fn detect(
             j += 1;
         }
         let last = &toks[j - 1];
+        // A field label of a pasted card ("Stage:", "Next step:") is not a name.
+        if last.next == Some(':') {
+            let label: Vec<&str> = toks[i..j].iter().map(|t| t.lower).collect();
+            if FIELD_LABELS.contains(&label.join(" ").as_str()) {
+                i = j;
+                continue;
+            }
+        }
         let all_caps = toks[i..j]
             .iter()
             .all(|t| t.word.chars().all(|c| !c.is_lowercase()));
@@ -235,6 +377,10 @@ fn prev_is_sentence_end(p: &Prepared, ns: usize) -> bool {
 fn lowercase_lead(toks: &[Tok<'_>], common: &HashSet<String>) -> Option<(usize, usize)> {
     let colon = toks.iter().take(4).position(|t| t.next == Some(':'))?;
     let run = &toks[..=colon];
+    let label: Vec<&str> = run.iter().map(|t| t.lower).collect();
+    if FIELD_LABELS.contains(&label.join(" ").as_str()) {
+        return None;
+    }
     let name_len = run
         .iter()
         .position(|t| is_common(common, t.lower))

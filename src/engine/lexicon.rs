@@ -9,7 +9,7 @@
 //! `account`, `common`. See `docs/engine.md` for the phrase syntax.
 
 use super::markup::normalise_phrase;
-use super::{LexiconError, Theme};
+use super::{LexiconError, Situation, Theme};
 
 /// What a matched phrase means.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,6 +29,11 @@ pub(crate) enum Kind {
     Account,
     /// A capitalised word that is never an account name.
     Common,
+    /// "never mentioned", "didn't ask about": cancels the following cue of ANY theme in
+    /// the clause ("they never mentioned their rollout" shows no adoption).
+    Absent,
+    /// Where the deal stands (`won`, `lost`, `at_risk`, `discovery`).
+    Situation(Situation),
 }
 
 #[derive(Debug, Clone)]
@@ -102,7 +107,7 @@ impl Lexicon {
             let (kind_s, rest) = split_word(content);
             let kind = parse_kind(kind_s).ok_or_else(|| {
                 err(format!(
-                    "unknown kind `{kind_s}`: expected a theme id or deal, not_deal, negation, clause, ignore, account, common"
+                    "unknown kind `{kind_s}`: expected a theme id or deal, not_deal, negation, absent, clause, ignore, account, common, won, lost, at_risk, discovery"
                 ))
             })?;
             let (weight, phrase) = match split_word(rest) {
@@ -159,8 +164,12 @@ impl Lexicon {
         };
         // Names and function words are matched as written; vocabulary gets word forms.
         let case_sensitive = exact && phrase.chars().any(char::is_uppercase);
-        let inflect =
-            !exact && !prefix && matches!(kind, Kind::Theme(_) | Kind::Deal | Kind::NotDeal);
+        let inflect = !exact
+            && !prefix
+            && matches!(
+                kind,
+                Kind::Theme(_) | Kind::Deal | Kind::NotDeal | Kind::Situation(_)
+            );
         let mut variants = Vec::new();
         expand(phrase, &mut variants)?;
         for v in variants {
@@ -211,6 +220,11 @@ fn parse_kind(s: &str) -> Option<Kind> {
         "ignore" => Kind::Ignore,
         "account" => Kind::Account,
         "common" => Kind::Common,
+        "absent" => Kind::Absent,
+        "won" => Kind::Situation(Situation::Won),
+        "lost" => Kind::Situation(Situation::Lost),
+        "at_risk" => Kind::Situation(Situation::AtRisk),
+        "discovery" => Kind::Situation(Situation::Discovery),
         other => Kind::Theme(Theme::from_id(other)?),
     })
 }

@@ -3,6 +3,7 @@
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
+use super::Theme;
 use super::lexicon::{Kind, Lexicon};
 use super::markup::Prepared;
 
@@ -52,7 +53,9 @@ impl Matcher {
 
     /// All whole-word matches, with matches lying strictly inside a longer one removed
     /// (so "quota system" in an `ignore` entry silences "quota").
-    pub fn find(&self, lex: &Lexicon, original: &str, p: &Prepared) -> Vec<Hit> {
+    /// Also tells whether an `ignore` phrase swallowed a seller cue ("a discount is off
+    /// the table"): the model must not bring that theme back from the words.
+    pub fn find(&self, lex: &Lexicon, original: &str, p: &Prepared) -> (Vec<Hit>, bool) {
         let text = p.norm.as_str();
         let mut hits: Vec<Hit> = Vec::new();
         let matching: Vec<usize> = match &self.regex_set {
@@ -75,7 +78,9 @@ impl Matcher {
                 }
             }
         }
-        let Some(ac) = &self.ac else { return hits };
+        let Some(ac) = &self.ac else {
+            return (hits, false);
+        };
         for m in ac.find_overlapping_iter(text) {
             let pid = m.pattern().as_usize();
             let (s, e) = (m.start(), m.end());
@@ -125,21 +130,26 @@ impl Matcher {
         hits.dedup_by(|a, b| a.s == b.s && a.e == b.e && a.entry == b.entry);
         let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
         let mut open: Vec<Hit> = Vec::new();
+        let mut refused = false;
         for h in hits {
             open.retain(|o| o.e > h.s);
             // An `ignore` phrase also silences a cue with exactly its span.
-            let inside = open.iter().any(|o| {
+            let by = open.iter().find(|o| {
                 o.s <= h.s
                     && h.e <= o.e
                     && ((o.e - o.s) > (h.e - h.s) || (is_ignore(o) && !is_ignore(&h)))
                     && dominates(lex, o, &h)
             });
-            if !inside {
-                kept.push(h);
+            match by {
+                None => kept.push(h),
+                Some(o) => {
+                    refused |= is_ignore(o)
+                        && matches!(lex.entries[h.entry].kind, Kind::Theme(t) if t.is_seller_centric());
+                }
             }
             open.push(h);
         }
-        kept
+        (kept, refused)
     }
 }
 
@@ -177,8 +187,15 @@ fn regex_set(lex: &Lexicon) -> Option<regex_automata::meta::Regex> {
 fn dominates(lex: &Lexicon, outer: &Hit, inner: &Hit) -> bool {
     let (o, i) = (lex.entries[outer.entry].kind, lex.entries[inner.entry].kind);
     match (o, i) {
-        (Kind::Ignore, _) => !matches!(i, Kind::Deal | Kind::Account),
+        (Kind::Ignore, _) => !matches!(i, Kind::Deal | Kind::Account | Kind::Situation(_)),
         (Kind::Theme(a), Kind::Theme(b)) if a.is_seller_centric() != b.is_seller_centric() => true,
+        // Direction decides: "usage down 30%" and "champion left" are a risk, not adoption
+        // or shared success.
+        (Kind::Theme(Theme::CustomerRisk), Kind::Theme(Theme::Adoption | Theme::SharedSuccess)) => {
+            true
+        }
+        // "never mentioned their rollout": the absence phrase swallows the cue.
+        (Kind::Absent, Kind::Theme(_)) => true,
         _ => o == i || matches!(i, Kind::Negation | Kind::Clause),
     }
 }

@@ -15,16 +15,23 @@ mod classify;
 mod lexicon;
 mod markup;
 mod matcher;
+mod model;
 mod questions;
+mod situation;
 #[cfg(test)]
 mod tests;
+pub mod train;
 
 use lexicon::Lexicon;
 use matcher::Matcher;
+use model::Model;
+pub use model::ModelError;
 use questions::BankQuestion;
 
 /// The built-in vocabulary.
 pub const BUILTIN_LEXICON: &str = include_str!("lexicon.txt");
+/// The built-in model's weights (`cusp train` writes them; docs/engine.md).
+pub const BUILTIN_MODEL: &str = include_str!("model.txt");
 /// The built-in question bank.
 pub const BUILTIN_QUESTIONS: &str = include_str!("questions.txt");
 
@@ -289,6 +296,34 @@ pub struct Analysis {
     pub class: Class,
     /// Customer-centric share in [0, 1].
     pub score: f64,
+    /// Where the deal stands, when the words say so clearly (deal updates only).
+    pub situation: Option<Situation>,
+}
+
+/// Where a deal stands, told from the words of the update (`situation.rs`): questions that
+/// fit an early call do not fit a lost deal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Situation {
+    /// First calls, intros, discovery: little is known yet.
+    Discovery,
+    /// Something is going wrong: churn talk, falling usage, a champion gone, a stall.
+    AtRisk,
+    /// Signed, closed won, renewed.
+    Won,
+    /// Lost, churned, they chose someone else or nothing.
+    Lost,
+}
+
+impl Situation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Situation::Discovery => "discovery",
+            Situation::AtRisk => "at_risk",
+            Situation::Won => "won",
+            Situation::Lost => "lost",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -341,6 +376,15 @@ impl Analysis {
     }
 }
 
+/// The built-in model; a unit test checks it parses, so `None` (lexicon only) is a fallback
+/// that keeps the bot running, never the normal case.
+fn builtin_model() -> Option<Model> {
+    static MODEL: OnceLock<Option<Model>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| Model::parse(BUILTIN_MODEL).ok())
+        .clone()
+}
+
 /// The engine: vocabulary and question bank, built once at start. Cloning is cheap.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -354,13 +398,24 @@ struct Inner {
     /// Lower-cased capitalised words that are never account names.
     common: HashSet<String>,
     bank: Vec<BankQuestion>,
+    /// The learned reading on top of the lexicon; `None` reads with the lexicon alone.
+    model: Option<Model>,
 }
 
 impl Engine {
-    /// The vocabulary and question bank built into the binary.
+    /// The vocabulary, model and question bank built into the binary.
     pub fn builtin() -> Engine {
         static BUILTIN: OnceLock<Engine> = OnceLock::new();
         BUILTIN
+            .get_or_init(|| Engine::lexicon_only().with_model(builtin_model()))
+            .clone()
+    }
+
+    /// The built-in vocabulary and question bank without the learned model: themes fire on
+    /// cue weights alone (the model's input, and a baseline for `cusp eval --lexicon-only`).
+    pub fn lexicon_only() -> Engine {
+        static LEXICON: OnceLock<Engine> = OnceLock::new();
+        LEXICON
             .get_or_init(|| {
                 let mut lex = Lexicon::default();
                 // The built-in file is checked by a unit test; should it ever be broken the
@@ -368,9 +423,37 @@ impl Engine {
                 if lex.parse_into(BUILTIN_LEXICON).is_err() {
                     lex = Lexicon::default();
                 }
-                Engine::assemble(lex)
+                Engine::assemble(lex, None)
             })
             .clone()
+    }
+
+    /// This engine's vocabulary with another model (or none).
+    fn with_model(&self, model: Option<Model>) -> Engine {
+        Engine {
+            inner: Arc::new(Inner {
+                lex: self.inner.lex.clone(),
+                matcher: self.inner.matcher.clone(),
+                common: self.inner.common.clone(),
+                bank: self.inner.bank.clone(),
+                model,
+            }),
+        }
+    }
+
+    /// This engine's vocabulary with the model in `source` (the format `cusp train` writes).
+    pub fn with_model_text(&self, source: &str) -> Result<Engine, ModelError> {
+        Ok(self.with_model(Some(Model::parse(source)?)))
+    }
+
+    /// This engine without its model.
+    pub fn without_model(&self) -> Engine {
+        self.with_model(None)
+    }
+
+    /// True when a learned model reads the messages (false: the lexicon alone).
+    pub fn has_model(&self) -> bool {
+        self.inner.model.is_some()
     }
 
     /// Builds an engine from lexicon file contents (the format `CUSP_LEXICON` names).
@@ -380,8 +463,10 @@ impl Engine {
     pub fn from_lexicon(source: &str) -> Result<Engine, LexiconError> {
         let mut probe = Lexicon::default();
         let replace = probe.parse_into(source)?;
+        // The model learned on the built-in vocabulary's findings; a replaced vocabulary
+        // reads on its own.
         if replace {
-            return Ok(Engine::assemble(probe));
+            return Ok(Engine::assemble(probe, None));
         }
         let mut lex = Lexicon::default();
         lex.parse_into(BUILTIN_LEXICON).map_err(|e| match e {
@@ -391,10 +476,10 @@ impl Engine {
             },
         })?;
         lex.parse_into(source)?;
-        Ok(Engine::assemble(lex))
+        Ok(Engine::assemble(lex, builtin_model()))
     }
 
-    fn assemble(lex: Lexicon) -> Engine {
+    fn assemble(lex: Lexicon, model: Option<Model>) -> Engine {
         let matcher = Matcher::new(&lex);
         let mut common: HashSet<String> = account::builtin_common().map(str::to_string).collect();
         common.extend(lex.common.iter().cloned());
@@ -405,6 +490,7 @@ impl Engine {
                 matcher,
                 common,
                 bank,
+                model,
             }),
         }
     }

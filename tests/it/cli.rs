@@ -552,3 +552,60 @@ fn reflect_says_when_cusp_would_stay_silent() {
         "{text}"
     );
 }
+
+#[test]
+fn train_writes_a_model_that_eval_reads_and_cross_validation_reports_each_file() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dev = format!("{root}/eval/dev.jsonl");
+    let fresh = format!("{root}/eval/fresh-2026-11-23.jsonl");
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.txt");
+    let model_s = model.display().to_string();
+    let out = cusp(&["train", "--out", &model_s, "--epochs", "5", &dev])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(&model)
+            .unwrap()
+            .starts_with("cusp-model 1\n")
+    );
+    let out = cusp(&["eval", "--model", &model_s, &dev, &fresh])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("fresh-2026-11-23.jsonl") && text.contains("all files:\nmessages: 260"),
+        "{text}"
+    );
+    let out = cusp(&["train", "--cross-validate", "--epochs", "5", &dev, &fresh])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("pooled over the held-out files:\nmessages: 260"),
+        "{text}"
+    );
+    // A file that is not a model is refused with its name.
+    let out = cusp(&["eval", "--model", &dev, &fresh]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a cusp model"));
+    // One file cannot be held out against nothing.
+    let out = cusp(&["train", "--cross-validate", &dev]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least two files"));
+}

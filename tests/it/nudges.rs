@@ -172,13 +172,8 @@ async fn a_thread_reply_is_an_update_of_the_threads_deal(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.say("Ev1", "U_SELLER", CUSTOMER, "1700000000.000100")
         .await;
-    // Alone this reads like chatter; in the deal's thread it is an update of that deal.
+    // Alone this names no account; in the deal's thread it is an update of that deal.
     let reply = "They asked for 20% off, so I offered it if they sign this week";
-    assert!(
-        !cusp::engine::Engine::builtin()
-            .analyze(reply)
-            .is_deal_update
-    );
     app.say_in_thread(
         "Ev2",
         "U_SELLER",
@@ -196,13 +191,19 @@ async fn a_thread_reply_is_an_update_of_the_threads_deal(backend: Backend) {
         "1700000000.000100",
     )
     .await;
-    // A reply in a thread that is not about a deal stays chatter.
+    // A general opinion in a thread that is not about a deal stays chatter.
+    let opinion = "best CSMs talk outcomes, not features";
+    assert!(
+        !cusp::engine::Engine::builtin()
+            .analyze(opinion)
+            .is_deal_update
+    );
     app.say("Ev3", "U_OTHER", "lunch at noon?", "1700000000.000300")
         .await;
     app.say_in_thread(
         "Ev4",
         "U_OTHER",
-        reply,
+        opinion,
         "1700000000.000400",
         "1700000000.000300",
     )

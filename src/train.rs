@@ -1,0 +1,122 @@
+//! `cusp train`: fits the engine's model on labelled files and writes `model.txt`, or
+//! measures by holding each file out in turn (`--cross-validate`). Training itself is pure
+//! and deterministic (`engine::train`); this is the file-reading edge.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::engine::Engine;
+use crate::engine::train::{Example, TrainConfig, engine_trained_on, train};
+use crate::eval::{EvalError, FileReport, Row, Tally, read_rows, write_file_lines, write_report};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+    #[error("cannot write {path}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("--cross-validate needs at least two files to hold out in turn")]
+    TooFewFolds,
+}
+
+fn examples(rows: &[Row]) -> Vec<Example> {
+    rows.iter()
+        .map(|r| Example {
+            text: r.text.clone(),
+            is_deal_update: r.is_deal_update,
+            themes: r.themes.clone(),
+        })
+        .collect()
+}
+
+/// sha256 of a file's bytes, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Trains on `files` (in the order given) and writes the model to `out`.
+pub fn run_train(files: &[PathBuf], out: &Path, cfg: &TrainConfig) -> Result<usize, TrainError> {
+    let mut all = Vec::new();
+    let mut inputs = Vec::new();
+    for f in files {
+        let bytes = std::fs::read(f).map_err(|source| EvalError::Io {
+            path: f.display().to_string(),
+            source,
+        })?;
+        inputs.push((f.display().to_string(), sha256_hex(&bytes)));
+        all.extend(examples(&read_rows(f)?));
+    }
+    let text = train(&all, &inputs, cfg);
+    std::fs::write(out, text).map_err(|source| TrainError::Write {
+        path: out.display().to_string(),
+        source,
+    })?;
+    Ok(all.len())
+}
+
+/// Leave-one-file-out: for each of `folds`, trains on the other folds plus `always` and
+/// measures on the held-out file; prints one line per file and the pooled report (every
+/// message scored by a model that never saw it). `lexicon_only` measures the lexicon on
+/// the same files for comparison.
+pub fn run_cross_validate(
+    folds: &[PathBuf],
+    always: &[PathBuf],
+    cfg: &TrainConfig,
+    json: bool,
+    out: &mut dyn std::io::Write,
+) -> Result<(), TrainError> {
+    if folds.len() < 2 {
+        return Err(TrainError::TooFewFolds);
+    }
+    let fold_rows: Vec<Vec<Row>> = folds
+        .iter()
+        .map(|f| read_rows(f))
+        .collect::<Result<_, _>>()?;
+    let mut base = Vec::new();
+    for f in always {
+        base.extend(examples(&read_rows(f)?));
+    }
+    let mut total = Tally::default();
+    let mut lexicon_total = Tally::default();
+    let mut files = Vec::new();
+    for (i, held) in fold_rows.iter().enumerate() {
+        let mut train_set = base.clone();
+        for (j, rows) in fold_rows.iter().enumerate() {
+            if j != i {
+                train_set.extend(examples(rows));
+            }
+        }
+        let engine = engine_trained_on(&train_set, cfg);
+        let t = Tally::of(&engine, held);
+        total.add(&t);
+        lexicon_total.add(&Tally::of(&Engine::lexicon_only(), held));
+        files.push(FileReport {
+            file: folds[i].display().to_string(),
+            report: t.report()?,
+        });
+    }
+    let r = total.report()?;
+    let lex = lexicon_total.report()?;
+    if json {
+        let body = serde_json::json!({ "pooled": r, "folds": files, "lexicon_only": lex });
+        let v = serde_json::to_string_pretty(&body)
+            .map_err(|e| EvalError::Write(std::io::Error::other(e)))?;
+        writeln!(out, "{v}").map_err(EvalError::Write)?;
+        return Ok(());
+    }
+    writeln!(out, "held out in turn (trained on the other files):").map_err(EvalError::Write)?;
+    write_file_lines(&files, out)?;
+    writeln!(
+        out,
+        "lexicon alone on the same files: deal F1 {:.3}  class {:.3}  theme F1 {:.3}",
+        lex.deal_update.f1, lex.class_accuracy, lex.theme_micro.f1
+    )
+    .map_err(EvalError::Write)?;
+    writeln!(out, "pooled over the held-out files:").map_err(EvalError::Write)?;
+    write_report(&r, out)?;
+    Ok(())
+}
