@@ -51,12 +51,17 @@ pub enum CliCommand {
         #[command(flatten)]
         engine: EngineArgs,
     },
-    /// Measure the engine on a labelled JSON Lines file.
+    /// Measure the engine on labelled JSON Lines files (each in turn).
     Eval {
-        file: PathBuf,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Measure the questions instead, over the deal updates of all the files together:
+        /// how specific, how varied, how long, and whether they fit the situation.
+        #[arg(long)]
+        questions: bool,
         #[command(flatten)]
         engine: EngineArgs,
     },
@@ -151,11 +156,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::reflect::run(&engine, text, mode, &mut input, &mut out)?;
             out.flush()?;
         }
-        CliCommand::Eval { file, json, engine } => {
+        CliCommand::Eval {
+            files,
+            json,
+            questions,
+            engine,
+        } => {
             let engine = engine.load()?;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            crate::eval::run(&engine, &file, json, &mut out)?;
+            if questions {
+                crate::eval::questions::run(&engine, &files, json, &mut out)?;
+            } else {
+                for file in &files {
+                    if files.len() > 1 && !json {
+                        writeln!(out, "== {}", file.display())?;
+                    }
+                    crate::eval::run(&engine, file, json, &mut out)?;
+                }
+            }
             out.flush()?;
         }
         CliCommand::Digest { action } => return run_digest(action).await,

@@ -59,7 +59,7 @@ pub async fn on_mention(
     };
     let analysis = state.engine.analyze(&text);
     let seed = seed_from(&[team, asker, &event.ts]);
-    let questions = super::questions_for(state, team, asker, &analysis, None, seed).await?;
+    let questions = super::questions_for(state, team, asker, &text, &analysis, None, seed).await?;
     let thread_key = format!("mention:{channel}:{}", event.ts);
     let params = prompt_params(
         channel,

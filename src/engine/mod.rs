@@ -3,7 +3,8 @@
 //! `markup` normalises Slack text, `lexicon` parses the vocabulary (data in `lexicon.txt`),
 //! `matcher` finds phrases in one linear pass, `classify` turns matches into themes, class
 //! and score, `account` names the company, `questions` picks what to ask (bank in
-//! `questions.txt`). See `docs/engine.md`.
+//! `questions.txt`), filled by `slots` with what the message names and fitted to the
+//! `situation` it describes. See `docs/engine.md`.
 
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
@@ -16,8 +17,14 @@ mod lexicon;
 mod markup;
 mod matcher;
 mod questions;
+mod situation;
+mod slots;
 #[cfg(test)]
 mod tests;
+
+pub use questions::{QuestionReason, SlotUse};
+pub use situation::{Situation, situation};
+pub use slots::{SlotKind, message_words};
 
 use lexicon::Lexicon;
 use matcher::Matcher;
@@ -296,11 +303,17 @@ pub struct Question {
     pub id: String,
     pub pillar: Pillar,
     pub text: String,
+    /// Why it was asked (the gap, the situation, the message's words it uses).
+    pub reason: QuestionReason,
 }
 
 /// What question selection needs to know beyond the analysis.
 #[derive(Debug, Clone, Default)]
 pub struct QuestionContext<'a> {
+    /// The message the analysis is of: questions name what it names (roles, steps, dates,
+    /// sums, competitors, worries) and fit the situation it describes. Empty: generic
+    /// wording, situation from `stage`.
+    pub text: &'a str,
     /// Question ids this person received most recently, newest first.
     pub recent: &'a [String],
     /// Question ids people marked unhelpful; asked less often.
@@ -418,7 +431,17 @@ impl Engine {
         analysis: &Analysis,
         ctx: &QuestionContext<'_>,
     ) -> Vec<Question> {
-        questions::choose(&self.inner.bank, analysis, ctx)
+        questions::choose(&self.inner.bank, &self.inner.common, analysis, ctx)
+    }
+
+    /// The situation questions about `analysis` are fitted to, given the context (the
+    /// message's words, or the CRM stage).
+    pub fn question_situation(
+        &self,
+        analysis: &Analysis,
+        ctx: &QuestionContext<'_>,
+    ) -> Situation {
+        questions::effective_situation(analysis, ctx)
     }
 
     /// The whole question bank (for tests and docs).
@@ -427,12 +450,12 @@ impl Engine {
     }
 
     /// Questions that make sense to a whole team (the digest's question of the week):
-    /// those that do not name one deal's account.
+    /// those that name nothing of one deal (no account, no slot).
     pub fn team_questions(&self) -> Vec<Question> {
         self.inner
             .bank
             .iter()
-            .filter(|q| !q.text.contains("{account"))
+            .filter(|q| !q.text.contains('{'))
             .map(|q| q.render(None))
             .collect()
     }

@@ -537,6 +537,7 @@ fn questions_avoid_recent_and_unhelpful_and_are_deterministic() {
     assert_eq!(first, e.choose_questions(&a, &ctx(42)));
     let recent: Vec<String> = first.iter().map(|q| q.id.clone()).collect();
     let c = QuestionContext {
+        text: "",
         recent: &recent,
         unhelpful: &[],
         stage: None,
@@ -550,6 +551,7 @@ fn questions_avoid_recent_and_unhelpful_and_are_deterministic() {
     );
     let unhelpful: Vec<String> = second.iter().map(|q| q.id.clone()).collect();
     let c = QuestionContext {
+        text: "",
         recent: &[],
         unhelpful: &unhelpful,
         stage: None,
@@ -563,6 +565,7 @@ fn questions_avoid_recent_and_unhelpful_and_are_deterministic() {
     // A long history: only the last 10 are avoided, and there is always a question.
     let all: Vec<String> = e.question_bank().into_iter().map(|q| q.id).collect();
     let c = QuestionContext {
+        text: "",
         recent: &all,
         unhelpful: &[],
         stage: None,
