@@ -96,13 +96,55 @@ fn pieces(text: &str) -> Vec<Result<&str, Placeholder<'_>>> {
     out
 }
 
-/// An account name fit to print: not a CRM field label, no trailing punctuation.
-fn printable_account(account: Option<&str>) -> Option<&str> {
-    let a = account?.trim().trim_end_matches([':', ',', '.', ';', '!', '?']).trim();
-    let bad = a.is_empty()
-        || CRM_LABELS.contains(&a.to_lowercase().as_str())
-        || a.chars().any(|c| matches!(c, '<' | '>' | '*' | '`' | '|' | ':'));
-    (!bad).then_some(a)
+/// Words that make an "account" a heading or a field of a pasted card, not a name.
+const HEADING_WORDS: &[&str] = &[
+    "commit", "forecast", "pipeline", "update", "updated", "opportunity", "opp", "win",
+    "won", "loss", "lost", "deal", "stage", "renewal", "upside", "best", "case", "notes",
+    "recap", "summary", "weekly", "monday", "friday",
+];
+/// Single words that are an industry, not a company ("Health", "Mfg").
+const GENERIC_NAMES: &[&str] = &[
+    "health", "healthcare", "retail", "mfg", "manufacturing", "city", "gov", "government",
+    "bank", "energy", "labs", "group", "systems", "logistics", "st", "co", "inc", "corp",
+    "university", "school", "county", "hospital", "clinic", "insurance", "capital",
+];
+
+/// An account name fit to print, or `None`: not a CRM field label or a forecast heading,
+/// no trailing punctuation, the part before a dash ("Acme – Expansion" → "Acme"), and a
+/// name written all in lower case gets capitals ("union quay" → "Union Quay").
+fn printable_account(account: Option<&str>) -> Option<String> {
+    let a = account?;
+    let a = a
+        .split(['\u{2013}', '\u{2014}', '|', '\u{25b8}', '>'])
+        .next()
+        .unwrap_or(a);
+    let a = a.split(" - ").next().unwrap_or(a);
+    let a = a.trim().trim_end_matches([':', ',', '.', ';', '!', '?', '-']).trim();
+    let words: Vec<String> = a.split_whitespace().map(str::to_lowercase).collect();
+    let bad = words.is_empty()
+        || words.iter().any(|w| {
+            CRM_LABELS.contains(&w.as_str()) || HEADING_WORDS.contains(&w.as_str())
+        })
+        || (words.len() == 1 && GENERIC_NAMES.contains(&words[0].as_str()))
+        || a.chars().count() < 3
+        || a.chars().any(|c| matches!(c, '<' | '>' | '*' | '`' | '|' | ':' | '@' | '#'));
+    if bad {
+        return None;
+    }
+    if a.chars().any(char::is_uppercase) {
+        return Some(a.to_string());
+    }
+    Some(
+        a.split_whitespace()
+            .map(|w| {
+                let mut cs = w.chars();
+                cs.next()
+                    .map(|c| c.to_uppercase().chain(cs).collect::<String>())
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }
 
 impl BankQuestion {
@@ -110,6 +152,7 @@ impl BankQuestion {
     /// the message names nothing). `None` when the filled text breaks the word limit.
     fn fill(&self, account: Option<&str>, slots: Option<&Slots>) -> Option<(String, Vec<SlotUse>)> {
         let account = printable_account(account);
+        let account = account.as_deref();
         let mut out = String::with_capacity(self.text.len() + 32);
         let mut used = Vec::new();
         for p in pieces(&self.text) {

@@ -119,6 +119,8 @@ pub(crate) struct Tok {
     pub raw: String,
     pub lower: String,
     pub brk: bool,
+    /// Followed directly by `:` — a field label of a pasted card ("Owner:", "Stage:").
+    pub label: bool,
 }
 
 /// The message's prose with Slack markup removed: mentions, channels and bare links are
@@ -281,6 +283,7 @@ pub(crate) fn words(cleaned: &str) -> Vec<Tok> {
                     raw: trimmed.to_string(),
                     lower: trimmed.to_lowercase(),
                     brk,
+                    label: chars.get(i) == Some(&':'),
                 });
                 brk = false;
             } else {
@@ -592,7 +595,6 @@ const METRICS: &[&str] = &[
     "costs",
     "spend",
     "accuracy",
-    "wait",
     "backlog",
     "complaints",
     "escalations",
@@ -986,7 +988,7 @@ fn role(toks: &[Tok]) -> Option<Filled> {
                 .collect();
             let ours = before.iter().any(|p| is_in(OURS, p));
             // CRM labels ("Owner: …") and roles of ours are skipped.
-            let label = toks.get(i + n).is_some_and(|t| t.brk) && n == 1 && i == 0;
+            let label = toks[i + n - 1].label;
             if !ours && !label {
                 let words = toks[i..i + n].iter().map(|t| t.raw.clone()).collect();
                 return Some(Filled { text, words });
@@ -1018,10 +1020,21 @@ fn phrase_from(toks: &[Tok], list: &[(&[&str], &str)]) -> Option<Filled> {
     })
 }
 
+/// Kinds of software, written in capitals, that are not anyone's name.
+const CATEGORIES: &[&str] = &[
+    "crm", "erp", "lms", "hris", "ehr", "emr", "tms", "wms", "ats", "cms", "pos", "mdm",
+    "siem", "itsm", "cpq", "plm", "mes", "scada", "bi", "ai", "api", "sso", "saas", "ms",
+    "csv", "pdf", "sla", "sow", "msa", "dpa", "nda", "roi", "tco", "kpi", "okr", "rfp",
+    "poc", "qbr", "eoq", "eoy", "arr", "acv", "ctms", "lis", "pms", "cad", "gis", "iot",
+];
+
 fn capitalised_name(t: &Tok, account: &[String], common: &HashSet<String>) -> bool {
     let first_upper = t.raw.chars().next().is_some_and(char::is_uppercase);
     let bare = t.lower.trim_end_matches("'s");
     first_upper
+        && !t.label
+        && !CATEGORIES.contains(&bare)
+        && !bare.strip_suffix('s').is_some_and(|b| CATEGORIES.contains(&b))
         && t.raw.chars().any(char::is_alphabetic)
         && !common.contains(bare)
         && !bare.strip_suffix('s').is_some_and(|s| common.contains(s))
@@ -1247,7 +1260,9 @@ fn is_money(t: &Tok) -> bool {
 }
 
 fn money(toks: &[Tok]) -> Option<Filled> {
-    toks.iter().find(|t| is_money(t)).map(|t| {
+    // "$0" (an empty CRM field) says nothing.
+    let zero = |t: &&Tok| t.lower.chars().filter(char::is_ascii_digit).all(|c| c == '0');
+    toks.iter().filter(|t| !zero(t)).find(|t| is_money(t)).map(|t| {
         let mut s = t.raw.clone();
         // "40K" reads as "40k"; "$1.2M" keeps its capital M.
         if s.ends_with('K') {
@@ -1423,6 +1438,7 @@ fn concern(toks: &[Tok]) -> Option<Filled> {
             }
             let object = &toks[start..end];
             if object.is_empty()
+                || is_in(EMPTY_OBJECTS, &object[0].lower)
                 || (object.len() == 1 && is_in(EMPTY_OBJECTS, &object[0].lower))
                 || object.iter().all(|t| is_in(DANGLING, &t.lower) || is_in(EMPTY_OBJECTS, &t.lower))
             {
