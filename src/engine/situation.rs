@@ -114,7 +114,7 @@ const NOT_YET: &[&str] = &[
     "once", "before", "until", "not", "n't", "be", "being", "can", "could", "should", "hope",
     "hoping", "expect", "expecting", "might", "may", "ready", "about", "almost", "never",
     "haven't", "hasn't", "didn't", "don't", "won't", "isn't", "aren't", "yet", "still", "gotta",
-    "gonna", "must", "let's", "pls", "please", "ever",
+    "gonna", "must", "let's", "pls", "please", "ever", "nda", "mnda", "b4", "til", "till",
 ];
 const NEGATED: &[&str] = &[
     "not", "no", "never", "isn't", "aren't", "wasn't", "don't", "didn't", "won't", "hasn't",
@@ -126,7 +126,7 @@ fn rules() -> &'static [Rule] {
     RULES.get_or_init(|| {
         let r = |situation, pattern: &str, guard: &'static [&'static str], customer| {
             // Every pattern here is a literal of this file, checked by a unit test.
-            Regex::new(&format!(r"(?i)\b(?:{pattern})\b"))
+            Regex::new(&format!(r"(?i)\b(?:{pattern})(?:\b| |$)"))
                 .ok()
                 .map(|re| Rule {
                     situation,
@@ -138,13 +138,13 @@ fn rules() -> &'static [Rule] {
         use Situation::*;
         [
             r(Lost, r"closed[ -]?lost|lost (?-i:[A-Z])[\w&.-]*(?: (?-i:[A-Z])[\w&.-]*)? to|lost (?:the deal|this deal|this one|the opp|it|out|to)|we lost|lost (?:the )?(?:deal|opp|opportunity|bid|account)|went (?:with|w) (?:a competitor|another vendor|someone else|the other|the incumbent|(?-i:[A-Z])[\w&.-]*)|chose (?:a competitor|another vendor|someone else|the incumbent|(?-i:[A-Z])[\w&.-]*) (?:over|instead)|picked \w+ over us|decided (?:not to|against) (?:go|move|proceed|buy|renew|us|sign)|(?:not|won't be) moving forward|passed on us|pulled out|no[ -]decision|deal is dead|dead deal|walked away|churned|cancel+ed (?:their|the) (?:contract|subscription|account|renewal)|gave (?:us )?notice|not renewing|won't renew|will not renew|decided not to renew", NEGATED, false),
-            r(Won, r"closed[ -]?won|we won|won (?:the deal|it|this one|the account|the business)|signed (?:the |their )?(?:contract|order form|deal|paper|paperwork|msa|renewal|agreement|sow|po)|(?:contract|deal|paper|paperwork|renewal|order form|msa|agreement) (?:is |was |got |has been )?(?:signed|countersigned|executed|inked)|(?:they|it's|its|we) (?:just )?(?:signed|inked|renewed)|got the po|po (?:is in|received|came in|landed|arrived)|received (?:the|their) po|inked|renewed (?:for|early|at|with)|it's official|officially (?:signed|a customer)|booked it|closed it", NOT_YET, false),
+            r(Won, r"closed[ -]?won|signed(?: \||$| [0-9]| \w+yr| for [0-9]| copy)|(?:^|\| )signed (?-i:[A-Z])|we won|won (?:the deal|it|this one|the account|the business)|signed (?:the |their )?(?:contract|order form|deal|paper|paperwork|msa|renewal|agreement|sow|po)|(?:contract|deal|paper|paperwork|renewal|order form|msa|agreement) (?:is |was |got |has been )?(?:signed|countersigned|executed|inked)|(?:they|it's|its|we) (?:just )?(?:signed|inked|renewed)|got the po|po (?:is in|received|came in|landed|arrived)|received (?:the|their) po|inked|renewed (?:for|early|at|with)|it's official|officially (?:signed|a customer)|booked it|closed it", NOT_YET, false),
             r(AtRisk, r"churn risk|at[ -]risk|risk of (?:churn|losing)|(?:might|may|could|will|going to|likely to|threatening to|thinking about|considering) (?:churn|cancel|leave|not renew|walk)|(?:might|may) not renew|not sure (?:they'll|they will|if they'll) renew|renewal (?:is )?(?:in trouble|in danger|in doubt|at risk|looks shaky|shaky)|usage (?:is |has )?(?:down|dropped|dropping|fell|falling|declined|declining|tanked|flat)|(?:logins|adoption|engagement|activity) (?:is |are |has |have )?(?:down|dropped|dropping|fell|falling|declined|declining|stalled|flat)|champion (?:left|is leaving|has left|quit|moved on|departed|is gone|got laid off)|lost (?:their|our) (?:champion|champ|sponsor|exec sponsor)|(?:champ|sponsor) (?:left|quit|is leaving|has left|moved on)|(?:considering|evaluating|looking at) (?:alternatives|other vendors|other options|switching|leaving|competitors)|downgrad(?:e|ing)|cut(?:ting)? seats|reduc(?:e|ing) seats|red account|health score (?:is )?(?:red|down|dropped)|shelfware|(?:not|hasn't|haven't|isn't) seen? (?:the |any )?value|not seeing (?:the |any )?value", NEGATED, false),
             // Weaker signs of trouble count only for an existing customer.
             r(AtRisk, r"escalat(?:ed|ion|ions)|unhappy|frustrated|complain(?:ed|ing|ts)?|threaten(?:ed|ing) to|budget cuts?|angry|upset", NEGATED, true),
             r(Stalled, r"gone dark|went dark|ghost(?:ed|ing)|no response|no reply|(?:haven't|hasn't|not) heard back|radio silence|stalled|(?:deal|it|this|things|everything|we) (?:is |are |'s |was )?stuck|stuck in (?:legal|procurement|review|approval|security)|slipp(?:ed|ing)|pushed (?:out|back|to next|into next|to q[0-9]|to (?:january|february|march|april|may|june|july|august|september|october|november|december)|a quarter)|on hold|paused|delayed|deprioriti[sz]ed|back burner|lost momentum|no movement|not responding|unresponsive|hasn't replied|haven't replied|kicked the can|went quiet|gone quiet|silent since", NEGATED, false),
             r(Competitive, r"vs\.?|versus|competitor|competitors|competing (?:with|against)|competition|bake[ -]?off|head[ -]to[ -]head|also (?:looking at|evaluating|talking to|considering)|shortlist(?:ed)?|short list|incumbent|comparing us|compared (?:us )?(?:to|with)|up against|other vendors?|undercut(?:ting)?|cheaper than us|price match|came in cheaper|rfp", &[], false),
-            r(Discovery, r"discovery (?:call|meeting|session|chat)|disco call|intro(?:ductory)? (?:call|meeting|chat)|first (?:call|meeting|conversation|chat|touch|convo)|initial (?:call|meeting|conversation|chat)|qualification call|just met (?:them|with)|met (?:them |with them )?for the first time|inbound lead|new lead|booked a (?:first )?meeting|early days", &[], false),
+            r(Discovery, r"discovery (?:call|meeting|session|chat|with|w)|(?:^|\| )discovery \||disco call|intro(?:ductory)? (?:call|meeting|chat)|first (?:call|meeting|conversation|chat|touch|convo)|initial (?:call|meeting|conversation|chat)|qualification call|just met (?:them|with)|met (?:them |with them )?for the first time|inbound lead|new lead|booked a (?:first )?meeting|early days", &[], false),
             r(Renewal, RENEWAL, &[], false),
         ]
         .into_iter()
@@ -195,6 +195,21 @@ fn rule_fires(rule: &Rule, flat: &str, customer: bool) -> bool {
     })
 }
 
+/// The deal stage a pasted CRM card names ("Stage: Discovery", "Stage: Proposal →
+/// Negotiation": the last one).
+fn crm_stage(text: &str) -> Option<Stage> {
+    static RE: OnceLock<Option<Regex>> = OnceLock::new();
+    let re = RE
+        .get_or_init(|| {
+            // A literal of this file, checked by a unit test.
+            Regex::new(r"(?im)\bstage(?: change[ds]?)?\s*:\s*([^\n→>|/]+?)\s*(?:(?:→|->|=>|>|\bto\b)\s*([^\n/|;,(]+?))?\s*(?:[\n/|;,(]|$)").ok()
+        })
+        .as_ref()?;
+    let c = re.captures(text)?;
+    let last = c.get(2).or_else(|| c.get(1))?.as_str();
+    Stage::parse(last)
+}
+
 /// The situation `text` describes. Earlier situations win: a deal lost to a competitor is
 /// lost, a renewal at risk that slipped is at risk. `a` adds what the analysis read: a
 /// renewal whose update shows the customer's risks is at risk.
@@ -206,6 +221,15 @@ pub fn situation(text: &str, a: &Analysis) -> Situation {
         .filter(|r| rule_fires(r, &f, customer))
         .map(|r| r.situation);
     let first = found.next().unwrap_or_default();
+    // A pasted CRM card's stage says more than a word like "discovery" or "vs" in it;
+    // what happened (lost, won, at risk, gone quiet) still says more than the stage.
+    let settled = matches!(
+        first,
+        Situation::Lost | Situation::Won | Situation::AtRisk | Situation::Stalled
+    );
+    if !settled && let Some(stage) = crm_stage(&clean(text)) {
+        return Situation::from_stage(stage);
+    }
     if first == Situation::Renewal
         && a.has(Theme::CustomerRisk)
         && !a.has(Theme::SharedSuccess)
@@ -250,6 +274,13 @@ mod tests {
             ("Vandelay renewal QBR next week, usage up 20%", Renewal),
             ("they didn't sign yet", Active),
             ("not worried about Stark renewal, usage is up", Renewal),
+            ("Account: Blue Heron\nStage: Qualification → Discovery\nAmount: $40,000", Discovery),
+            ("Opp: Ironside\nStage: Discovery → Evaluation\nNotes: vs Gong", Active),
+            ("eastmark signed 🙌🙌", Won),
+            ("Signed 🖊️ Tallis & Mercer for HR core", Won),
+            ("westfield surgical NDA signed", Active),
+            ("their GM signed off on the mutual plan", Active),
+            ("Discovery with Zephyr Airlines: payroll and rosters don't talk", Discovery),
         ];
         for (t, want) in cases {
             assert_eq!(sit(t), want, "{t}");

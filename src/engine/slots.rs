@@ -1070,6 +1070,33 @@ fn competitor(toks: &[Tok], account: &[String], common: &HashSet<String>) -> Opt
             words,
         })
     };
+    // After a clear cue ("lost to", "vs") a tool's name is a competitor too ("Salesforce"),
+    // though the account detector never takes it for the customer.
+    let strong_name = |j: usize| -> Option<Filled> {
+        let t = toks.get(j)?;
+        let bare = t.lower.trim_end_matches("'s");
+        let ok = t.raw.chars().next().is_some_and(char::is_uppercase)
+            && !t.label
+            && bare.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-')
+            && bare.len() >= 3
+            && !CATEGORIES.contains(&bare)
+            && !is_in(ROLE_ACRONYMS, bare)
+            && !is_in(CRM_LABELS, bare)
+            && !account.iter().any(|a| a == bare)
+            && !WEEKDAYS.contains(&bare)
+            && !MONTHS.iter().any(|(m, _)| *m == bare)
+            && !is_quarter(bare)
+            && !matches!(
+                bare,
+                "the" | "us" | "them" | "it" | "their" | "our" | "this" | "that" | "another"
+                    | "someone" | "other" | "one" | "price" | "budget" | "timing" | "in-house"
+                    | "internal" | "nothing" | "none"
+            );
+        ok.then(|| Filled {
+            text: t.raw.trim_end_matches("'s").to_string(),
+            words: vec![t.raw.trim_end_matches("'s").to_string()],
+        })
+    };
     for i in 0..toks.len() {
         for cue in COMPETITOR_CUES {
             if starts(toks, i, cue) {
@@ -1077,10 +1104,15 @@ fn competitor(toks: &[Tok], account: &[String], common: &HashSet<String>) -> Opt
                 if toks.get(j).is_some_and(|t| t.lower == "the" && !t.brk) {
                     j += 1;
                 }
-                if toks.get(j).is_some_and(|t| !t.brk)
-                    && let Some(f) = name_at(j)
-                {
-                    return Some(f);
+                if toks.get(j).is_some_and(|t| !t.brk) {
+                    let strong = matches!(
+                        cue[0],
+                        "vs" | "vs." | "versus" | "lost" | "went" | "chose" | "switching"
+                            | "switched" | "competitor" | "competing" | "incumbent"
+                    );
+                    if let Some(f) = name_at(j).or_else(|| strong.then(|| strong_name(j)).flatten()) {
+                        return Some(f);
+                    }
                 }
                 // "the incumbent" / "their incumbent": no name, still their alternative.
                 if cue == &["incumbent"]
@@ -1529,7 +1561,7 @@ mod tests {
         assert_eq!(text_of(s.competitor).as_deref(), Some("Gong"));
         let s = slots("their worry is downtime during migration, so we're mapping a phased rollout");
         assert_eq!(text_of(s.concern).as_deref(), Some("downtime during migration"));
-        assert_eq!(text_of(s.milestone).as_deref(), Some("rollout"));
+        assert_eq!(text_of(s.milestone).as_deref(), Some("migration"));
         let s = slots("I'm worried about the quarter");
         assert_eq!(s.concern, None);
         let s = slots("rolling out to 120 seats across 12 sites");
