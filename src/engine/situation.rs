@@ -115,6 +115,8 @@ const NOT_YET: &[&str] = &[
     "hoping", "expect", "expecting", "might", "may", "ready", "about", "almost", "never",
     "haven't", "hasn't", "didn't", "don't", "won't", "isn't", "aren't", "yet", "still", "gotta",
     "gonna", "must", "let's", "pls", "please", "ever", "nda", "mnda", "b4", "til", "till",
+    "for", "push", "pushing", "chase", "chasing", "awaiting", "waiting", "pending", "expected",
+    "co-", "co",
 ];
 const NEGATED: &[&str] = &[
     "not", "no", "never", "isn't", "aren't", "wasn't", "don't", "didn't", "won't", "hasn't",
@@ -138,7 +140,7 @@ fn rules() -> &'static [Rule] {
         use Situation::*;
         [
             r(Lost, r"closed[ -]?lost|lost (?-i:[A-Z])[\w&.-]*(?: (?-i:[A-Z])[\w&.-]*)? to|lost (?:the deal|this deal|this one|the opp|it|out|to)|we lost|lost (?:the )?(?:deal|opp|opportunity|bid|account)|went (?:with|w) (?:a competitor|another vendor|someone else|the other|the incumbent|(?-i:[A-Z])[\w&.-]*)|chose (?:a competitor|another vendor|someone else|the incumbent|(?-i:[A-Z])[\w&.-]*) (?:over|instead)|picked \w+ over us|decided (?:not to|against) (?:go|move|proceed|buy|renew|us|sign)|(?:not|won't be) moving forward|passed on us|pulled out|no[ -]decision|deal is dead|dead deal|walked away|churned|cancel+ed (?:their|the) (?:contract|subscription|account|renewal)|gave (?:us )?notice|not renewing|won't renew|will not renew|decided not to renew", NEGATED, false),
-            r(Won, r"closed[ -]?won|signed(?: \||$| [0-9]| \w+yr| for [0-9]| copy)|(?:^|\| )signed (?-i:[A-Z])|we won|won (?:the deal|it|this one|the account|the business)|signed (?:the |their )?(?:contract|order form|deal|paper|paperwork|msa|renewal|agreement|sow|po)|(?:contract|deal|paper|paperwork|renewal|order form|msa|agreement) (?:is |was |got |has been )?(?:signed|countersigned|executed|inked)|(?:they|it's|its|we) (?:just )?(?:signed|inked|renewed)|got the po|po (?:is in|received|came in|landed|arrived)|received (?:the|their) po|inked|renewed (?:for|early|at|with)|it's official|officially (?:signed|a customer)|booked it|closed it", NOT_YET, false),
+            r(Won, r"closed[ -]?won|signed(?: \||$| [0-9]| \w+yr| for [0-9]| copy)|(?:^|\| )signed (?-i:[A-Z])|we won|won (?:the deal|it|this one|the account|the business)|signed (?:the |their )?(?:contract|order form|deal|paper|paperwork|msa|renewal|agreement|sow|po)|(?:contract|deal|paper|paperwork|renewal|order form|msa|agreement) (?:is |was |got |has been )?(?:signed|countersigned|executed|inked)|(?:they|we) (?:just |finally |officially )?(?:signed|inked|renewed)(?: \||$| today| yesterday| this morning| with us| on (?:the|monday|tuesday|wednesday|thursday|friday))|(?:it's|its|it is) (?:officially )?(?:signed|inked)|got the po|po (?:is in|received|came in|landed|arrived)|received (?:the|their) po|inked|renewed (?:for|early|at|with)|it's official|officially (?:signed|a customer)|booked it|closed it", NOT_YET, false),
             r(AtRisk, r"churn risk|at[ -]risk|risk of (?:churn|losing)|(?:might|may|could|will|going to|likely to|threatening to|thinking about|considering) (?:churn|cancel|leave|not renew|walk)|(?:might|may) not renew|not sure (?:they'll|they will|if they'll) renew|renewal (?:is )?(?:in trouble|in danger|in doubt|at risk|looks shaky|shaky)|usage (?:is |has )?(?:down|dropped|dropping|fell|falling|declined|declining|tanked|flat)|(?:logins|adoption|engagement|activity) (?:is |are |has |have )?(?:down|dropped|dropping|fell|falling|declined|declining|stalled|flat)|champion (?:left|is leaving|has left|quit|moved on|departed|is gone|got laid off)|lost (?:their|our) (?:champion|champ|sponsor|exec sponsor)|(?:champ|sponsor) (?:left|quit|is leaving|has left|moved on)|(?:considering|evaluating|looking at) (?:alternatives|other vendors|other options|switching|leaving|competitors)|downgrad(?:e|ing)|cut(?:ting)? seats|reduc(?:e|ing) seats|red account|health score (?:is )?(?:red|down|dropped)|shelfware|(?:not|hasn't|haven't|isn't) seen? (?:the |any )?value|not seeing (?:the |any )?value", NEGATED, false),
             // Weaker signs of trouble count only for an existing customer.
             r(AtRisk, r"escalat(?:ed|ion|ions)|unhappy|frustrated|complain(?:ed|ing|ts)?|threaten(?:ed|ing) to|budget cuts?|angry|upset", NEGATED, true),
@@ -210,10 +212,37 @@ fn crm_stage(text: &str) -> Option<Stage> {
     Stage::parse(last)
 }
 
+/// A list of several deals (a forecast, a pipeline review) has no one situation; its
+/// heading may have one ("At-risk renewals", "Won this week").
+fn list_heading(text: &str) -> Option<&str> {
+    let bullets = text
+        .lines()
+        .filter(|l| {
+            let l = l.trim_start();
+            l.starts_with("- ")
+                || l.starts_with("• ")
+                || l.starts_with("* ")
+                || l.starts_with('▸')
+                || l.split_once(". ").is_some_and(|(n, _)| {
+                    !n.is_empty() && n.len() <= 2 && n.chars().all(|c| c.is_ascii_digit())
+                })
+        })
+        .count();
+    (bullets >= 2).then(|| text.lines().next().unwrap_or(""))
+}
+
 /// The situation `text` describes. Earlier situations win: a deal lost to a competitor is
 /// lost, a renewal at risk that slipped is at risk. `a` adds what the analysis read: a
 /// renewal whose update shows the customer's risks is at risk.
 pub fn situation(text: &str, a: &Analysis) -> Situation {
+    if let Some(heading) = list_heading(text) {
+        let f = flat(heading);
+        let customer = renewal_re().is_some_and(|re| re.is_match(&f));
+        return rules()
+            .iter()
+            .find(|r| rule_fires(r, &f, customer))
+            .map_or(Situation::Active, |r| r.situation);
+    }
     let f = flat(text);
     let customer = renewal_re().is_some_and(|re| re.is_match(&f));
     let mut found = rules()
@@ -279,6 +308,10 @@ mod tests {
             ("eastmark signed 🙌🙌", Won),
             ("Signed 🖊️ Tallis & Mercer for HR core", Won),
             ("westfield surgical NDA signed", Active),
+            ("negotiation notes: they signed two new clients and need to onboard them", Active),
+            ("Next step: push for signed order form by 12/20", Active),
+            ("Health commit\n• Palisade 96k: CMO co-signed\n• Holloway 145k: pushing", Active),
+            ("At-risk renewals\n1. Sablewood: no logins in 3 weeks\n2. Ostrander: CFO review", AtRisk),
             ("their GM signed off on the mutual plan", Active),
             ("Discovery with Zephyr Airlines: payroll and rosters don't talk", Discovery),
         ];

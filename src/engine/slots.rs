@@ -1125,6 +1125,14 @@ fn competitor(toks: &[Tok], account: &[String], common: &HashSet<String>) -> Opt
                 }
             }
         }
+        // "lost Perrault Freight to CrowdStrike"
+        if toks[i].lower == "to"
+            && !toks[i].brk
+            && (i.saturating_sub(4)..i).any(|k| toks[k].lower == "lost")
+            && let Some(f) = name_at(i + 1).or_else(|| strong_name(i + 1))
+        {
+            return Some(f);
+        }
         for after in COMPETITOR_AFTER {
             if i + 1 < toks.len()
                 && starts(toks, i + 1, after)
