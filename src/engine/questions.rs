@@ -627,3 +627,154 @@ pub(crate) fn choose(
         })
         .collect()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::engine::{BUILTIN_QUESTIONS, Engine};
+
+    fn ask(text: &str) -> Vec<Question> {
+        let e = Engine::builtin();
+        let a = e.analyze(text);
+        e.choose_questions(
+            &a,
+            &QuestionContext {
+                text,
+                seed: 11,
+                ..QuestionContext::default()
+            },
+        )
+    }
+
+    #[test]
+    fn the_role_and_the_step_named_fill_the_question() {
+        let qs = ask(
+            "Globex: their Head of Security wants the SOC 2 report before the pilot, need them to sign by Friday",
+        );
+        assert!(
+            qs.iter().any(|q| q.reason.is_specific(&q.text)),
+            "nothing specific: {qs:#?}"
+        );
+        let texts: Vec<&str> = qs.iter().map(|q| q.text.as_str()).collect();
+        assert!(
+            texts
+                .iter()
+                .any(|t| t.contains("head of security") || t.contains("pilot") || t.contains("Friday")),
+            "{texts:?}"
+        );
+        for q in &qs {
+            assert_eq!(q.reason.situation, Situation::Active);
+            assert!(q.reason.gap.is_some());
+            for u in &q.reason.used {
+                assert!(q.text.contains(&u.text), "{u:?} not in {}", q.text);
+            }
+        }
+    }
+
+    #[test]
+    fn an_at_risk_renewal_a_lost_and_a_won_deal_get_questions_that_fit() {
+        let risk = ask(
+            "Hooli renewal: champion left last month, new VP hasn't seen the value yet, usage down 30%",
+        );
+        let lost = ask("Globex closed lost, they went with Salesforce on price");
+        let won = ask("Initech signed the order form today :tada:");
+        for (qs, sit) in [
+            (&risk, Situation::AtRisk),
+            (&lost, Situation::Lost),
+            (&won, Situation::Won),
+        ] {
+            assert!(!qs.is_empty());
+            for q in qs {
+                assert_eq!(q.reason.situation, sit, "{q:?}");
+                let t = q.text.to_lowercase();
+                assert!(
+                    !t.contains("if this works") && !t.contains("six months") && !t.contains("to decide"),
+                    "{sit:?}: {}",
+                    q.text
+                );
+            }
+        }
+        assert!(
+            lost.iter().any(|q| q.text.contains("Salesforce")),
+            "a lost deal asks about the winner: {lost:?}"
+        );
+        let bank = parse_bank(BUILTIN_QUESTIONS).unwrap();
+        for q in &won {
+            let b = bank.iter().find(|b| b.id == q.id).unwrap();
+            assert!(b.situations.contains(&Situation::Won), "{}", q.id);
+        }
+    }
+
+    #[test]
+    fn no_markup_labels_or_emoji_reach_a_question() {
+        for text in [
+            "Opp: Acme Corp\nStage: Proposal\nOwner: <@U123>\nNext step: security review :fire: by 12/20",
+            "*Globex* :rotating_light: their _CFO_ is worried about `migration` and <https://x.y|the rollout plan> 🔥",
+            "Commit – Dec / Salesforce ▸ Opportunity updated / Amount: $0",
+        ] {
+            for q in ask(text) {
+                let banned = ['<', '>', '*', '_', '`', '{', '}', '|', '~'];
+                assert!(!q.text.chars().any(|c| banned.contains(&c)), "{}", q.text);
+                assert!(!q.text.chars().any(|c| (c as u32) >= 0x2190), "{}", q.text);
+                for bad in ["Opp", "Owner", "Stage", "Commit", "$0"] {
+                    assert!(!q.text.contains(bad), "{bad} in {}", q.text);
+                }
+                assert!(q.text.split_whitespace().count() <= MAX_WORDS);
+                assert!(q.text.ends_with('?'));
+            }
+        }
+    }
+
+    #[test]
+    fn the_bank_checks_slots_and_situations() {
+        let ok = "q_x | care | customer_concern | - | open | What would ease their worry about {concern|this}?";
+        assert_eq!(parse_bank(ok).unwrap()[0].slots, vec![SlotKind::Concern]);
+        for (bad, why) in [
+            ("q_x | care | customer_concern | - | open | What about {concern}?", "fallback"),
+            ("q_x | care | customer_concern | - | open | What about {colour|x}?", "unknown slot"),
+            ("q_x | care | customer_concern | - | sunny | What?", "unknown situation"),
+            ("q_x | care | customer_concern | - | What?", "6 fields"),
+        ] {
+            let e = parse_bank(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let bank = parse_bank(BUILTIN_QUESTIONS).unwrap();
+        for s in Situation::ALL {
+            assert!(
+                bank.iter().filter(|q| q.fits(s)).count() >= 8,
+                "too few for {s:?}"
+            );
+        }
+        // Generic wording reads as a question too (the reflection modal shows it).
+        for q in &bank {
+            let r = q.render(None);
+            assert!(!r.text.contains('{') && r.text.ends_with('?'), "{}", q.id);
+        }
+    }
+
+    #[test]
+    fn team_questions_name_nothing_of_one_deal() {
+        let e = Engine::builtin();
+        let team = e.team_questions();
+        assert!(team.len() >= 12);
+        let bank = parse_bank(BUILTIN_QUESTIONS).unwrap();
+        for q in team {
+            let b = bank.iter().find(|b| b.id == q.id).unwrap();
+            assert!(b.slots.is_empty() && !b.text.contains('{'), "{}", q.id);
+        }
+    }
+
+    #[test]
+    fn a_printed_account_is_a_name() {
+        assert_eq!(printable_account(Some("Opp")), None);
+        assert_eq!(printable_account(Some("Commit – Dec")), None);
+        assert_eq!(
+            printable_account(Some("Mistral Wind – SCADA Analytics")).as_deref(),
+            Some("Mistral Wind")
+        );
+        assert_eq!(printable_account(Some("union quay")).as_deref(), Some("Union Quay"));
+        assert_eq!(printable_account(Some("Health")), None);
+        assert_eq!(printable_account(Some("Globex:")).as_deref(), Some("Globex"));
+    }
+}
