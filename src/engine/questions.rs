@@ -487,7 +487,7 @@ pub(crate) fn choose(
         let own_words = used.iter().any(|u| {
             matches!(
                 u.slot,
-                SlotKind::Concern | SlotKind::Trend | SlotKind::Competitor
+                SlotKind::Concern | SlotKind::Worry | SlotKind::Trend | SlotKind::Competitor
             )
         });
         c -= 60 * (named.min(1) as u64)

@@ -31,10 +31,12 @@ pub enum SlotKind {
     Trend,
     /// What worries them: "downtime during migration".
     Concern,
+    /// What they fear will happen, as a clause: "that the crews won't type on site".
+    Worry,
 }
 
 impl SlotKind {
-    pub const ALL: [SlotKind; 11] = [
+    pub const ALL: [SlotKind; 12] = [
         SlotKind::Account,
         SlotKind::Role,
         SlotKind::Step,
@@ -46,6 +48,7 @@ impl SlotKind {
         SlotKind::Count,
         SlotKind::Trend,
         SlotKind::Concern,
+        SlotKind::Worry,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +64,7 @@ impl SlotKind {
             SlotKind::Count => "count",
             SlotKind::Trend => "trend",
             SlotKind::Concern => "concern",
+            SlotKind::Worry => "worry",
         }
     }
 
@@ -89,6 +93,7 @@ pub(crate) struct Slots {
     pub count: Option<Filled>,
     pub trend: Option<Filled>,
     pub concern: Option<Filled>,
+    pub worry: Option<Filled>,
 }
 
 impl Slots {
@@ -105,6 +110,7 @@ impl Slots {
             SlotKind::Count => self.count.as_ref(),
             SlotKind::Trend => self.trend.as_ref(),
             SlotKind::Concern => self.concern.as_ref(),
+            SlotKind::Worry => self.worry.as_ref(),
         }
     }
 }
@@ -856,6 +862,7 @@ pub(crate) fn extract(text: &str, account: Option<&str>, common: &HashSet<String
         count: count(&toks),
         trend: trend(&toks),
         concern: concern(&toks),
+        worry: worry(&toks),
     }
 }
 
@@ -1506,6 +1513,77 @@ fn concern(toks: &[Tok]) -> Option<Filled> {
     None
 }
 
+/// Verbs that make the words after "worried" a clause ("the crews won't type on site").
+const CLAUSE_VERBS: &[&str] = &[
+    "won't", "can't", "will", "would", "might", "may", "could", "isn't", "aren't", "don't",
+    "doesn't", "didn't", "wouldn't", "couldn't", "is", "are", "was", "were", "need", "needs",
+    "have", "has", "lose", "loses", "break", "breaks", "get", "gets", "see", "sees", "treat",
+];
+
+/// "worried (that) the crews won't type on site" → "that the crews won't type on site".
+fn worry(toks: &[Tok]) -> Option<Filled> {
+    for i in 0..toks.len() {
+        if !matches!(
+            toks[i].lower.as_str(),
+            "worried" | "worries" | "worry" | "concerned" | "nervous" | "afraid" | "scared" | "fears" | "fear"
+        ) {
+            continue;
+        }
+        let clause_start = (0..=i).rev().find(|&k| toks[k].brk).unwrap_or(0);
+        if toks[clause_start.max(i.saturating_sub(4))..i].iter().any(|t| {
+            is_in(OURS, &t.lower)
+                || matches!(t.lower.as_str(), "we're" | "not" | "no" | "never")
+                || t.lower.ends_with("n't")
+        }) {
+            continue;
+        }
+        let mut start = i + 1;
+        if toks.get(start).is_some_and(|t| t.lower == "that" && !t.brk) {
+            start += 1;
+        }
+        if toks.get(start).is_none_or(|t| {
+            t.brk || matches!(t.lower.as_str(), "about" | "of" | "with" | "by" | "one" | "ones" | "too" | "enough")
+        }) {
+            continue;
+        }
+        let mut end = start;
+        while end < toks.len() && end - start < 9 && (end == start || !toks[end].brk) {
+            if matches!(toks[end].lower.as_str(), "and" | "but" | "so" | "because" | "bc" | "which" | "since" | "tho" | "though") {
+                break;
+            }
+            end += 1;
+        }
+        while end > start && is_in(DANGLING, &toks[end - 1].lower) {
+            end -= 1;
+        }
+        let clause = &toks[start..end];
+        // A clause needs a subject and a verb; first-person clauses are ours.
+        if clause.len() < 3
+            || !clause[1..].iter().any(|t| is_in(CLAUSE_VERBS, &t.lower))
+            || is_in(OURS, &clause[0].lower)
+            || clause[0].lower == "you"
+        {
+            continue;
+        }
+        let words: Vec<String> = clause.iter().map(|t| t.raw.clone()).collect();
+        let mut text = String::from("that ");
+        for (k, t) in clause.iter().enumerate() {
+            if k > 0 {
+                text.push(' ');
+            }
+            let capital_only_first = t.raw.chars().next().is_some_and(char::is_uppercase)
+                && t.raw.chars().skip(1).all(|c| !c.is_uppercase());
+            if k == 0 && capital_only_first && matches!(t.lower.as_str(), "the" | "their" | "they" | "they'll" | "it") {
+                text.push_str(&t.lower);
+            } else {
+                text.push_str(&t.raw);
+            }
+        }
+        return Some(Filled { text, words });
+    }
+    None
+}
+
 /// The words of a message (or a question) as cusp reads them: markup removed, lower case.
 /// `cusp eval --questions` uses it to check that a question's words are the message's.
 pub fn message_words(text: &str) -> Vec<String> {
@@ -1572,6 +1650,9 @@ mod tests {
         assert_eq!(text_of(s.milestone).as_deref(), Some("migration"));
         let s = slots("I'm worried about the quarter");
         assert_eq!(s.concern, None);
+        let s = slots("their ops director worried the crews won't type on site. showed voice notes");
+        assert_eq!(text_of(s.worry).as_deref(), Some("that the crews won't type on site"));
+        assert_eq!(slots("I'm worried we won't hit the number").worry, None);
         let s = slots("rolling out to 120 seats across 12 sites");
         assert_eq!(text_of(s.count).as_deref(), Some("120 seats"));
         let s = slots("offered an 8% discount");
