@@ -254,9 +254,16 @@ async fn prompt_owner(
     analysis_for_questions.account = Some(update.account.clone());
     let seed = seed_from(&[team, &owner, delivery_key]);
     let note = update.note.as_deref().unwrap_or("");
-    let questions =
-        super::questions_for(state, team, &owner, note, &analysis_for_questions, stage, seed)
-            .await?;
+    let questions = super::questions_for(
+        state,
+        team,
+        &owner,
+        note,
+        &analysis_for_questions,
+        stage,
+        seed,
+    )
+    .await?;
     let stage_name = update.stage.replace('_', " ");
     let intro = format!(
         "{} just moved to *{stage_name}*. A question or two while it's fresh:",

@@ -126,7 +126,8 @@ pub async fn on_message(
                 return Ok(effects);
             }
             let seed = seed_from(&[team, user, &event.ts]);
-            let questions = super::questions_for(state, team, user, &event.text, &analysis, None, seed).await?;
+            let questions =
+                super::questions_for(state, team, user, &event.text, &analysis, None, seed).await?;
             if questions.is_empty() {
                 return Ok(effects);
             }

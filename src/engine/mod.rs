@@ -436,11 +436,7 @@ impl Engine {
 
     /// The situation questions about `analysis` are fitted to, given the context (the
     /// message's words, or the CRM stage).
-    pub fn question_situation(
-        &self,
-        analysis: &Analysis,
-        ctx: &QuestionContext<'_>,
-    ) -> Situation {
+    pub fn question_situation(&self, analysis: &Analysis, ctx: &QuestionContext<'_>) -> Situation {
         questions::effective_situation(analysis, ctx)
     }
 

@@ -51,7 +51,9 @@ impl QuestionReason {
         let q = question.to_lowercase();
         self.used.iter().any(|u| {
             u.slot != SlotKind::Account
-                && u.words.iter().any(|w| w.len() >= 2 && q.contains(&w.to_lowercase()))
+                && u.words
+                    .iter()
+                    .any(|w| w.len() >= 2 && q.contains(&w.to_lowercase()))
         })
     }
 }
@@ -98,15 +100,57 @@ fn pieces(text: &str) -> Vec<Result<&str, Placeholder<'_>>> {
 
 /// Words that make an "account" a heading or a field of a pasted card, not a name.
 const HEADING_WORDS: &[&str] = &[
-    "commit", "forecast", "pipeline", "update", "updated", "opportunity", "opp", "win",
-    "won", "loss", "lost", "deal", "stage", "renewal", "upside", "best", "case", "notes",
-    "recap", "summary", "weekly", "monday", "friday",
+    "commit",
+    "forecast",
+    "pipeline",
+    "update",
+    "updated",
+    "opportunity",
+    "opp",
+    "win",
+    "won",
+    "loss",
+    "lost",
+    "deal",
+    "stage",
+    "renewal",
+    "upside",
+    "best",
+    "case",
+    "notes",
+    "recap",
+    "summary",
+    "weekly",
+    "monday",
+    "friday",
 ];
 /// Single words that are an industry, not a company ("Health", "Mfg").
 const GENERIC_NAMES: &[&str] = &[
-    "health", "healthcare", "retail", "mfg", "manufacturing", "city", "gov", "government",
-    "bank", "energy", "labs", "group", "systems", "logistics", "st", "co", "inc", "corp",
-    "university", "school", "county", "hospital", "clinic", "insurance", "capital",
+    "health",
+    "healthcare",
+    "retail",
+    "mfg",
+    "manufacturing",
+    "city",
+    "gov",
+    "government",
+    "bank",
+    "energy",
+    "labs",
+    "group",
+    "systems",
+    "logistics",
+    "st",
+    "co",
+    "inc",
+    "corp",
+    "university",
+    "school",
+    "county",
+    "hospital",
+    "clinic",
+    "insurance",
+    "capital",
 ];
 
 /// An account name fit to print, or `None`: not a CRM field label or a forecast heading,
@@ -119,15 +163,19 @@ fn printable_account(account: Option<&str>) -> Option<String> {
         .next()
         .unwrap_or(a);
     let a = a.split(" - ").next().unwrap_or(a);
-    let a = a.trim().trim_end_matches([':', ',', '.', ';', '!', '?', '-']).trim();
+    let a = a
+        .trim()
+        .trim_end_matches([':', ',', '.', ';', '!', '?', '-'])
+        .trim();
     let words: Vec<String> = a.split_whitespace().map(str::to_lowercase).collect();
     let bad = words.is_empty()
-        || words.iter().any(|w| {
-            CRM_LABELS.contains(&w.as_str()) || HEADING_WORDS.contains(&w.as_str())
-        })
+        || words
+            .iter()
+            .any(|w| CRM_LABELS.contains(&w.as_str()) || HEADING_WORDS.contains(&w.as_str()))
         || (words.len() == 1 && GENERIC_NAMES.contains(&words[0].as_str()))
         || a.chars().count() < 3
-        || a.chars().any(|c| matches!(c, '<' | '>' | '*' | '`' | '|' | ':' | '@' | '#'));
+        || a.chars()
+            .any(|c| matches!(c, '<' | '>' | '*' | '`' | '|' | ':' | '@' | '#'));
     if bad {
         return None;
     }
@@ -226,7 +274,8 @@ fn parse_situations(field: &str) -> Result<(Vec<Situation>, Vec<Situation>), Str
             "any" => all.extend(Situation::ALL),
             "open" => all.extend(Situation::ALL.into_iter().filter(|s| s.is_open())),
             other => {
-                let s = Situation::parse(other).ok_or_else(|| format!("unknown situation `{other}`"))?;
+                let s = Situation::parse(other)
+                    .ok_or_else(|| format!("unknown situation `{other}`"))?;
                 all.push(s);
                 named.push(s);
             }
@@ -455,51 +504,56 @@ pub(crate) fn choose(
         let filled = used.iter().any(|u| u.slot != SlotKind::Account);
         (q.slots.is_empty() || filled).then_some((text, used))
     };
-    let cost = |q: &BankQuestion, target: Theme, used: &[SlotUse], picked: &[Candidate<'_>]| -> u64 {
-        let mut c: u64 = 200;
-        if ctx.unhelpful.contains(&q.id) {
-            c += 1_000;
-        }
-        match ctx.stage {
-            Some(s) if q.stages.contains(&s) => {}
-            Some(_) if !q.stages.is_empty() => c += 300,
-            Some(_) => c += 100,
-            None => {}
-        }
-        if q.answers.first() != Some(&target) {
-            c += 50;
-        }
-        // A second question should open another pillar of their world when it can.
-        if picked.iter().any(|p| p.q.pillar == q.pillar) {
-            c += 20;
-        }
-        // What the message names makes a question specific to it; naming the same thing
-        // twice in one nudge does not.
-        let named = used.iter().filter(|u| u.slot != SlotKind::Account).count();
-        if used.iter().any(|u| {
-            u.slot != SlotKind::Account
-                && picked.iter().any(|p| p.used.iter().any(|v| v.slot == u.slot))
-        }) {
-            c += 70;
-        }
-        // What they worry about, what changed, who they compare us with: their own words
-        // weigh a little more than a role or a date.
-        let own_words = used.iter().any(|u| {
-            matches!(
-                u.slot,
-                SlotKind::Concern | SlotKind::Worry | SlotKind::Trend | SlotKind::Competitor
-            )
-        });
-        c -= 60 * (named.min(1) as u64)
-            + 10 * (named.saturating_sub(1).min(2) as u64)
-            + if own_words { 40 } else { 0 };
-        // Questions written for this situation come before general ones that fit it.
-        if sit != Situation::Active && q.named.contains(&sit) {
-            c -= 30;
-        }
-        c * 1_000 + mix(ctx.seed, &q.id) % 1_000
-    };
-    let candidates = |target: Theme, picked: &[Candidate<'_>]| -> Vec<(u64, &BankQuestion, String, Vec<SlotUse>)> {
+    let cost =
+        |q: &BankQuestion, target: Theme, used: &[SlotUse], picked: &[Candidate<'_>]| -> u64 {
+            let mut c: u64 = 200;
+            if ctx.unhelpful.contains(&q.id) {
+                c += 1_000;
+            }
+            match ctx.stage {
+                Some(s) if q.stages.contains(&s) => {}
+                Some(_) if !q.stages.is_empty() => c += 300,
+                Some(_) => c += 100,
+                None => {}
+            }
+            if q.answers.first() != Some(&target) {
+                c += 50;
+            }
+            // A second question should open another pillar of their world when it can.
+            if picked.iter().any(|p| p.q.pillar == q.pillar) {
+                c += 20;
+            }
+            // What the message names makes a question specific to it; naming the same thing
+            // twice in one nudge does not.
+            let named = used.iter().filter(|u| u.slot != SlotKind::Account).count();
+            if used.iter().any(|u| {
+                u.slot != SlotKind::Account
+                    && picked
+                        .iter()
+                        .any(|p| p.used.iter().any(|v| v.slot == u.slot))
+            }) {
+                c += 70;
+            }
+            // What they worry about, what changed, who they compare us with: their own words
+            // weigh a little more than a role or a date.
+            let own_words = used.iter().any(|u| {
+                matches!(
+                    u.slot,
+                    SlotKind::Concern | SlotKind::Worry | SlotKind::Trend | SlotKind::Competitor
+                )
+            });
+            c -= 60 * (named.min(1) as u64)
+                + 10 * (named.saturating_sub(1).min(2) as u64)
+                + if own_words { 40 } else { 0 };
+            // Questions written for this situation come before general ones that fit it.
+            if sit != Situation::Active && q.named.contains(&sit) {
+                c -= 30;
+            }
+            c * 1_000 + mix(ctx.seed, &q.id) % 1_000
+        };
+    let candidates = |target: Theme,
+                      picked: &[Candidate<'_>]|
+     -> Vec<(u64, &BankQuestion, String, Vec<SlotUse>)> {
         bank.iter()
             .filter(|q| q.answers.contains(&target) && q.fits(sit))
             .filter(|q| !recent.contains(&q.id) && !picked.iter().any(|p| p.q.id == q.id))
@@ -658,9 +712,9 @@ mod tests {
         );
         let texts: Vec<&str> = qs.iter().map(|q| q.text.as_str()).collect();
         assert!(
-            texts
-                .iter()
-                .any(|t| t.contains("head of security") || t.contains("pilot") || t.contains("Friday")),
+            texts.iter().any(|t| t.contains("head of security")
+                || t.contains("pilot")
+                || t.contains("Friday")),
             "{texts:?}"
         );
         for q in &qs {
@@ -689,7 +743,9 @@ mod tests {
                 assert_eq!(q.reason.situation, sit, "{q:?}");
                 let t = q.text.to_lowercase();
                 assert!(
-                    !t.contains("if this works") && !t.contains("six months") && !t.contains("to decide"),
+                    !t.contains("if this works")
+                        && !t.contains("six months")
+                        && !t.contains("to decide"),
                     "{sit:?}: {}",
                     q.text
                 );
@@ -731,9 +787,18 @@ mod tests {
         let ok = "q_x | care | customer_concern | - | open | What would ease their worry about {concern|this}?";
         assert_eq!(parse_bank(ok).unwrap()[0].slots, vec![SlotKind::Concern]);
         for (bad, why) in [
-            ("q_x | care | customer_concern | - | open | What about {concern}?", "fallback"),
-            ("q_x | care | customer_concern | - | open | What about {colour|x}?", "unknown slot"),
-            ("q_x | care | customer_concern | - | sunny | What?", "unknown situation"),
+            (
+                "q_x | care | customer_concern | - | open | What about {concern}?",
+                "fallback",
+            ),
+            (
+                "q_x | care | customer_concern | - | open | What about {colour|x}?",
+                "unknown slot",
+            ),
+            (
+                "q_x | care | customer_concern | - | sunny | What?",
+                "unknown situation",
+            ),
             ("q_x | care | customer_concern | - | What?", "6 fields"),
         ] {
             let e = parse_bank(bad).unwrap_err().to_string();
@@ -773,8 +838,14 @@ mod tests {
             printable_account(Some("Mistral Wind – SCADA Analytics")).as_deref(),
             Some("Mistral Wind")
         );
-        assert_eq!(printable_account(Some("union quay")).as_deref(), Some("Union Quay"));
+        assert_eq!(
+            printable_account(Some("union quay")).as_deref(),
+            Some("Union Quay")
+        );
         assert_eq!(printable_account(Some("Health")), None);
-        assert_eq!(printable_account(Some("Globex:")).as_deref(), Some("Globex"));
+        assert_eq!(
+            printable_account(Some("Globex:")).as_deref(),
+            Some("Globex")
+        );
     }
 }

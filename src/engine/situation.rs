@@ -80,7 +80,12 @@ impl Situation {
             Situation::Stalled => &[CustomerConcern, DecisionProcess, CustomerOutcome],
             Situation::AtRisk => &[CustomerConcern, Stakeholders, SharedSuccess, Adoption],
             Situation::Renewal => &[SharedSuccess, Adoption, CustomerConcern],
-            Situation::Lost => &[DecisionProcess, Stakeholders, CustomerConcern, DecisionConfidence],
+            Situation::Lost => &[
+                DecisionProcess,
+                Stakeholders,
+                CustomerConcern,
+                DecisionConfidence,
+            ],
             Situation::Won => &[Adoption, SharedSuccess, Stakeholders, CustomerRisk],
         }
     }
@@ -110,13 +115,69 @@ const RENEWAL: &str = r"renewal|renewals|renew|renewing|upsell|expansion|qbr|ebr
 
 /// Words in front of "signed/won/renewed" that make it a wish or a plan, not a fact.
 const NOT_YET: &[&str] = &[
-    "to", "get", "getting", "need", "needs", "want", "wants", "will", "would", "if", "when",
-    "once", "before", "until", "not", "n't", "be", "being", "can", "could", "should", "hope",
-    "hoping", "expect", "expecting", "might", "may", "ready", "about", "almost", "never",
-    "haven't", "hasn't", "didn't", "don't", "won't", "isn't", "aren't", "yet", "still", "gotta",
-    "gonna", "must", "let's", "pls", "please", "ever", "nda", "mnda", "b4", "til", "till",
-    "for", "push", "pushing", "chase", "chasing", "awaiting", "waiting", "pending", "expected",
-    "co-", "co",
+    "to",
+    "get",
+    "getting",
+    "need",
+    "needs",
+    "want",
+    "wants",
+    "will",
+    "would",
+    "if",
+    "when",
+    "once",
+    "before",
+    "until",
+    "not",
+    "n't",
+    "be",
+    "being",
+    "can",
+    "could",
+    "should",
+    "hope",
+    "hoping",
+    "expect",
+    "expecting",
+    "might",
+    "may",
+    "ready",
+    "about",
+    "almost",
+    "never",
+    "haven't",
+    "hasn't",
+    "didn't",
+    "don't",
+    "won't",
+    "isn't",
+    "aren't",
+    "yet",
+    "still",
+    "gotta",
+    "gonna",
+    "must",
+    "let's",
+    "pls",
+    "please",
+    "ever",
+    "nda",
+    "mnda",
+    "b4",
+    "til",
+    "till",
+    "for",
+    "push",
+    "pushing",
+    "chase",
+    "chasing",
+    "awaiting",
+    "waiting",
+    "pending",
+    "expected",
+    "co-",
+    "co",
 ];
 const NEGATED: &[&str] = &[
     "not", "no", "never", "isn't", "aren't", "wasn't", "don't", "didn't", "won't", "hasn't",
@@ -191,9 +252,9 @@ fn rule_fires(rule: &Rule, flat: &str, customer: bool) -> bool {
             .take(3)
             .map(str::to_lowercase)
             .collect();
-        !near
-            .iter()
-            .any(|w| rule.guard.contains(&w.as_str()) || (w.ends_with("n't") && !rule.guard.is_empty()))
+        !near.iter().any(|w| {
+            rule.guard.contains(&w.as_str()) || (w.ends_with("n't") && !rule.guard.is_empty())
+        })
     })
 }
 
@@ -290,30 +351,57 @@ mod tests {
     fn reads_the_situation() {
         use Situation::*;
         let cases = [
-            ("Hooli renewal: champion left last month, new VP hasn't seen the value yet, usage down 30%", AtRisk),
+            (
+                "Hooli renewal: champion left last month, new VP hasn't seen the value yet, usage down 30%",
+                AtRisk,
+            ),
             ("Globex closed lost, they went with Salesforce", Lost),
             ("lost Initech to the incumbent on price", Lost),
             ("Acme signed the order form today :tada:", Won),
             ("Acme closed won!", Won),
             ("need Acme to sign by Friday", Active),
             ("Acme wants to sign before quarter end", Active),
-            ("first call with Wayne Fintech, their CFO is worried about audit season", Discovery),
-            ("Soylent has gone dark since the demo, pushed to Q3", Stalled),
+            (
+                "first call with Wayne Fintech, their CFO is worried about audit season",
+                Discovery,
+            ),
+            (
+                "Soylent has gone dark since the demo, pushed to Q3",
+                Stalled,
+            ),
             ("bake-off vs Gong next week at Umbrella", Competitive),
             ("Vandelay renewal QBR next week, usage up 20%", Renewal),
             ("they didn't sign yet", Active),
             ("not worried about Stark renewal, usage is up", Renewal),
-            ("Account: Blue Heron\nStage: Qualification → Discovery\nAmount: $40,000", Discovery),
-            ("Opp: Ironside\nStage: Discovery → Evaluation\nNotes: vs Gong", Active),
+            (
+                "Account: Blue Heron\nStage: Qualification → Discovery\nAmount: $40,000",
+                Discovery,
+            ),
+            (
+                "Opp: Ironside\nStage: Discovery → Evaluation\nNotes: vs Gong",
+                Active,
+            ),
             ("eastmark signed 🙌🙌", Won),
             ("Signed 🖊️ Tallis & Mercer for HR core", Won),
             ("westfield surgical NDA signed", Active),
-            ("negotiation notes: they signed two new clients and need to onboard them", Active),
+            (
+                "negotiation notes: they signed two new clients and need to onboard them",
+                Active,
+            ),
             ("Next step: push for signed order form by 12/20", Active),
-            ("Health commit\n• Palisade 96k: CMO co-signed\n• Holloway 145k: pushing", Active),
-            ("At-risk renewals\n1. Sablewood: no logins in 3 weeks\n2. Ostrander: CFO review", AtRisk),
+            (
+                "Health commit\n• Palisade 96k: CMO co-signed\n• Holloway 145k: pushing",
+                Active,
+            ),
+            (
+                "At-risk renewals\n1. Sablewood: no logins in 3 weeks\n2. Ostrander: CFO review",
+                AtRisk,
+            ),
             ("their GM signed off on the mutual plan", Active),
-            ("Discovery with Zephyr Airlines: payroll and rosters don't talk", Discovery),
+            (
+                "Discovery with Zephyr Airlines: payroll and rosters don't talk",
+                Discovery,
+            ),
         ];
         for (t, want) in cases {
             assert_eq!(sit(t), want, "{t}");

@@ -315,33 +315,158 @@ pub(crate) fn words(cleaned: &str) -> Vec<Tok> {
 
 /// C-level and other role acronyms, written in capitals.
 const ROLE_ACRONYMS: &[&str] = &[
-    "cfo", "ceo", "cio", "cto", "coo", "ciso", "cro", "cmo", "cpo", "chro", "cdo", "cso",
-    "cco", "cno", "cmio", "dpo", "vp", "svp", "evp", "avp", "gm",
+    "cfo", "ceo", "cio", "cto", "coo", "ciso", "cro", "cmo", "cpo", "chro", "cdo", "cso", "cco",
+    "cno", "cmio", "dpo", "vp", "svp", "evp", "avp", "gm",
 ];
 /// Words that name a department or function when they come before a role word.
 const DEPARTMENTS: &[&str] = &[
-    "it", "ops", "operations", "finance", "financial", "security", "infosec", "procurement",
-    "purchasing", "legal", "hr", "people", "marketing", "sales", "revops", "engineering",
-    "product", "data", "analytics", "clinical", "nursing", "plant", "warehouse", "dispatch",
-    "compliance", "risk", "audit", "facilities", "fleet", "logistics", "support", "service",
-    "training", "payroll", "accounting", "treasury", "tax", "quality", "manufacturing",
-    "production", "maintenance", "pharmacy", "lab", "claims", "underwriting", "admissions",
-    "billing", "store", "regional", "district", "site", "branch", "project", "program",
-    "programme", "network", "infrastructure", "platform", "design", "research", "medical",
-    "transformation", "digital", "innovation", "customer", "cx", "field", "frontline",
-    "shift", "terminal", "operating", "office", "practice", "revenue", "technology", "tech",
-    "information", "supply", "chain", "business", "budget", "system", "systems", "process",
-    "school", "district's", "hospital", "clinic", "floor", "line", "depot", "executive",
-    "exec", "steering", "buying", "evaluation", "selection", "leadership", "board",
+    "it",
+    "ops",
+    "operations",
+    "finance",
+    "financial",
+    "security",
+    "infosec",
+    "procurement",
+    "purchasing",
+    "legal",
+    "hr",
+    "people",
+    "marketing",
+    "sales",
+    "revops",
+    "engineering",
+    "product",
+    "data",
+    "analytics",
+    "clinical",
+    "nursing",
+    "plant",
+    "warehouse",
+    "dispatch",
+    "compliance",
+    "risk",
+    "audit",
+    "facilities",
+    "fleet",
+    "logistics",
+    "support",
+    "service",
+    "training",
+    "payroll",
+    "accounting",
+    "treasury",
+    "tax",
+    "quality",
+    "manufacturing",
+    "production",
+    "maintenance",
+    "pharmacy",
+    "lab",
+    "claims",
+    "underwriting",
+    "admissions",
+    "billing",
+    "store",
+    "regional",
+    "district",
+    "site",
+    "branch",
+    "project",
+    "program",
+    "programme",
+    "network",
+    "infrastructure",
+    "platform",
+    "design",
+    "research",
+    "medical",
+    "transformation",
+    "digital",
+    "innovation",
+    "customer",
+    "cx",
+    "field",
+    "frontline",
+    "shift",
+    "terminal",
+    "operating",
+    "office",
+    "practice",
+    "revenue",
+    "technology",
+    "tech",
+    "information",
+    "supply",
+    "chain",
+    "business",
+    "budget",
+    "system",
+    "systems",
+    "process",
+    "services",
+    "school",
+    "district's",
+    "hospital",
+    "clinic",
+    "floor",
+    "line",
+    "depot",
+    "executive",
+    "exec",
+    "steering",
+    "buying",
+    "evaluation",
+    "selection",
+    "leadership",
+    "board",
 ];
 /// Role words that can stand after a department ("ops VP", "finance lead", "IT team").
 const ROLE_HEADS: &[&str] = &[
-    "vp", "svp", "evp", "director", "directors", "manager", "managers", "mgr", "mgrs", "lead",
-    "leads", "head", "chief", "officer", "owner", "owners", "admin", "admins",
-    "administrator", "administrators", "architect", "architects", "team", "teams",
-    "committee", "council", "controller", "counsel", "supervisor", "supervisors",
-    "coordinator", "analyst", "analysts", "engineer", "engineers", "leader", "leaders",
-    "group", "partner", "principal", "superintendent", "sponsor", "champion", "buyer",
+    "vp",
+    "svp",
+    "evp",
+    "director",
+    "directors",
+    "manager",
+    "managers",
+    "mgr",
+    "mgrs",
+    "lead",
+    "leads",
+    "head",
+    "chief",
+    "officer",
+    "owner",
+    "owners",
+    "admin",
+    "admins",
+    "administrator",
+    "administrators",
+    "architect",
+    "architects",
+    "team",
+    "teams",
+    "committee",
+    "council",
+    "controller",
+    "counsel",
+    "supervisor",
+    "supervisors",
+    "coordinator",
+    "analyst",
+    "analysts",
+    "engineer",
+    "engineers",
+    "leader",
+    "leaders",
+    "group",
+    "partner",
+    "principal",
+    "superintendent",
+    "sponsor",
+    "champion",
+    "buyer",
 ];
 /// Role phrases that stand alone, with the way they are written in a question.
 const STANDALONE_ROLES: &[(&[&str], &str)] = &[
@@ -418,7 +543,10 @@ const STEPS: &[(&[&str], &str)] = &[
     (&["board", "approval"], "board approval"),
     (&["board", "vote"], "board vote"),
     (&["steerco"], "steering committee meeting"),
-    (&["steering", "committee", "meeting"], "steering committee meeting"),
+    (
+        &["steering", "committee", "meeting"],
+        "steering committee meeting",
+    ),
     (&["exec", "review"], "exec review"),
     (&["executive", "review"], "executive review"),
     (&["proof", "of", "concept"], "proof of concept"),
@@ -642,7 +770,15 @@ const DROP: &[&str] = &[
     "tanked",
 ];
 const RISE_NOUN: &[&str] = &["increase", "rise", "jump", "improvement", "growth", "lift"];
-const DROP_NOUN: &[&str] = &["drop", "decline", "decrease", "reduction", "fall", "dip", "cut"];
+const DROP_NOUN: &[&str] = &[
+    "drop",
+    "decline",
+    "decrease",
+    "reduction",
+    "fall",
+    "dip",
+    "cut",
+];
 /// Phrases after which the next words are what the customer worries about.
 const CONCERN_CUES: &[&[&str]] = &[
     &["worried", "about"],
@@ -705,46 +841,10 @@ const CONCERN_CUES: &[&[&str]] = &[
 ];
 /// Words that end the object of a worry.
 const CONCERN_STOP: &[&str] = &[
-    "and",
-    "but",
-    "so",
-    "because",
-    "bc",
-    "since",
-    "which",
-    "that",
-    "who",
-    "if",
-    "when",
-    "while",
-    "as",
-    "though",
-    "although",
-    "whereas",
-    "after",
-    "before",
-    "until",
-    "or",
-    "then",
-    "plus",
-    "we",
-    "i",
-    "they",
-    "she",
-    "he",
-    "it's",
-    "they're",
-    "we're",
-    "i'm",
-    "she's",
-    "he's",
-    "unless",
-    "w",
-    "tbh",
-    "imo",
-    "lol",
-    "etc",
-    "per",
+    "and", "but", "so", "because", "bc", "since", "which", "that", "who", "if", "when", "while",
+    "as", "though", "although", "whereas", "after", "before", "until", "or", "then", "plus", "we",
+    "i", "they", "she", "he", "it's", "they're", "we're", "i'm", "she's", "he's", "unless", "w",
+    "tbh", "imo", "lol", "etc", "per",
 ];
 /// Words that may not end a phrase taken from the message.
 const DANGLING: &[&str] = &[
@@ -755,8 +855,22 @@ const DANGLING: &[&str] = &[
 ];
 /// Objects that say nothing on their own ("worried about it").
 const EMPTY_OBJECTS: &[&str] = &[
-    "it", "this", "that", "us", "them", "him", "her", "me", "you", "things", "stuff",
-    "everything", "anything", "something", "all", "that's",
+    "it",
+    "this",
+    "that",
+    "us",
+    "them",
+    "him",
+    "her",
+    "me",
+    "you",
+    "things",
+    "stuff",
+    "everything",
+    "anything",
+    "something",
+    "all",
+    "that's",
 ];
 /// Field labels of pasted CRM cards, never a name.
 pub(crate) const CRM_LABELS: &[&str] = &[
@@ -989,9 +1103,7 @@ fn role(toks: &[Tok]) -> Option<Filled> {
     while i < toks.len() {
         if let Some((text, n)) = role_at(toks, i) {
             let before: Vec<&str> = (1..=2)
-                .map_while(|k| {
-                    (i >= k && !toks[i - k + 1].brk).then(|| toks[i - k].lower.as_str())
-                })
+                .map_while(|k| (i >= k && !toks[i - k + 1].brk).then(|| toks[i - k].lower.as_str()))
                 .collect();
             let ours = before.iter().any(|p| is_in(OURS, p));
             // CRM labels ("Owner: …") and roles of ours are skipped.
@@ -1029,10 +1141,10 @@ fn phrase_from(toks: &[Tok], list: &[(&[&str], &str)]) -> Option<Filled> {
 
 /// Kinds of software, written in capitals, that are not anyone's name.
 const CATEGORIES: &[&str] = &[
-    "crm", "erp", "lms", "hris", "ehr", "emr", "tms", "wms", "ats", "cms", "pos", "mdm",
-    "siem", "itsm", "cpq", "plm", "mes", "scada", "bi", "ai", "api", "sso", "saas", "ms",
-    "csv", "pdf", "sla", "sow", "msa", "dpa", "nda", "roi", "tco", "kpi", "okr", "rfp",
-    "poc", "qbr", "eoq", "eoy", "arr", "acv", "ctms", "lis", "pms", "cad", "gis", "iot",
+    "crm", "erp", "lms", "hris", "ehr", "emr", "tms", "wms", "ats", "cms", "pos", "mdm", "siem",
+    "itsm", "cpq", "plm", "mes", "scada", "bi", "ai", "api", "sso", "saas", "ms", "csv", "pdf",
+    "sla", "sow", "msa", "dpa", "nda", "roi", "tco", "kpi", "okr", "rfp", "poc", "qbr", "eoq",
+    "eoy", "arr", "acv", "ctms", "lis", "pms", "cad", "gis", "iot",
 ];
 
 fn capitalised_name(t: &Tok, account: &[String], common: &HashSet<String>) -> bool {
@@ -1041,7 +1153,9 @@ fn capitalised_name(t: &Tok, account: &[String], common: &HashSet<String>) -> bo
     first_upper
         && !t.label
         && !CATEGORIES.contains(&bare)
-        && !bare.strip_suffix('s').is_some_and(|b| CATEGORIES.contains(&b))
+        && !bare
+            .strip_suffix('s')
+            .is_some_and(|b| CATEGORIES.contains(&b))
         && t.raw.chars().any(char::is_alphabetic)
         && !common.contains(bare)
         && !bare.strip_suffix('s').is_some_and(|s| common.contains(s))
@@ -1084,7 +1198,9 @@ fn competitor(toks: &[Tok], account: &[String], common: &HashSet<String>) -> Opt
         let bare = t.lower.trim_end_matches("'s");
         let ok = t.raw.chars().next().is_some_and(char::is_uppercase)
             && !t.label
-            && bare.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-')
+            && bare
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '.' || c == '-')
             && bare.len() >= 3
             && !CATEGORIES.contains(&bare)
             && !is_in(ROLE_ACRONYMS, bare)
@@ -1095,9 +1211,25 @@ fn competitor(toks: &[Tok], account: &[String], common: &HashSet<String>) -> Opt
             && !is_quarter(bare)
             && !matches!(
                 bare,
-                "the" | "us" | "them" | "it" | "their" | "our" | "this" | "that" | "another"
-                    | "someone" | "other" | "one" | "price" | "budget" | "timing" | "in-house"
-                    | "internal" | "nothing" | "none"
+                "the"
+                    | "us"
+                    | "them"
+                    | "it"
+                    | "their"
+                    | "our"
+                    | "this"
+                    | "that"
+                    | "another"
+                    | "someone"
+                    | "other"
+                    | "one"
+                    | "price"
+                    | "budget"
+                    | "timing"
+                    | "in-house"
+                    | "internal"
+                    | "nothing"
+                    | "none"
             );
         ok.then(|| Filled {
             text: t.raw.trim_end_matches("'s").to_string(),
@@ -1114,10 +1246,19 @@ fn competitor(toks: &[Tok], account: &[String], common: &HashSet<String>) -> Opt
                 if toks.get(j).is_some_and(|t| !t.brk) {
                     let strong = matches!(
                         cue[0],
-                        "vs" | "vs." | "versus" | "lost" | "went" | "chose" | "switching"
-                            | "switched" | "competitor" | "competing" | "incumbent"
+                        "vs" | "vs."
+                            | "versus"
+                            | "lost"
+                            | "went"
+                            | "chose"
+                            | "switching"
+                            | "switched"
+                            | "competitor"
+                            | "competing"
+                            | "incumbent"
                     );
-                    if let Some(f) = name_at(j).or_else(|| strong.then(|| strong_name(j)).flatten()) {
+                    if let Some(f) = name_at(j).or_else(|| strong.then(|| strong_name(j)).flatten())
+                    {
                         return Some(f);
                     }
                 }
@@ -1163,8 +1304,8 @@ fn ordinal_day(l: &str) -> bool {
 /// Words before a date that make it a deadline someone holds to ("by Friday", "before
 /// quarter end"): a meeting "next week" is not worth a question about whose date it is.
 const DEADLINE: &[&str] = &[
-    "by", "before", "until", "till", "til", "due", "for", "in", "into", "deadline", "end",
-    "mid", "early", "late", "from", "after", "of",
+    "by", "before", "until", "till", "til", "due", "for", "in", "into", "deadline", "end", "mid",
+    "early", "late", "from", "after", "of",
 ];
 
 fn date(toks: &[Tok]) -> Option<Filled> {
@@ -1175,14 +1316,20 @@ fn date(toks: &[Tok]) -> Option<Filled> {
         let mut k = i;
         while k > 0
             && !toks[k].brk
-            && matches!(toks[k - 1].lower.as_str(), "the" | "next" | "this" | "of" | "end" | "quarter" | "year" | "month")
+            && matches!(
+                toks[k - 1].lower.as_str(),
+                "the" | "next" | "this" | "of" | "end" | "quarter" | "year" | "month"
+            )
             && k + 3 > i
         {
             k -= 1;
         }
         let deadline = (k > 0 && !toks[k].brk && is_in(DEADLINE, &toks[k - 1].lower))
             || is_in(DEADLINE, &toks[k].lower)
-            || matches!(l, "eoq" | "eoy" | "eom" | "quarter-end" | "year-end" | "month-end");
+            || matches!(
+                l,
+                "eoq" | "eoy" | "eom" | "quarter-end" | "year-end" | "month-end"
+            );
         if !deadline {
             continue;
         }
@@ -1203,10 +1350,16 @@ fn date(toks: &[Tok]) -> Option<Filled> {
             // Short or ambiguous month words need a day or a date preposition.
             let with_day = next.filter(|n| ordinal_day(&n.lower));
             let prep = p.is_some_and(|p| {
-                matches!(p, "in" | "by" | "before" | "until" | "end" | "mid" | "early" | "late")
+                matches!(
+                    p,
+                    "in" | "by" | "before" | "until" | "end" | "mid" | "early" | "late"
+                )
             });
             let strong = l.len() > 4 && l != "march";
-            if with_day.is_none() && !prep && !(strong && toks[i].raw.starts_with(char::is_uppercase)) {
+            if with_day.is_none()
+                && !prep
+                && !(strong && toks[i].raw.starts_with(char::is_uppercase))
+            {
                 continue;
             }
             let text = match with_day {
@@ -1226,7 +1379,10 @@ fn date(toks: &[Tok]) -> Option<Filled> {
             return Some(Filled { text, words });
         }
         if is_quarter(l)
-            && matches!(p, Some("in" | "by" | "before" | "end" | "for" | "until" | "into" | "to" | "of"))
+            && matches!(
+                p,
+                Some("in" | "by" | "before" | "end" | "for" | "until" | "into" | "to" | "of")
+            )
         {
             return Some(Filled {
                 text: l.to_uppercase(),
@@ -1301,26 +1457,36 @@ fn is_money(t: &Tok) -> bool {
     let suffix = digits.len() < body.len();
     !digits.is_empty()
         && digits.starts_with(|c: char| c.is_ascii_digit())
-        && digits.chars().all(|c| c.is_ascii_digit() || c == '.' || c == ',')
+        && digits
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == ',')
         && (currency || suffix)
         && body.len() - digits.len() <= 1
 }
 
 fn money(toks: &[Tok]) -> Option<Filled> {
     // "$0" (an empty CRM field) says nothing.
-    let zero = |t: &&Tok| t.lower.chars().filter(char::is_ascii_digit).all(|c| c == '0');
-    toks.iter().filter(|t| !zero(t)).find(|t| is_money(t)).map(|t| {
-        let mut s = t.raw.clone();
-        // "40K" reads as "40k"; "$1.2M" keeps its capital M.
-        if s.ends_with('K') {
-            s.pop();
-            s.push('k');
-        }
-        Filled {
-            words: vec![t.raw.clone()],
-            text: s,
-        }
-    })
+    let zero = |t: &&Tok| {
+        t.lower
+            .chars()
+            .filter(char::is_ascii_digit)
+            .all(|c| c == '0')
+    };
+    toks.iter()
+        .filter(|t| !zero(t))
+        .find(|t| is_money(t))
+        .map(|t| {
+            let mut s = t.raw.clone();
+            // "40K" reads as "40k"; "$1.2M" keeps its capital M.
+            if s.ends_with('K') {
+                s.pop();
+                s.push('k');
+            }
+            Filled {
+                words: vec![t.raw.clone()],
+                text: s,
+            }
+        })
 }
 
 fn percent(t: &Tok) -> Option<u32> {
@@ -1400,10 +1566,13 @@ fn trend(toks: &[Tok]) -> Option<Filled> {
         if metric_at(i) {
             // METRIC [is|was|has|have] DIRECTION [by] [PCT]
             let mut j = i + 1;
-            if toks
-                .get(j)
-                .is_some_and(|t| !t.brk && matches!(t.lower.as_str(), "is" | "was" | "are" | "were" | "has" | "have" | "had"))
-            {
+            if toks.get(j).is_some_and(|t| {
+                !t.brk
+                    && matches!(
+                        t.lower.as_str(),
+                        "is" | "was" | "are" | "were" | "has" | "have" | "had"
+                    )
+            }) {
                 j += 1;
             }
             let Some(d) = toks.get(j).filter(|t| !t.brk) else {
@@ -1430,8 +1599,10 @@ fn trend(toks: &[Tok]) -> Option<Filled> {
                 && metric_at(i + 3)
             {
                 (is_in(RISE_NOUN, &d.lower), i + 3)
-            } else if matches!(d.lower.as_str(), "fewer" | "less" | "lower" | "more" | "higher")
-                && metric_at(i + 2)
+            } else if matches!(
+                d.lower.as_str(),
+                "fewer" | "less" | "lower" | "more" | "higher"
+            ) && metric_at(i + 2)
             {
                 (matches!(d.lower.as_str(), "more" | "higher"), i + 2)
             } else {
@@ -1460,7 +1631,15 @@ fn concern(toks: &[Tok]) -> Option<Filled> {
                 is_in(OURS, &t.lower)
                     || matches!(
                         t.lower.as_str(),
-                        "we're" | "i've" | "we've" | "not" | "no" | "never" | "isn't" | "aren't" | "wasn't"
+                        "we're"
+                            | "i've"
+                            | "we've"
+                            | "not"
+                            | "no"
+                            | "never"
+                            | "isn't"
+                            | "aren't"
+                            | "wasn't"
                     )
                     || t.lower.ends_with("n't")
             }) {
@@ -1487,7 +1666,9 @@ fn concern(toks: &[Tok]) -> Option<Filled> {
             if object.is_empty()
                 || is_in(EMPTY_OBJECTS, &object[0].lower)
                 || (object.len() == 1 && is_in(EMPTY_OBJECTS, &object[0].lower))
-                || object.iter().all(|t| is_in(DANGLING, &t.lower) || is_in(EMPTY_OBJECTS, &t.lower))
+                || object
+                    .iter()
+                    .all(|t| is_in(DANGLING, &t.lower) || is_in(EMPTY_OBJECTS, &t.lower))
             {
                 continue;
             }
@@ -1525,16 +1706,27 @@ fn worry(toks: &[Tok]) -> Option<Filled> {
     for i in 0..toks.len() {
         if !matches!(
             toks[i].lower.as_str(),
-            "worried" | "worries" | "worry" | "concerned" | "nervous" | "afraid" | "scared" | "fears" | "fear"
+            "worried"
+                | "worries"
+                | "worry"
+                | "concerned"
+                | "nervous"
+                | "afraid"
+                | "scared"
+                | "fears"
+                | "fear"
         ) {
             continue;
         }
         let clause_start = (0..=i).rev().find(|&k| toks[k].brk).unwrap_or(0);
-        if toks[clause_start.max(i.saturating_sub(4))..i].iter().any(|t| {
-            is_in(OURS, &t.lower)
-                || matches!(t.lower.as_str(), "we're" | "not" | "no" | "never")
-                || t.lower.ends_with("n't")
-        }) {
+        if toks[clause_start.max(i.saturating_sub(4))..i]
+            .iter()
+            .any(|t| {
+                is_in(OURS, &t.lower)
+                    || matches!(t.lower.as_str(), "we're" | "not" | "no" | "never")
+                    || t.lower.ends_with("n't")
+            })
+        {
             continue;
         }
         let mut start = i + 1;
@@ -1542,13 +1734,20 @@ fn worry(toks: &[Tok]) -> Option<Filled> {
             start += 1;
         }
         if toks.get(start).is_none_or(|t| {
-            t.brk || matches!(t.lower.as_str(), "about" | "of" | "with" | "by" | "one" | "ones" | "too" | "enough")
+            t.brk
+                || matches!(
+                    t.lower.as_str(),
+                    "about" | "of" | "with" | "by" | "one" | "ones" | "too" | "enough"
+                )
         }) {
             continue;
         }
         let mut end = start;
         while end < toks.len() && end - start < 9 && (end == start || !toks[end].brk) {
-            if matches!(toks[end].lower.as_str(), "and" | "but" | "so" | "because" | "bc" | "which" | "since" | "tho" | "though") {
+            if matches!(
+                toks[end].lower.as_str(),
+                "and" | "but" | "so" | "because" | "bc" | "which" | "since" | "tho" | "though"
+            ) {
                 break;
             }
             end += 1;
@@ -1573,7 +1772,13 @@ fn worry(toks: &[Tok]) -> Option<Filled> {
             }
             let capital_only_first = t.raw.chars().next().is_some_and(char::is_uppercase)
                 && t.raw.chars().skip(1).all(|c| !c.is_uppercase());
-            if k == 0 && capital_only_first && matches!(t.lower.as_str(), "the" | "their" | "they" | "they'll" | "it") {
+            if k == 0
+                && capital_only_first
+                && matches!(
+                    t.lower.as_str(),
+                    "the" | "their" | "they" | "they'll" | "it"
+                )
+            {
                 text.push_str(&t.lower);
             } else {
                 text.push_str(&t.raw);
@@ -1618,7 +1823,10 @@ mod tests {
             ("my manager wants this in Q4", None),
             ("champ at Hooli is pushing it", Some("champion")),
             ("it team is fine", None),
-            ("their VP of Operations signed off", Some("VP of operations")),
+            (
+                "their VP of Operations signed off",
+                Some("VP of operations"),
+            ),
             ("Opp: Globex / Owner: me", None),
         ];
         for (t, want) in cases {
@@ -1628,7 +1836,9 @@ mod tests {
 
     #[test]
     fn steps_dates_numbers_competitors_concerns() {
-        let s = slots("Globex: security review next week, pilot after, goes to their board on the 14th");
+        let s = slots(
+            "Globex: security review next week, pilot after, goes to their board on the 14th",
+        );
         assert_eq!(text_of(s.step).as_deref(), Some("security review"));
         assert_eq!(s.date, None, "a meeting date is not a deadline");
         let s = slots("their board has to approve it by the 14th");
@@ -1645,13 +1855,21 @@ mod tests {
         assert_eq!(text_of(s.competitor).as_deref(), Some("Salesforce"));
         let s = slots("head to head vs Gong, they like our UI");
         assert_eq!(text_of(s.competitor).as_deref(), Some("Gong"));
-        let s = slots("their worry is downtime during migration, so we're mapping a phased rollout");
-        assert_eq!(text_of(s.concern).as_deref(), Some("downtime during migration"));
+        let s =
+            slots("their worry is downtime during migration, so we're mapping a phased rollout");
+        assert_eq!(
+            text_of(s.concern).as_deref(),
+            Some("downtime during migration")
+        );
         assert_eq!(text_of(s.milestone).as_deref(), Some("migration"));
         let s = slots("I'm worried about the quarter");
         assert_eq!(s.concern, None);
-        let s = slots("their ops director worried the crews won't type on site. showed voice notes");
-        assert_eq!(text_of(s.worry).as_deref(), Some("that the crews won't type on site"));
+        let s =
+            slots("their ops director worried the crews won't type on site. showed voice notes");
+        assert_eq!(
+            text_of(s.worry).as_deref(),
+            Some("that the crews won't type on site")
+        );
         assert_eq!(slots("I'm worried we won't hit the number").worry, None);
         let s = slots("rolling out to 120 seats across 12 sites");
         assert_eq!(text_of(s.count).as_deref(), Some("120 seats"));
@@ -1661,7 +1879,9 @@ mod tests {
 
     #[test]
     fn markup_never_reaches_a_slot() {
-        let s = slots("<@U123> *their* :fire: <https://x.y|CFO> worried about `code` :smile: the cutover plan");
+        let s = slots(
+            "<@U123> *their* :fire: <https://x.y|CFO> worried about `code` :smile: the cutover plan",
+        );
         assert_eq!(text_of(s.role).as_deref(), Some("CFO"));
         assert_eq!(text_of(s.concern), None, "an emoji ends the clause");
         let s = slots("they're worried about _the cutover plan_ &amp; training");

@@ -160,7 +160,10 @@ fn whole_words_in(hay: &[String], needle: &str) -> bool {
 }
 
 /// The report over JSON Lines sources (name, contents). Pure: no I/O.
-pub fn evaluate(engine: &Engine, sources: &[(String, String)]) -> Result<QuestionReport, EvalError> {
+pub fn evaluate(
+    engine: &Engine,
+    sources: &[(String, String)],
+) -> Result<QuestionReport, EvalError> {
     let mut deal_updates = 0usize;
     let mut specific_nudges = 0usize;
     let mut by_text: BTreeMap<String, usize> = BTreeMap::new();
@@ -191,7 +194,9 @@ pub fn evaluate(engine: &Engine, sources: &[(String, String)]) -> Result<Questio
             deal_updates += 1;
             let qs = engine.choose_questions(&a, &ctx);
             let situation = engine.question_situation(&a, &ctx);
-            *situations.entry(situation.as_str().to_string()).or_default() += 1;
+            *situations
+                .entry(situation.as_str().to_string())
+                .or_default() += 1;
             let message = message_words(&row.text);
             let mut specific = false;
             for q in &qs {
@@ -203,8 +208,7 @@ pub fn evaluate(engine: &Engine, sources: &[(String, String)]) -> Result<Questio
                 for u in &q.reason.used {
                     *slots.entry(u.slot.as_str().to_string()).or_default() += 1;
                     if u.slot != SlotKind::Account
-                        && u
-                            .words
+                        && u.words
                             .iter()
                             .any(|w| whole_words_in(&message, w) && whole_words_in(&qwords, w))
                     {
@@ -212,7 +216,10 @@ pub fn evaluate(engine: &Engine, sources: &[(String, String)]) -> Result<Questio
                     }
                 }
                 let lower = q.text.to_lowercase();
-                if let Some(p) = misfit_phrases(situation).iter().find(|p| lower.contains(**p)) {
+                if let Some(p) = misfit_phrases(situation)
+                    .iter()
+                    .find(|p| lower.contains(**p))
+                {
                     misfits.push(Misfit {
                         situation,
                         question: q.text.clone(),
@@ -297,7 +304,11 @@ pub fn run(
     writeln!(out, "most frequent id: {:.3} {}", r.top_id_share, r.top_id)?;
     let top: Vec<String> = r.top_ids.iter().map(|(k, n)| format!("{k} {n}")).collect();
     writeln!(out, "top ids: {}", top.join(", "))?;
-    let sit: Vec<String> = r.situations.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let sit: Vec<String> = r
+        .situations
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
     writeln!(out, "situations: {}", sit.join(", "))?;
     let sl: Vec<String> = r.slots.iter().map(|(k, n)| format!("{k} {n}")).collect();
     writeln!(out, "slots filled: {}", sl.join(", "))?;
@@ -330,7 +341,10 @@ mod tests {
     /// (never a held-back `*-test.jsonl`).
     fn labelled() -> Vec<(String, String)> {
         let mut out = vec![
-            ("dev".to_string(), include_str!("../../eval/dev.jsonl").to_string()),
+            (
+                "dev".to_string(),
+                include_str!("../../eval/dev.jsonl").to_string(),
+            ),
             (
                 "fresh".to_string(),
                 include_str!("../../eval/fresh-2026-11-23.jsonl").to_string(),
@@ -349,7 +363,10 @@ mod tests {
                 .collect();
             files.sort();
             for f in files {
-                out.push((f.display().to_string(), std::fs::read_to_string(&f).unwrap()));
+                out.push((
+                    f.display().to_string(),
+                    std::fs::read_to_string(&f).unwrap(),
+                ));
             }
         }
         out
@@ -382,7 +399,13 @@ mod tests {
         assert!(r.misfits.is_empty(), "{:?}", r.misfits);
         assert_eq!(r.specific_nudges, 1, "names Salesforce: {r:?}");
         assert!(matches!(
-            evaluate(&Engine::builtin(), &[("t".into(), "{\"text\":\"x\",\"is_deal_update\":false}".into())]),
+            evaluate(
+                &Engine::builtin(),
+                &[(
+                    "t".into(),
+                    "{\"text\":\"x\",\"is_deal_update\":false}".into()
+                )]
+            ),
             Err(EvalError::Empty)
         ));
     }
