@@ -446,12 +446,18 @@ impl Engine {
     }
 
     /// Questions that make sense to a whole team (the digest's question of the week):
-    /// those that name nothing of one deal (no account, no slot).
+    /// those that name nothing of one deal (no account, no slot) and are not only about a
+    /// deal lost or a customer at risk ("Who could become their new champion?").
     pub fn team_questions(&self) -> Vec<Question> {
         self.inner
             .bank
             .iter()
             .filter(|q| !q.text.contains('{'))
+            .filter(|q| {
+                q.situations
+                    .iter()
+                    .any(|s| !matches!(s, Situation::Lost | Situation::AtRisk))
+            })
             .map(|q| q.render(None))
             .collect()
     }

@@ -824,9 +824,23 @@ mod tests {
         let team = e.team_questions();
         assert!(team.len() >= 12);
         let bank = parse_bank(BUILTIN_QUESTIONS).unwrap();
-        for q in team {
+        for q in &team {
             let b = bank.iter().find(|b| b.id == q.id).unwrap();
             assert!(b.slots.is_empty() && !b.text.contains('{'), "{}", q.id);
+        }
+        assert!(
+            !team.iter().any(|q| q.id == "q_people_17"),
+            "only for a customer at risk"
+        );
+        // The questions of the week before slots and situations are all still there.
+        for id in [
+            "q_people_02",
+            "q_concern_01",
+            "q_concern_07",
+            "q_adopt_01",
+            "q_enable_01",
+        ] {
+            assert!(team.iter().any(|q| q.id == id), "{id}");
         }
     }
 
