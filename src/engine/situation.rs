@@ -189,7 +189,7 @@ fn rules() -> &'static [Rule] {
     RULES.get_or_init(|| {
         let r = |situation, pattern: &str, guard: &'static [&'static str], customer| {
             // Every pattern here is a literal of this file, checked by a unit test.
-            Regex::new(&format!(r"(?i)\b(?:{pattern})(?:\b| |$)"))
+            Regex::new(&format!(r"(?i)(?-u:\b)(?:{pattern})(?:(?-u:\b)| |$)"))
                 .ok()
                 .map(|re| Rule {
                     situation,
@@ -219,7 +219,7 @@ fn rules() -> &'static [Rule] {
 fn renewal_re() -> Option<&'static Regex> {
     static RE: OnceLock<Option<Regex>> = OnceLock::new();
     // A literal of this file, checked by a unit test.
-    RE.get_or_init(|| Regex::new(&format!(r"(?i)\b(?:{RENEWAL})\b")).ok())
+    RE.get_or_init(|| Regex::new(&format!(r"(?i)(?-u:\b)(?:{RENEWAL})(?-u:\b)")).ok())
         .as_ref()
 }
 
