@@ -40,10 +40,14 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function("analyze_and_choose_questions_dev_set", |b| {
-        let ctx = QuestionContext::default();
         b.iter(|| {
             for m in &msgs {
                 let a = engine.analyze(black_box(m));
+                // With the text: slots and the situation are read from it.
+                let ctx = QuestionContext {
+                    text: m,
+                    ..QuestionContext::default()
+                };
                 black_box(engine.choose_questions(&a, &ctx));
             }
         })

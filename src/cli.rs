@@ -59,7 +59,8 @@ pub enum CliCommand {
         #[command(flatten)]
         engine: EngineArgs,
     },
-    /// Measure the engine on labelled JSON Lines files (one line per file, then all of them).
+    /// Measure the engine on labelled JSON Lines files (one line per file, then all of them),
+    /// or with `--questions` the questions it asks.
     Eval {
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -75,6 +76,10 @@ pub enum CliCommand {
         /// Also list every message read differently from its label (to stderr).
         #[arg(long)]
         show_errors: bool,
+        /// Measure the questions instead, over the deal updates of all the files together:
+        /// how specific, how varied, how long, and whether they fit the situation.
+        #[arg(long)]
+        questions: bool,
         #[command(flatten)]
         engine: EngineArgs,
     },
@@ -252,6 +257,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             lexicon_only,
             model,
             show_errors,
+            questions,
             engine,
         } => {
             let mut engine = engine.load()?;
@@ -274,7 +280,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            crate::eval::run(&engine, &files, json, &mut out)?;
+            if questions {
+                crate::eval::questions::run(&engine, &files, json, &mut out)?;
+            } else {
+                crate::eval::run(&engine, &files, json, &mut out)?;
+            }
             out.flush()?;
         }
         CliCommand::Train {

@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{Class, Engine, Theme};
 
+// ---- Question quality (`cusp eval --questions`): its own module, src/eval/questions.rs ----
+pub mod questions;
+// ---- end question quality ----
+
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     // The io error is the source: `{:#}` at the edge appends it once.

@@ -23,27 +23,46 @@ pub enum ReflectError {
     EmptyInput,
 }
 
-/// The `--json` shape, reused by the Slack and webhook code.
+/// The `--json` shape, reused by the Slack and webhook code. Each question carries its
+/// `reason`: the gap it aims at, the seller signal it answers, the situation, and the
+/// message's words it uses (`used`: slot, text as asked, the message's words).
 pub fn analysis_json(analysis: &Analysis, questions: &[Question]) -> Value {
     json!({
         "is_deal_update": analysis.is_deal_update,
         "account": analysis.account,
         "class": analysis.class.as_str(),
         "score": analysis.score,
-        "situation": analysis.situation.map(|s| s.as_str()),
+        "deal_state": analysis.deal_state.map(|s| s.as_str()),
         "themes": analysis.themes.iter().map(|h| json!({
             "id": h.theme.id(),
             "pillar": h.theme.pillar().map(|p| p.as_str()),
             "evidence": h.evidence.iter().map(|e| json!({"text": e.text, "start": e.start, "end": e.end})).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
-        "questions": questions.iter().map(|q| json!({"id": q.id, "pillar": q.pillar.as_str(), "text": q.text})).collect::<Vec<_>>(),
+        "situation": questions.first().map(|q| q.reason.situation.as_str()),
+        "questions": questions.iter().map(|q| json!({
+            "id": q.id,
+            "pillar": q.pillar.as_str(),
+            "text": q.text,
+            "reason": {
+                "gap": q.reason.gap.map(|t| t.id()),
+                "signal": q.reason.signal.map(|t| t.id()),
+                "situation": q.reason.situation.as_str(),
+                "used": q.reason.used.iter().map(|u| json!({"slot": u.slot.as_str(), "text": u.text, "words": u.words})).collect::<Vec<_>>(),
+            },
+        })).collect::<Vec<_>>(),
     })
 }
 
 fn reflect_one(engine: &Engine, text: &str) -> (Analysis, Vec<Question>) {
     let a = engine.analyze(text);
     // No history at the command line: seed 0 keeps the output reproducible.
-    let q = engine.choose_questions(&a, &QuestionContext::default());
+    let q = engine.choose_questions(
+        &a,
+        &QuestionContext {
+            text,
+            ..QuestionContext::default()
+        },
+    );
     (a, q)
 }
 
@@ -118,8 +137,8 @@ pub fn run(
         a.class.as_str(),
         a.score
     )?;
-    if let Some(s) = a.situation {
-        writeln!(out, "situation: {}", s.as_str())?;
+    if let Some(s) = a.deal_state {
+        writeln!(out, "deal state: {}", s.as_str())?;
     }
     if a.themes.is_empty() {
         writeln!(out, "themes: none")?;
@@ -135,9 +154,25 @@ pub fn run(
             .collect();
         writeln!(out, "  {} ({pillar}): {}", h.theme.id(), ev.join(", "))?;
     }
+    if let Some(first) = q.first() {
+        writeln!(out, "situation: {}", first.reason.situation.as_str())?;
+    }
     writeln!(out, "questions:")?;
     for q in &q {
         writeln!(out, "  - {}  ({}, {})", q.text, q.id, q.pillar.as_str())?;
+        let mut why: Vec<String> = Vec::new();
+        if let Some(g) = q.reason.gap {
+            why.push(format!("gap {}", g.id()));
+        }
+        if let Some(s) = q.reason.signal {
+            why.push(format!("answers {}", s.id()));
+        }
+        for u in &q.reason.used {
+            why.push(format!("{} \"{}\"", u.slot.as_str(), u.text));
+        }
+        if !why.is_empty() {
+            writeln!(out, "    why: {}", why.join(", "))?;
+        }
     }
     Ok(())
 }

@@ -254,8 +254,17 @@ async fn prompt_owner(
     let mut analysis_for_questions = analysis.clone();
     analysis_for_questions.account = Some(update.account.clone());
     let seed = seed_from(&[team, &owner, delivery_key]);
-    let questions =
-        super::questions_for(state, team, &owner, &analysis_for_questions, stage, seed).await?;
+    let note = update.note.as_deref().unwrap_or("");
+    let questions = super::questions_for(
+        state,
+        team,
+        &owner,
+        note,
+        &analysis_for_questions,
+        stage,
+        seed,
+    )
+    .await?;
     let stage_name = update.stage.replace('_', " ");
     let intro = format!(
         "{} just moved to *{stage_name}*. A question or two while it's fresh:",
@@ -263,7 +272,7 @@ async fn prompt_owner(
     );
     let reading = Reading::of(
         &analysis_for_questions,
-        &aimed_gaps(&analysis_for_questions, stage, questions.len()),
+        &aimed_gaps(&analysis_for_questions, stage, &questions),
     );
     let params = prompt_params(
         &channel,

@@ -60,9 +60,9 @@ pub async fn on_mention(
     };
     let analysis = state.engine.analyze(&text);
     let seed = seed_from(&[team, asker, &event.ts]);
-    let questions = super::questions_for(state, team, asker, &analysis, None, seed).await?;
+    let questions = super::questions_for(state, team, asker, &text, &analysis, None, seed).await?;
     let thread_key = format!("mention:{channel}:{}", event.ts);
-    let reading = Reading::of(&analysis, &aimed_gaps(&analysis, None, questions.len()));
+    let reading = Reading::of(&analysis, &aimed_gaps(&analysis, None, &questions));
     let params = prompt_params(
         channel,
         Some(&reply_root),

@@ -87,12 +87,14 @@ pub async fn dispatch_event(
 /// How many of a person's latest questions selection avoids repeating.
 pub const QUESTION_HISTORY: usize = 10;
 
-/// Questions for `user` about `analysis`, avoiding their last [`QUESTION_HISTORY`]
-/// questions and asking the team's unhelpful ones less.
+/// Questions for `user` about `analysis` of `text`, avoiding their last
+/// [`QUESTION_HISTORY`] questions and asking the team's unhelpful ones less.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn questions_for(
     state: &AppState,
     team: &str,
     user: &str,
+    text: &str,
     analysis: &Analysis,
     stage: Option<Stage>,
     seed: u64,
@@ -103,6 +105,7 @@ pub(crate) async fn questions_for(
         .await?;
     let unhelpful = state.store.unhelpful_question_ids(team).await?;
     let ctx = QuestionContext {
+        text,
         recent: &recent,
         unhelpful: &unhelpful,
         stage,

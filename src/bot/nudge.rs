@@ -127,7 +127,8 @@ pub async fn on_message(
                 return Ok(effects);
             }
             let seed = seed_from(&[team, user, &event.ts]);
-            let questions = super::questions_for(state, team, user, &analysis, None, seed).await?;
+            let questions =
+                super::questions_for(state, team, user, &event.text, &analysis, None, seed).await?;
             if questions.is_empty() {
                 return Ok(effects);
             }
@@ -135,7 +136,7 @@ pub async fn on_message(
                 Some(account) => format!("A question or two on the {account} update:"),
                 None => "A question or two on this update:".to_owned(),
             };
-            let reading = Reading::of(&analysis, &aimed_gaps(&analysis, None, questions.len()));
+            let reading = Reading::of(&analysis, &aimed_gaps(&analysis, None, &questions));
             let params = prompt_params(
                 channel,
                 Some(root),

@@ -57,7 +57,7 @@ pub async fn on_command(
 ) -> EphemeralReply {
     let analysis = state.engine.analyze(text);
     let seed = seed_from(&[asker.user_id, asker.request_id]);
-    let history = super::questions_for(state, team_id, asker.user_id, &analysis, None, seed);
+    let history = super::questions_for(state, team_id, asker.user_id, text, &analysis, None, seed);
     let questions = match tokio::time::timeout(DB_BUDGET, history).await {
         Ok(Ok(questions)) => questions,
         failed => {
@@ -69,6 +69,7 @@ pub async fn on_command(
             state.engine.choose_questions(
                 &analysis,
                 &QuestionContext {
+                    text,
                     seed,
                     ..QuestionContext::default()
                 },

@@ -32,8 +32,7 @@ pub struct Noticed {
 
 impl Reading {
     /// The one place a nudge's explanation is built. `aimed_at` is what the questions
-    /// explore; today [`aimed_gaps`] computes it, later the chosen questions' own reasons
-    /// can feed it.
+    /// explore: [`aimed_gaps`] reads it from the chosen questions' own reasons.
     pub fn of(analysis: &Analysis, aimed_at: &[Theme]) -> Reading {
         let themes = analysis
             .themes
@@ -65,10 +64,23 @@ impl Reading {
     }
 }
 
-/// The gaps `n` questions aim at: the first `n` of the analysis's gaps (at least one).
-pub fn aimed_gaps(analysis: &Analysis, stage: Option<Stage>, n: usize) -> Vec<Theme> {
-    let mut gaps = analysis.gaps(stage);
-    gaps.truncate(n.max(1));
+/// The gaps the chosen questions aim at, in their order and without repeats (each
+/// question's own `reason.gap`); when none carries one, the analysis' top gaps.
+pub fn aimed_gaps(
+    analysis: &Analysis,
+    stage: Option<Stage>,
+    questions: &[crate::engine::Question],
+) -> Vec<Theme> {
+    let mut gaps: Vec<Theme> = Vec::new();
+    for gap in questions.iter().filter_map(|q| q.reason.gap) {
+        if !gaps.contains(&gap) {
+            gaps.push(gap);
+        }
+    }
+    if gaps.is_empty() {
+        gaps = analysis.gaps(stage);
+        gaps.truncate(questions.len().max(1));
+    }
     gaps
 }
 
@@ -256,16 +268,27 @@ mod tests {
 
     #[test]
     fn a_reading_round_trips_through_the_button_value() {
-        let a = Engine::builtin().analyze(SELLER);
-        let r = Reading::of(&a, &aimed_gaps(&a, None, 2));
+        let engine = Engine::builtin();
+        let a = engine.analyze(SELLER);
+        let ctx = crate::engine::QuestionContext {
+            text: SELLER,
+            ..Default::default()
+        };
+        let questions = engine.choose_questions(&a, &ctx);
+        let r = Reading::of(&a, &aimed_gaps(&a, None, &questions));
         assert!(!r.themes.is_empty() && !r.aimed_at.is_empty(), "{r:?}");
+        // The gaps are the chosen questions' own, in their order.
+        let first_gap = questions.iter().find_map(|q| q.reason.gap).unwrap();
+        assert_eq!(r.aimed_at[0], first_gap, "{r:?}");
         assert!(r.themes.iter().all(|n| !n.words.is_empty()));
         assert_eq!(parse_why(&why_value(&r)).unwrap(), r);
         let text = why_text(&r);
         assert!(text.contains("a deal update"), "{text}");
+        // Gaps are written lowercase inside the sentence.
+        let readable = theme_label(first_gap).to_lowercase();
         assert!(
-            text.contains("Their outcome") || text.contains("their outcome"),
-            "{text}"
+            text.to_lowercase().contains(&readable),
+            "{readable} missing in {text}"
         );
     }
 

@@ -3,7 +3,7 @@
 use super::lexicon::Kind;
 use super::markup::{Prepared, prepare};
 use super::matcher::{Hit, Layout};
-use super::{Analysis, Class, Evidence, Inner, Situation, Theme, ThemeHit, account, situation};
+use super::{Analysis, Class, DealState, Evidence, Inner, Theme, ThemeHit, account, deal_state};
 
 /// A theme fires when its cues add up to this much (weak cues need support).
 pub(crate) const FIRE: f32 = 1.0;
@@ -41,8 +41,8 @@ pub(crate) struct Signals {
     pub account_known: bool,
     /// An `ignore` phrase swallowed a seller cue ("a discount is off the table").
     pub refused: bool,
-    /// Situation cues (`won`, `lost`, `at_risk`, `discovery` entries) not negated.
-    pub situations: Vec<(Situation, f32)>,
+    /// DealState cues (`won`, `lost`, `at_risk`, `discovery` entries) not negated.
+    pub situations: Vec<(DealState, f32)>,
 }
 
 impl Signals {
@@ -125,7 +125,7 @@ pub(crate) fn signals(inner: &Inner, text: &str) -> Signals {
     let mut deal = 0.0f32;
     let mut not_deal = 0.0f32;
     let mut known_account: Option<(String, usize, usize)> = None;
-    let mut situations: Vec<(Situation, f32)> = Vec::new();
+    let mut situations: Vec<(DealState, f32)> = Vec::new();
     // Negations are few; scanning back from each cue keeps this linear in practice. The
     // window index avoids quadratic work on pathological texts full of negations.
     let mut neg_idx = 0usize;
@@ -163,7 +163,7 @@ pub(crate) fn signals(inner: &Inner, text: &str) -> Signals {
             }
             Kind::Deal => deal += entry.weight,
             Kind::NotDeal => not_deal += entry.weight,
-            Kind::Situation(s) => {
+            Kind::DealState(s) => {
                 while neg_idx < negations.len() && negations[neg_idx].e <= h.s {
                     neg_idx += 1;
                 }
@@ -265,7 +265,7 @@ pub(crate) fn finish(
         themes,
         class,
         score,
-        situation: situation::detect(sig, is_deal_update),
+        deal_state: deal_state::detect(sig, is_deal_update),
     }
 }
 

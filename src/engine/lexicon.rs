@@ -9,7 +9,7 @@
 //! `account`, `common`. See `docs/engine.md` for the phrase syntax.
 
 use super::markup::normalise_phrase;
-use super::{LexiconError, Situation, Theme};
+use super::{DealState, LexiconError, Theme};
 
 /// What a matched phrase means.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -33,7 +33,7 @@ pub(crate) enum Kind {
     /// the clause ("they never mentioned their rollout" shows no adoption).
     Absent,
     /// Where the deal stands (`won`, `lost`, `at_risk`, `discovery`).
-    Situation(Situation),
+    DealState(DealState),
 }
 
 #[derive(Debug, Clone)]
@@ -168,7 +168,7 @@ impl Lexicon {
             && !prefix
             && matches!(
                 kind,
-                Kind::Theme(_) | Kind::Deal | Kind::NotDeal | Kind::Situation(_)
+                Kind::Theme(_) | Kind::Deal | Kind::NotDeal | Kind::DealState(_)
             );
         let mut variants = Vec::new();
         expand(phrase, &mut variants)?;
@@ -221,10 +221,10 @@ fn parse_kind(s: &str) -> Option<Kind> {
         "account" => Kind::Account,
         "common" => Kind::Common,
         "absent" => Kind::Absent,
-        "won" => Kind::Situation(Situation::Won),
-        "lost" => Kind::Situation(Situation::Lost),
-        "at_risk" => Kind::Situation(Situation::AtRisk),
-        "discovery" => Kind::Situation(Situation::Discovery),
+        "won" => Kind::DealState(DealState::Won),
+        "lost" => Kind::DealState(DealState::Lost),
+        "at_risk" => Kind::DealState(DealState::AtRisk),
+        "discovery" => Kind::DealState(DealState::Discovery),
         other => Kind::Theme(Theme::from_id(other)?),
     })
 }

@@ -187,7 +187,7 @@ fn regex_set(lex: &Lexicon) -> Option<regex_automata::meta::Regex> {
 fn dominates(lex: &Lexicon, outer: &Hit, inner: &Hit) -> bool {
     let (o, i) = (lex.entries[outer.entry].kind, lex.entries[inner.entry].kind);
     match (o, i) {
-        (Kind::Ignore, _) => !matches!(i, Kind::Deal | Kind::Account | Kind::Situation(_)),
+        (Kind::Ignore, _) => !matches!(i, Kind::Deal | Kind::Account | Kind::DealState(_)),
         (Kind::Theme(a), Kind::Theme(b)) if a.is_seller_centric() != b.is_seller_centric() => true,
         // Direction decides: "usage down 30%" and "champion left" are a risk, not adoption
         // or shared success.

@@ -3,7 +3,8 @@
 //! `markup` normalises Slack text, `lexicon` parses the vocabulary (data in `lexicon.txt`),
 //! `matcher` finds phrases in one linear pass, `classify` turns matches into themes, class
 //! and score, `account` names the company, `questions` picks what to ask (bank in
-//! `questions.txt`). See `docs/engine.md`.
+//! `questions.txt`), filled by `slots` with what the message names and fitted to the
+//! `situation` it describes. See `docs/engine.md`.
 
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
@@ -12,15 +13,21 @@ use serde::Serialize;
 
 mod account;
 mod classify;
+mod deal_state;
 mod lexicon;
 mod markup;
 mod matcher;
 mod model;
 mod questions;
 mod situation;
+mod slots;
 #[cfg(test)]
 mod tests;
 pub mod train;
+
+pub use questions::{QuestionReason, SlotUse};
+pub use situation::{Situation, situation};
+pub use slots::{SlotKind, message_words};
 
 use lexicon::Lexicon;
 use matcher::Matcher;
@@ -297,14 +304,14 @@ pub struct Analysis {
     /// Customer-centric share in [0, 1].
     pub score: f64,
     /// Where the deal stands, when the words say so clearly (deal updates only).
-    pub situation: Option<Situation>,
+    pub deal_state: Option<DealState>,
 }
 
-/// Where a deal stands, told from the words of the update (`situation.rs`): questions that
+/// Where a deal stands, told from the words of the update (`deal_state.rs`): questions that
 /// fit an early call do not fit a lost deal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Situation {
+pub enum DealState {
     /// First calls, intros, discovery: little is known yet.
     Discovery,
     /// Something is going wrong: churn talk, falling usage, a champion gone, a stall.
@@ -315,13 +322,13 @@ pub enum Situation {
     Lost,
 }
 
-impl Situation {
+impl DealState {
     pub fn as_str(self) -> &'static str {
         match self {
-            Situation::Discovery => "discovery",
-            Situation::AtRisk => "at_risk",
-            Situation::Won => "won",
-            Situation::Lost => "lost",
+            DealState::Discovery => "discovery",
+            DealState::AtRisk => "at_risk",
+            DealState::Won => "won",
+            DealState::Lost => "lost",
         }
     }
 }
@@ -331,11 +338,17 @@ pub struct Question {
     pub id: String,
     pub pillar: Pillar,
     pub text: String,
+    /// Why it was asked (the gap, the situation, the message's words it uses).
+    pub reason: QuestionReason,
 }
 
 /// What question selection needs to know beyond the analysis.
 #[derive(Debug, Clone, Default)]
 pub struct QuestionContext<'a> {
+    /// The message the analysis is of: questions name what it names (roles, steps, dates,
+    /// sums, competitors, worries) and fit the situation it describes. Empty: generic
+    /// wording, situation from `stage`.
+    pub text: &'a str,
     /// Question ids this person received most recently, newest first.
     pub recent: &'a [String],
     /// Question ids people marked unhelpful; asked less often.
@@ -504,7 +517,13 @@ impl Engine {
         analysis: &Analysis,
         ctx: &QuestionContext<'_>,
     ) -> Vec<Question> {
-        questions::choose(&self.inner.bank, analysis, ctx)
+        questions::choose(&self.inner.bank, &self.inner.common, analysis, ctx)
+    }
+
+    /// The situation questions about `analysis` are fitted to, given the context (the
+    /// message's words, or the CRM stage).
+    pub fn question_situation(&self, analysis: &Analysis, ctx: &QuestionContext<'_>) -> Situation {
+        questions::effective_situation(analysis, ctx)
     }
 
     /// The whole question bank (for tests and docs).
@@ -513,12 +532,18 @@ impl Engine {
     }
 
     /// Questions that make sense to a whole team (the digest's question of the week):
-    /// those that do not name one deal's account.
+    /// those that name nothing of one deal (no account, no slot) and are not only about a
+    /// deal lost or a customer at risk ("Who could become their new champion?").
     pub fn team_questions(&self) -> Vec<Question> {
         self.inner
             .bank
             .iter()
-            .filter(|q| !q.text.contains("{account"))
+            .filter(|q| !q.text.contains('{'))
+            .filter(|q| {
+                q.situations
+                    .iter()
+                    .any(|s| !matches!(s, Situation::Lost | Situation::AtRisk))
+            })
             .map(|q| q.render(None))
             .collect()
     }

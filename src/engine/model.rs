@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use super::classify::{FIRE, Signals, finish};
-use super::{Analysis, Evidence, Situation, Theme, ThemeHit};
+use super::{Analysis, DealState, Evidence, Theme, ThemeHit};
 
 /// Outputs: index 0 is the deal update, then `Theme::ALL` in order.
 pub(crate) const OUTPUTS: usize = 14;
@@ -243,10 +243,10 @@ pub(crate) fn extract(sig: &Signals, sink: &mut impl Sink) {
         sink.emit(&["D:rule"], 1.0, None);
     }
     for s in [
-        Situation::Discovery,
-        Situation::AtRisk,
-        Situation::Won,
-        Situation::Lost,
+        DealState::Discovery,
+        DealState::AtRisk,
+        DealState::Won,
+        DealState::Lost,
     ] {
         if sig.situations.iter().any(|(k, _)| *k == s) {
             sink.emit(&["S:", s.as_str()], 1.0, None);

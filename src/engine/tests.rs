@@ -534,6 +534,7 @@ fn questions_avoid_recent_and_unhelpful_and_are_deterministic() {
     assert_eq!(first, e.choose_questions(&a, &ctx(42)));
     let recent: Vec<String> = first.iter().map(|q| q.id.clone()).collect();
     let c = QuestionContext {
+        text: "",
         recent: &recent,
         unhelpful: &[],
         stage: None,
@@ -547,6 +548,7 @@ fn questions_avoid_recent_and_unhelpful_and_are_deterministic() {
     );
     let unhelpful: Vec<String> = second.iter().map(|q| q.id.clone()).collect();
     let c = QuestionContext {
+        text: "",
         recent: &[],
         unhelpful: &unhelpful,
         stage: None,
@@ -560,6 +562,7 @@ fn questions_avoid_recent_and_unhelpful_and_are_deterministic() {
     // A long history: only the last 10 are avoided, and there is always a question.
     let all: Vec<String> = e.question_bank().into_iter().map(|q| q.id).collect();
     let c = QuestionContext {
+        text: "",
         recent: &all,
         unhelpful: &[],
         stage: None,
@@ -830,7 +833,7 @@ fn direction_decides_risk_over_success() {
     assert!(a.has(Theme::CustomerRisk), "{:?}", a.themes);
     assert!(!a.has(Theme::SharedSuccess), "{:?}", a.themes);
     assert!(!a.has(Theme::Adoption), "{:?}", a.themes);
-    assert_eq!(a.situation, Some(Situation::AtRisk));
+    assert_eq!(a.deal_state, Some(DealState::AtRisk));
     // Rising numbers are still their success.
     assert_theme(
         "Ridgeway QBR: on-time pickups up from 91% to 96%, overtime down a third",
@@ -918,22 +921,22 @@ fn unnamed_accounts_and_announcements() {
 fn situations() {
     let e = engine();
     for (text, s) in [
-        ("Acme signed! Closed won :tada:", Some(Situation::Won)),
+        ("Acme signed! Closed won :tada:", Some(DealState::Won)),
         (
             "lost Initrode to a competitor on price",
-            Some(Situation::Lost),
+            Some(DealState::Lost),
         ),
         (
             "Globex discovery call tomorrow with their ops lead",
-            Some(Situation::Discovery),
+            Some(DealState::Discovery),
         ),
         (
             "Soylent renewal is at risk, usage dropped 40%",
-            Some(Situation::AtRisk),
+            Some(DealState::AtRisk),
         ),
         ("Globex has not signed yet, legal is reviewing", None),
         ("lunch at noon?", None),
     ] {
-        assert_eq!(e.analyze(text).situation, s, "{text}");
+        assert_eq!(e.analyze(text).deal_state, s, "{text}");
     }
 }
