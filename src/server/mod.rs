@@ -7,6 +7,7 @@ pub mod error;
 mod events;
 pub mod hooks;
 mod interactivity;
+pub mod oauth;
 pub mod verify;
 
 use axum::Router;
