@@ -1,5 +1,7 @@
 //! The `cusp` command line: each subcommand calls one function.
 
+mod installations;
+
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -81,6 +83,13 @@ pub enum CliCommand {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Workspaces installed with OAuth: list them, or remove one's tokens.
+    Installations {
+        #[command(subcommand)]
+        action: installations::InstallationsAction,
+    },
+    /// Re-encrypt every stored Slack token with the first key of CUSP_ENCRYPTION_KEY.
+    RotateKey(installations::RotateKeyArgs),
 }
 
 #[derive(Subcommand)]
@@ -159,6 +168,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out.flush()?;
         }
         CliCommand::Digest { action } => return run_digest(action).await,
+        CliCommand::Installations { action } => return installations::run(action).await,
+        CliCommand::RotateKey(args) => return installations::rotate_key(args).await,
         CliCommand::Export {
             format,
             team,

@@ -22,6 +22,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Map, Value, json};
 
+// `oauth.v2.access` (install and token rotation) lives in its own file.
+mod oauth;
+pub use oauth::{OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, OAuthGrant};
+
 pub const TEST_TOKEN: &str = "xoxb-test-token";
 pub const TEAM_ID: &str = "T_TEST";
 pub const BOT_USER_ID: &str = "U_CUSP";
@@ -115,6 +119,7 @@ struct Inner {
     reactions: HashSet<(String, String, String)>,
     last_ts_micros: u64,
     views_opened: u64,
+    oauth: oauth::OAuthFake,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -345,6 +350,9 @@ async fn handle(
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
         None => {}
+    }
+    if method == oauth::METHOD {
+        return oauth::answer(&state, &headers, &params);
     }
     default_behaviour(&state, &method, &params, auth_ok)
 }
