@@ -288,12 +288,12 @@ impl Store {
             .map(|t| seal(keyring, key, REFRESH_TOKEN, t))
             .transpose()?;
         let existed = in_transaction!(self, |tx| {
-            let existed: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM installations WHERE enterprise_id = $1 AND team_id = $2",
+            let existed: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM installations WHERE enterprise_id = $1 AND team_id = $2",
             )
             .bind(&key.enterprise_id)
             .bind(&key.team_id)
-            .fetch_optional(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
             sqlx::query(
                 "INSERT INTO installations (enterprise_id, team_id, team_name, enterprise_name, \
@@ -332,7 +332,7 @@ impl Store {
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
-            existed.is_some()
+            existed > 0
         });
         Ok(if existed {
             SaveOutcome::Reinstalled

@@ -6,6 +6,7 @@ mod crm;
 mod digest;
 mod hubspot;
 mod inbox;
+mod installations;
 mod lifecycle;
 mod nudges;
 mod outbox;
