@@ -9,6 +9,7 @@ mod inbox;
 mod installations;
 mod lifecycle;
 mod nudges;
+mod oauth_install;
 mod outbox;
 mod server;
 mod slack_client;
