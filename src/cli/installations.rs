@@ -100,7 +100,10 @@ fn matches(s: &InstallationSummary, arg: &str) -> bool {
 
 pub async fn run(action: InstallationsAction) -> anyhow::Result<ExitCode> {
     match action {
-        InstallationsAction::List { json: as_json, database } => {
+        InstallationsAction::List {
+            json: as_json,
+            database,
+        } => {
             let store = super::open_existing(&database).await?;
             let all = store.list_installations().await?;
             let stdout = std::io::stdout();

@@ -234,7 +234,10 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
     );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -334,7 +337,8 @@ fn state_cookie(headers: &HeaderMap) -> Option<&str> {
 
 /// Clears the state cookie (set on every answer of the redirect: the state is spent).
 fn clear_cookie(mut response: Response) -> Response {
-    let cookie = format!("{STATE_COOKIE}=; Path={REDIRECT_PATH}; Max-Age=0; HttpOnly; SameSite=Lax");
+    let cookie =
+        format!("{STATE_COOKIE}=; Path={REDIRECT_PATH}; Max-Age=0; HttpOnly; SameSite=Lax");
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
@@ -472,9 +476,9 @@ fn new_installation(access: OAuthAccess, now_ms: i64) -> Result<NewInstallation,
         bot_scopes: access.scope,
         installer_user_id: access.authed_user.map(|u| u.id.as_str().to_owned()),
         refresh_token: access.refresh_token,
-        token_expires_at_ms: access.expires_in.map(|d| {
-            now_ms.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        }),
+        token_expires_at_ms: access
+            .expires_in
+            .map(|d| now_ms.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))),
     })
 }
 
@@ -498,7 +502,10 @@ mod tests {
             HeaderValue::from_static("a=1; cusp_oauth_state=abc; b=2"),
         );
         assert_eq!(state_cookie(&headers), Some("abc"));
-        headers.insert(header::COOKIE, HeaderValue::from_static("x_cusp_oauth_state=abc"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("x_cusp_oauth_state=abc"),
+        );
         assert_eq!(state_cookie(&headers), None);
     }
 }

@@ -432,7 +432,10 @@ mod tests {
             parse_access(body.as_bytes(), Duration::from_secs(7)).unwrap_err()
         };
         assert!(matches!(err("invalid_code"), OAuthError::InvalidCode));
-        assert!(matches!(err("bad_redirect_uri"), OAuthError::BadRedirectUri));
+        assert!(matches!(
+            err("bad_redirect_uri"),
+            OAuthError::BadRedirectUri
+        ));
         assert!(matches!(
             err("bad_client_secret"),
             OAuthError::InvalidClient { .. }

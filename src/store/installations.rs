@@ -165,7 +165,9 @@ pub struct RefreshedTokens {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StateCheck {
     /// Consumed now; the code exchange must send this `redirect_uri` again.
-    Valid { redirect_uri: String },
+    Valid {
+        redirect_uri: String,
+    },
     Unknown,
     Expired,
     Reused,
@@ -397,8 +399,7 @@ impl Store {
     /// (`cusp installations list`). The one listing across teams besides the refresh
     /// scheduler's and key rotation's.
     pub async fn list_installations(&self) -> Result<Vec<InstallationSummary>, StoreError> {
-        let sql =
-            format!("SELECT {COLUMNS} FROM installations ORDER BY team_id, enterprise_id");
+        let sql = format!("SELECT {COLUMNS} FROM installations ORDER BY team_id, enterprise_id");
         let rows = with_pool!(self, |pool| sqlx::query_as::<_, InstallationRow>(&sql)
             .fetch_all(pool)
             .await)?;
@@ -529,7 +530,9 @@ impl Store {
         let key = &claim.key;
         let bot_token = seal(keyring, key, BOT_TOKEN, &tokens.bot_token)?;
         let refresh_token = seal(keyring, key, REFRESH_TOKEN, &tokens.refresh_token)?;
-        let done = with_pool!(self, |pool| sqlx::query(
+        let done =
+            with_pool!(self, |pool| {
+                sqlx::query(
             "UPDATE installations SET bot_token = $4, refresh_token = $5, token_expires_at = $6, \
                  refresh_claim_id = NULL, refresh_claimed_until = NULL, updated_at = $7 \
              WHERE enterprise_id = $1 AND team_id = $2 AND refresh_claim_id = $3 \
@@ -544,7 +547,8 @@ impl Store {
         .bind(now_ms)
         .execute(pool)
         .await
-        .map(|r| r.rows_affected()))?;
+        .map(|r| r.rows_affected())
+            })?;
         Ok(done > 0)
     }
 

@@ -331,7 +331,10 @@ mod tests {
             );
         }
         let truncated = format!("{head}.{}", STANDARD.encode(&bytes[..10]));
-        assert_eq!(open_err(&ring, &truncated, &bot("T1")), SealError::Malformed);
+        assert_eq!(
+            open_err(&ring, &truncated, &bot("T1")),
+            SealError::Malformed
+        );
         assert_eq!(
             open_err(&ring, "xoxb-plain", &bot("T1")),
             SealError::Malformed
@@ -381,7 +384,10 @@ mod tests {
 
     #[test]
     fn bad_keys_are_refused_with_the_fix() {
-        assert_eq!(Keyring::from_env_value(None).unwrap_err(), KeyError::Missing);
+        assert_eq!(
+            Keyring::from_env_value(None).unwrap_err(),
+            KeyError::Missing
+        );
         assert_eq!(Keyring::parse(" , ").unwrap_err(), KeyError::Missing);
         assert_eq!(
             Keyring::parse(&format!("{KEY_A},not base64!")).unwrap_err(),

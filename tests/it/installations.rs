@@ -242,10 +242,7 @@ async fn a_token_copied_into_another_teams_row_does_not_open(backend: Backend) {
         other => panic!("expected a seal error, got {other:?}"),
     }
     assert_eq!(token_of(&store, &ring, "T1").await.unwrap(), "xoxb-one");
-    match store
-        .find_installation(&keyring(KEY_NEW), None, "T1")
-        .await
-    {
+    match store.find_installation(&keyring(KEY_NEW), None, "T1").await {
         Err(InstallationError::Seal { source, .. }) => {
             assert!(matches!(source, SealError::UnknownKey { .. }));
             assert!(source.to_string().contains("CUSP_ENCRYPTION_KEY"));
@@ -283,7 +280,10 @@ async fn removal_deletes_tokens_at_once_and_spares_a_later_reinstall(backend: Ba
     );
     assert!(token_of(&store, &ring, "T1").await.is_none());
     assert!(
-        !store.remove_installation(&key, None, NOW + 30).await.unwrap(),
+        !store
+            .remove_installation(&key, None, NOW + 30)
+            .await
+            .unwrap(),
         "removing twice is a no-op"
     );
     let listed = store.list_installations().await.unwrap();
@@ -367,14 +367,24 @@ async fn only_one_replica_refreshes_a_token(backend: Backend) {
     };
     assert!(
         !store
-            .complete_refresh(&ring, &stale, &tokens("xoxe.xoxb-stale", "r-stale"), NOW + 62_000)
+            .complete_refresh(
+                &ring,
+                &stale,
+                &tokens("xoxe.xoxb-stale", "r-stale"),
+                NOW + 62_000
+            )
             .await
             .unwrap(),
         "the expired claim stores nothing"
     );
     assert!(
         store
-            .complete_refresh(&ring, &taken, &tokens("xoxe.xoxb-2", "xoxe-1-r2"), NOW + 62_000)
+            .complete_refresh(
+                &ring,
+                &taken,
+                &tokens("xoxe.xoxb-2", "xoxe-1-r2"),
+                NOW + 62_000
+            )
             .await
             .unwrap()
     );
@@ -388,8 +398,18 @@ async fn only_one_replica_refreshes_a_token(backend: Backend) {
     assert_eq!(found.token_expires_at_ms, Some(NOW + 43_200_000));
 
     // A refused refresh: flagged once, never claimed again until a reinstall.
-    assert!(store.mark_needs_reinstall(&key, NOW + 70_000).await.unwrap());
-    assert!(!store.mark_needs_reinstall(&key, NOW + 71_000).await.unwrap());
+    assert!(
+        store
+            .mark_needs_reinstall(&key, NOW + 70_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .mark_needs_reinstall(&key, NOW + 71_000)
+            .await
+            .unwrap()
+    );
     assert!(
         store
             .claim_refresh(&ring, &key, NOW + 200_000, lease)
@@ -452,7 +472,10 @@ async fn an_oauth_state_is_used_once_and_expires(backend: Backend) {
     );
     store.create_oauth_state("s-3", uri, NOW).await.unwrap();
     assert!(matches!(
-        store.consume_oauth_state("s-3", NOW + ttl - 1).await.unwrap(),
+        store
+            .consume_oauth_state("s-3", NOW + ttl - 1)
+            .await
+            .unwrap(),
         StateCheck::Valid { .. }
     ));
     // A day later the old states are swept when a new one is made.
@@ -501,7 +524,10 @@ async fn rotating_the_key_reseals_every_token_or_none(backend: Backend) {
     let both = keyring(&format!("{KEY_NEW},{KEY_OLD}"));
     let counts = store.reseal_installations(&both, NOW + 1).await.unwrap();
     assert_eq!((counts.resealed, counts.unchanged), (2, 1));
-    assert_eq!(token_of(&store, &new_only, "T1").await.unwrap(), "xoxe.xoxb-1");
+    assert_eq!(
+        token_of(&store, &new_only, "T1").await.unwrap(),
+        "xoxe.xoxb-1"
+    );
     assert_eq!(token_of(&store, &new_only, "T2").await.unwrap(), "xoxb-2");
     let t1 = store
         .find_installation(&new_only, None, "T1")

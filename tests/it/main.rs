@@ -7,6 +7,7 @@ mod digest;
 mod hubspot;
 mod inbox;
 mod installations;
+mod installations_cli;
 mod lifecycle;
 mod nudges;
 mod oauth_install;

@@ -70,9 +70,12 @@ impl Page {
 /// Asserts that `html` is a whole document whose elements nest and close properly and
 /// whose text holds no raw `<`, `>` or stray `&` (so nothing unescaped slipped in).
 fn assert_valid_html(html: &str) {
-    assert!(html.starts_with("<!DOCTYPE html>\n<html lang=\"en\">"), "{html}");
-    let tag = regex::Regex::new(r#"<(/?)([a-z][a-z0-9]*)((?:\s+[a-z-]+(?:="[^"<>]*")?)*)\s*>"#)
-        .unwrap();
+    assert!(
+        html.starts_with("<!DOCTYPE html>\n<html lang=\"en\">"),
+        "{html}"
+    );
+    let tag =
+        regex::Regex::new(r#"<(/?)([a-z][a-z0-9]*)((?:\s+[a-z-]+(?:="[^"<>]*")?)*)\s*>"#).unwrap();
     let entity = regex::Regex::new(r"&(amp|lt|gt|quot|#39);").unwrap();
     let body = html.trim_start_matches("<!DOCTYPE html>");
     let mut stack: Vec<String> = Vec::new();
@@ -253,9 +256,15 @@ async fn an_install_stores_the_workspace_and_a_reinstall_updates_it(backend: Bac
 
     let calls = flow.slack.calls_to("oauth.v2.access");
     assert_eq!(calls.len(), 1);
-    assert!(calls[0].auth_present, "client credentials in HTTP Basic auth");
+    assert!(
+        calls[0].auth_present,
+        "client credentials in HTTP Basic auth"
+    );
     assert_eq!(calls[0].param_str("code").as_deref(), Some("code-1"));
-    assert_eq!(calls[0].param_str("redirect_uri").as_deref(), Some(REDIRECT));
+    assert_eq!(
+        calls[0].param_str("redirect_uri").as_deref(),
+        Some(REDIRECT)
+    );
     assert!(
         calls[0].param_str("client_secret").is_none(),
         "never in the body"
@@ -275,7 +284,10 @@ async fn an_install_stores_the_workspace_and_a_reinstall_updates_it(backend: Bac
     assert_eq!(installed.bot_user_id, "U_BOT_T_ACME");
     assert_eq!(installed.installer_user_id.as_deref(), Some("U_INSTALLER"));
     assert_eq!(installed.bot_scopes, "commands,chat:write");
-    assert_eq!(installed.team_name.as_deref(), Some(r#"Acme <Sales> & "Co""#));
+    assert_eq!(
+        installed.team_name.as_deref(),
+        Some(r#"Acme <Sales> & "Co""#)
+    );
     let expires = installed.token_expires_at_ms.unwrap();
     assert!(
         (before + 43_200_000..=now_ms() + 43_200_000).contains(&expires),
@@ -484,8 +496,14 @@ async fn a_refresh_trades_the_token_once_and_a_refused_one_needs_reinstall(backe
         .expect("claim");
     let access = client.refresh(&claim.refresh_token).await.unwrap();
     let call = flow.slack.calls_to("oauth.v2.access").pop().unwrap();
-    assert_eq!(call.param_str("grant_type").as_deref(), Some("refresh_token"));
-    assert_eq!(call.param_str("refresh_token").as_deref(), Some("xoxe-1-r1"));
+    assert_eq!(
+        call.param_str("grant_type").as_deref(),
+        Some("refresh_token")
+    );
+    assert_eq!(
+        call.param_str("refresh_token").as_deref(),
+        Some("xoxe-1-r1")
+    );
     assert!(call.auth_present && call.param_str("client_secret").is_none());
     let tokens = cusp::store::RefreshedTokens {
         bot_token: access.access_token,
@@ -512,7 +530,10 @@ async fn a_refresh_trades_the_token_once_and_a_refused_one_needs_reinstall(backe
         .await
         .unwrap_err();
     assert!(
-        matches!(err, cusp::slack::oauth::OAuthError::InvalidRefreshToken { .. }),
+        matches!(
+            err,
+            cusp::slack::oauth::OAuthError::InvalidRefreshToken { .. }
+        ),
         "{err:?}"
     );
     assert!(!err.is_retryable());
