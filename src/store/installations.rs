@@ -530,9 +530,8 @@ impl Store {
         let key = &claim.key;
         let bot_token = seal(keyring, key, BOT_TOKEN, &tokens.bot_token)?;
         let refresh_token = seal(keyring, key, REFRESH_TOKEN, &tokens.refresh_token)?;
-        let done =
-            with_pool!(self, |pool| {
-                sqlx::query(
+        let done = with_pool!(self, |pool| {
+            sqlx::query(
             "UPDATE installations SET bot_token = $4, refresh_token = $5, token_expires_at = $6, \
                  refresh_claim_id = NULL, refresh_claimed_until = NULL, updated_at = $7 \
              WHERE enterprise_id = $1 AND team_id = $2 AND refresh_claim_id = $3 \
@@ -548,7 +547,7 @@ impl Store {
         .execute(pool)
         .await
         .map(|r| r.rows_affected())
-            })?;
+        })?;
         Ok(done > 0)
     }
 
