@@ -32,6 +32,8 @@ pub const INSTALL_PATH: &str = "/slack/install";
 pub const REDIRECT_PATH: &str = "/slack/oauth_redirect";
 /// The cookie that ties a `state` to the browser that asked for it.
 const STATE_COOKIE: &str = "cusp_oauth_state";
+/// How much of Slack's `error` parameter a page repeats.
+const MAX_ECHOED_ERROR: usize = 64;
 
 /// What the install pages need; cheap to clone.
 #[derive(Clone, Debug)]
@@ -384,7 +386,8 @@ async fn complete_install(
         return Err(if error == "access_denied" {
             Rejection::Denied
         } else {
-            Rejection::SlackError(error)
+            // Slack's codes are short; anything longer is not worth echoing whole.
+            Rejection::SlackError(error.chars().take(MAX_ECHOED_ERROR).collect())
         });
     }
     let oauth_state = oauth_state.ok_or(Rejection::MissingState)?;
