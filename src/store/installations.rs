@@ -345,7 +345,9 @@ impl Store {
 
     /// The live installation serving a team, tokens opened. For a workspace of an
     /// Enterprise Grid org that installed org-wide, that is the org's row. `None` when it
-    /// never installed or was removed.
+    /// never installed or was removed. Pass the enterprise id whenever Slack sends one
+    /// (an event's `authorizations`, a command's `enterprise_id`): a Grid workspace's
+    /// installation is keyed by both.
     pub async fn find_installation(
         &self,
         keyring: &Keyring,
