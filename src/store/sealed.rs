@@ -23,8 +23,6 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use sha2::{Digest, Sha256};
 
-/// The environment variable the keys come from (named in every error about them).
-pub const ENCRYPTION_KEY_VAR: &str = "CUSP_ENCRYPTION_KEY";
 /// The one stored format so far; a later format gets `v2` and both are read.
 const VERSION: &str = "v1";
 const KEY_LEN: usize = 32;
