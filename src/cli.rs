@@ -1,5 +1,7 @@
 //! The `cusp` command line: each subcommand calls one function.
 
+mod installations;
+
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -132,6 +134,13 @@ pub enum CliCommand {
     /// GET a health URL (default: /healthz of `serve`); exit 0 on 2xx, 1 otherwise.
     /// For container health checks in an image without curl.
     Healthcheck(crate::healthcheck::HealthcheckArgs),
+    /// Workspaces installed with OAuth: list them, or remove one's tokens.
+    Installations {
+        #[command(subcommand)]
+        action: installations::InstallationsAction,
+    },
+    /// Re-encrypt every stored Slack token with the first key of CUSP_ENCRYPTION_KEY.
+    RotateKey(installations::RotateKeyArgs),
 }
 
 /// Training settings; the defaults are the ones the built-in model was trained with.
@@ -319,6 +328,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             });
         }
+        CliCommand::Installations { action } => return installations::run(action).await,
+        CliCommand::RotateKey(args) => return installations::rotate_key(args).await,
         CliCommand::Export {
             format,
             corrections,

@@ -1,6 +1,8 @@
 //! Configuration for `cusp serve`, from the environment (flags override). Read once in
 //! `main`, validated once, passed down; secrets are `SecretString` and never printed.
 
+pub mod oauth;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

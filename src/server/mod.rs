@@ -14,6 +14,7 @@ pub mod error;
 mod events;
 pub mod hooks;
 mod interactivity;
+pub mod oauth;
 pub mod socket_mode;
 pub mod verify;
 

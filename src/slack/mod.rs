@@ -3,6 +3,7 @@
 
 pub mod blocks;
 pub mod ids;
+pub mod oauth;
 pub mod payloads;
 pub mod signature;
 pub mod socket_mode;

@@ -6,10 +6,12 @@
 pub(crate) mod corrections;
 pub(crate) mod digest;
 mod inbox;
+pub mod installations;
 pub(crate) mod lifecycle;
 pub(crate) mod nudges;
 pub(crate) mod observations;
 pub(crate) mod outbox;
+pub mod sealed;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,12 +22,17 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 pub use corrections::{CorrectionRow, NewCorrection, ReadingLabels};
 pub use digest::{ClassCounts, DigestRunRow, DigestSettingsRow, RunClaim, SpotlightRow};
 pub use inbox::{INBOX_MAX_ATTEMPTS, InboxItem, InboxState, NewInboxItem};
+pub use installations::{
+    Installation, InstallationError, InstallationKey, InstallationSummary, NewInstallation,
+    RefreshClaim, RefreshedTokens, ResealCounts, SaveOutcome, StateCheck,
+};
 pub use lifecycle::{ForgetCounts, PurgeCounts};
 pub use nudges::{
     MUTED_FOREVER, NewPrompt, NudgeHistory, NudgeSubject, Prompt, TeamSettings, UserPrefs,
 };
 pub use observations::{ExportFilter, ExportRow, NewObservation, ObservationSource};
 pub use outbox::{NewOutboxMessage, OutboxItem, OutboxStatus};
+pub use sealed::{KeyError, Keyring, SealError};
 
 /// What handling one event or command stores, all in one transaction.
 #[derive(Debug, Clone, Default)]

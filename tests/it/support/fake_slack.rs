@@ -22,6 +22,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Map, Value, json};
 
+// `oauth.v2.access` (install and token rotation) lives in its own file.
+mod oauth;
+pub use oauth::{OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, OAuthGrant};
+
 pub const TEST_TOKEN: &str = "xoxb-test-token";
 pub const TEAM_ID: &str = "T_TEST";
 pub const BOT_USER_ID: &str = "U_CUSP";
@@ -116,6 +120,7 @@ struct Inner {
     last_ts_micros: u64,
     views_opened: u64,
     socket_mode: SocketModeInner,
+    oauth: oauth::OAuthFake,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -346,6 +351,9 @@ async fn handle(
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
         None => {}
+    }
+    if method == oauth::METHOD {
+        return oauth::answer(&state, &headers, &params);
     }
     if method == OPEN_SOCKET_METHOD {
         return open_socket(&state, auth);
