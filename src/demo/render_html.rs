@@ -17,21 +17,9 @@ use super::fake_slack::{Author, Channel, Message, Workspace};
 use super::render_text::{BlockView, Span, mrkdwn, view_blocks};
 use super::script::{DIGEST_CHANNEL, has_buttons};
 
-/// Escapes text for an HTML text node or a quoted attribute value.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+/// Escapes text for an HTML text node or a quoted attribute value (the one HTML escaper,
+/// shared with the OAuth pages).
+pub use crate::server::oauth::escape_html as escape;
 
 /// mrkdwn spans as inline HTML. Only `http(s)` links become anchors.
 fn spans_html(spans: &[Span]) -> String {
