@@ -5,6 +5,7 @@
 //! message names (`slots.rs`) and fitted to the situation it describes (`situation.rs`);
 //! every question carries the reason it was asked.
 
+use std::cell::OnceCell;
 use std::collections::HashSet;
 
 use serde::Serialize;
@@ -199,8 +200,15 @@ impl BankQuestion {
     /// Fills the placeholders with the account and the message's slots (fallbacks where
     /// the message names nothing). `None` when the filled text breaks the word limit.
     fn fill(&self, account: Option<&str>, slots: Option<&Slots>) -> Option<(String, Vec<SlotUse>)> {
-        let account = printable_account(account);
-        let account = account.as_deref();
+        self.fill_printed(printable_account(account).as_deref(), slots)
+    }
+
+    /// `fill` with the account already made printable (`printable_account`).
+    fn fill_printed(
+        &self,
+        account: Option<&str>,
+        slots: Option<&Slots>,
+    ) -> Option<(String, Vec<SlotUse>)> {
         let mut out = String::with_capacity(self.text.len() + 32);
         let mut used = Vec::new();
         for p in pieces(&self.text) {
@@ -263,6 +271,64 @@ impl BankQuestion {
 
     fn fits(&self, s: Situation) -> bool {
         self.situations.contains(&s)
+    }
+
+    /// The slots `fill_printed` would use, in order, without building the text: ranking
+    /// needs only these, so only the questions that may be picked are filled.
+    fn slots_used(&self, account: Option<&str>, slots: &Slots) -> Vec<SlotKind> {
+        pieces(&self.text)
+            .into_iter()
+            .filter_map(|p| match p {
+                Ok(_) => None,
+                Err(ph) if ph.name == "account" => account.map(|_| SlotKind::Account),
+                Err(ph) => SlotKind::parse(ph.name).filter(|&k| slots.get(k).is_some()),
+            })
+            .collect()
+    }
+}
+
+/// The bank filled for one message, each question at most once and only when asked for:
+/// a filled text depends on the question, the account and the slots, never on the picks.
+struct Fills<'b> {
+    bank: &'b [BankQuestion],
+    account: Option<String>,
+    slots: Slots,
+    used: Vec<OnceCell<Option<Vec<SlotKind>>>>,
+    filled: Vec<OnceCell<Option<(String, Vec<SlotUse>)>>>,
+}
+
+impl<'b> Fills<'b> {
+    fn new(bank: &'b [BankQuestion], account: Option<&str>, slots: Slots) -> Self {
+        Fills {
+            bank,
+            account: printable_account(account),
+            slots,
+            used: bank.iter().map(|_| OnceCell::new()).collect(),
+            filled: bank.iter().map(|_| OnceCell::new()).collect(),
+        }
+    }
+
+    /// The slots question `i` would use, or `None` when it names slots and the message
+    /// fills none of them: it would only repeat a generic question in other words.
+    fn used(&self, i: usize) -> Option<&[SlotKind]> {
+        self.used[i]
+            .get_or_init(|| {
+                let q = &self.bank[i];
+                let used = q.slots_used(self.account.as_deref(), &self.slots);
+                let filled = used.iter().any(|&k| k != SlotKind::Account);
+                (q.slots.is_empty() || filled).then_some(used)
+            })
+            .as_deref()
+    }
+
+    /// Question `i` filled, or `None` when it does not fit (see `used`, and the word limit).
+    fn filled(&self, i: usize) -> Option<&(String, Vec<SlotUse>)> {
+        self.filled[i]
+            .get_or_init(|| {
+                self.used(i)?;
+                self.bank[i].fill_printed(self.account.as_deref(), Some(&self.slots))
+            })
+            .as_ref()
     }
 }
 
@@ -501,17 +567,14 @@ pub(crate) fn choose(
         _ => 2,
     };
     let sit = effective_situation(a, ctx);
-    let slots = extract(ctx.text, a.account.as_deref(), common);
+    let fills = Fills::new(
+        bank,
+        a.account.as_deref(),
+        extract(ctx.text, a.account.as_deref(), common),
+    );
     let recent = &ctx.recent[..ctx.recent.len().min(RECENT_WINDOW)];
-    let fill = |q: &BankQuestion| -> Option<(String, Vec<SlotUse>)> {
-        let (text, used) = q.fill(a.account.as_deref(), Some(&slots))?;
-        // A slot question whose slots the message leaves empty would only repeat a
-        // generic question in other words.
-        let filled = used.iter().any(|u| u.slot != SlotKind::Account);
-        (q.slots.is_empty() || filled).then_some((text, used))
-    };
     let cost =
-        |q: &BankQuestion, target: Theme, used: &[SlotUse], picked: &[Candidate<'_>]| -> u64 {
+        |q: &BankQuestion, target: Theme, used: &[SlotKind], picked: &[Candidate<'_>]| -> u64 {
             let mut c: u64 = 200;
             if ctx.unhelpful.contains(&q.id) {
                 c += 1_000;
@@ -531,20 +594,17 @@ pub(crate) fn choose(
             }
             // What the message names makes a question specific to it; naming the same thing
             // twice in one nudge does not.
-            let named = used.iter().filter(|u| u.slot != SlotKind::Account).count();
-            if used.iter().any(|u| {
-                u.slot != SlotKind::Account
-                    && picked
-                        .iter()
-                        .any(|p| p.used.iter().any(|v| v.slot == u.slot))
+            let named = used.iter().filter(|&&k| k != SlotKind::Account).count();
+            if used.iter().any(|&k| {
+                k != SlotKind::Account && picked.iter().any(|p| p.used.iter().any(|v| v.slot == k))
             }) {
                 c += 70;
             }
             // What they worry about, what changed, who they compare us with: their own words
             // weigh a little more than a role or a date.
-            let own_words = used.iter().any(|u| {
+            let own_words = used.iter().any(|k| {
                 matches!(
-                    u.slot,
+                    k,
                     SlotKind::Concern | SlotKind::Worry | SlotKind::Trend | SlotKind::Competitor
                 )
             });
@@ -557,17 +617,25 @@ pub(crate) fn choose(
             }
             c * 1_000 + mix(ctx.seed, &q.id) % 1_000
         };
-    let candidates = |target: Theme,
-                      picked: &[Candidate<'_>]|
-     -> Vec<(u64, &BankQuestion, String, Vec<SlotUse>)> {
+    // The questions that may answer `target`, with their cost, in bank order; ranked on
+    // the slots they would use, before any text is built. `fills.filled` still decides
+    // whether one fits the word limit.
+    let candidates = |target: Theme, picked: &[Candidate<'_>]| -> Vec<(u64, usize)> {
         bank.iter()
-            .filter(|q| q.answers.contains(&target) && q.fits(sit))
-            .filter(|q| !recent.contains(&q.id) && !picked.iter().any(|p| p.q.id == q.id))
-            .filter_map(|q| {
-                let (text, used) = fill(q)?;
-                Some((cost(q, target, &used, picked), q, text, used))
-            })
+            .enumerate()
+            .filter(|(_, q)| q.answers.contains(&target) && q.fits(sit))
+            .filter(|(_, q)| !recent.contains(&q.id) && !picked.iter().any(|p| p.q.id == q.id))
+            .filter_map(|(i, q)| Some((cost(q, target, fills.used(i)?, picked), i)))
             .collect()
+    };
+    // The first of the cheapest that fills: the same pick as filling every candidate and
+    // taking the first one of least cost.
+    let cheapest_filled = |mut ranked: Vec<(u64, usize, Theme)>| {
+        // A stable sort keeps the bank order among equal costs.
+        ranked.sort_by_key(|&(cost, _, _)| cost);
+        ranked
+            .into_iter()
+            .find_map(|(_, i, t)| fills.filled(i).map(|f| (i, f, t)))
     };
     let mut picked: Vec<Candidate<'_>> = Vec::new();
     // A seller signal's question already explores its counterpart: do not ask about the
@@ -579,22 +647,21 @@ pub(crate) fn choose(
         open.retain(|t| !covered.contains(t) && !picked.iter().any(|p| p.target == *t));
         // The best question for one of the next few gaps; a later gap costs a little more,
         // so a question about what the message said can win over a generic one.
-        let mut best: Option<(u64, &BankQuestion, String, Vec<SlotUse>, Theme)> = None;
+        let mut ranked: Vec<(u64, usize, Theme)> = Vec::new();
         let mut empty: Vec<Theme> = Vec::new();
         for (rank, &target) in open.iter().take(TARGET_WINDOW).enumerate() {
             let found = candidates(target, &picked);
-            if found.is_empty() {
+            if !found.iter().any(|&(_, i)| fills.filled(i).is_some()) {
                 empty.push(target);
             }
-            for (cost, q, text, used) in found {
-                let cost = cost + rank as u64 * RANK_COST;
-                if best.as_ref().is_none_or(|b| cost < b.0) {
-                    best = Some((cost, q, text, used, target));
-                }
-            }
+            ranked.extend(
+                found
+                    .into_iter()
+                    .map(|(cost, i)| (cost + rank as u64 * RANK_COST, i, target)),
+            );
         }
         open.retain(|t| !empty.contains(t));
-        let Some((_, q, text, used, target)) = best else {
+        let Some((i, (text, used), target)) = cheapest_filled(ranked) else {
             if open.is_empty() {
                 break;
             }
@@ -604,9 +671,9 @@ pub(crate) fn choose(
             covered.push(counterpart(target));
         }
         picked.push(Candidate {
-            q,
-            text,
-            used,
+            q: &bank[i],
+            text: text.clone(),
+            used: used.clone(),
             target,
         });
     }
@@ -616,24 +683,28 @@ pub(crate) fn choose(
     if !picked.iter().any(Candidate::specific) {
         let keep = picked.len().saturating_sub(1);
         let kept: Vec<&str> = picked[..keep].iter().map(|p| p.q.id.as_str()).collect();
-        let specific = all_targets
+        let ranked: Vec<(u64, usize, Theme)> = all_targets
             .iter()
             .take(5)
             .filter(|t| !picked[..keep].iter().any(|p| p.target == **t))
             .flat_map(|&t| {
                 candidates(t, &picked[..keep])
                     .into_iter()
-                    .filter(|c| c.3.iter().any(|u| u.slot != SlotKind::Account))
-                    .filter(|c| !kept.contains(&c.1.id.as_str()))
-                    .map(move |c| (c, t))
+                    .filter(|&(_, i)| {
+                        fills
+                            .used(i)
+                            .is_some_and(|u| u.iter().any(|&k| k != SlotKind::Account))
+                    })
+                    .filter(|&(_, i)| !kept.contains(&bank[i].id.as_str()))
+                    .map(move |(cost, i)| (cost, i, t))
             })
-            .min_by_key(|(c, _)| c.0);
-        if let Some(((_, q, text, used), target)) = specific {
+            .collect();
+        if let Some((i, (text, used), target)) = cheapest_filled(ranked) {
             picked.truncate(keep);
             picked.push(Candidate {
-                q,
-                text,
-                used,
+                q: &bank[i],
+                text: text.clone(),
+                used: used.clone(),
                 target,
             });
         }
@@ -642,8 +713,9 @@ pub(crate) fn choose(
         // Everything that fits was asked recently: repeat the one asked longest ago.
         let oldest = bank
             .iter()
-            .filter(|q| q.fits(sit))
-            .filter_map(|q| fill(q).map(|f| (q, f)))
+            .enumerate()
+            .filter(|(_, q)| q.fits(sit))
+            .filter_map(|(i, q)| fills.filled(i).map(|f| (q, f)))
             .max_by_key(|(q, _)| {
                 let age = recent
                     .iter()
@@ -655,12 +727,12 @@ pub(crate) fn choose(
             return vec![Question {
                 id: q.id.clone(),
                 pillar: q.pillar,
-                text,
+                text: text.clone(),
                 reason: QuestionReason {
                     gap: None,
                     signal: None,
                     situation: sit,
-                    used,
+                    used: used.clone(),
                 },
             }];
         }
