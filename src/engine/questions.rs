@@ -287,6 +287,9 @@ impl BankQuestion {
     }
 }
 
+/// A question's filled text and the slots it used.
+type Filling = (String, Vec<SlotUse>);
+
 /// The bank filled for one message, each question at most once and only when asked for:
 /// a filled text depends on the question, the account and the slots, never on the picks.
 struct Fills<'b> {
@@ -294,7 +297,7 @@ struct Fills<'b> {
     account: Option<String>,
     slots: Slots,
     used: Vec<OnceCell<Option<Vec<SlotKind>>>>,
-    filled: Vec<OnceCell<Option<(String, Vec<SlotUse>)>>>,
+    filled: Vec<OnceCell<Option<Filling>>>,
 }
 
 impl<'b> Fills<'b> {
@@ -322,7 +325,7 @@ impl<'b> Fills<'b> {
     }
 
     /// Question `i` filled, or `None` when it does not fit (see `used`, and the word limit).
-    fn filled(&self, i: usize) -> Option<&(String, Vec<SlotUse>)> {
+    fn filled(&self, i: usize) -> Option<&Filling> {
         self.filled[i]
             .get_or_init(|| {
                 self.used(i)?;
