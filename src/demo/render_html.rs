@@ -219,17 +219,7 @@ fn channel_html(ws: &Workspace, channel: &Channel) -> Option<String> {
         escape(&channel.id),
         escape(&title)
     );
-    let mut items: Vec<(&str, Option<&Message>, Option<usize>)> = top
-        .iter()
-        .map(|m| (m.ts.as_str(), Some(*m), None))
-        .chain(
-            notes
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (n.ts.as_str(), None, Some(i))),
-        )
-        .collect();
-    items.sort_by_key(|(ts, _, _)| super::fake_slack::ts_key(ts));
+    let items = super::render_text::timeline(&top, &notes);
     for (_, message, note) in items {
         if let Some(m) = message {
             let check =

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use super::DemoReport;
-use super::fake_slack::{Author, Message, Workspace};
+use super::fake_slack::{Author, Ephemeral, Message, Workspace};
 
 /// One Block Kit block, reduced to what a reader sees.
 #[derive(Debug, Clone, PartialEq)]
@@ -331,6 +331,26 @@ fn write_message(ws: &Workspace, m: &Message, indent: &str, out: &mut String) {
     }
 }
 
+/// A channel's top-level messages and ephemeral notes (by index into `notes`) in the
+/// order they appeared; both renderings walk a channel this way.
+pub fn timeline<'a>(
+    top: &[&'a Message],
+    notes: &[&'a Ephemeral],
+) -> Vec<(&'a str, Option<&'a Message>, Option<usize>)> {
+    let mut items: Vec<(&str, Option<&Message>, Option<usize>)> = top
+        .iter()
+        .map(|m| (m.ts.as_str(), Some(*m), None))
+        .chain(
+            notes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.ts.as_str(), None, Some(i))),
+        )
+        .collect();
+    items.sort_by_key(|(ts, _, _)| super::fake_slack::ts_key(ts));
+    items
+}
+
 /// Every channel, its threads, reactions and notes, then the DMs and modals.
 pub fn conversation(report: &DemoReport) -> String {
     let ws = &report.workspace;
@@ -346,18 +366,7 @@ pub fn conversation(report: &DemoReport) -> String {
             None => format!("#{}", channel.name),
         };
         let _ = writeln!(out, "\n{title}\n{}", "─".repeat(title.chars().count()));
-        // Top-level messages and notes in the order they appeared.
-        let mut items: Vec<(&str, Option<&Message>, Option<usize>)> = top
-            .iter()
-            .map(|m| (m.ts.as_str(), Some(*m), None))
-            .chain(
-                notes
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| (n.ts.as_str(), None, Some(i))),
-            )
-            .collect();
-        items.sort_by_key(|(ts, _, _)| super::fake_slack::ts_key(ts));
+        let items = timeline(&top, &notes);
         for (_, message, note) in items {
             if let Some(m) = message {
                 write_message(ws, m, "", &mut out);

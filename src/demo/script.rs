@@ -625,6 +625,29 @@ impl Scenario<'_> {
     }
 
     /// The nudge under `root` and the button on it labelled `label`.
+    /// [`Self::button`], or the step recorded as failed when the nudge has no such button.
+    fn button_or_record(
+        &mut self,
+        day: &str,
+        action: &str,
+        channel: &str,
+        root: &str,
+        label: &str,
+    ) -> Option<(Message, Value)> {
+        let found = self.button(channel, root, label);
+        if found.is_none() {
+            self.record(
+                day,
+                action.to_owned(),
+                format!("no {label} button"),
+                Some(format!(
+                    "expected a {label} button on the nudge, found none"
+                )),
+            );
+        }
+        found
+    }
+
     fn button(&self, channel: &str, root: &str, label: &str) -> Option<(Message, Value)> {
         let ws = self.slack.workspace();
         let nudge = ws
@@ -673,13 +696,8 @@ impl Scenario<'_> {
         root: &str,
     ) -> Result<(), DemoError> {
         let action = format!("{} clicks Reflect under their nudge", self.name(user));
-        let Some((nudge, button)) = self.button(channel, root, "Reflect") else {
-            self.record(
-                day,
-                action,
-                "no Reflect button".to_owned(),
-                Some("expected a Reflect button on the nudge, found none".to_owned()),
-            );
+        let Some((nudge, button)) = self.button_or_record(day, &action, channel, root, "Reflect")
+        else {
             return Ok(());
         };
         let views_before = self.slack.workspace().views.len();
@@ -793,13 +811,8 @@ impl Scenario<'_> {
         root: &str,
     ) -> Result<(), DemoError> {
         let action = format!("{} clicks Not now under their nudge", self.name(user));
-        let Some((nudge, button)) = self.button(channel, root, "Not now") else {
-            self.record(
-                day,
-                action,
-                "no Not now button".to_owned(),
-                Some("expected a Not now button on the nudge, found none".to_owned()),
-            );
+        let Some((nudge, button)) = self.button_or_record(day, &action, channel, root, "Not now")
+        else {
             return Ok(());
         };
         let notes_before = self.slack.workspace().ephemerals.len();
