@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::prompt_message::prompt_params;
+use super::prompt_message::prompt_call;
 use super::reflect::seed_from;
 use super::why::{Reading, aimed_gaps};
 use crate::engine::Stage;
@@ -280,7 +280,7 @@ async fn prompt_owner(
         &analysis_for_questions,
         &aimed_gaps(&analysis_for_questions, stage, &questions),
     );
-    let params = prompt_params(
+    let call = prompt_call(
         &channel,
         None,
         &intro,
@@ -301,11 +301,7 @@ async fn prompt_owner(
             question_ids: questions.iter().map(|q| q.id.clone()).collect(),
             stage: stage.map(|s| s.as_str().to_owned()),
         }),
-        outbox: vec![NewOutboxMessage {
-            idempotency_key: thread_key,
-            method: "chat.postMessage".into(),
-            params,
-        }],
+        outbox: vec![NewOutboxMessage::new(thread_key, call)],
     };
     ctx.store.record_effects(team, &effects, now_ms).await?;
     ctx.outbox_wake.notify_one();

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::prompt_message::{
     ACTION_FORGET_CANCEL, ACTION_FORGET_CONFIRM, ACTION_HELPFUL, ACTION_MUTE_DEAL, ACTION_NOT_NOW,
     ACTION_NOT_QUITE_RIGHT, ACTION_OPTOUT_CANCEL, ACTION_OPTOUT_CONFIRM, ACTION_REFLECT,
-    ACTION_WHY, ephemeral_params,
+    ACTION_WHY, ephemeral_call,
 };
 use crate::slack::blocks;
 use crate::slack::payloads::{BlockActions, InteractionPayload, ViewSubmission};
@@ -207,10 +207,12 @@ pub(super) async fn open_modal(
     button: &str,
     now_ms: i64,
 ) -> Result<InteractionReply, InteractionError> {
-    let mut params = serde_json::Map::new();
-    params.insert("trigger_id".into(), json!(payload.trigger_id));
-    params.insert("view".into(), view);
-    match ctx.workspace.slack.call("views.open", &params).await {
+    match ctx
+        .workspace
+        .slack
+        .open_view(&payload.trigger_id, view)
+        .await
+    {
         Ok(_) => Ok(InteractionReply::Ack),
         Err(err) => {
             tracing::warn!(error = %err, button, "could not open a modal");
@@ -354,11 +356,7 @@ async fn enqueue_ephemeral(
     key: &str,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let message = NewOutboxMessage {
-        idempotency_key: key.to_owned(),
-        method: "chat.postEphemeral".into(),
-        params: ephemeral_params(channel, user, text),
-    };
+    let message = NewOutboxMessage::new(key, ephemeral_call(channel, user, text));
     ctx.store.enqueue_outbox(team, &[message], now_ms).await?;
     ctx.outbox_wake.notify_one();
     Ok(())

@@ -2,7 +2,9 @@
 //! live here — see `bot/` for behaviour.
 
 pub mod blocks;
+pub mod calls;
 pub mod ids;
+mod legacy_calls;
 pub mod oauth;
 pub mod payloads;
 pub mod signature;

@@ -18,6 +18,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::calls::HistoryMessage;
 use super::ids::{BotId, TeamId, UserId};
 
 /// Wait used when Slack rate-limits without a usable `Retry-After` header.
@@ -218,7 +219,8 @@ impl SlackClient {
     }
 
     /// POSTs `params` form-encoded to `{base}/{method}` with the Bearer token, and returns
-    /// the response JSON when Slack says `ok: true`.
+    /// the response JSON when Slack says `ok: true`. The raw form under the typed calls
+    /// ([`SlackClient::send`] and the methods below); code outside `slack/` uses those.
     ///
     /// Form encoding works on every Web API method (JSON bodies only on some), so values
     /// that are arrays or objects (`blocks`, `metadata`, `view`) are sent as JSON strings,
@@ -348,7 +350,7 @@ impl SlackClient {
 
     /// Messages posted at or after `oldest` (inclusive) in a channel, or in the thread
     /// whose parent is `thread_ts`, with their `metadata` (`include_all_metadata=true`).
-    /// Used by the outbox to learn whether an ambiguous post actually landed.
+    /// [`SlackClient::find_post`] uses it to learn whether an ambiguous post landed.
     ///
     /// Returns one page of at most `limit` messages, in Slack's order (history: newest
     /// first; replies: oldest first, parent included). Callers look at a short window
@@ -359,7 +361,7 @@ impl SlackClient {
         thread_ts: Option<&str>,
         oldest: &str,
         limit: u32,
-    ) -> Result<Vec<Value>, SlackApiError> {
+    ) -> Result<Vec<HistoryMessage>, SlackApiError> {
         let mut params = Map::new();
         params.insert("channel".into(), Value::from(channel));
         params.insert("oldest".into(), Value::from(oldest));
@@ -375,7 +377,10 @@ impl SlackClient {
         };
         let value = self.call(method, &params).await?;
         match value.get("messages").and_then(Value::as_array) {
-            Some(messages) => Ok(messages.clone()),
+            Some(messages) => Ok(messages
+                .iter()
+                .filter_map(HistoryMessage::from_value)
+                .collect()),
             None => Err(SlackApiError::Decode {
                 method: method.to_owned(),
                 reason: "missing array field `messages`".into(),

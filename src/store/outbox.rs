@@ -4,15 +4,24 @@
 use std::time::Duration;
 
 use super::{Pool, Store, StoreError, with_pool};
+use crate::slack::calls::SlackCall;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewOutboxMessage {
     /// Unique per team; enqueueing the same key twice stores one row.
     pub idempotency_key: String,
-    /// Web API method, e.g. `chat.postMessage`.
-    pub method: String,
-    /// The method's arguments.
-    pub params: serde_json::Map<String, serde_json::Value>,
+    /// The call, stored as JSON (`payload`) beside its method name (`method`, which the
+    /// rate-limit holds match on).
+    pub call: SlackCall,
+}
+
+impl NewOutboxMessage {
+    pub fn new(idempotency_key: impl Into<String>, call: SlackCall) -> NewOutboxMessage {
+        NewOutboxMessage {
+            idempotency_key: idempotency_key.into(),
+            call,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,9 +63,10 @@ pub struct OutboxItem {
 }
 
 impl OutboxItem {
-    pub fn params(&self) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
-        serde_json::from_str(&self.payload)
-            .map_err(|e| StoreError::Corrupt(format!("outbox row {} payload: {e}", self.id)))
+    /// The call to make; rows written by older versions (bare parameters) are read too.
+    pub fn call(&self) -> Result<SlackCall, StoreError> {
+        SlackCall::from_stored(&self.method, &self.payload)
+            .map_err(|e| StoreError::Corrupt(format!("outbox row {}: {e}", self.id)))
     }
 
     /// Attempts that failed (or may have) other than by a rate limit, this one included.
@@ -73,14 +83,16 @@ macro_rules! insert_outbox {
         let mut kinds: Vec<&'static str> = Vec::new();
         for msg in $messages {
             let msg: &$crate::store::NewOutboxMessage = msg;
-            let payload = serde_json::Value::Object(msg.params.clone()).to_string();
+            let payload = msg.call.to_stored().map_err(|e| {
+                $crate::store::StoreError::Corrupt(format!("outbox call {}: {e}", msg.idempotency_key))
+            })?;
             let inserted = sqlx::query(
                 "INSERT INTO outbox (team_id, idempotency_key, method, payload, next_attempt_at, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (team_id, idempotency_key) DO NOTHING",
             )
             .bind($team_id)
             .bind(&msg.idempotency_key)
-            .bind(&msg.method)
+            .bind(msg.call.method())
             .bind(payload)
             .bind($now_ms)
             .execute(&mut *$tx)

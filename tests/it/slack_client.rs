@@ -194,14 +194,14 @@ async fn recent_messages_return_posts_with_metadata_in_channel_and_thread() {
         .await
         .unwrap();
     assert_eq!(thread.len(), 2, "{thread:?}");
-    assert_eq!(thread[1]["ts"], reply_ts.as_str());
-    assert_eq!(thread[1]["metadata"], metadata);
+    assert_eq!(thread[1].ts, reply_ts);
+    assert_eq!(thread[1].metadata, Some(metadata));
 
     let channel = slack
         .recent_messages("C1", None, &reply_ts, 10)
         .await
         .unwrap();
-    let texts: Vec<&str> = channel.iter().filter_map(|m| m["text"].as_str()).collect();
+    let texts: Vec<&str> = channel.iter().filter_map(|m| m.text.as_deref()).collect();
     assert_eq!(
         texts,
         ["top-level"],
@@ -230,7 +230,10 @@ async fn answer_lost_after_post_leaves_the_message_for_reconciliation() {
     assert!(err.is_retryable());
     let found = slack.recent_messages("C1", None, "0", 10).await.unwrap();
     assert_eq!(found.len(), 1);
-    assert_eq!(found[0]["metadata"]["event_payload"]["id"], "ob-9");
+    assert_eq!(
+        found[0].metadata.as_ref().unwrap()["event_payload"]["id"],
+        "ob-9"
+    );
     // The scripted fault was one-shot: the next post behaves normally.
     slack
         .call("chat.postMessage", &post("C1", "again"))

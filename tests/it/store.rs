@@ -27,14 +27,14 @@ fn observation(key: &str, themes: Vec<Theme>) -> NewObservation {
 }
 
 fn post(key: &str) -> NewOutboxMessage {
-    let mut params = serde_json::Map::new();
-    params.insert("channel".into(), "C1".into());
-    params.insert("text".into(), "hello".into());
-    NewOutboxMessage {
-        idempotency_key: key.into(),
-        method: "chat.postMessage".into(),
-        params,
-    }
+    NewOutboxMessage::new(
+        key,
+        cusp::slack::calls::SlackCall::PostMessage {
+            channel: "C1".into(),
+            thread_ts: None,
+            message: cusp::slack::calls::Message::text("hello"),
+        },
+    )
 }
 
 async fn collect(
@@ -172,8 +172,14 @@ async fn failing_events_are_retried_then_parked(backend: Backend) {
 async fn a_rate_limit_holds_one_method_of_one_team(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
-    let mut react = post("r");
-    react.method = "reactions.add".into();
+    let react = NewOutboxMessage::new(
+        "r",
+        cusp::slack::calls::SlackCall::AddReaction {
+            channel: "C1".into(),
+            timestamp: "1.0001".into(),
+            name: "eyes".into(),
+        },
+    );
     store
         .enqueue_outbox("T1", &[post("a"), post("b"), react], 1_000)
         .await

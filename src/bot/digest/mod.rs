@@ -10,7 +10,6 @@ use std::time::Duration;
 use jiff::Timestamp;
 use jiff::civil::Weekday;
 use jiff::tz::TimeZone;
-use serde_json::{Map, Value};
 
 pub use compose::{
     Digest, Feedback, Mix, PersonalStats, SpotlightItem, WeekStats, compose, compose_personal,
@@ -18,6 +17,7 @@ pub use compose::{
 pub use week::{Due, IsoWeek, Schedule, WeekError, due_run};
 
 use crate::engine::{Engine, Theme};
+use crate::slack::calls::{Message, SlackCall};
 use crate::store::{ClassCounts, DigestSettingsRow, NewOutboxMessage, RunClaim, Store, StoreError};
 
 /// A claimed run is ours for this long; composing takes well under a second.
@@ -254,19 +254,31 @@ pub async fn personal_stats(
     })
 }
 
-/// A `chat.postMessage` outbox row for a composed digest.
+/// The outbox row posting a composed digest to `channel`.
 pub fn post_message(key: String, channel: &str, digest: &Digest) -> NewOutboxMessage {
-    let mut params = Map::new();
-    params.insert("channel".into(), Value::from(channel));
-    params.insert("text".into(), Value::from(digest.fallback.clone()));
-    params.insert("blocks".into(), Value::Array(digest.blocks.clone()));
-    params.insert("unfurl_links".into(), Value::Bool(false));
-    params.insert("unfurl_media".into(), Value::Bool(false));
-    NewOutboxMessage {
-        idempotency_key: key,
-        method: "chat.postMessage".into(),
-        params,
-    }
+    NewOutboxMessage::new(
+        key,
+        SlackCall::PostMessage {
+            channel: channel.to_owned(),
+            thread_ts: None,
+            message: message(digest),
+        },
+    )
+}
+
+/// The outbox row sending a personal digest to `user`'s DM with cusp.
+pub fn post_direct(key: String, user: &str, digest: &Digest) -> NewOutboxMessage {
+    NewOutboxMessage::new(
+        key,
+        SlackCall::PostDirect {
+            user: user.to_owned(),
+            message: message(digest),
+        },
+    )
+}
+
+fn message(digest: &Digest) -> Message {
+    Message::blocks(digest.fallback.clone(), digest.blocks.clone()).without_previews()
 }
 
 /// The team post about `week` and, with `personal`, one DM per subscriber (their own data).
@@ -286,7 +298,7 @@ pub async fn messages_for_week(
     if personal {
         for user in store.digest_subscribers(team_id).await? {
             let mine = personal_stats(store, team_id, &user, week, tz).await?;
-            out.push(post_message(
+            out.push(post_direct(
                 format!("{key}:dm:{user}"),
                 &user,
                 &compose_personal(&mine),
