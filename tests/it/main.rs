@@ -16,6 +16,7 @@ mod nudges;
 mod oauth_install;
 mod ops;
 mod outbox;
+mod outbox_upgrade;
 mod server;
 mod slack_client;
 mod socket_mode;
