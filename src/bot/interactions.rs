@@ -3,15 +3,15 @@
 //! person who clicked; "Why?" explains the reading (see `why`); "Not quite right" opens the
 //! correction modal (see `corrections`); the opt-out confirmation deletes that person's data.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::prompt_message::{
     ACTION_FORGET_CANCEL, ACTION_FORGET_CONFIRM, ACTION_HELPFUL, ACTION_MUTE_DEAL, ACTION_NOT_NOW,
     ACTION_NOT_QUITE_RIGHT, ACTION_OPTOUT_CANCEL, ACTION_OPTOUT_CONFIRM, ACTION_REFLECT,
     ACTION_WHY, ephemeral_call,
 };
-use crate::slack::blocks;
 use crate::slack::payloads::{BlockActions, InteractionPayload, ViewSubmission};
+use crate::slack::{blocks, responses};
 use crate::state::TeamContext;
 use crate::store::{NewOutboxMessage, Prompt, StoreError};
 
@@ -258,9 +258,12 @@ fn reflection_modal(ctx: &TeamContext<'_>, prompt: &Prompt) -> Value {
             .iter()
             .find(|q| q.id == id)
             .map_or("Your thoughts", |q| q.text.as_str());
-        let mut input = blocks::plain_input(&format!("q{i}"), "answer", text, true);
-        input["optional"] = json!(true);
-        out.push(input);
+        out.push(blocks::optional(blocks::plain_input(
+            &format!("q{i}"),
+            "answer",
+            text,
+            true,
+        )));
     }
     out.push(blocks::checkboxes(
         SHARE_BLOCK,
@@ -309,14 +312,14 @@ async fn on_view_submission(
                 .state
                 .text_value(&format!("q{i}"), "answer")?
                 .trim();
-            (!text.is_empty()).then(|| json!({ "question_id": id, "answer": text }))
+            (!text.is_empty()).then(|| Value::from_iter([("question_id", *id), ("answer", text)]))
         })
         .collect();
     if answers.is_empty() {
-        return Ok(InteractionReply::Json(json!({
-            "response_action": "errors",
-            "errors": { "q0": "Write a line or two for at least one question, or press Cancel." },
-        })));
+        return Ok(InteractionReply::Json(responses::view_error(
+            "q0",
+            "Write a line or two for at least one question, or press Cancel.",
+        )));
     }
     if ctx
         .store
@@ -324,10 +327,10 @@ async fn on_view_submission(
         .await?
         .opted_out
     {
-        return Ok(InteractionReply::Json(json!({
-            "response_action": "errors",
-            "errors": { "q0": "You have opted out of cusp, so I keep nothing you write. `/cusp optin` to save reflections again." },
-        })));
+        return Ok(InteractionReply::Json(responses::view_error(
+            "q0",
+            "You have opted out of cusp, so I keep nothing you write. `/cusp optin` to save reflections again.",
+        )));
     }
     let shared = submission
         .view

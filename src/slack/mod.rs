@@ -7,6 +7,7 @@ pub mod ids;
 mod legacy_calls;
 pub mod oauth;
 pub mod payloads;
+pub mod responses;
 pub mod signature;
 pub mod socket_mode;
 pub mod web_api;
