@@ -7,7 +7,7 @@ use super::prompt_message::prompt_call;
 use super::reflect::seed_from;
 use super::why::{Reading, aimed_gaps};
 use crate::engine::Stage;
-use crate::slack::ids::{TeamId, UserId};
+use crate::slack::ids::{ChannelId, TeamId, UserId};
 use crate::state::TeamContext;
 use crate::store::{
     Effects, NewObservation, NewOutboxMessage, NewPrompt, ObservationSource, StoreError,
@@ -228,7 +228,7 @@ async fn prompt_owner(
         ..super::observation(
             &analysis,
             ObservationSource::Crm,
-            &channel,
+            channel.as_str(),
             &owner,
             None,
             thread_key.clone(),
@@ -293,7 +293,7 @@ async fn prompt_owner(
     let effects = Effects {
         observation: Some(observation),
         prompt: Some(NewPrompt {
-            channel_id: channel.clone(),
+            channel_id: channel.as_str().to_owned(),
             thread_key: thread_key.clone(),
             user_id: owner.clone(),
             account: Some(deal_key),
@@ -319,7 +319,7 @@ async fn prompt_owner(
 }
 
 enum DmChannel {
-    Open(String),
+    Open(ChannelId),
     /// Slack will never open this DM (the Slack error code says why).
     Unreachable(String),
 }

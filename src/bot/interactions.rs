@@ -10,6 +10,7 @@ use super::prompt_message::{
     ACTION_NOT_QUITE_RIGHT, ACTION_OPTOUT_CANCEL, ACTION_OPTOUT_CONFIRM, ACTION_REFLECT,
     ACTION_WHY, ephemeral_call,
 };
+use crate::slack::ids::{ChannelId, UserId};
 use crate::slack::payloads::{BlockActions, InteractionPayload, ViewSubmission};
 use crate::slack::{blocks, responses};
 use crate::state::TeamContext;
@@ -62,7 +63,6 @@ async fn on_block_actions(
 ) -> Result<InteractionReply, InteractionError> {
     let team = payload.team.id.as_str();
     let user = payload.user.id.as_str();
-    let channel = payload.channel.as_ref().map(|c| c.id.as_str());
     let Some(action) = payload.actions.first() else {
         return Err(InteractionError::BadRequest(
             "block_actions without actions".into(),
@@ -160,12 +160,12 @@ async fn on_block_actions(
             )));
         }
     };
-    if let Some(channel) = channel {
+    if let Some(channel) = payload.channel.as_ref() {
         enqueue_ephemeral(
             ctx,
             team,
-            channel,
-            user,
+            &channel.id,
+            &payload.user.id,
             note,
             &format!("ack:{}:{}", payload.trigger_id, action.action_id),
             now_ms,
@@ -230,8 +230,8 @@ pub(super) async fn open_modal(
                 enqueue_ephemeral(
                     ctx,
                     payload.team.id.as_str(),
-                    channel.id.as_str(),
-                    payload.user.id.as_str(),
+                    &channel.id,
+                    &payload.user.id,
                     &text,
                     &key,
                     now_ms,
@@ -353,8 +353,8 @@ async fn on_view_submission(
 async fn enqueue_ephemeral(
     ctx: &TeamContext<'_>,
     team: &str,
-    channel: &str,
-    user: &str,
+    channel: &ChannelId,
+    user: &UserId,
     text: &str,
     key: &str,
     now_ms: i64,

@@ -8,6 +8,7 @@ use super::why::{Reading, aimed_gaps};
 use crate::engine::Analysis;
 use crate::slack::blocks;
 use crate::slack::calls::{Message, SlackCall};
+use crate::slack::ids::ChannelId;
 use crate::slack::payloads::AppMentionEvent;
 use crate::state::TeamContext;
 use crate::store::{Effects, NewOutboxMessage, NewPrompt, ObservationSource};
@@ -39,10 +40,10 @@ pub async fn on_mention(
     } else if let Some(thread_ts) = event.thread_ts.as_deref() {
         match thread_parent(ctx, channel, thread_ts).await? {
             Some((text, author)) => (text, author, thread_ts.to_owned()),
-            None => return Ok(hint(channel, &reply_root, &event.ts)),
+            None => return Ok(hint(&event.channel, &reply_root, &event.ts)),
         }
     } else {
-        return Ok(hint(channel, &reply_root, &event.ts));
+        return Ok(hint(&event.channel, &reply_root, &event.ts));
     };
 
     let author_prefs = ctx.store.user_prefs(team, &author).await?;
@@ -63,7 +64,7 @@ pub async fn on_mention(
     let thread_key = format!("mention:{channel}:{}", event.ts);
     let reading = Reading::of(&analysis, &aimed_gaps(&analysis, None, &questions));
     let call = prompt_call(
-        channel,
+        &event.channel,
         Some(&reply_root),
         &intro(&analysis),
         &questions,
@@ -139,9 +140,9 @@ fn explanation(analysis: &Analysis) -> String {
     }
 }
 
-fn hint(channel: &str, reply_root: &str, ts: &str) -> Effects {
+fn hint(channel: &ChannelId, reply_root: &str, ts: &str) -> Effects {
     let call = SlackCall::PostMessage {
-        channel: channel.to_owned(),
+        channel: channel.clone(),
         thread_ts: Some(reply_root.to_owned()),
         message: Message::text(MENTION_HINT),
     };

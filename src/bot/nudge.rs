@@ -108,7 +108,7 @@ pub async fn on_message(
             effects.outbox.push(NewOutboxMessage::new(
                 format!("reaction:{channel}:{}", event.ts),
                 SlackCall::AddReaction {
-                    channel: channel.to_owned(),
+                    channel: event.channel.clone(),
                     timestamp: event.ts.clone(),
                     name: settings.reaction.clone(),
                 },
@@ -136,7 +136,7 @@ pub async fn on_message(
             };
             let reading = Reading::of(&analysis, &aimed_gaps(&analysis, None, &questions));
             let call = prompt_call(
-                channel,
+                &event.channel,
                 Some(root),
                 &intro,
                 &questions,

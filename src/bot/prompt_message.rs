@@ -7,6 +7,7 @@ use super::why::{Reading, why_value};
 use crate::engine::{Analysis, Question};
 use crate::slack::blocks::{self, ButtonStyle};
 use crate::slack::calls::{Message, SlackCall};
+use crate::slack::ids::{ChannelId, UserId};
 
 pub const ACTION_REFLECT: &str = "cusp_reflect";
 pub const ACTION_HELPFUL: &str = "cusp_helpful";
@@ -64,7 +65,7 @@ pub fn prompt_buttons(thread_key: &str, reading: Option<&Reading>) -> Value {
 /// nothing for them to act on, so there are none. `reading` adds "Why?" and "Not quite
 /// right".
 pub fn prompt_call(
-    channel: &str,
+    channel: &ChannelId,
     thread_ts: Option<&str>,
     intro: &str,
     questions: &[Question],
@@ -92,7 +93,7 @@ pub fn prompt_call(
         None => intro.to_owned(),
     };
     SlackCall::PostMessage {
-        channel: channel.to_owned(),
+        channel: channel.clone(),
         thread_ts: thread_ts.map(str::to_owned),
         message: Message::blocks(fallback, blocks::message_blocks(out)).without_link_previews(),
     }
@@ -117,10 +118,10 @@ pub fn why_line(analysis: &Analysis) -> String {
 }
 
 /// A note only `user` sees, in `channel`.
-pub fn ephemeral_call(channel: &str, user: &str, text: &str) -> SlackCall {
+pub fn ephemeral_call(channel: &ChannelId, user: &UserId, text: &str) -> SlackCall {
     SlackCall::PostEphemeral {
-        channel: channel.to_owned(),
-        user: user.to_owned(),
+        channel: channel.clone(),
+        user: user.clone(),
         text: text.to_owned(),
     }
 }

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::ids::{ChannelId, UserId};
 use super::web_api::{SlackApiError, SlackClient};
 
 /// Slack message metadata event type that carries the outbox's idempotency key.
@@ -91,7 +92,7 @@ impl Message {
 pub enum SlackCall {
     /// `chat.postMessage` into a channel, or a thread when `thread_ts` is set.
     PostMessage {
-        channel: String,
+        channel: ChannelId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         thread_ts: Option<String>,
         #[serde(flatten)]
@@ -101,25 +102,25 @@ pub enum SlackCall {
     /// channel of a post, so sending needs no lookup; reading the DM back (reconciliation)
     /// opens it with `conversations.open`, because history methods refuse user ids.
     PostDirect {
-        user: String,
+        user: UserId,
         #[serde(flatten)]
         message: Message,
     },
     /// `chat.postEphemeral`: a note only `user` sees, in `channel`.
     PostEphemeral {
-        channel: String,
-        user: String,
+        channel: ChannelId,
+        user: UserId,
         text: String,
     },
     /// `reactions.add` on the message `timestamp` of `channel`; `name` without colons.
     AddReaction {
-        channel: String,
+        channel: ChannelId,
         timestamp: String,
         name: String,
     },
     /// `chat.update` of one of the bot's messages.
     UpdateMessage {
-        channel: String,
+        channel: ChannelId,
         ts: String,
         #[serde(flatten)]
         message: Message,
@@ -163,8 +164,8 @@ impl SlackCall {
             SlackCall::PostMessage { channel, .. }
             | SlackCall::PostEphemeral { channel, .. }
             | SlackCall::AddReaction { channel, .. }
-            | SlackCall::UpdateMessage { channel, .. } => Some(channel),
-            SlackCall::PostDirect { user, .. } => Some(user),
+            | SlackCall::UpdateMessage { channel, .. } => Some(channel.as_str()),
+            SlackCall::PostDirect { user, .. } => Some(user.as_str()),
             SlackCall::OpenView { .. } => None,
         }
     }
@@ -198,19 +199,19 @@ impl SlackCall {
             SlackCall::PostMessage {
                 channel, thread_ts, ..
             } => {
-                put("channel", channel);
+                put("channel", channel.as_str());
                 if let Some(ts) = thread_ts {
                     put("thread_ts", ts);
                 }
             }
-            SlackCall::PostDirect { user, .. } => put("channel", user),
+            SlackCall::PostDirect { user, .. } => put("channel", user.as_str()),
             SlackCall::PostEphemeral {
                 channel,
                 user,
                 text,
             } => {
-                put("channel", channel);
-                put("user", user);
+                put("channel", channel.as_str());
+                put("user", user.as_str());
                 put("text", text);
             }
             SlackCall::AddReaction {
@@ -218,12 +219,12 @@ impl SlackCall {
                 timestamp,
                 name,
             } => {
-                put("channel", channel);
+                put("channel", channel.as_str());
                 put("timestamp", timestamp);
                 put("name", name);
             }
             SlackCall::UpdateMessage { channel, ts, .. } => {
-                put("channel", channel);
+                put("channel", channel.as_str());
                 put("ts", ts);
             }
             SlackCall::OpenView { trigger_id, view } => {
@@ -333,7 +334,7 @@ impl SlackClient {
                 channel, thread_ts, ..
             } => (channel.as_str(), thread_ts.as_deref()),
             SlackCall::PostDirect { user, .. } => {
-                dm = self.open_dm(user).await?;
+                dm = self.open_dm(user.as_str()).await?;
                 (dm.as_str(), None)
             }
             _ => return Ok(None),
@@ -368,9 +369,17 @@ impl SlackClient {
 mod tests {
     use super::*;
 
+    fn channel(id: &str) -> ChannelId {
+        ChannelId::parse(id).unwrap()
+    }
+
+    fn user(id: &str) -> UserId {
+        UserId::parse(id).unwrap()
+    }
+
     fn post() -> SlackCall {
         SlackCall::PostMessage {
-            channel: "C1".into(),
+            channel: channel("C1"),
             thread_ts: Some("1.2".into()),
             message: Message::blocks("hi", vec![json!({"type": "divider"})])
                 .without_link_previews(),
@@ -382,21 +391,21 @@ mod tests {
         let calls = [
             post(),
             SlackCall::PostDirect {
-                user: "U1".into(),
+                user: user("U1"),
                 message: Message::text("yours").without_previews(),
             },
             SlackCall::PostEphemeral {
-                channel: "C1".into(),
-                user: "U1".into(),
+                channel: channel("C1"),
+                user: user("U1"),
                 text: "only you".into(),
             },
             SlackCall::AddReaction {
-                channel: "C1".into(),
+                channel: channel("C1"),
                 timestamp: "1.2".into(),
                 name: "eyes".into(),
             },
             SlackCall::UpdateMessage {
-                channel: "C1".into(),
+                channel: channel("C1"),
                 ts: "1.2".into(),
                 message: Message::text("final"),
             },
@@ -426,7 +435,7 @@ mod tests {
         assert_eq!(params["metadata"]["event_type"], METADATA_EVENT_TYPE);
         assert_eq!(params["metadata"]["event_payload"]["key"], "nudge:C1:1.2");
         let reaction = SlackCall::AddReaction {
-            channel: "C1".into(),
+            channel: channel("C1"),
             timestamp: "1.2".into(),
             name: "eyes".into(),
         };
@@ -436,7 +445,7 @@ mod tests {
     #[test]
     fn a_direct_post_is_addressed_to_the_user_id() {
         let call = SlackCall::PostDirect {
-            user: "U1".into(),
+            user: user("U1"),
             message: Message::text("yours"),
         };
         assert_eq!(call.method(), "chat.postMessage");

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::calls::{Message, SlackCall, StoredCallError};
+use super::ids::{ChannelId, UserId};
 
 #[derive(Deserialize)]
 struct OldPost {
@@ -28,14 +29,14 @@ struct OldPost {
 
 #[derive(Deserialize)]
 struct OldEphemeral {
-    channel: String,
-    user: String,
+    channel: ChannelId,
+    user: UserId,
     text: String,
 }
 
 #[derive(Deserialize)]
 struct OldReaction {
-    channel: String,
+    channel: ChannelId,
     timestamp: String,
     name: String,
 }
@@ -57,14 +58,18 @@ pub(super) fn from_params(method: &str, params: Value) -> Result<SlackCall, Stor
             };
             let addressed_to_person = old.thread_ts.is_none()
                 && (old.channel.starts_with('U') || old.channel.starts_with('W'));
+            let bad_id = |e: crate::slack::ids::IdError| StoredCallError::Invalid {
+                method: method.to_owned(),
+                reason: e.to_string(),
+            };
             Ok(if addressed_to_person {
                 SlackCall::PostDirect {
-                    user: old.channel,
+                    user: UserId::parse(&old.channel).map_err(bad_id)?,
                     message,
                 }
             } else {
                 SlackCall::PostMessage {
-                    channel: old.channel,
+                    channel: ChannelId::parse(&old.channel).map_err(bad_id)?,
                     thread_ts: old.thread_ts,
                     message,
                 }
@@ -110,7 +115,7 @@ mod tests {
         assert_eq!(
             call,
             SlackCall::PostMessage {
-                channel: "C1".into(),
+                channel: ChannelId::parse("C1").unwrap(),
                 thread_ts: Some("1.2".into()),
                 message: Message::blocks("hi", vec![json!({"type": "divider"})])
                     .without_link_previews(),
@@ -139,7 +144,7 @@ mod tests {
                 json!({"channel": "C1", "timestamp": "1.2", "name": "eyes"})
             ),
             SlackCall::AddReaction {
-                channel: "C1".into(),
+                channel: ChannelId::parse("C1").unwrap(),
                 timestamp: "1.2".into(),
                 name: "eyes".into()
             }

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::calls::HistoryMessage;
-use super::ids::{BotId, TeamId, UserId};
+use super::ids::{BotId, ChannelId, TeamId, UserId};
 
 /// Wait used when Slack rate-limits without a usable `Retry-After` header.
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -332,7 +332,7 @@ impl SlackClient {
     /// The id of the bot's DM conversation with `user` (`conversations.open`; calling it
     /// again returns the same conversation). History methods need this id: they do not
     /// accept a user id, although `chat.postMessage` does.
-    pub async fn open_dm(&self, user: &str) -> Result<String, SlackApiError> {
+    pub async fn open_dm(&self, user: &str) -> Result<ChannelId, SlackApiError> {
         const METHOD: &str = "conversations.open";
         let mut params = Map::new();
         params.insert("users".into(), Value::from(user));
@@ -341,10 +341,10 @@ impl SlackClient {
             .get("channel")
             .and_then(|c| c.get("id"))
             .and_then(Value::as_str)
-            .map(str::to_owned)
+            .and_then(|id| ChannelId::parse(id).ok())
             .ok_or_else(|| SlackApiError::Decode {
                 method: METHOD.to_owned(),
-                reason: "missing field `channel.id`".into(),
+                reason: "missing or invalid field `channel.id`".into(),
             })
     }
 

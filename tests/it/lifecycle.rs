@@ -75,7 +75,7 @@ async fn retention_purges_old_rows_in_batches_and_keeps_pending_work(backend: Ba
             &[NewOutboxMessage::new(
                 "pending-old",
                 cusp::slack::calls::SlackCall::PostMessage {
-                    channel: "C1".into(),
+                    channel: cusp::slack::ids::ChannelId::parse("C1").unwrap(),
                     thread_ts: None,
                     message: cusp::slack::calls::Message::text("still to send"),
                 },

@@ -15,7 +15,7 @@ fn post(key: &str, channel: &str) -> NewOutboxMessage {
     NewOutboxMessage::new(
         key,
         SlackCall::PostMessage {
-            channel: channel.into(),
+            channel: cusp::slack::ids::ChannelId::parse(channel).unwrap(),
             thread_ts: None,
             message: Message::text(format!("message {key}")),
         },
@@ -99,7 +99,7 @@ async fn a_rate_limit_holds_back_the_method_for_every_row(backend: Backend) {
     let react = NewOutboxMessage::new(
         "r1",
         SlackCall::AddReaction {
-            channel: "C_DEALS".into(),
+            channel: cusp::slack::ids::ChannelId::parse("C_DEALS").unwrap(),
             timestamp: "1.0001".into(),
             name: "eyes".into(),
         },

@@ -318,7 +318,7 @@ async fn typed_calls_send_the_requests_slack_documents() {
     let fake = FakeSlack::start().await;
     let slack = client(&fake);
     let post = SlackCall::PostMessage {
-        channel: "C1".into(),
+        channel: cusp::slack::ids::ChannelId::parse("C1").unwrap(),
         thread_ts: None,
         message: Message::blocks("draft", vec![json!({"type": "divider"})]).without_previews(),
     };
@@ -341,7 +341,7 @@ async fn typed_calls_send_the_requests_slack_documents() {
     assert_eq!(slack.find_post(&post, "k-other", 0).await.unwrap(), None);
 
     let update = SlackCall::UpdateMessage {
-        channel: "C1".into(),
+        channel: cusp::slack::ids::ChannelId::parse("C1").unwrap(),
         ts: ts.clone(),
         message: Message::text("final"),
     };
@@ -354,7 +354,7 @@ async fn typed_calls_send_the_requests_slack_documents() {
     );
 
     let reaction = SlackCall::AddReaction {
-        channel: "C1".into(),
+        channel: cusp::slack::ids::ChannelId::parse("C1").unwrap(),
         timestamp: ts.clone(),
         name: "eyes".into(),
     };
@@ -363,14 +363,14 @@ async fn typed_calls_send_the_requests_slack_documents() {
     assert_eq!(slack.send(&reaction, "k-r").await.unwrap().ts, None);
 
     let note = SlackCall::PostEphemeral {
-        channel: "C1".into(),
-        user: "U0ANA".into(),
+        channel: cusp::slack::ids::ChannelId::parse("C1").unwrap(),
+        user: cusp::slack::ids::UserId::parse("U0ANA").unwrap(),
         text: "only you".into(),
     };
     assert!(slack.send(&note, "k-e").await.unwrap().ts.is_some());
 
     let direct = SlackCall::PostDirect {
-        user: "U0ANA".into(),
+        user: cusp::slack::ids::UserId::parse("U0ANA").unwrap(),
         message: Message::text("your week"),
     };
     let dm_ts = slack.send(&direct, "k-dm").await.unwrap().ts.unwrap();

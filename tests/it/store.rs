@@ -30,7 +30,7 @@ fn post(key: &str) -> NewOutboxMessage {
     NewOutboxMessage::new(
         key,
         cusp::slack::calls::SlackCall::PostMessage {
-            channel: "C1".into(),
+            channel: cusp::slack::ids::ChannelId::parse("C1").unwrap(),
             thread_ts: None,
             message: cusp::slack::calls::Message::text("hello"),
         },
@@ -175,7 +175,7 @@ async fn a_rate_limit_holds_one_method_of_one_team(backend: Backend) {
     let react = NewOutboxMessage::new(
         "r",
         cusp::slack::calls::SlackCall::AddReaction {
-            channel: "C1".into(),
+            channel: cusp::slack::ids::ChannelId::parse("C1").unwrap(),
             timestamp: "1.0001".into(),
             name: "eyes".into(),
         },

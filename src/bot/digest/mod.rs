@@ -18,6 +18,7 @@ pub use week::{Due, IsoWeek, Schedule, WeekError, due_run};
 
 use crate::engine::{Engine, Theme};
 use crate::slack::calls::{Message, SlackCall};
+use crate::slack::ids::{ChannelId, UserId};
 use crate::store::{ClassCounts, DigestSettingsRow, NewOutboxMessage, RunClaim, Store, StoreError};
 
 /// A claimed run is ours for this long; composing takes well under a second.
@@ -255,11 +256,11 @@ pub async fn personal_stats(
 }
 
 /// The outbox row posting a composed digest to `channel`.
-pub fn post_message(key: String, channel: &str, digest: &Digest) -> NewOutboxMessage {
+pub fn post_message(key: String, channel: &ChannelId, digest: &Digest) -> NewOutboxMessage {
     NewOutboxMessage::new(
         key,
         SlackCall::PostMessage {
-            channel: channel.to_owned(),
+            channel: channel.clone(),
             thread_ts: None,
             message: message(digest),
         },
@@ -267,11 +268,11 @@ pub fn post_message(key: String, channel: &str, digest: &Digest) -> NewOutboxMes
 }
 
 /// The outbox row sending a personal digest to `user`'s DM with cusp.
-pub fn post_direct(key: String, user: &str, digest: &Digest) -> NewOutboxMessage {
+pub fn post_direct(key: String, user: &UserId, digest: &Digest) -> NewOutboxMessage {
     NewOutboxMessage::new(
         key,
         SlackCall::PostDirect {
-            user: user.to_owned(),
+            user: user.clone(),
             message: message(digest),
         },
     )
@@ -294,13 +295,21 @@ pub async fn messages_for_week(
     let stats = week_stats(store, team_id, week, tz, false).await?;
     let digest = compose(&stats, engine, seed(team_id, week));
     let key = idempotency_key(team_id, week);
-    let mut out = vec![post_message(key.clone(), channel, &digest)];
+    let channel = ChannelId::parse(channel)
+        .map_err(|e| DigestError::BadSettings(format!("digest channel: {e}")))?;
+    let mut out = vec![post_message(key.clone(), &channel, &digest)];
     if personal {
         for user in store.digest_subscribers(team_id).await? {
+            let Ok(user_id) = UserId::parse(&user) else {
+                // Stored from a Slack payload, so this does not happen; one odd row must
+                // not cost the team its digest.
+                tracing::warn!("a digest subscriber's stored user id is invalid; skipped");
+                continue;
+            };
             let mine = personal_stats(store, team_id, &user, week, tz).await?;
             out.push(post_direct(
                 format!("{key}:dm:{user}"),
-                &user,
+                &user_id,
                 &compose_personal(&mine),
             ));
         }
