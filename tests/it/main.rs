@@ -21,3 +21,4 @@ mod slack_client;
 mod socket_mode;
 mod store;
 mod support;
+mod workspaces;
