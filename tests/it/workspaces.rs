@@ -65,7 +65,11 @@ fn take_nudges(app: &TestApp, teams: &[(&str, &str)]) -> Vec<String> {
                 .rev()
                 .find(|m| m.team.as_deref() == Some(*team) && m.thread_ts.as_deref() == Some(*ts))
                 .expect("the nudge was posted");
-            assert_eq!(nudge.user, format!("U_BOT_{team}"), "posted as {team}'s bot");
+            assert_eq!(
+                nudge.user,
+                format!("U_BOT_{team}"),
+                "posted as {team}'s bot"
+            );
             prompt_key(nudge)
         })
         .collect()
@@ -103,7 +107,11 @@ async fn a_deal_update_in_each_workspace_is_nudged_with_that_workspaces_token(ba
     assert_eq!(store.count_observations(T_A).await.unwrap(), 1);
     assert_eq!(store.count_observations(T_B).await.unwrap(), 1);
     assert_eq!(
-        store.prompt_by_thread_key(T_A, &keys[0]).await.unwrap().user_id,
+        store
+            .prompt_by_thread_key(T_A, &keys[0])
+            .await
+            .unwrap()
+            .user_id,
         SAM
     );
     assert!(
@@ -125,7 +133,8 @@ async fn post_deal(
     })
     .to_string();
     let ts = jiff::Timestamp::now().as_second();
-    let signature = cusp::server::crm_signature::sign(WEBHOOK_SECRET.as_bytes(), ts, body.as_bytes());
+    let signature =
+        cusp::server::crm_signature::sign(WEBHOOK_SECRET.as_bytes(), ts, body.as_bytes());
     let request = axum::http::Request::post("/hooks/deals")
         .header("content-type", "application/json")
         .header("x-cusp-timestamp", ts.to_string())
@@ -148,7 +157,10 @@ async fn a_crm_deal_update_reaches_its_owner_only_through_its_own_workspace(back
 
     // T_B's token cannot find T_A's person: the owner is unknown there.
     let (status, body) = post_deal(&app, T_B, "alex@alpha.test", "dlv-0").await;
-    assert_eq!((status, &body["status"]), (StatusCode::ACCEPTED, &json!("owner_unknown")));
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::ACCEPTED, &json!("owner_unknown"))
+    );
     let lookup = app.slack.take_calls_to("users.lookupByEmail");
     assert_eq!(lookup.len(), 1);
     assert_eq!(lookup[0].team.as_deref(), Some(T_B));
@@ -156,7 +168,11 @@ async fn a_crm_deal_update_reaches_its_owner_only_through_its_own_workspace(back
     // The same delivery id is a fresh delivery in each workspace.
     for (team, email) in [(T_A, "alex@alpha.test"), (T_B, "bea@bravo.test")] {
         let (status, body) = post_deal(&app, team, email, "dlv-1").await;
-        assert_eq!((status, &body["status"]), (StatusCode::OK, &json!("queued")), "{team}");
+        assert_eq!(
+            (status, &body["status"]),
+            (StatusCode::OK, &json!("queued")),
+            "{team}"
+        );
         let lookup = app.slack.take_calls_to("users.lookupByEmail");
         assert_eq!(lookup.len(), 1);
         assert_eq!(lookup[0].team.as_deref(), Some(team));
@@ -171,7 +187,11 @@ async fn a_crm_deal_update_reaches_its_owner_only_through_its_own_workspace(back
             .filter(|c| c.team.as_deref() == Some(team))
             .collect();
         let methods: Vec<&str> = mine.iter().map(|c| c.method.as_str()).collect();
-        assert_eq!(methods, ["conversations.open", "chat.postMessage"], "{team}");
+        assert_eq!(
+            methods,
+            ["conversations.open", "chat.postMessage"],
+            "{team}"
+        );
         assert_eq!(mine[0].param_str("users").as_deref(), Some(owner));
         let dm = mine[1].param_str("channel").unwrap();
         assert!(dm.starts_with(&format!("D_{owner}")), "{dm}");
@@ -201,7 +221,11 @@ async fn each_digest_counts_only_its_own_workspace_and_goes_out_with_its_token(b
     app.slack.strict();
     for (team, channel) in [(T_A, "C_ALPHA_DIGEST"), (T_B, "C_BRAVO_DIGEST")] {
         let reply = app
-            .command_text(team, KIM, &format!("digest setup <#{channel}|digest> monday 09:00 UTC"))
+            .command_text(
+                team,
+                KIM,
+                &format!("digest setup <#{channel}|digest> monday 09:00 UTC"),
+            )
             .await;
         assert!(reply.contains(&format!("<#{channel}>")), "{reply}");
     }
@@ -212,13 +236,20 @@ async fn each_digest_counts_only_its_own_workspace_and_goes_out_with_its_token(b
     let reactions_and_nudges = app.slack.take_calls();
     for call in &reactions_and_nudges {
         let team = call.team.as_deref().unwrap();
-        assert_eq!(call.param_str("channel").as_deref(), Some(channel_of(team)), "{call:#?}");
+        assert_eq!(
+            call.param_str("channel").as_deref(),
+            Some(channel_of(team)),
+            "{call:#?}"
+        );
     }
 
     let at = next_monday_digest_time();
     for team in [T_A, T_B] {
         let outcome = run_tick(&app.state, team, at).await.unwrap();
-        assert!(matches!(outcome, TickOutcome::Posted { .. }), "{team}: {outcome:?}");
+        assert!(
+            matches!(outcome, TickOutcome::Posted { .. }),
+            "{team}: {outcome:?}"
+        );
     }
     app.deliver_outbox_at(at.as_millisecond() + 1_000).await;
     let digests = app.slack.take_calls_to("chat.postMessage");
@@ -229,11 +260,20 @@ async fn each_digest_counts_only_its_own_workspace_and_goes_out_with_its_token(b
     assert_eq!(b.param_str("channel").as_deref(), Some("C_BRAVO_DIGEST"));
     let (a_text, b_text) = (a.param_str("text").unwrap(), b.param_str("text").unwrap());
     assert!(a_text.contains("2 deal updates"), "{a_text}");
-    assert!(b_text.contains("1 deal update") && !b_text.contains("2 deal updates"), "{b_text}");
+    assert!(
+        b_text.contains("1 deal update") && !b_text.contains("2 deal updates"),
+        "{b_text}"
+    );
     let b_blocks = b.param_json("blocks").unwrap().to_string();
-    assert!(!b_blocks.contains(CHANNEL_A), "no link into T_A: {b_blocks}");
+    assert!(
+        !b_blocks.contains(CHANNEL_A),
+        "no link into T_A: {b_blocks}"
+    );
     let a_blocks = a.param_json("blocks").unwrap().to_string();
-    assert!(!a_blocks.contains(CHANNEL_B), "no link into T_B: {a_blocks}");
+    assert!(
+        !a_blocks.contains(CHANNEL_B),
+        "no link into T_B: {a_blocks}"
+    );
 }
 
 async fn the_export_of_one_workspace_never_includes_the_other(backend: Backend) {
@@ -260,19 +300,24 @@ async fn the_export_of_one_workspace_never_includes_the_other(backend: Backend) 
         .env("DATABASE_URL", &app.db.url)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(rows.len(), 1, "{rows:#?}");
-    assert_eq!((rows[0]["team_id"].as_str(), rows[0]["user_id"].as_str()), (Some(T_B), Some(SAM)));
+    assert_eq!(
+        (rows[0]["team_id"].as_str(), rows[0]["user_id"].as_str()),
+        (Some(T_B), Some(SAM))
+    );
 }
 
-async fn a_persons_choices_in_one_workspace_leave_the_same_id_in_the_other_alone(
-    backend: Backend,
-) {
+async fn a_persons_choices_in_one_workspace_leave_the_same_id_in_the_other_alone(backend: Backend) {
     let app = TestApp::spawn_two_teams(backend).await;
     // A channel shared between the two workspaces (Slack Connect) has one id in both.
     const SHARED: &str = "C_SHARED";
@@ -288,10 +333,19 @@ async fn a_persons_choices_in_one_workspace_leave_the_same_id_in_the_other_alone
 
     // A reflection in T_A is listed in T_A only.
     let saved = app
-        .send_interaction(&reflection_in(T_A, SAM, &keys[0], "Their CFO worries about the cutover."))
+        .send_interaction(&reflection_in(
+            T_A,
+            SAM,
+            &keys[0],
+            "Their CFO worries about the cutover.",
+        ))
         .await;
     assert_eq!((saved.status, saved.body.as_str()), (StatusCode::OK, ""));
-    assert!(app.command_text(T_A, SAM, "reflections").await.contains("cutover"));
+    assert!(
+        app.command_text(T_A, SAM, "reflections")
+            .await
+            .contains("cutover")
+    );
     let in_b = app.command_text(T_B, SAM, "reflections").await;
     assert!(in_b.contains("no saved reflections"), "{in_b}");
 
@@ -301,9 +355,20 @@ async fn a_persons_choices_in_one_workspace_leave_the_same_id_in_the_other_alone
     app.command_text(T_A, KIM, "settings daily 0").await;
     let reply = app.command_in(T_A, SHARED, KIM, "channel off").await;
     assert_eq!(reply.status, StatusCode::OK);
-    app.command_text(T_A, KIM, "digest setup <#C_ALPHA_DIGEST|digest> monday 09:00 UTC")
-        .await;
-    assert!(store.user_prefs(T_A, SAM).await.unwrap().muted_until.is_some());
+    app.command_text(
+        T_A,
+        KIM,
+        "digest setup <#C_ALPHA_DIGEST|digest> monday 09:00 UTC",
+    )
+    .await;
+    assert!(
+        store
+            .user_prefs(T_A, SAM)
+            .await
+            .unwrap()
+            .muted_until
+            .is_some()
+    );
     assert_eq!(store.user_prefs(T_B, SAM).await.unwrap().muted_until, None);
     assert_eq!(store.team_settings(T_A).await.unwrap().daily_nudge_limit, 0);
     assert_eq!(
@@ -331,7 +396,11 @@ async fn a_persons_choices_in_one_workspace_leave_the_same_id_in_the_other_alone
     let note = app.slack.take_calls();
     assert_eq!(note.len(), 1, "{note:#?}");
     assert_eq!(
-        (note[0].method.as_str(), note[0].team.as_deref(), note[0].param_str("user").as_deref()),
+        (
+            note[0].method.as_str(),
+            note[0].team.as_deref(),
+            note[0].param_str("user").as_deref()
+        ),
         ("chat.postEphemeral", Some(T_A), Some(SAM))
     );
     assert!(store.user_prefs(T_A, SAM).await.unwrap().opted_out);
@@ -343,18 +412,40 @@ async fn a_persons_choices_in_one_workspace_leave_the_same_id_in_the_other_alone
     app.say_in(T_A, CHANNEL_A, SAM, SELLER_INITECH, TS3).await;
     app.say_in(T_B, CHANNEL_B, SAM, SELLER_INITECH, TS3).await;
     app.handle_and_deliver().await;
-    assert_eq!(store.count_observations(T_A).await.unwrap(), 0, "opted out in T_A");
-    assert_eq!(store.count_observations(T_B).await.unwrap(), 3, "still read in T_B");
+    assert_eq!(
+        store.count_observations(T_A).await.unwrap(),
+        0,
+        "opted out in T_A"
+    );
+    assert_eq!(
+        store.count_observations(T_B).await.unwrap(),
+        3,
+        "still read in T_B"
+    );
     let nudged = app.slack.take_calls();
-    assert!(nudged.iter().all(|c| c.team.as_deref() == Some(T_B)), "{nudged:#?}");
+    assert!(
+        nudged.iter().all(|c| c.team.as_deref() == Some(T_B)),
+        "{nudged:#?}"
+    );
 }
 
 async fn a_workspace_without_cusp_gets_nothing_stored_and_is_told_so(backend: Backend) {
     let app = TestApp::spawn_two_teams(backend).await;
     app.slack.strict();
-    let event = app.event(&event_in(T_C, "C_CHARLIE", SAM, SELLER, TS1)).await;
-    assert_eq!(event.status, StatusCode::OK, "Slack must not retry: {}", event.body);
-    for text in ["reflect pushing them to sign", "mute", "digest setup <#C_CHARLIE|d> monday 09:00 UTC"] {
+    let event = app
+        .event(&event_in(T_C, "C_CHARLIE", SAM, SELLER, TS1))
+        .await;
+    assert_eq!(
+        event.status,
+        StatusCode::OK,
+        "Slack must not retry: {}",
+        event.body
+    );
+    for text in [
+        "reflect pushing them to sign",
+        "mute",
+        "digest setup <#C_CHARLIE|d> monday 09:00 UTC",
+    ] {
         let reply = app.command_in(T_C, "C_CHARLIE", SAM, text).await;
         assert_eq!(reply.status, StatusCode::OK);
         let reply = reply.json();
@@ -370,7 +461,11 @@ async fn a_workspace_without_cusp_gets_nothing_stored_and_is_told_so(backend: Ba
     assert_eq!(click.status, StatusCode::OK, "{}", click.body);
     app.handle_and_deliver().await;
 
-    assert_eq!(rows_naming(&app.db, T_C).await, vec![], "nothing stored for T_C");
+    assert_eq!(
+        rows_naming(&app.db, T_C).await,
+        vec![],
+        "nothing stored for T_C"
+    );
     assert!(app.slack.take_calls().is_empty(), "nothing sent for T_C");
     assert_eq!(app.state.workspaces.teams().await.unwrap().len(), 2);
 }
@@ -390,8 +485,7 @@ async fn a_forged_payload_naming_the_other_workspaces_prompt_is_refused(backend:
     let correction = json!({"p": key_b, "d": false, "t": []}).to_string();
     let mut forged_correction = reflection_in(T_A, SAM, &correction, "");
     forged_correction["view"]["callback_id"] = json!("cusp_correction");
-    forged_correction["view"]["state"] =
-        json!({"values": {"deal": {"deal": {"type": "radio_buttons", "selected_option": {"value": "no"}}}}});
+    forged_correction["view"]["state"] = json!({"values": {"deal": {"deal": {"type": "radio_buttons", "selected_option": {"value": "no"}}}}});
     let forged = [
         click_in(T_A, SAM, "cusp_helpful", key_b),
         click_in(T_A, SAM, "cusp_not_now", key_b),
@@ -403,8 +497,17 @@ async fn a_forged_payload_naming_the_other_workspaces_prompt_is_refused(backend:
     ];
     for payload in &forged {
         let response = app.send_interaction(payload).await;
-        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{payload}: {}", response.body);
-        assert!(response.body.contains("unknown prompt"), "{}", response.body);
+        assert_eq!(
+            response.status,
+            StatusCode::BAD_REQUEST,
+            "{payload}: {}",
+            response.body
+        );
+        assert!(
+            response.body.contains("unknown prompt"),
+            "{}",
+            response.body
+        );
     }
     app.handle_and_deliver().await;
     assert_eq!(snapshot(&app.db).await, before, "no row changed");
@@ -438,10 +541,19 @@ async fn a_payload_naming_another_persons_prompt_is_refused(backend: Backend) {
     let note = app.slack.take_calls();
     assert_eq!(note.len(), 1, "no views.open: {note:#?}");
     assert_eq!(
-        (note[0].method.as_str(), note[0].param_str("user").as_deref()),
+        (
+            note[0].method.as_str(),
+            note[0].param_str("user").as_deref()
+        ),
         ("chat.postEphemeral", Some(KIM))
     );
-    assert!(note[0].param_str("text").unwrap().contains("only they can reflect"), "{note:#?}");
+    assert!(
+        note[0]
+            .param_str("text")
+            .unwrap()
+            .contains("only they can reflect"),
+        "{note:#?}"
+    );
 
     // Kim submits a reflection (or a correction) naming Sam's prompt anyway: refused
     // with the reason shown in the modal, nothing stored.
@@ -450,12 +562,16 @@ async fn a_payload_naming_another_persons_prompt_is_refused(backend: Backend) {
         .await
         .json();
     assert_eq!(refused["response_action"], "errors", "{refused}");
-    assert!(refused["errors"]["q0"].as_str().unwrap().contains("only they can reflect"));
+    assert!(
+        refused["errors"]["q0"]
+            .as_str()
+            .unwrap()
+            .contains("only they can reflect")
+    );
     let correction = json!({"p": key, "d": true, "t": []}).to_string();
     let mut kims_correction = reflection_in(T_A, KIM, &correction, "");
     kims_correction["view"]["callback_id"] = json!("cusp_correction");
-    kims_correction["view"]["state"] =
-        json!({"values": {"deal": {"deal": {"type": "radio_buttons", "selected_option": {"value": "no"}}}}});
+    kims_correction["view"]["state"] = json!({"values": {"deal": {"deal": {"type": "radio_buttons", "selected_option": {"value": "no"}}}}});
     let refused = app.send_interaction(&kims_correction).await.json();
     assert_eq!(refused["response_action"], "errors", "{refused}");
     // Kim's "Helpful" does not count as Sam's feedback.
@@ -471,8 +587,19 @@ async fn a_payload_naming_another_persons_prompt_is_refused(backend: Backend) {
     let without_outbox = |s: &[(String, String)]| -> Vec<(String, String)> {
         s.iter().filter(|(t, _)| t != "outbox").cloned().collect()
     };
-    assert_eq!(without_outbox(&after), without_outbox(&before), "only the two notes were queued");
-    assert!(app.state.store.reflections_of(T_A, KIM).await.unwrap().is_empty());
+    assert_eq!(
+        without_outbox(&after),
+        without_outbox(&before),
+        "only the two notes were queued"
+    );
+    assert!(
+        app.state
+            .store
+            .reflections_of(T_A, KIM)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Sam, whose prompt it is, gets the modal, with T_A's token.
     let click = app
@@ -481,12 +608,28 @@ async fn a_payload_naming_another_persons_prompt_is_refused(backend: Backend) {
     assert_eq!(click.status, StatusCode::OK);
     let opened = app.slack.take_calls();
     assert_eq!(opened.len(), 1, "{opened:#?}");
-    assert_eq!((opened[0].method.as_str(), opened[0].team.as_deref()), ("views.open", Some(T_A)));
+    assert_eq!(
+        (opened[0].method.as_str(), opened[0].team.as_deref()),
+        ("views.open", Some(T_A))
+    );
     let saved = app
-        .send_interaction(&reflection_in(T_A, SAM, &key, "Their CFO worries about the cutover."))
+        .send_interaction(&reflection_in(
+            T_A,
+            SAM,
+            &key,
+            "Their CFO worries about the cutover.",
+        ))
         .await;
     assert_eq!((saved.status, saved.body.as_str()), (StatusCode::OK, ""));
-    assert_eq!(app.state.store.reflections_of(T_A, SAM).await.unwrap().len(), 1);
+    assert_eq!(
+        app.state
+            .store
+            .reflections_of(T_A, SAM)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 backend_matrix!(
@@ -527,11 +670,17 @@ async fn the_fake_refuses_a_token_for_the_other_workspaces_channel_or_person() {
     };
     let (a, b) = (client(TOKEN_A), client(TOKEN_B));
     let params = |pairs: &[(&str, &str)]| -> serde_json::Map<String, Value> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), json!(v)))
+            .collect()
     };
 
     assert_eq!(a.auth_test().await.unwrap().team_id.as_str(), T_A);
-    assert_eq!(b.auth_test().await.unwrap().user_id.as_str(), "U_BOT_T_BRAVO");
+    assert_eq!(
+        b.auth_test().await.unwrap().user_id.as_str(),
+        "U_BOT_T_BRAVO"
+    );
     let post = params(&[("channel", CHANNEL_A), ("text", "hello")]);
     assert!(a.call("chat.postMessage", &post).await.is_ok());
     let refused = b.call("chat.postMessage", &post).await.unwrap_err();
@@ -539,7 +688,10 @@ async fn the_fake_refuses_a_token_for_the_other_workspaces_channel_or_person() {
     // An undeclared channel does not exist for anyone once two workspaces are served.
     let nowhere = params(&[("channel", "C_NOWHERE"), ("text", "hello")]);
     assert_eq!(
-        a.call("chat.postMessage", &nowhere).await.unwrap_err().code(),
+        a.call("chat.postMessage", &nowhere)
+            .await
+            .unwrap_err()
+            .code(),
         Some("channel_not_found")
     );
     let dm = params(&[("users", "U_ALEX")]);
@@ -550,17 +702,26 @@ async fn the_fake_refuses_a_token_for_the_other_workspaces_channel_or_person() {
     let dm_id = a.open_dm("U_ALEX").await.unwrap();
     let into_dm = params(&[("channel", &dm_id), ("text", "hi")]);
     assert_eq!(
-        b.call("chat.postMessage", &into_dm).await.unwrap_err().code(),
+        b.call("chat.postMessage", &into_dm)
+            .await
+            .unwrap_err()
+            .code(),
         Some("channel_not_found"),
         "a DM belongs to the workspace that opened it"
     );
     let ephemeral = params(&[("channel", CHANNEL_A), ("user", SAM), ("text", "psst")]);
     assert_eq!(
-        a.call("chat.postEphemeral", &ephemeral).await.unwrap_err().code(),
+        a.call("chat.postEphemeral", &ephemeral)
+            .await
+            .unwrap_err()
+            .code(),
         Some("user_not_in_channel")
     );
     let teams: Vec<Option<String>> = slack.calls().into_iter().map(|c| c.team).collect();
-    assert_eq!(teams.iter().filter(|t| t.as_deref() == Some(T_B)).count(), 4);
+    assert_eq!(
+        teams.iter().filter(|t| t.as_deref() == Some(T_B)).count(),
+        4
+    );
     assert!(teams.iter().all(Option::is_some));
 }
 
@@ -582,9 +743,16 @@ async fn strict_mode_fails_on_a_call_the_test_never_examined() {
     slack.strict();
     client.auth_test().await.unwrap();
     client.auth_test().await.unwrap();
-    assert_eq!(slack.take_calls_to("auth.test").len(), 2, "only calls since strict()");
+    assert_eq!(
+        slack.take_calls_to("auth.test").len(),
+        2,
+        "only calls since strict()"
+    );
     slack.assert_all_examined();
-    let params = serde_json::Map::from_iter([("channel".to_owned(), json!("C1")), ("text".to_owned(), json!("x"))]);
+    let params = serde_json::Map::from_iter([
+        ("channel".to_owned(), json!("C1")),
+        ("text".to_owned(), json!("x")),
+    ]);
     client.call("chat.postMessage", &params).await.unwrap();
     // Dropping the fake here fails the test: the post was never taken.
 }

@@ -82,8 +82,8 @@ impl TestApp {
                 .await
                 .expect("save installation");
         }
-        let connector = SlackConnector::new(&slack.base_url(), Duration::from_millis(500))
-            .expect("connector");
+        let connector =
+            SlackConnector::new(&slack.base_url(), Duration::from_millis(500)).expect("connector");
         let state = AppState::with_workspaces(
             store.clone(),
             Engine::builtin(),
@@ -103,9 +103,7 @@ impl TestApp {
     /// A person's channel message in `team`, as Slack delivers it (with the
     /// installation in `authorizations`); asserts the 200.
     pub async fn say_in(&self, team: &str, channel: &str, user: &str, text: &str, ts: &str) {
-        let response = self
-            .event(&event_in(team, channel, user, text, ts))
-            .await;
+        let response = self.event(&event_in(team, channel, user, text, ts)).await;
         assert_eq!(response.status, StatusCode::OK, "{}", response.body);
     }
 

@@ -151,7 +151,10 @@ impl Directory {
                 .is_some_and(|c| !self.channel_ok(team, c))
         };
         match method {
-            "chat.postMessage" | "chat.update" | "reactions.add" | "conversations.history"
+            "chat.postMessage"
+            | "chat.update"
+            | "reactions.add"
+            | "conversations.history"
             | "conversations.replies"
                 if channel_refused() =>
             {
