@@ -717,6 +717,14 @@ async fn the_fake_refuses_a_token_for_the_other_workspaces_channel_or_person() {
             .code(),
         Some("user_not_in_channel")
     );
+    let elsewhere = params(&[("team_id", T_B), ("channel", CHANNEL_A), ("text", "x")]);
+    assert_eq!(
+        a.call("chat.postMessage", &elsewhere)
+            .await
+            .unwrap_err()
+            .code(),
+        Some("team_access_not_granted")
+    );
     let teams: Vec<Option<String>> = slack.calls().into_iter().map(|c| c.team).collect();
     assert_eq!(
         teams.iter().filter(|t| t.as_deref() == Some(T_B)).count(),

@@ -5,7 +5,8 @@
 //! that token. The fake does the same, so a test that sends T_A's nudge with T_B's token
 //! (or into T_B's channel) sees the call fail, as it would in production.
 //!
-//! Rules: a channel or person is reachable when the calling workspace declared it
+//! Rules: a `team_id` argument must name the caller's workspace
+//! (`team_access_not_granted` otherwise); a channel or person is reachable when the calling workspace declared it
 //! ([`FakeSlack::add_channel`], [`FakeSlack::add_user`]); one declared only by other
 //! workspaces is refused with Slack's error code; one nobody declared is accepted only
 //! while the fake serves a single workspace, which keeps the single-workspace tests (that
@@ -144,6 +145,10 @@ impl Directory {
         method: &str,
         params: &Map<String, Value>,
     ) -> Option<Refusal> {
+        // A `team_id` argument naming another workspace: the token has no access there.
+        if param_str(params, "team_id").is_some_and(|t| t != team) {
+            return Some("team_access_not_granted");
+        }
         let channel = param_str(params, "channel");
         let channel_refused = || {
             channel
