@@ -361,6 +361,9 @@ async fn a_persons_choices_in_one_workspace_leave_the_same_id_in_the_other_alone
         "digest setup <#C_ALPHA_DIGEST|digest> monday 09:00 UTC",
     )
     .await;
+    app.command_text(T_A, SAM, "digest me on").await;
+    assert_eq!(store.digest_subscribers(T_A).await.unwrap(), [SAM]);
+    assert!(store.digest_subscribers(T_B).await.unwrap().is_empty());
     assert!(
         store
             .user_prefs(T_A, SAM)
