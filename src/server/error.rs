@@ -16,12 +16,21 @@ pub enum ApiError {
     /// Signed but malformed: 400, and Slack is told not to retry.
     #[error("{0}")]
     BadRequest(String),
+    /// No such route, or a route that is switched off: 404 with a hint.
+    #[error("{0}")]
+    NotFound(String),
+    /// The route exists but not for this method: 405 (the router adds `Allow`).
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// Signed and well-formed, but for a workspace cusp does not serve: 422.
     #[error("{0}")]
     NotServed(String),
     /// The database cannot take the event right now: 503, so Slack retries.
     #[error("temporarily unavailable")]
     Unavailable,
+    /// `/readyz` while the database does not answer: 503, so no traffic is sent here.
+    #[error("database unreachable")]
+    NotReady,
     #[error("internal error")]
     Internal,
 }
@@ -32,8 +41,10 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotServed(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut response = (status, self.to_string()).into_response();
