@@ -91,12 +91,7 @@ async fn index() -> String {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::NotFound("not found (GET / lists the routes)".into())
-}
-
-/// A known path with the wrong method; axum still sets `Allow` on the answer.
-async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed
+    ApiError::NotFound("not found (GET / lists the routes)")
 }
 
 /// Prometheus' text exposition format. Not signed: it holds counts, never ids or text.
@@ -117,9 +112,14 @@ async fn ready(State(state): State<AppState>) -> Result<&'static str, ApiError> 
         Ok(()) => Ok("ready"),
         Err(err) => {
             tracing::warn!(error = %err, "database not reachable");
-            Err(ApiError::NotReady)
+            Err(ApiError::DatabaseUnreachable)
         }
     }
+}
+
+/// A known path with the wrong method; axum still sets `Allow` on the answer.
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 /// Counts every answer under its route template (not the raw path, which anyone can
@@ -158,7 +158,6 @@ fn method_label(method: &Method) -> &'static str {
 async fn http_slack_is_off() -> ApiError {
     ApiError::NotFound(
         "Slack's HTTP endpoints are off: cusp receives Slack over Socket Mode \
-         (set SLACK_SIGNING_SECRET to turn them on)"
-            .into(),
+         (set SLACK_SIGNING_SECRET to turn them on)",
     )
 }
