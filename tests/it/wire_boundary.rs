@@ -54,6 +54,10 @@ fn violations(source: &str, json_allowed: bool) -> Vec<String> {
     let mut found = Vec::new();
     for (n, line) in source.lines().enumerate() {
         let code = line.trim_start();
+        // Unit tests below build Slack's payloads as fixtures, which is their job.
+        if code.starts_with("#[cfg(test)]") {
+            break;
+        }
         if code.starts_with("//") {
             continue;
         }
@@ -141,4 +145,7 @@ fn the_scan_catches_a_hand_built_request() {
     assert!(found.iter().any(|v| v.contains("\"channel\"")), "{found:?}");
     assert!(!found.iter().any(|v| v.contains("`chat.*`")), "{found:?}");
     assert!(violations("let x = json!({});", true).is_empty());
+    let fixtures =
+        "fn f() {}\n#[cfg(test)]\nmod tests { fn e() { json!({\"channel\": \"C1\"}); } }";
+    assert!(violations(fixtures, false).is_empty());
 }
