@@ -269,7 +269,9 @@ impl BankQuestion {
             }
         }
         // "the customer's team" reads fine; a name ending in s gets a bare apostrophe.
-        let mut out = out.replace("s's ", "s' ");
+        if out.contains("s's ") {
+            out = out.replace("s's ", "s' ");
+        }
         if let Some(first) = out.chars().next()
             && first.is_lowercase()
         {
@@ -619,6 +621,19 @@ pub(crate) fn choose(
         extract_from(&toks, a.account.as_deref(), common),
     );
     let recent = &ctx.recent[..ctx.recent.len().min(RECENT_WINDOW)];
+    // The questions that answer each theme, fit the situation and were not asked recently,
+    // in bank order: each pick then looks at a few dozen questions, not the whole bank.
+    let mut answering: [Vec<usize>; Theme::ALL.len()] = Default::default();
+    for (i, q) in bank.iter().enumerate() {
+        if !q.fits(sit) || recent.contains(&q.id) {
+            continue;
+        }
+        for (k, t) in Theme::ALL.iter().enumerate() {
+            if q.answers.contains(t) {
+                answering[k].push(i);
+            }
+        }
+    }
     let cost =
         |q: &BankQuestion, target: Theme, used: &[SlotKind], picked: &[Candidate<'_>]| -> u64 {
             let mut c: u64 = 200;
@@ -667,10 +682,11 @@ pub(crate) fn choose(
     // the slots they would use, before any text is built. `fills.filled` still decides
     // whether one fits the word limit.
     let candidates = |target: Theme, picked: &[Candidate<'_>]| -> Vec<(u64, usize)> {
-        bank.iter()
-            .enumerate()
-            .filter(|(_, q)| q.answers.contains(&target) && q.fits(sit))
-            .filter(|(_, q)| !recent.contains(&q.id) && !picked.iter().any(|p| p.q.id == q.id))
+        let k = Theme::ALL.iter().position(|t| *t == target).unwrap_or(0);
+        answering[k]
+            .iter()
+            .map(|&i| (i, &bank[i]))
+            .filter(|(_, q)| !picked.iter().any(|p| p.q.id == q.id))
             .filter_map(|(i, q)| Some((cost(q, target, fills.used(i)?, picked), i)))
             .collect()
     };

@@ -1002,7 +1002,13 @@ fn no_possessive(w: &str) -> &str {
 }
 
 fn is_in(list: &[&str], w: &str) -> bool {
-    list.contains(&w)
+    list.iter().any(|x| same(x, w))
+}
+
+/// `a == b`, deciding most unequal words on their length and first byte before comparing
+/// the rest (the vocabulary lists are scanned for every word).
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
 }
 
 /// True when `toks[i..]` starts with `phrase` inside one clause.
@@ -1011,7 +1017,7 @@ fn starts(toks: &[Tok], i: usize, phrase: &[&str]) -> bool {
         && phrase
             .iter()
             .enumerate()
-            .all(|(k, w)| toks[i + k].lower == *w && (k == 0 || !toks[i + k].brk))
+            .all(|(k, w)| same(&toks[i + k].lower, w) && (k == 0 || !toks[i + k].brk))
 }
 
 /// The word before `i` in the same clause.
