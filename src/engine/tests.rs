@@ -940,3 +940,27 @@ fn situations() {
         assert_eq!(e.analyze(text).deal_state, s, "{text}");
     }
 }
+
+/// The word features are hashed in one pass per word (`model::extract`); each hash must be
+/// the hash of the feature's name, or the model would silently read other weights.
+#[test]
+fn word_feature_hashes_are_the_hashes_of_their_names() {
+    struct Check(usize);
+    impl model::Sink for Check {
+        fn emit(&mut self, _: &[&str], _: f32, _: Option<(usize, usize)>) {}
+        fn emit_hashed(&mut self, hash: u64, parts: &[&str], _: f32, _: Option<(usize, usize)>) {
+            assert_eq!(hash, model::hash_parts(parts), "{parts:?}");
+            self.0 += 1;
+        }
+    }
+    let e = engine();
+    let mut check = Check(0);
+    for text in [
+        "Globex: their CFO isn't worried, but 'legal' wants it by Q3. Not pushing them!",
+        "‘quoted’ words, ünïcode café and don't stop; worries worried",
+    ] {
+        let sig = classify::signals(&e.inner, text);
+        model::extract(&sig, &mut check);
+    }
+    assert!(check.0 > 30, "{} word features", check.0);
+}
