@@ -13,6 +13,7 @@ pub mod nudge;
 pub mod preferences;
 pub mod prompt_message;
 pub mod reflect;
+pub mod uninstall;
 pub mod why;
 
 use crate::engine::{Analysis, Question, QuestionContext, Stage};

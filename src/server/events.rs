@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Response};
 use super::error::ApiError;
 use super::verify::VerifiedBody;
 use crate::bot::is_from_a_person;
-use crate::slack::payloads::{EventEnvelope, InnerEvent};
+use crate::bot::uninstall::{self, Removal, Removed};
+use crate::slack::payloads::{EventCallback, EventEnvelope, InnerEvent};
 use crate::state::AppState;
 use crate::store::NewInboxItem;
 use crate::telemetry::metrics;
@@ -71,6 +72,10 @@ pub(crate) async fn accept(
         retry_num,
     );
     async {
+        if let Some(removal) = Removal::of(&callback.event) {
+            // Before resolving: once handled, the team has no installation to resolve.
+            return removed(state, &callback, removal).await;
+        }
         let workspace = match state.workspaces.resolve(enterprise_id, team_id).await {
             Ok(Some(workspace)) => workspace,
             Ok(None) => {
@@ -95,7 +100,7 @@ pub(crate) async fn accept(
         let kind = match &callback.event {
             InnerEvent::Message(_) => "message",
             InnerEvent::AppMention(_) => "app_mention",
-            InnerEvent::Other { .. } => "other",
+            _ => "other",
         };
         let payload = std::str::from_utf8(raw)
             .map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))?;
@@ -130,4 +135,43 @@ pub(crate) async fn accept(
     }
     .instrument(span)
     .await
+}
+
+/// `app_uninstalled` / `tokens_revoked`: handled at once (tokens deleted, deliveries
+/// stopped), acknowledged whether or not there was anything left to remove. A database
+/// failure is a 503, so Slack sends the event again.
+async fn removed(
+    state: &AppState,
+    callback: &EventCallback,
+    removal: Removal,
+) -> Result<Accepted, ApiError> {
+    let key = uninstall::installation_key(callback);
+    let event_time_ms = callback.event_time.saturating_mul(1000);
+    let now = jiff::Timestamp::now().as_millisecond();
+    match uninstall::remove(&state.store, &state.workspaces, &key, event_time_ms, now).await {
+        Ok(Removed::Removed { stopped }) => {
+            metrics::installation_removed(removal.as_str());
+            tracing::info!(
+                installation = %key,
+                event = removal.as_str(),
+                stopped_deliveries = stopped,
+                "cusp removed from a workspace: tokens deleted; its data goes in 30 days unless it reinstalls"
+            );
+        }
+        Ok(Removed::Nothing) => {
+            tracing::info!(installation = %key, event = removal.as_str(), "nothing left to remove");
+        }
+        Ok(Removed::SingleWorkspace) => {
+            tracing::error!(
+                event = removal.as_str(),
+                "Slack says SLACK_BOT_TOKEN no longer works (cusp was removed from the \
+                 workspace or its token revoked): reinstall the app and set the new token"
+            );
+        }
+        Err(err) => {
+            tracing::error!(error = %err, installation = %key, "could not remove the installation; asking Slack to retry");
+            return Err(ApiError::Unavailable);
+        }
+    }
+    Ok(Accepted::Done)
 }

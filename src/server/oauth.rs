@@ -68,8 +68,8 @@ impl OAuthState {
 }
 
 /// `GET /slack/install` and `GET /slack/oauth_redirect`, ready to merge into the main
-/// router.
-pub fn oauth_router(state: OAuthState) -> Router {
+/// router (whatever its state type).
+pub fn oauth_router<S: Clone + Send + Sync + 'static>(state: OAuthState) -> Router<S> {
     Router::new()
         .route(INSTALL_PATH, get(install))
         .route(REDIRECT_PATH, get(redirect))
