@@ -146,7 +146,9 @@ async fn removed(
     removal: Removal,
 ) -> Result<Accepted, ApiError> {
     let key = uninstall::installation_key(callback);
-    let event_time_ms = callback.event_time.saturating_mul(1000);
+    // Slack's event time has whole seconds: take the end of that second, so an install
+    // made in the same second (only ever seen in tests) still counts as before it.
+    let event_time_ms = callback.event_time.saturating_mul(1000).saturating_add(999);
     let now = jiff::Timestamp::now().as_millisecond();
     match uninstall::remove(&state.store, &state.workspaces, &key, event_time_ms, now).await {
         Ok(Removed::Removed { stopped }) => {

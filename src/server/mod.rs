@@ -61,7 +61,8 @@ pub fn router(state: AppState) -> Router {
             flow.client.clone(),
             &flow.authorize_url,
             flow.public_url.as_deref(),
-        )),
+        )
+        .forgetting(state.workspaces.clone())),
         None => Router::new(),
     };
     Router::new()

@@ -52,6 +52,16 @@ pub enum Workspaces {
     Installed(Installed),
 }
 
+impl std::fmt::Debug for Workspaces {
+    /// The mode only: the cache holds clients with tokens.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Workspaces::Single(workspace) => write!(f, "Workspaces::Single({})", workspace.team_id()),
+            Workspaces::Installed(_) => f.write_str("Workspaces::Installed"),
+        }
+    }
+}
+
 /// OAuth mode: installations read from the store, tokens opened with the keyring.
 pub struct Installed {
     store: Store,

@@ -14,6 +14,7 @@ mod installations_cli;
 mod lifecycle;
 mod nudges;
 mod oauth_install;
+mod oauth_mode;
 mod ops;
 mod outbox;
 mod server;

@@ -56,6 +56,8 @@ pub struct RecordedCall {
     pub params: Map<String, Value>,
     pub auth_present: bool,
     pub auth_ok: bool,
+    /// The bearer token the call carried.
+    pub token: Option<String>,
     /// When the call reached the fake (for "not before Retry-After" checks).
     pub at: Instant,
 }
@@ -306,20 +308,26 @@ async fn handle(
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let auth_ok = auth == Some(&format!("Bearer {TEST_TOKEN}"));
-    let scripted = {
+    let token = auth.and_then(|a| a.strip_prefix("Bearer ")).map(str::to_owned);
+    let (scripted, auth_ok) = {
         let mut inner = state.lock().expect("FakeSlack state");
+        // The test token, or a bot token this fake issued through `oauth.v2.access`.
+        let auth_ok = token
+            .as_deref()
+            .is_some_and(|t| t == TEST_TOKEN || inner.oauth.issued(t));
         inner.calls.push(RecordedCall {
             method: method.clone(),
             params: params.clone(),
             auth_present: auth.is_some(),
             auth_ok,
+            token: token.clone(),
             at: Instant::now(),
         });
-        inner
+        let scripted = inner
             .scripted
             .get_mut(&method)
-            .and_then(VecDeque::pop_front)
+            .and_then(VecDeque::pop_front);
+        (scripted, auth_ok)
     };
     match scripted {
         Some(Scripted::RateLimited { retry_after_secs }) => {

@@ -87,6 +87,20 @@ pub(super) struct OAuthFake {
     used_codes: HashSet<String>,
     /// refresh token → answer.
     refresh_tokens: HashMap<String, OAuthGrant>,
+    /// Bot tokens handed out by an exchange or a refresh, → their team: the Web API
+    /// accepts them (until revoked).
+    issued: HashMap<String, String>,
+}
+
+impl OAuthFake {
+    pub(super) fn issued(&self, token: &str) -> bool {
+        self.issued.contains_key(token)
+    }
+
+    fn issue(&mut self, grant: &OAuthGrant) {
+        let team = grant.team.as_ref().map(|(id, _)| id.clone()).unwrap_or_default();
+        self.issued.insert(grant.access_token.clone(), team);
+    }
 }
 
 impl FakeSlack {
@@ -96,6 +110,11 @@ impl FakeSlack {
             .oauth
             .codes
             .insert(code.into(), (grant, redirect_uri.into()));
+    }
+
+    /// Revokes a bot token this fake issued: the Web API answers `invalid_auth` to it.
+    pub fn revoke_token(&self, token: &str) {
+        self.lock().oauth.issued.remove(token);
     }
 
     /// Makes `refresh_token` usable once, answered with `grant` (the new tokens).
@@ -126,7 +145,10 @@ pub(super) fn answer(state: &Shared, headers: &HeaderMap, p: &Map<String, Value>
     let oauth = &mut inner.oauth;
     if param_str(p, "grant_type").as_deref() == Some("refresh_token") {
         return match param_str(p, "refresh_token").and_then(|t| oauth.refresh_tokens.remove(&t)) {
-            Some(grant) => ok(grant.to_json()),
+            Some(grant) => {
+                oauth.issue(&grant);
+                ok(grant.to_json())
+            }
             None => err("invalid_refresh_token"),
         };
     }
@@ -144,5 +166,6 @@ pub(super) fn answer(state: &Shared, headers: &HeaderMap, p: &Map<String, Value>
     }
     oauth.codes.remove(&code);
     oauth.used_codes.insert(code);
+    oauth.issue(&grant);
     ok(grant.to_json())
 }
