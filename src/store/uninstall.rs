@@ -91,16 +91,16 @@ impl Store {
         key: &InstallationKey,
         removed_before_ms: i64,
     ) -> Result<bool, StoreError> {
-        let found: Option<i64> = with_pool!(self, |pool| sqlx::query_scalar(
-            "SELECT 1 FROM installations WHERE enterprise_id = $1 AND team_id = $2 \
+        let found: i64 = with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM installations WHERE enterprise_id = $1 AND team_id = $2 \
                  AND bot_token IS NULL AND uninstalled_at IS NOT NULL AND uninstalled_at < $3"
         )
         .bind(&key.enterprise_id)
         .bind(&key.team_id)
         .bind(removed_before_ms)
-        .fetch_optional(pool)
+        .fetch_one(pool)
         .await)?;
-        Ok(found.is_some())
+        Ok(found > 0)
     }
 
     /// Deletes every row of the removed team `key` in every table of [`TEAM_TABLES`],
