@@ -477,6 +477,54 @@ mod tests {
         );
     }
 
+    const KEY: &str = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
+
+    fn oauth(a: &mut ServeArgs, key: Option<&str>) {
+        a.oauth = oauth::OAuthArgs {
+            client_id: Some("1111.2222".into()),
+            client_secret: Some("client-s3cret".into()),
+            authorize_url: crate::slack::oauth::DEFAULT_AUTHORIZE_URL.into(),
+            encryption_key: key.map(String::from),
+        };
+    }
+
+    #[test]
+    fn client_credentials_without_a_bot_token_mean_oauth_mode() {
+        let mut a = args(Some("s"), None);
+        let err = a.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("SLACK_BOT_TOKEN") && err.contains("SLACK_CLIENT_ID"),
+            "names both modes: {err}"
+        );
+        oauth(&mut a, Some(KEY));
+        a.public_url = Some("https://cusp.example.com/".into());
+        let config = a.validate().unwrap();
+        assert!(matches!(config.mode, WorkspaceMode::OAuth(_)));
+        assert_eq!(config.public_url.as_deref(), Some("https://cusp.example.com"));
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("client-s3cret") && !shown.contains(KEY), "{shown}");
+    }
+
+    #[test]
+    fn oauth_mode_without_a_key_refuses_to_start_and_says_why() {
+        let mut a = args(Some("s"), None);
+        oauth(&mut a, None);
+        let err = a.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("CUSP_ENCRYPTION_KEY") && err.contains("openssl rand -base64 32"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bot_token_and_client_credentials_together_ask_to_choose_one_mode() {
+        let mut a = args(Some("s"), Some("xoxb-1"));
+        oauth(&mut a, Some(KEY));
+        let err = a.validate().unwrap_err();
+        assert!(matches!(err, ConfigError::BothModes));
+        assert!(err.to_string().contains("choose one mode"), "{err}");
+    }
+
     #[test]
     fn debug_output_never_shows_secrets() {
         let mut a = args(Some("topsecret"), Some("xoxb-very-secret"));

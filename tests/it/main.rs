@@ -15,6 +15,7 @@ mod lifecycle;
 mod nudges;
 mod oauth_install;
 mod oauth_mode;
+mod oauth_serve;
 mod ops;
 mod outbox;
 mod server;
