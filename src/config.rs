@@ -500,9 +500,15 @@ mod tests {
         a.public_url = Some("https://cusp.example.com/".into());
         let config = a.validate().unwrap();
         assert!(matches!(config.mode, WorkspaceMode::OAuth(_)));
-        assert_eq!(config.public_url.as_deref(), Some("https://cusp.example.com"));
+        assert_eq!(
+            config.public_url.as_deref(),
+            Some("https://cusp.example.com")
+        );
         let shown = format!("{config:?}");
-        assert!(!shown.contains("client-s3cret") && !shown.contains(KEY), "{shown}");
+        assert!(
+            !shown.contains("client-s3cret") && !shown.contains(KEY),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -43,7 +43,10 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
 /// One pass at `now`; tests call it directly with a clock 30 days on. Returns the
 /// installations whose data was deleted; a failure for one team is logged and retried
 /// at the next pass.
-pub async fn purge_due(state: &AppState, now: Timestamp) -> Result<Vec<InstallationKey>, StoreError> {
+pub async fn purge_due(
+    state: &AppState,
+    now: Timestamp,
+) -> Result<Vec<InstallationKey>, StoreError> {
     let grace = i64::try_from(UNINSTALLED_GRACE.as_millis()).unwrap_or(i64::MAX);
     let removed_before = now.as_millisecond().saturating_sub(grace);
     let mut purged = Vec::new();

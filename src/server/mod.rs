@@ -55,14 +55,16 @@ pub fn router(state: AppState) -> Router {
             )
     };
     let install = match &state.install_flow {
-        Some(flow) => oauth::oauth_router(oauth::OAuthState::new(
-            state.store.clone(),
-            flow.keyring.clone(),
-            flow.client.clone(),
-            &flow.authorize_url,
-            flow.public_url.as_deref(),
-        )
-        .forgetting(state.workspaces.clone())),
+        Some(flow) => oauth::oauth_router(
+            oauth::OAuthState::new(
+                state.store.clone(),
+                flow.keyring.clone(),
+                flow.client.clone(),
+                &flow.authorize_url,
+                flow.public_url.as_deref(),
+            )
+            .forgetting(state.workspaces.clone()),
+        ),
         None => Router::new(),
     };
     Router::new()

@@ -23,8 +23,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
-use crate::state::Workspaces;
 use crate::slack::oauth::{BOT_SCOPES, OAuthAccess, OAuthClient, OAuthError, authorize_url};
+use crate::state::Workspaces;
 use crate::store::{
     InstallationKey, Keyring, NewInstallation, SaveOutcome, StateCheck, Store, StoreError,
 };

@@ -285,7 +285,9 @@ pub enum InnerEvent {
     AppUninstalled,
     /// Tokens of this installation were revoked; `bot` lists the bot users whose bot
     /// token is gone (`oauth` lists people's tokens, which cusp does not hold).
-    TokensRevoked { bot: Vec<String> },
+    TokensRevoked {
+        bot: Vec<String>,
+    },
     /// Any other event type (`member_joined_channel`, …); the raw JSON
     /// stays available on [`EventCallback::raw_event`].
     Other {

@@ -56,7 +56,9 @@ impl std::fmt::Debug for Workspaces {
     /// The mode only: the cache holds clients with tokens.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Workspaces::Single(workspace) => write!(f, "Workspaces::Single({})", workspace.team_id()),
+            Workspaces::Single(workspace) => {
+                write!(f, "Workspaces::Single({})", workspace.team_id())
+            }
             Workspaces::Installed(_) => f.write_str("Workspaces::Installed"),
         }
     }

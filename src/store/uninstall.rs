@@ -45,7 +45,11 @@ impl Store {
     /// Stops a removed team's deliveries: every outbox row not yet sent becomes `dead`
     /// with `reason`, so nothing is retried with a token that no longer works. Returns
     /// how many rows were stopped.
-    pub async fn stop_team_deliveries(&self, team_id: &str, reason: &str) -> Result<u64, StoreError> {
+    pub async fn stop_team_deliveries(
+        &self,
+        team_id: &str,
+        reason: &str,
+    ) -> Result<u64, StoreError> {
         let stopped = with_pool!(self, |pool| sqlx::query(
             "UPDATE outbox SET status = 'dead', last_error = $2, locked_until = NULL \
              WHERE team_id = $1 AND status IN ('pending', 'sending')"

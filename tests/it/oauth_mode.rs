@@ -60,12 +60,20 @@ async fn nudge_in(app: &TestApp, team: &str, n: u32) -> Option<String> {
 async fn sql_scalar(db: &TestDb, sql: &str, team: &str) -> i64 {
     if db.url.starts_with("sqlite") {
         let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-        let n = sqlx::query_scalar(sql).bind(team).fetch_one(&pool).await.unwrap();
+        let n = sqlx::query_scalar(sql)
+            .bind(team)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         pool.close().await;
         n
     } else {
         let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-        let n = sqlx::query_scalar(sql).bind(team).fetch_one(&pool).await.unwrap();
+        let n = sqlx::query_scalar(sql)
+            .bind(team)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         pool.close().await;
         n
     }
@@ -124,11 +132,17 @@ async fn an_installed_workspace_is_served_with_its_own_token(backend: Backend) {
     assert!(answer.body.contains("isn't installed"), "{}", answer.body);
 
     let page = app
-        .install("code-one", OAuthGrant::workspace(ONE, "One Inc", "xoxb-one"))
+        .install(
+            "code-one",
+            OAuthGrant::workspace(ONE, "One Inc", "xoxb-one"),
+        )
         .await;
     assert!(page.body.contains("One Inc"), "{}", page.body);
-    app.install("code-two", OAuthGrant::workspace(TWO, "Two Ltd", "xoxb-two"))
-        .await;
+    app.install(
+        "code-two",
+        OAuthGrant::workspace(TWO, "Two Ltd", "xoxb-two"),
+    )
+    .await;
     // Sealed at rest: the database never holds a token in the clear.
     let stored = sql_scalar(
         &app.db,
@@ -154,20 +168,33 @@ async fn an_installed_workspace_is_served_with_its_own_token(backend: Backend) {
 
     // A reinstall replaces the token, and the next delivery uses the new one at once.
     let page = app
-        .install("code-one-b", OAuthGrant::workspace(ONE, "One Inc", "xoxb-one-b"))
+        .install(
+            "code-one-b",
+            OAuthGrant::workspace(ONE, "One Inc", "xoxb-one-b"),
+        )
         .await;
     assert!(page.body.contains("installed again"), "{}", page.body);
     assert_eq!(nudge_in(&app, ONE, 4).await.as_deref(), Some("xoxb-one-b"));
-    assert!(app.slack.calls().iter().all(|c| c.auth_ok || c.method == "oauth.v2.access"));
+    assert!(
+        app.slack
+            .calls()
+            .iter()
+            .all(|c| c.auth_ok || c.method == "oauth.v2.access")
+    );
 }
 
 async fn the_mounted_pages_refuse_reused_foreign_and_cancelled_installs(backend: Backend) {
     let app = TestApp::spawn_oauth(backend).await;
     let state = app.start_install().await;
-    app.slack
-        .grant_oauth_code("c1", crate::support::oauth_app::REDIRECT_URI, OAuthGrant::workspace(ONE, "One", "xoxb-one"));
+    app.slack.grant_oauth_code(
+        "c1",
+        crate::support::oauth_app::REDIRECT_URI,
+        OAuthGrant::workspace(ONE, "One", "xoxb-one"),
+    );
     // Someone else's browser (no cookie) cannot use the link, nor spend it.
-    let foreign = app.oauth_redirect(&format!("code=c1&state={state}"), None).await;
+    let foreign = app
+        .oauth_redirect(&format!("code=c1&state={state}"), None)
+        .await;
     assert_eq!(foreign.status, StatusCode::BAD_REQUEST);
     let ok = app
         .oauth_redirect(&format!("code=c1&state={state}"), Some(&state))
@@ -192,13 +219,21 @@ async fn the_mounted_pages_refuse_reused_foreign_and_cancelled_installs(backend:
     let expired = "expired-state";
     app.state
         .store
-        .create_oauth_state(expired, crate::support::oauth_app::REDIRECT_URI, now_ms() - 11 * 60 * 1000)
+        .create_oauth_state(
+            expired,
+            crate::support::oauth_app::REDIRECT_URI,
+            now_ms() - 11 * 60 * 1000,
+        )
         .await
         .unwrap();
     let late = app
         .oauth_redirect(&format!("code=c3&state={expired}"), Some(expired))
         .await;
-    assert!(late.body.contains("older than ten minutes"), "{}", late.body);
+    assert!(
+        late.body.contains("older than ten minutes"),
+        "{}",
+        late.body
+    );
     let rows = app.state.store.list_installations().await.unwrap();
     assert_eq!(rows.len(), 1, "only the one good install: {rows:?}");
 }
@@ -207,8 +242,10 @@ async fn an_uninstall_deletes_tokens_stops_deliveries_and_purges_data_after_30_d
     backend: Backend,
 ) {
     let app = TestApp::spawn_oauth(backend).await;
-    app.install("c1", OAuthGrant::workspace(ONE, "One", "xoxb-one")).await;
-    app.install("c2", OAuthGrant::workspace(TWO, "Two", "xoxb-two")).await;
+    app.install("c1", OAuthGrant::workspace(ONE, "One", "xoxb-one"))
+        .await;
+    app.install("c2", OAuthGrant::workspace(TWO, "Two", "xoxb-two"))
+        .await;
     assert!(nudge_in(&app, ONE, 1).await.is_some());
     assert!(nudge_in(&app, TWO, 2).await.is_some());
     // Settings and preferences in both teams; one nudge of ONE still waiting to go out.
@@ -218,8 +255,13 @@ async fn an_uninstall_deletes_tokens_stops_deliveries_and_purges_data_after_30_d
     }
     app.slash_in(ONE, "unmute").await;
     app.slash_in(ONE, "channel on").await;
-    app.event(&message_in(ONE, "EvPending", UPDATES[4], "1700000999.000100"))
-        .await;
+    app.event(&message_in(
+        ONE,
+        "EvPending",
+        UPDATES[4],
+        "1700000999.000100",
+    ))
+    .await;
     app.drain_inbox().await;
     let pending = sql_scalar(
         &app.db,
@@ -242,7 +284,10 @@ async fn an_uninstall_deletes_tokens_stops_deliveries_and_purges_data_after_30_d
 
     let rows = app.state.store.list_installations().await.unwrap();
     let one = rows.iter().find(|r| r.key.team_id == ONE).unwrap();
-    assert!(!one.has_bot_token && one.uninstalled_at_ms.is_some(), "{one:?}");
+    assert!(
+        !one.has_bot_token && one.uninstalled_at_ms.is_some(),
+        "{one:?}"
+    );
     assert_eq!(
         sql_scalar(
             &app.db,
@@ -259,15 +304,26 @@ async fn an_uninstall_deletes_tokens_stops_deliveries_and_purges_data_after_30_d
         .await
         .unwrap();
     assert_eq!(status, cusp::store::OutboxStatus::Dead);
-    assert_eq!(error.as_deref(), Some("the workspace removed cusp; not sent"));
+    assert_eq!(
+        error.as_deref(),
+        Some("the workspace removed cusp; not sent")
+    );
     let posts = app.slack.calls_to("chat.postMessage").len();
     app.deliver_outbox_at(now_ms() + 60_000).await;
-    assert_eq!(app.slack.calls_to("chat.postMessage").len(), posts, "nothing sent");
+    assert_eq!(
+        app.slack.calls_to("chat.postMessage").len(),
+        posts,
+        "nothing sent"
+    );
     let answer = app.slash_in(ONE, "help").await;
     assert!(answer.body.contains("isn't installed"), "{}", answer.body);
     let inbox_before = rows_of(&app.db, "inbox", ONE).await;
     assert_eq!(nudge_in(&app, ONE, 3).await, None);
-    assert_eq!(rows_of(&app.db, "inbox", ONE).await, inbox_before, "nothing stored");
+    assert_eq!(
+        rows_of(&app.db, "inbox", ONE).await,
+        inbox_before,
+        "nothing stored"
+    );
     // TWO is untouched (its seller muted cusp, so it answers a command instead).
     let answer = app.slash_in(TWO, "help").await;
     assert!(!answer.body.contains("isn't installed"), "{}", answer.body);
@@ -296,14 +352,26 @@ async fn an_uninstall_deletes_tokens_stops_deliveries_and_purges_data_after_30_d
         .unwrap();
     assert_eq!(purged.len(), 1);
     for table in team_tables_in_schema(&app.db).await {
-        assert_eq!(rows_of(&app.db, &table, ONE).await, 0, "{table} still holds ONE's rows");
+        assert_eq!(
+            rows_of(&app.db, &table, ONE).await,
+            0,
+            "{table} still holds ONE's rows"
+        );
     }
     for table in seeded {
-        assert!(rows_of(&app.db, table, TWO).await > 0, "{table} of TWO was kept");
+        assert!(
+            rows_of(&app.db, table, TWO).await > 0,
+            "{table} of TWO was kept"
+        );
     }
     let rows = app.state.store.list_installations().await.unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert!(uninstalled::purge_due(&app.state, at(removed_at + 32 * DAY_MS)).await.unwrap().is_empty());
+    assert!(
+        uninstalled::purge_due(&app.state, at(removed_at + 32 * DAY_MS))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// The idempotency key of the team's only pending-then-dead nudge.
@@ -311,12 +379,20 @@ async fn sql_key(app: &TestApp, team: &str) -> String {
     let sql = "SELECT idempotency_key FROM outbox WHERE team_id = $1 AND last_error IS NOT NULL";
     if app.db.url.starts_with("sqlite") {
         let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
-        let k = sqlx::query_scalar(sql).bind(team).fetch_one(&pool).await.unwrap();
+        let k = sqlx::query_scalar(sql)
+            .bind(team)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         pool.close().await;
         k
     } else {
         let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
-        let k = sqlx::query_scalar(sql).bind(team).fetch_one(&pool).await.unwrap();
+        let k = sqlx::query_scalar(sql)
+            .bind(team)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         pool.close().await;
         k
     }
@@ -337,14 +413,22 @@ async fn the_team_purge_knows_every_table_with_a_team(backend: Backend) {
 
 async fn a_reinstall_within_30_days_keeps_the_data(backend: Backend) {
     let app = TestApp::spawn_oauth(backend).await;
-    app.install("c1", OAuthGrant::workspace(ONE, "One", "xoxb-one")).await;
+    app.install("c1", OAuthGrant::workspace(ONE, "One", "xoxb-one"))
+        .await;
     assert!(nudge_in(&app, ONE, 1).await.is_some());
     let removed_at = now_ms();
-    app.event(&app_uninstalled(ONE, "EvU", removed_at / 1000)).await;
-    app.install("c2", OAuthGrant::workspace(ONE, "One", "xoxb-one-new")).await;
+    app.event(&app_uninstalled(ONE, "EvU", removed_at / 1000))
+        .await;
+    app.install("c2", OAuthGrant::workspace(ONE, "One", "xoxb-one-new"))
+        .await;
     // A late copy of the revocation that came with the uninstall spares the reinstall.
     let late = app
-        .event(&tokens_revoked(ONE, "EvR", removed_at / 1000 - 1, &["U_BOT_T_ONE"]))
+        .event(&tokens_revoked(
+            ONE,
+            "EvR",
+            removed_at / 1000 - 1,
+            &["U_BOT_T_ONE"],
+        ))
         .await;
     assert_eq!(late.status, StatusCode::OK);
     let purged = uninstalled::purge_due(&app.state, at(removed_at + 31 * DAY_MS))
@@ -352,18 +436,24 @@ async fn a_reinstall_within_30_days_keeps_the_data(backend: Backend) {
         .unwrap();
     assert!(purged.is_empty());
     assert!(rows_of(&app.db, "observations", ONE).await > 0);
-    assert_eq!(nudge_in(&app, ONE, 2).await.as_deref(), Some("xoxb-one-new"));
+    assert_eq!(
+        nudge_in(&app, ONE, 2).await.as_deref(),
+        Some("xoxb-one-new")
+    );
 }
 
 async fn tokens_revoked_removes_only_a_bot_token(backend: Backend) {
     let app = TestApp::spawn_oauth(backend).await;
-    app.install("c1", OAuthGrant::workspace(ONE, "One", "xoxb-one")).await;
+    app.install("c1", OAuthGrant::workspace(ONE, "One", "xoxb-one"))
+        .await;
     let now_s = now_ms() / 1000 + 1;
     // Only a person's token: cusp holds none, so nothing changes.
     app.event(&tokens_revoked(ONE, "EvR1", now_s, &[])).await;
     assert_eq!(nudge_in(&app, ONE, 1).await.as_deref(), Some("xoxb-one"));
     app.slack.revoke_token("xoxb-one");
-    let answer = app.event(&tokens_revoked(ONE, "EvR2", now_s, &["U_BOT_T_ONE"])).await;
+    let answer = app
+        .event(&tokens_revoked(ONE, "EvR2", now_s, &["U_BOT_T_ONE"]))
+        .await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(nudge_in(&app, ONE, 2).await, None);
     let answer = app.slash_in(ONE, "help").await;
@@ -380,7 +470,9 @@ async fn tokens_are_refreshed_before_expiry_by_one_replica_only(backend: Backend
     let flow = app.state.install_flow.clone().unwrap();
     let now = now_ms();
     // Twelve hours to go: not yet.
-    let pass = token_refresh::refresh_due(&app.state, &flow, at(now)).await.unwrap();
+    let pass = token_refresh::refresh_due(&app.state, &flow, at(now))
+        .await
+        .unwrap();
     assert_eq!(pass, token_refresh::RefreshPass::default());
 
     // 10.5 hours later two replicas look at once; Slack's refresh token works once.
@@ -397,7 +489,10 @@ async fn tokens_are_refreshed_before_expiry_by_one_replica_only(backend: Backend
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.refreshed.len() + b.refreshed.len(), 1, "{a:?} {b:?}");
-    assert!(a.needs_reinstall.is_empty() && b.needs_reinstall.is_empty(), "{a:?} {b:?}");
+    assert!(
+        a.needs_reinstall.is_empty() && b.needs_reinstall.is_empty(),
+        "{a:?} {b:?}"
+    );
     let refreshes = app
         .slack
         .calls_to("oauth.v2.access")
@@ -406,22 +501,34 @@ async fn tokens_are_refreshed_before_expiry_by_one_replica_only(backend: Backend
         .count();
     assert_eq!(refreshes, 1);
     // The new token is used at once.
-    assert_eq!(nudge_in(&app, ONE, 1).await.as_deref(), Some("xoxe.xoxb-one-2"));
+    assert_eq!(
+        nudge_in(&app, ONE, 1).await.as_deref(),
+        Some("xoxe.xoxb-one-2")
+    );
     // Not due again until the new token nears its own expiry.
-    let pass = token_refresh::refresh_due(&app.state, &flow, later).await.unwrap();
+    let pass = token_refresh::refresh_due(&app.state, &flow, later)
+        .await
+        .unwrap();
     assert_eq!(pass, token_refresh::RefreshPass::default());
 
     // Slack refuses the next refresh (no grant for r2): needs reinstall, reported once.
     let much_later = at(now + 2 * 10 * 3600 * 1000 + 3600 * 1000);
-    let pass = token_refresh::refresh_due(&app.state, &flow, much_later).await.unwrap();
+    let pass = token_refresh::refresh_due(&app.state, &flow, much_later)
+        .await
+        .unwrap();
     assert_eq!(pass.needs_reinstall.len(), 1, "{pass:?}");
-    let pass = token_refresh::refresh_due(&app.state, &flow, much_later).await.unwrap();
+    let pass = token_refresh::refresh_due(&app.state, &flow, much_later)
+        .await
+        .unwrap();
     assert_eq!(pass, token_refresh::RefreshPass::default());
     let rows = app.state.store.list_installations().await.unwrap();
     assert!(rows[0].needs_reinstall, "{rows:?}");
     // A reinstall clears it.
-    app.install("c2", OAuthGrant::workspace(ONE, "One", "xoxe.xoxb-one-3").rotating("xoxe-1-r3"))
-        .await;
+    app.install(
+        "c2",
+        OAuthGrant::workspace(ONE, "One", "xoxe.xoxb-one-3").rotating("xoxe-1-r3"),
+    )
+    .await;
     let rows = app.state.store.list_installations().await.unwrap();
     assert!(!rows[0].needs_reinstall, "{rows:?}");
 }

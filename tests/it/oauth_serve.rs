@@ -37,9 +37,15 @@ fn serve_refuses_oauth_mode_without_an_encryption_key_and_touches_nothing() {
         stderr.contains("CUSP_ENCRYPTION_KEY") && stderr.contains("openssl rand -base64 32"),
         "{stderr}"
     );
-    assert!(!db.exists(), "no database is created before the settings are valid");
+    assert!(
+        !db.exists(),
+        "no database is created before the settings are valid"
+    );
 
-    let out = serve().env("CUSP_ENCRYPTION_KEY", "not-base64!").output().unwrap();
+    let out = serve()
+        .env("CUSP_ENCRYPTION_KEY", "not-base64!")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("CUSP_ENCRYPTION_KEY"), "{stderr}");
@@ -96,7 +102,8 @@ async fn serve_in_oauth_mode_starts_with_no_workspace_and_offers_the_install_pag
     assert_eq!(status, 200, "{page}");
     assert!(
         page.contains("https://slack.com/oauth/v2/authorize?")
-            && page.contains("redirect_uri=https%3A%2F%2Fcusp.example.com%2Fslack%2Foauth_redirect")
+            && page
+                .contains("redirect_uri=https%3A%2F%2Fcusp.example.com%2Fslack%2Foauth_redirect")
             && page.contains(&format!("client_id={OAUTH_CLIENT_ID}")),
         "{page}"
     );

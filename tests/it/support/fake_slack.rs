@@ -308,7 +308,9 @@ async fn handle(
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let token = auth.and_then(|a| a.strip_prefix("Bearer ")).map(str::to_owned);
+    let token = auth
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .map(str::to_owned);
     let (scripted, auth_ok) = {
         let mut inner = state.lock().expect("FakeSlack state");
         // The test token, or a bot token this fake issued through `oauth.v2.access`.

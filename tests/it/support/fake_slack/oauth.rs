@@ -98,7 +98,11 @@ impl OAuthFake {
     }
 
     fn issue(&mut self, grant: &OAuthGrant) {
-        let team = grant.team.as_ref().map(|(id, _)| id.clone()).unwrap_or_default();
+        let team = grant
+            .team
+            .as_ref()
+            .map(|(id, _)| id.clone())
+            .unwrap_or_default();
         self.issued.insert(grant.access_token.clone(), team);
     }
 }
