@@ -75,13 +75,14 @@ pub async fn refresh_due(
     now: Timestamp,
 ) -> Result<RefreshPass, StoreError> {
     let now_ms = now.as_millisecond();
+    let expiring_before = now_ms.saturating_add(millis(REFRESH_MARGIN));
     let due = state
         .store
-        .installations_due_for_refresh(now_ms.saturating_add(millis(REFRESH_MARGIN)), now_ms)
+        .installations_due_for_refresh(expiring_before, now_ms)
         .await?;
     let mut pass = RefreshPass::default();
     for key in due {
-        match refresh_one(state, flow, &key, now_ms).await {
+        match refresh_one(state, flow, &key, expiring_before, now_ms).await {
             Ok(Outcome::Refreshed) => {
                 metrics::token_refresh("refreshed");
                 state.workspaces.forget_installation(&key);
@@ -137,11 +138,19 @@ async fn refresh_one(
     state: &AppState,
     flow: &InstallFlow,
     key: &InstallationKey,
+    expiring_before_ms: i64,
     now_ms: i64,
 ) -> Result<Outcome, OneError> {
     let store = &state.store;
+    // Still due when claimed: the list may be stale if another replica just refreshed.
     let Some(claim) = store
-        .claim_refresh(&flow.keyring, key, now_ms, REFRESH_LEASE)
+        .claim_refresh_expiring(
+            &flow.keyring,
+            key,
+            Some(expiring_before_ms),
+            now_ms,
+            REFRESH_LEASE,
+        )
         .await?
     else {
         return Ok(Outcome::HeldElsewhere);

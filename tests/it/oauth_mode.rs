@@ -9,7 +9,7 @@ use cusp::jobs::{token_refresh, uninstalled};
 use cusp::store::uninstall::TEAM_TABLES;
 
 use crate::backend_matrix;
-use crate::support::app::{Backend, TestApp, TestDb, now_ms};
+use crate::support::app::{Backend, TEAM, TestApp, TestDb, now_ms};
 use crate::support::fake_slack::OAuthGrant;
 use crate::support::oauth_app::{app_uninstalled, message_in, tokens_revoked};
 
@@ -500,6 +500,23 @@ async fn tokens_are_refreshed_before_expiry_by_one_replica_only(backend: Backend
         .filter(|c| c.param_str("grant_type").as_deref() == Some("refresh_token"))
         .count();
     assert_eq!(refreshes, 1);
+    // A replica whose list of due tokens is stale (it listed before the refresh above
+    // and claims after it) finds nothing left to claim: the new token is not due.
+    let key = cusp::store::InstallationKey::new(None, ONE);
+    let margin = i64::try_from(token_refresh::REFRESH_MARGIN.as_millis()).unwrap();
+    let stale = app
+        .state
+        .store
+        .claim_refresh_expiring(
+            &flow.keyring,
+            &key,
+            Some(later.as_millisecond() + margin),
+            later.as_millisecond(),
+            token_refresh::REFRESH_LEASE,
+        )
+        .await
+        .unwrap();
+    assert!(stale.is_none(), "the refreshed token was claimed again");
     // The new token is used at once.
     assert_eq!(
         nudge_in(&app, ONE, 1).await.as_deref(),
@@ -533,7 +550,27 @@ async fn tokens_are_refreshed_before_expiry_by_one_replica_only(backend: Backend
     assert!(!rows[0].needs_reinstall, "{rows:?}");
 }
 
+async fn single_workspace_mode_has_no_install_pages_and_keeps_its_env_token(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let index = app.get("/", None).await;
+    assert!(!index.body.contains("/slack/install"), "{}", index.body);
+    assert_eq!(
+        app.get("/slack/install", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    // The token lives in the environment: the event is acknowledged, logged, and changes
+    // nothing stored (nothing to delete, nothing to stop).
+    let answer = app
+        .event(&app_uninstalled(TEAM, "EvU", now_ms() / 1000))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(rows_of(&app.db, "inbox", TEAM).await, 0);
+    let answer = app.slash("help").await;
+    assert!(!answer.body.contains("isn't installed"), "{}", answer.body);
+}
+
 backend_matrix!(
+    single_workspace_mode_has_no_install_pages_and_keeps_its_env_token,
     an_installed_workspace_is_served_with_its_own_token,
     the_mounted_pages_refuse_reused_foreign_and_cancelled_installs,
     an_uninstall_deletes_tokens_stops_deliveries_and_purges_data_after_30_days,
