@@ -124,14 +124,21 @@ impl TestApp {
             .await
     }
 
-    /// A whole install: install page → Slack grants `code` for `grant` → redirect.
+    /// A whole install: install page → Slack grants `code` for `grant` → redirect. The
+    /// workspace's `#deals` (`C_DEALS`) and seller (`U_SELLER`) are declared to the fake
+    /// Slack as its own.
     pub async fn install(&self, code: &str, grant: OAuthGrant) -> TestResponse {
+        let team = grant.team.as_ref().map(|(id, _)| id.clone());
         let state = self.start_install().await;
         self.slack.grant_oauth_code(code, REDIRECT_URI, grant);
         let page = self
             .oauth_redirect(&format!("code={code}&state={state}"), Some(&state))
             .await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        if let Some(team) = team {
+            self.slack.add_channel(&team, "C_DEALS");
+            self.slack.add_user(&team, "U_SELLER");
+        }
         page
     }
 
