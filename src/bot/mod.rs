@@ -14,6 +14,7 @@ pub mod preferences;
 pub mod prompt_message;
 pub mod reflect;
 pub mod relevance;
+pub mod uninstall;
 pub mod why;
 
 use crate::engine::{Analysis, Question, QuestionContext, Stage};
