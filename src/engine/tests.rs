@@ -796,7 +796,7 @@ fn retraining_reproduces_the_committed_model() {
             sha,
             "{path} changed since the model was trained: run the retrain command in docs/engine.md"
         );
-        let rows = crate::eval::parse_rows(std::str::from_utf8(&bytes).unwrap()).unwrap();
+        let rows = crate::cli::eval::parse_rows(std::str::from_utf8(&bytes).unwrap()).unwrap();
         examples.extend(rows.into_iter().map(|r| train::Example {
             text: r.text,
             is_deal_update: r.is_deal_update,

@@ -5,7 +5,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::replay::TimestampError;
+use crate::signing::TimestampError;
 
 use crate::slack::signature::MAX_CLOCK_SKEW_SECS;
 
@@ -47,7 +47,7 @@ pub fn verify(
     now_unix: i64,
 ) -> Result<(), CrmSignatureError> {
     let timestamp = timestamp.ok_or(CrmSignatureError::MissingTimestamp)?;
-    crate::replay::check_timestamp(timestamp, now_unix, MAX_CLOCK_SKEW_SECS).map_err(
+    crate::signing::check_timestamp(timestamp, now_unix, MAX_CLOCK_SKEW_SECS).map_err(
         |e| match e {
             TimestampError::Malformed => CrmSignatureError::MalformedTimestamp,
             TimestampError::Stale { skew_secs } => CrmSignatureError::Stale { skew_secs },

@@ -4,7 +4,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::replay::TimestampError;
+use crate::signing::TimestampError;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -51,7 +51,7 @@ pub fn verify<S: AsRef<[u8]>>(
     now_unix: i64,
 ) -> Result<(), VerifyError> {
     let timestamp = timestamp.ok_or(VerifyError::MissingTimestamp)?;
-    crate::replay::check_timestamp(timestamp, now_unix, MAX_CLOCK_SKEW_SECS).map_err(
+    crate::signing::check_timestamp(timestamp, now_unix, MAX_CLOCK_SKEW_SECS).map_err(
         |e| match e {
             TimestampError::Malformed => VerifyError::MalformedTimestamp,
             TimestampError::Stale { skew_secs } => VerifyError::StaleTimestamp { skew_secs },

@@ -1,6 +1,10 @@
 //! The `cusp` command line: each subcommand calls one function.
 
+pub mod eval;
+pub mod healthcheck;
 mod installations;
+pub mod reflect;
+pub mod train;
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -133,7 +137,7 @@ pub enum CliCommand {
     },
     /// GET a health URL (default: /healthz of `serve`); exit 0 on 2xx, 1 otherwise.
     /// For container health checks in an image without curl.
-    Healthcheck(crate::healthcheck::HealthcheckArgs),
+    Healthcheck(crate::cli::healthcheck::HealthcheckArgs),
     /// Workspaces installed with OAuth: list them, or remove one's tokens.
     Installations {
         #[command(subcommand)]
@@ -249,15 +253,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let engine = engine.load()?;
             let mode = match (json, jsonl) {
-                (_, true) => crate::reflect::ReflectMode::Jsonl,
-                (true, false) => crate::reflect::ReflectMode::Json,
-                (false, false) => crate::reflect::ReflectMode::Text,
+                (_, true) => crate::cli::reflect::ReflectMode::Jsonl,
+                (true, false) => crate::cli::reflect::ReflectMode::Json,
+                (false, false) => crate::cli::reflect::ReflectMode::Text,
             };
             let stdin = std::io::stdin();
             let mut input: Box<dyn BufRead> = Box::new(stdin.lock());
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            crate::reflect::run(&engine, text, mode, &mut input, &mut out)?;
+            crate::cli::reflect::run(&engine, text, mode, &mut input, &mut out)?;
             out.flush()?;
         }
         CliCommand::Eval {
@@ -284,15 +288,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let stderr = std::io::stderr();
                 let mut err = stderr.lock();
                 for f in &files {
-                    crate::eval::write_errors(&engine, &crate::eval::read_rows(f)?, &mut err)?;
+                    crate::cli::eval::write_errors(&engine, &crate::cli::eval::read_rows(f)?, &mut err)?;
                 }
             }
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             if questions {
-                crate::eval::questions::run(&engine, &files, json, &mut out)?;
+                crate::cli::eval::questions::run(&engine, &files, json, &mut out)?;
             } else {
-                crate::eval::run(&engine, &files, json, &mut out)?;
+                crate::cli::eval::run(&engine, &files, json, &mut out)?;
             }
             out.flush()?;
         }
@@ -308,16 +312,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if cross_validate {
                 let stdout = std::io::stdout();
                 let mut w = std::io::BufWriter::new(stdout.lock());
-                crate::train::run_cross_validate(&files, &always, &cfg, json, &mut w)?;
+                crate::cli::train::run_cross_validate(&files, &always, &cfg, json, &mut w)?;
                 w.flush()?;
             } else if let Some(out) = out {
-                let n = crate::train::run_train(&files, &out, &cfg)?;
+                let n = crate::cli::train::run_train(&files, &out, &cfg)?;
                 eprintln!("trained on {n} messages; wrote {}", out.display());
             }
         }
         CliCommand::Digest { action } => return run_digest(action).await,
         CliCommand::Healthcheck(args) => {
-            return Ok(match crate::healthcheck::check(&args.url()).await {
+            return Ok(match crate::cli::healthcheck::check(&args.url()).await {
                 Ok(line) => {
                     println!("{line}");
                     ExitCode::SUCCESS
