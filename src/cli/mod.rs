@@ -288,7 +288,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let stderr = std::io::stderr();
                 let mut err = stderr.lock();
                 for f in &files {
-                    crate::cli::eval::write_errors(&engine, &crate::cli::eval::read_rows(f)?, &mut err)?;
+                    crate::cli::eval::write_errors(
+                        &engine,
+                        &crate::cli::eval::read_rows(f)?,
+                        &mut err,
+                    )?;
                 }
             }
             let stdout = std::io::stdout();

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::cli::eval::{
+    EvalError, FileReport, Row, Tally, read_rows, write_file_lines, write_report,
+};
 use crate::engine::Engine;
 use crate::engine::train::{Example, TrainConfig, engine_trained_on, train};
-use crate::cli::eval::{EvalError, FileReport, Row, Tally, read_rows, write_file_lines, write_report};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
