@@ -95,7 +95,8 @@ pub fn check_timestamp(scheme: &Scheme, raw: &[u8], now_ms: i64) -> Result<i64, 
 /// Checks a signed request: the timestamp is present and fresh, the signature is present
 /// and well-formed, and it is the HMAC of `signed` (the parts, concatenated) under one of
 /// `secrets` (several while one is rotated). Header values are passed raw so that absent
-/// and non-ASCII headers are told apart.
+/// and non-ASCII headers are told apart. Returns the signed timestamp, in the scheme's
+/// unit.
 pub fn verify<S: AsRef<[u8]>>(
     scheme: &Scheme,
     secrets: &[S],
@@ -103,15 +104,15 @@ pub fn verify<S: AsRef<[u8]>>(
     signature: Option<&[u8]>,
     signed: &[&[u8]],
     now_ms: i64,
-) -> Result<(), SignatureError> {
+) -> Result<i64, SignatureError> {
     let timestamp = timestamp.ok_or(SignatureError::MissingTimestamp(scheme.timestamp_header))?;
-    check_timestamp(scheme, timestamp, now_ms)?;
+    let signed_at = check_timestamp(scheme, timestamp, now_ms)?;
     let signature = signature.ok_or(SignatureError::MissingSignature(scheme.signature_header))?;
     let expected = decode(scheme, signature)
         .filter(|mac| mac.len() == 32)
         .ok_or(SignatureError::MalformedSignature(scheme.signature_header))?;
     if matches_any(secrets, signed, &expected) {
-        Ok(())
+        Ok(signed_at)
     } else {
         Err(SignatureError::Mismatch)
     }

@@ -36,6 +36,7 @@ pub fn verify_v3(
         &signed,
         now_ms,
     )
+    .map(|_| ())
 }
 
 /// The header HubSpot would send; for tests and local tooling.

@@ -13,13 +13,15 @@ pub const SCHEME: Scheme = Scheme {
     encoding: Encoding::Hex { prefix: "sha256=" },
 };
 
+/// Returns the signed timestamp (Unix seconds): without a delivery id, the day it names
+/// is part of the delivery's dedupe key.
 pub fn verify(
     secret: &[u8],
     timestamp: Option<&[u8]>,
     signature: Option<&[u8]>,
     body: &[u8],
     now_unix: i64,
-) -> Result<(), SignatureError> {
+) -> Result<i64, SignatureError> {
     let signed: [&[u8]; 3] = [timestamp.unwrap_or_default(), b".", body];
     signing::verify(
         &SCHEME,
@@ -52,7 +54,7 @@ mod tests {
             b"{\"deal_id\":\"1\"}",
             1_700_000_100,
         );
-        assert_eq!(ok, Ok(()));
+        assert_eq!(ok, Ok(1_700_000_000));
         let changed = verify(
             b"whsec",
             Some(b"1700000000"),
