@@ -2,6 +2,7 @@
 //! `docs/architecture.md` draws how the modules below fit together.
 
 pub mod app;
+pub mod backoff;
 pub mod bot;
 pub mod cli;
 pub mod config;
@@ -13,5 +14,6 @@ pub mod server;
 pub mod shutdown;
 pub mod signing;
 pub mod slack;
+pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -25,6 +25,9 @@ pub enum ApiError {
     /// Signed but malformed: 400, and Slack is told not to retry.
     #[error("{0}")]
     BadRequest(String),
+    /// Signed and well-formed, but for a workspace cusp does not serve: 422.
+    #[error("{0}")]
+    NotServed(String),
     /// A service cusp calls on the caller's behalf (Slack's OAuth) failed: 502.
     #[error("{0}")]
     Upstream(String),
@@ -46,6 +49,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotServed(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable | ApiError::DatabaseUnreachable => {
                 StatusCode::SERVICE_UNAVAILABLE

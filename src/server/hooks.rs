@@ -11,8 +11,8 @@ use tracing::Instrument;
 
 use super::crm_signature;
 use super::error::{ApiError, HookReply};
-use crate::app::AppState;
 use crate::bot::crm::{CrmError, on_crm_delivery, on_hubspot_events, parse_deal_update};
+use crate::state::{AppState, Workspace, Workspaces};
 
 pub async fn deals(
     State(state): State<AppState>,
@@ -30,7 +30,6 @@ pub async fn deals_at(
     body: &[u8],
     now: jiff::Timestamp,
 ) -> Result<HookReply, ApiError> {
-    crate::telemetry::record_team(state.identity.team_id.as_str());
     let Some(secret) = state.webhook_secret.as_ref() else {
         return Err(ApiError::NotFound(
             "CRM webhooks are not enabled: set CUSP_WEBHOOK_SECRET",
@@ -52,12 +51,19 @@ pub async fn deals_at(
     // time at all.
     let signed_at = jiff::Timestamp::from_second(signed_at).unwrap_or(now);
     let update = parse_deal_update(body).map_err(ApiError::BadRequest)?;
+    let workspace = hook_workspace(state, update.team_id.as_deref(), "a `team_id` field").await?;
     let delivery_id = headers.get("x-cusp-delivery").and_then(|v| v.to_str().ok());
     let span = tracing::info_span!("crm", deal_id = %update.deal_id, stage = %update.stage);
-    let outcome = on_crm_delivery(state, &update, delivery_id, signed_at, now.as_millisecond())
-        .instrument(span)
-        .await
-        .map_err(retry_later)?;
+    let outcome = on_crm_delivery(
+        &state.team(&workspace),
+        &update,
+        delivery_id,
+        signed_at,
+        now.as_millisecond(),
+    )
+    .instrument(span)
+    .await
+    .map_err(retry_later)?;
     Ok(HookReply {
         messaged: outcome.sends_a_message(),
         body: json!({"status": outcome.as_str()}),
@@ -109,9 +115,23 @@ pub async fn hubspot(
         ApiError::Unauthorized(err.to_string())
     })?;
     let events = crate::hubspot::parse_events(&body).map_err(ApiError::BadRequest)?;
-    let outcome = on_hubspot_events(&state, &hubspot.client, &events, now.as_millisecond())
-        .await
-        .map_err(retry_later)?;
+    // HubSpot signs the whole URL, so the `team` query parameter is authenticated too.
+    let team = uri.query().and_then(|query| {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+            .ok()?
+            .into_iter()
+            .find_map(|(name, value)| (name == "team").then_some(value))
+    });
+    let workspace =
+        hook_workspace(&state, team.as_deref(), "`?team=T…` on the webhook URL").await?;
+    let outcome = on_hubspot_events(
+        &state.team(&workspace),
+        &hubspot.client,
+        &events,
+        now.as_millisecond(),
+    )
+    .await
+    .map_err(retry_later)?;
     Ok(HookReply {
         messaged: outcome.sends_a_message(),
         body: json!(outcome.counts),
@@ -127,4 +147,33 @@ fn retry_later(err: CrmError) -> ApiError {
         }
     }
     ApiError::Unavailable
+}
+
+/// The workspace a CRM webhook is for: the one it names (`how` says where it is named),
+/// or, in single-workspace mode, the only one.
+async fn hook_workspace(
+    state: &AppState,
+    team: Option<&str>,
+    how: &str,
+) -> Result<std::sync::Arc<Workspace>, ApiError> {
+    let team = match (team, state.workspaces.as_ref()) {
+        (Some(team), _) => team.to_owned(),
+        (None, Workspaces::Single(workspace)) => workspace.team_id().to_owned(),
+        (None, Workspaces::Installed(_)) => {
+            return Err(ApiError::BadRequest(format!(
+                "cusp serves several Slack workspaces: name the deal's workspace with {how}"
+            )));
+        }
+    };
+    crate::telemetry::record_team(&team);
+    match state.workspaces.for_team(&team).await {
+        Ok(Some(workspace)) => Ok(workspace),
+        Ok(None) => Err(ApiError::NotServed(format!(
+            "cusp is not installed in Slack workspace {team}"
+        ))),
+        Err(err) => {
+            tracing::error!(error = %err, "could not read the workspace's installation");
+            Err(ApiError::Unavailable)
+        }
+    }
 }
