@@ -22,3 +22,4 @@ mod slack_client;
 mod socket_mode;
 mod store;
 mod support;
+mod workspaces;
