@@ -20,6 +20,9 @@ pub enum ApiError {
     /// No such route, or a route that is switched off: 404 naming what turns it on.
     #[error("{0}")]
     NotFound(&'static str),
+    /// The route exists but not for this method: 405 (the router adds `Allow`).
+    #[error("method not allowed")]
+    MethodNotAllowed,
     #[error("request body is larger than 1 MiB")]
     PayloadTooLarge,
     /// Signed but malformed: 400, and Slack is told not to retry.
@@ -47,6 +50,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotServed(_) => StatusCode::UNPROCESSABLE_ENTITY,

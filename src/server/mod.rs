@@ -65,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn(count_request))
         .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
@@ -114,6 +115,11 @@ async fn ready(State(state): State<AppState>) -> Result<&'static str, ApiError> 
             Err(ApiError::DatabaseUnreachable)
         }
     }
+}
+
+/// A known path with the wrong method; axum still sets `Allow` on the answer.
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 /// Counts every answer under its route template (not the raw path, which anyone can
