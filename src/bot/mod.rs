@@ -5,7 +5,6 @@ pub mod commands;
 pub mod corrections;
 pub mod crm;
 pub mod digest;
-pub mod digest_settings;
 pub mod export;
 pub mod interactions;
 pub mod mention;

@@ -8,8 +8,9 @@
 //! must come back with both (Bolt's "state verification"): a link with someone else's
 //! state does not install anything.
 //!
-//! Every page is small static HTML in which every value is escaped. Rejections choose
-//! their status in one place, [`Rejection::status`].
+//! Every page is small static HTML in which every value is escaped. Each rejection names
+//! its kind of failure in one place, [`Rejection::status`], and `ApiError` picks the
+//! status code for that kind, as for every route.
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
+use super::error::ApiError;
 use crate::slack::oauth::{BOT_SCOPES, OAuthAccess, OAuthClient, OAuthError, authorize_url};
 use crate::state::Workspaces;
 use crate::store::{
@@ -115,10 +117,11 @@ enum Rejection {
 }
 
 impl Rejection {
-    /// The one place this flow picks status codes.
+    /// What kind of failure this is; `ApiError` turns that into the page's status code,
+    /// as it does for every other route.
     fn status(&self) -> StatusCode {
-        match self {
-            Rejection::Denied => StatusCode::FORBIDDEN,
+        let kind = match self {
+            Rejection::Denied => ApiError::Forbidden(self.explanation()),
             Rejection::NoPublicUrl
             | Rejection::SlackError(_)
             | Rejection::MissingState
@@ -127,11 +130,12 @@ impl Rejection {
             | Rejection::ExpiredState
             | Rejection::ReusedState
             | Rejection::MissingCode
-            | Rejection::CodeRefused(_) => StatusCode::BAD_REQUEST,
-            Rejection::Misconfigured(_) | Rejection::NoBot => StatusCode::INTERNAL_SERVER_ERROR,
-            Rejection::SlackUnavailable(_) => StatusCode::BAD_GATEWAY,
-            Rejection::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
-        }
+            | Rejection::CodeRefused(_) => ApiError::BadRequest(self.explanation()),
+            Rejection::Misconfigured(_) | Rejection::NoBot => ApiError::Internal,
+            Rejection::SlackUnavailable(_) => ApiError::Upstream(self.explanation()),
+            Rejection::Database(_) => ApiError::Unavailable,
+        };
+        kind.status()
     }
 
     fn title(&self) -> &'static str {

@@ -13,8 +13,8 @@ use axum::http::{Request, StatusCode};
 use clap::{CommandFactory, Parser};
 use yaml_rust2::{Yaml, YamlLoader};
 
+use cusp::cli::healthcheck::default_url;
 use cusp::cli::{Cli, CliCommand};
-use cusp::healthcheck::default_url;
 
 use crate::support::app::{Backend, TestApp};
 
