@@ -3,12 +3,16 @@
 
 use anyhow::Context;
 
-use crate::config::ServeConfig;
+use std::sync::Arc;
+
+use crate::config::oauth::OAuthConfig;
+use crate::config::{ServeConfig, WorkspaceMode};
 use crate::engine::Engine;
 use crate::shutdown::Shutdown;
 use crate::slack::ids::BotIdentity;
-use crate::slack::web_api::{SLACK_CALL_TIMEOUT, SlackApiError, SlackClient};
-use crate::state::{AppState, HubSpotHooks};
+use crate::slack::oauth::OAuthClient;
+use crate::slack::web_api::{SLACK_CALL_TIMEOUT, SlackApiError, SlackClient, SlackConnector};
+use crate::state::{AppState, HubSpotHooks, InstallFlow, Workspaces};
 use crate::store::Store;
 
 pub fn build_router(state: AppState) -> axum::Router {
@@ -31,6 +35,27 @@ pub async fn identify(slack: &SlackClient) -> anyhow::Result<BotIdentity> {
             "could not reach Slack's auth.test to check SLACK_BOT_TOKEN (is SLACK_API_URL right?)",
         ),
     }
+}
+
+/// OAuth mode's install flow from its validated settings.
+pub fn install_flow(
+    oauth: OAuthConfig,
+    slack_api_url: &str,
+    public_url: Option<String>,
+) -> anyhow::Result<InstallFlow> {
+    let client = OAuthClient::new(
+        slack_api_url,
+        &oauth.client_id,
+        oauth.client_secret,
+        SLACK_CALL_TIMEOUT,
+    )
+    .context("could not build the Slack OAuth client")?;
+    Ok(InstallFlow {
+        client: Arc::new(client),
+        keyring: Arc::new(oauth.keyring),
+        authorize_url: oauth.authorize_url,
+        public_url,
+    })
 }
 
 /// `cusp serve`: migrate, identify, resume the inbox and outbox, listen; stop on
@@ -60,9 +85,6 @@ pub async fn serve_with_shutdown(
         .migrate()
         .await
         .context("could not apply database migrations")?;
-    let slack = SlackClient::new(&config.slack_api_url, config.bot_token, SLACK_CALL_TIMEOUT)
-        .context("could not build the Slack client")?;
-    let identity = identify(&slack).await?;
     let hubspot = match config.hubspot {
         Some(hubspot) => Some(HubSpotHooks {
             client: crate::hubspot::HubSpotClient::new(
@@ -76,14 +98,39 @@ pub async fn serve_with_shutdown(
         }),
         None => None,
     };
-    tracing::info!(team_id = %identity.team_id, bot_user_id = %identity.user_id, backend = store.backend(), "identified with Slack");
-    let state = AppState::new(
-        store.clone(),
-        engine,
-        slack,
-        config.signing_secrets,
-        identity,
-    )
+    let state = match config.mode {
+        WorkspaceMode::Single { bot_token } => {
+            let slack = SlackClient::new(&config.slack_api_url, bot_token, SLACK_CALL_TIMEOUT)
+                .context("could not build the Slack client")?;
+            let identity = identify(&slack).await?;
+            tracing::info!(team_id = %identity.team_id, bot_user_id = %identity.user_id, backend = store.backend(), "identified with Slack");
+            AppState::new(
+                store.clone(),
+                engine,
+                slack,
+                config.signing_secrets,
+                identity,
+            )
+        }
+        WorkspaceMode::OAuth(oauth) => {
+            let flow = install_flow(oauth, &config.slack_api_url, config.public_url)?;
+            let connector = SlackConnector::new(&config.slack_api_url, SLACK_CALL_TIMEOUT)
+                .context("could not build the Slack client")?;
+            let workspaces =
+                Workspaces::installed(store.clone(), flow.keyring.clone(), connector);
+            let installed = workspaces
+                .teams()
+                .await
+                .context("could not read the installations")?;
+            tracing::info!(
+                workspaces = installed.len(),
+                backend = store.backend(),
+                "OAuth mode: serving the workspaces that installed cusp (/slack/install)"
+            );
+            AppState::with_workspaces(store.clone(), engine, workspaces, config.signing_secrets)
+                .with_install_flow(flow)
+        }
+    }
     .with_webhook_secret(config.webhook_secret)
     .with_hubspot(hubspot)
     .with_retention(config.retention);
@@ -150,6 +197,15 @@ pub async fn run_server(
             shutdown.subscribe(),
         )),
         tokio::spawn(crate::jobs::gauges::run(
+            state.clone(),
+            shutdown.subscribe(),
+        )),
+        // These two return at once in single-workspace mode (no installations).
+        tokio::spawn(crate::jobs::token_refresh::run(
+            state.clone(),
+            shutdown.subscribe(),
+        )),
+        tokio::spawn(crate::jobs::uninstalled::run(
             state.clone(),
             shutdown.subscribe(),
         )),

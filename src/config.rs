@@ -76,9 +76,13 @@ pub struct ServeArgs {
     /// Mode, with no public URL and no signing secret needed.
     #[arg(long, env = "SLACK_APP_TOKEN", hide_env_values = true)]
     pub app_token: Option<String>,
-    /// Bot User OAuth Token (xoxb-…) of a single-workspace install.
+    /// Bot User OAuth Token (xoxb-…) of a single-workspace install. Leave it unset and
+    /// set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET to install in many workspaces (OAuth).
     #[arg(long, env = "SLACK_BOT_TOKEN", hide_env_values = true)]
     pub bot_token: Option<String>,
+    /// OAuth mode: the app's client credentials, authorize page and encryption key.
+    #[command(flatten)]
+    pub oauth: oauth::OAuthArgs,
     #[command(flatten)]
     pub database: DatabaseArgs,
     /// Listen address, `host:port` (`0.0.0.0:3000`, `localhost:3000`, `[::]:3000`);
@@ -139,10 +143,20 @@ pub enum ConfigError {
     )]
     InvalidAppToken,
     #[error(
-        "SLACK_BOT_TOKEN is not set. Install the app to your workspace and copy the Bot User \
-         OAuth Token (xoxb-…) from its OAuth & Permissions page at https://api.slack.com/apps"
+        "SLACK_BOT_TOKEN is not set. For one workspace, install the app there and copy the Bot \
+         User OAuth Token (xoxb-…) from its OAuth & Permissions page at \
+         https://api.slack.com/apps; to install cusp in many workspaces, set SLACK_CLIENT_ID, \
+         SLACK_CLIENT_SECRET (Basic Information page) and CUSP_ENCRYPTION_KEY instead"
     )]
     MissingBotToken,
+    #[error(
+        "SLACK_BOT_TOKEN and SLACK_CLIENT_ID/SLACK_CLIENT_SECRET are both set: choose one mode. \
+         Keep SLACK_BOT_TOKEN to serve one workspace, or unset it to install cusp in many \
+         workspaces with OAuth (/slack/install)"
+    )]
+    BothModes,
+    #[error(transparent)]
+    OAuth(#[from] oauth::OAuthConfigError),
     #[error(
         "HUBSPOT_CLIENT_SECRET is set but HUBSPOT_ACCESS_TOKEN is not: create a HubSpot private app with \
          crm.objects.deals.read and crm.objects.owners.read and set its token (or unset HUBSPOT_CLIENT_SECRET)"
@@ -157,13 +171,31 @@ pub enum ConfigError {
     Lexicon { path: PathBuf, reason: String },
 }
 
+/// Which workspaces `cusp serve` serves, and where their tokens come from.
+pub enum WorkspaceMode {
+    /// `SLACK_BOT_TOKEN`: one workspace, learned with `auth.test` at start.
+    Single { bot_token: SecretString },
+    /// `SLACK_CLIENT_ID` + `SLACK_CLIENT_SECRET`: every workspace that installs cusp
+    /// through `/slack/install`, tokens sealed under `CUSP_ENCRYPTION_KEY`.
+    OAuth(oauth::OAuthConfig),
+}
+
+impl std::fmt::Debug for WorkspaceMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WorkspaceMode::Single { .. } => f.write_str("Single { bot_token: [redacted] }"),
+            WorkspaceMode::OAuth(config) => f.debug_tuple("OAuth").field(config).finish(),
+        }
+    }
+}
+
 /// Validated configuration of `cusp serve`.
 pub struct ServeConfig {
     /// Empty in Socket Mode without a signing secret: `/slack/*` then answers 404.
     pub signing_secrets: Vec<SecretString>,
     /// Set: receive Slack over Socket Mode.
     pub app_token: Option<SecretString>,
-    pub bot_token: SecretString,
+    pub mode: WorkspaceMode,
     pub database_url: SecretString,
     /// `host:port`; the host may be a name, resolved when the server binds.
     pub addr: String,
@@ -172,6 +204,9 @@ pub struct ServeConfig {
     pub retention: Duration,
     pub webhook_secret: Option<SecretString>,
     pub hubspot: Option<HubSpotConfig>,
+    /// `CUSP_PUBLIC_URL` without a trailing slash: the base of the OAuth `redirect_uri`
+    /// (else built from the request's `Host`) and of the URL HubSpot signs.
+    pub public_url: Option<String>,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -182,7 +217,7 @@ impl std::fmt::Debug for ServeConfig {
                 &format_args!("[{} redacted]", self.signing_secrets.len()),
             )
             .field("app_token", &self.app_token.as_ref().map(|_| "[redacted]"))
-            .field("bot_token", &"[redacted]")
+            .field("mode", &self.mode)
             .field(
                 "database_url",
                 &crate::store::redact_url(self.database_url.expose_secret()),
@@ -216,9 +251,13 @@ impl ServeArgs {
         if signing_secrets.is_empty() && app_token.is_none() {
             return Err(ConfigError::MissingSigningSecret);
         }
-        let bot_token = match self.bot_token.as_deref().map(str::trim) {
-            Some(token) if !token.is_empty() => SecretString::from(token.to_owned()),
-            _ => return Err(ConfigError::MissingBotToken),
+        let mode = match (non_empty(self.bot_token.as_deref()), self.oauth.validate()?) {
+            (Some(_), Some(_)) => return Err(ConfigError::BothModes),
+            (Some(token), None) => WorkspaceMode::Single {
+                bot_token: SecretString::from(token.to_owned()),
+            },
+            (None, Some(oauth)) => WorkspaceMode::OAuth(oauth),
+            (None, None) => return Err(ConfigError::MissingBotToken),
         };
         let addr = match (non_empty(self.addr.as_deref()), self.port) {
             (Some(addr), _) => validate_addr(addr)?,
@@ -228,7 +267,7 @@ impl ServeArgs {
         Ok(ServeConfig {
             signing_secrets,
             app_token,
-            bot_token,
+            mode,
             database_url: SecretString::from(self.database.database_url.clone()),
             addr,
             slack_api_url: self.slack_api_url.trim_end_matches('/').to_owned(),
@@ -240,6 +279,7 @@ impl ServeArgs {
                 .filter(|s| !s.is_empty())
                 .map(|s| SecretString::from(s.to_owned())),
             hubspot: self.hubspot()?,
+            public_url: self.public_url(),
         })
     }
 }
@@ -271,9 +311,12 @@ impl ServeArgs {
             client_secret: SecretString::from(secret.to_owned()),
             access_token: SecretString::from(token.to_owned()),
             api_url: self.hubspot_api_url.trim_end_matches('/').to_owned(),
-            public_url: non_empty(self.public_url.as_deref())
-                .map(|u| u.trim_end_matches('/').to_owned()),
+            public_url: self.public_url(),
         }))
+    }
+
+    fn public_url(&self) -> Option<String> {
+        non_empty(self.public_url.as_deref()).map(|u| u.trim_end_matches('/').to_owned())
     }
 }
 
@@ -305,6 +348,7 @@ mod tests {
             signing_secret: secret.map(String::from),
             app_token: None,
             bot_token: token.map(String::from),
+            oauth: oauth::OAuthArgs::default(),
             database: DatabaseArgs {
                 database_url: DEFAULT_DATABASE_URL.into(),
             },
@@ -431,6 +475,60 @@ mod tests {
             hubspot.public_url.as_deref(),
             Some("https://cusp.example.com")
         );
+    }
+
+    const KEY: &str = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
+
+    fn oauth(a: &mut ServeArgs, key: Option<&str>) {
+        a.oauth = oauth::OAuthArgs {
+            client_id: Some("1111.2222".into()),
+            client_secret: Some("client-s3cret".into()),
+            authorize_url: crate::slack::oauth::DEFAULT_AUTHORIZE_URL.into(),
+            encryption_key: key.map(String::from),
+        };
+    }
+
+    #[test]
+    fn client_credentials_without_a_bot_token_mean_oauth_mode() {
+        let mut a = args(Some("s"), None);
+        let err = a.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("SLACK_BOT_TOKEN") && err.contains("SLACK_CLIENT_ID"),
+            "names both modes: {err}"
+        );
+        oauth(&mut a, Some(KEY));
+        a.public_url = Some("https://cusp.example.com/".into());
+        let config = a.validate().unwrap();
+        assert!(matches!(config.mode, WorkspaceMode::OAuth(_)));
+        assert_eq!(
+            config.public_url.as_deref(),
+            Some("https://cusp.example.com")
+        );
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("client-s3cret") && !shown.contains(KEY),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn oauth_mode_without_a_key_refuses_to_start_and_says_why() {
+        let mut a = args(Some("s"), None);
+        oauth(&mut a, None);
+        let err = a.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("CUSP_ENCRYPTION_KEY") && err.contains("openssl rand -base64 32"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bot_token_and_client_credentials_together_ask_to_choose_one_mode() {
+        let mut a = args(Some("s"), Some("xoxb-1"));
+        oauth(&mut a, Some(KEY));
+        let err = a.validate().unwrap_err();
+        assert!(matches!(err, ConfigError::BothModes));
+        assert!(err.to_string().contains("choose one mode"), "{err}");
     }
 
     #[test]

@@ -99,7 +99,7 @@ pub enum Command {
     Help,
     /// `/cusp reflect` with the update to reflect on (may be empty: then we ask for it).
     Reflect(String),
-    /// `/cusp digest …` with the rest of the text (parsed by `bot::digest_settings`).
+    /// `/cusp digest …` with the rest of the text (parsed by `bot::digest::settings`).
     Digest(String),
     Mute(MuteFor),
     Unmute,

@@ -1,5 +1,9 @@
 //! CRM deal updates: a signed webhook says a deal moved; cusp finds the owner in Slack
-//! and sends them, in a direct message, questions fitted to the new stage.
+//! and sends them, in a direct message, questions fitted to the new stage. Both hooks end
+//! here once verified and parsed: `on_crm_delivery` (`POST /hooks/deals`, with its
+//! dedupe key) and `on_hubspot_events` (`POST /hooks/hubspot`, enriched from HubSpot).
+
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
@@ -7,6 +11,7 @@ use super::prompt_message::prompt_call;
 use super::reflect::seed_from;
 use super::why::{Reading, aimed_gaps};
 use crate::engine::Stage;
+use crate::hubspot::{HubSpotApiError, HubSpotClient, HubSpotEvent};
 use crate::slack::ids::{ChannelId, TeamId, UserId};
 use crate::state::TeamContext;
 use crate::store::{
@@ -92,6 +97,19 @@ fn optional(object: &Map<String, Value>, field: &str) -> Result<Option<String>, 
     }
 }
 
+/// The dedupe key of a delivery: its id when the CRM sends one (`X-Cusp-Delivery`),
+/// otherwise [`fallback_delivery_key`].
+pub fn delivery_key(
+    delivery_id: Option<&str>,
+    update: &DealUpdate,
+    signed_at: jiff::Timestamp,
+) -> String {
+    match delivery_id.map(str::trim).filter(|id| !id.is_empty()) {
+        Some(id) => format!("delivery:{id}"),
+        None => fallback_delivery_key(update, signed_at),
+    }
+}
+
 /// The dedupe key of a delivery that carries no delivery id: deal, stage and the UTC day
 /// the CRM signed it (`deal:D-42:closedwon:2026-11-20`). A CRM retrying later the same
 /// day signs with a new timestamp, so the timestamp itself cannot be in the key; the
@@ -158,6 +176,87 @@ pub enum CrmError {
     /// Slack could not be asked right now; the CRM should retry.
     #[error("Slack call failed: {0}")]
     Slack(String),
+    /// HubSpot could not tell us the deal's name or owner; HubSpot retries.
+    #[error("could not read deal {deal_id} from HubSpot: {source}")]
+    HubSpot {
+        deal_id: i64,
+        #[source]
+        source: HubSpotApiError,
+    },
+}
+
+/// A delivery to `POST /hooks/deals`, verified and parsed: dedupe it by its id or by
+/// deal, stage and the day it was signed, then prompt the owner.
+pub async fn on_crm_delivery(
+    ctx: &TeamContext<'_>,
+    update: &DealUpdate,
+    delivery_id: Option<&str>,
+    signed_at: jiff::Timestamp,
+    now_ms: i64,
+) -> Result<CrmOutcome, CrmError> {
+    let key = delivery_key(delivery_id, update, signed_at);
+    on_deal_update(ctx, update, &key, now_ms).await
+}
+
+/// What became of a HubSpot delivery (a batch of events).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct HubSpotOutcome {
+    /// How many events ended each way, by [`CrmOutcome::as_str`] (`ignored` for events
+    /// that are not deal-stage changes).
+    pub counts: BTreeMap<&'static str, u32>,
+    held_back: bool,
+    sent: bool,
+}
+
+impl HubSpotOutcome {
+    /// As on `/hooks/deals`: false only when deals were accepted but deliberately none
+    /// was messaged.
+    pub fn sends_a_message(&self) -> bool {
+        self.sent || !self.held_back
+    }
+}
+
+/// Each deal-stage change in a verified HubSpot delivery is looked up in HubSpot (deal
+/// name, owner's email) and handled like a CRM deal update, deduplicated by HubSpot's
+/// event id. Stops at the first failure, so HubSpot retries the batch; the events
+/// already handled are duplicates then.
+pub async fn on_hubspot_events(
+    ctx: &TeamContext<'_>,
+    client: &HubSpotClient,
+    events: &[HubSpotEvent],
+    now_ms: i64,
+) -> Result<HubSpotOutcome, CrmError> {
+    let mut outcome = HubSpotOutcome::default();
+    for event in events {
+        let Some(stage) = event.new_deal_stage() else {
+            *outcome.counts.entry("ignored").or_default() += 1;
+            continue;
+        };
+        let facts =
+            client
+                .deal_facts(event.object_id)
+                .await
+                .map_err(|source| CrmError::HubSpot {
+                    deal_id: event.object_id,
+                    source,
+                })?;
+        let update = DealUpdate {
+            team_id: None,
+            deal_id: event.object_id.to_string(),
+            account: facts.name,
+            stage: stage.to_owned(),
+            previous_stage: None,
+            owner_slack_user_id: None,
+            owner_email: facts.owner_email,
+            note: None,
+        };
+        let key = format!("hubspot:{}", event.event_id);
+        let one = on_deal_update(ctx, &update, &key, now_ms).await?;
+        *outcome.counts.entry(one.as_str()).or_default() += 1;
+        outcome.held_back |= !one.sends_a_message();
+        outcome.sent |= one.sends_a_message();
+    }
+    Ok(outcome)
 }
 
 pub async fn on_deal_update(
@@ -374,6 +473,38 @@ mod tests {
             fallback_delivery_key(&update, at("2026-11-21T00:00:00Z")),
             first
         );
+    }
+
+    #[test]
+    fn a_delivery_id_wins_over_the_fallback_key() {
+        let update = parse_deal_update(
+            br#"{"deal_id": "D-42", "account": "Acme", "stage": "won", "owner": {"email": "e"}}"#,
+        )
+        .unwrap();
+        let at = "2026-11-20T09:00:00Z".parse::<jiff::Timestamp>().unwrap();
+        assert_eq!(delivery_key(Some(" d-1 "), &update, at), "delivery:d-1");
+        for blank in [None, Some(""), Some("  ")] {
+            assert_eq!(
+                delivery_key(blank, &update, at),
+                fallback_delivery_key(&update, at)
+            );
+        }
+    }
+
+    #[test]
+    fn a_hubspot_batch_is_messaged_unless_every_deal_was_held_back() {
+        let outcome = |held_back, sent| HubSpotOutcome {
+            held_back,
+            sent,
+            ..HubSpotOutcome::default()
+        };
+        assert!(
+            outcome(false, false).sends_a_message(),
+            "only ignored events"
+        );
+        assert!(outcome(false, true).sends_a_message());
+        assert!(outcome(true, true).sends_a_message());
+        assert!(!outcome(true, false).sends_a_message());
     }
 
     #[test]

@@ -5,7 +5,6 @@ pub mod commands;
 pub mod corrections;
 pub mod crm;
 pub mod digest;
-pub mod digest_settings;
 pub mod export;
 pub mod interactions;
 pub mod mention;
@@ -14,6 +13,7 @@ pub mod preferences;
 pub mod prompt_message;
 pub mod reflect;
 pub mod relevance;
+pub mod uninstall;
 pub mod why;
 
 use crate::engine::{Analysis, Question, QuestionContext, Stage};

@@ -157,8 +157,18 @@ async fn remove(store: &Store, arg: &str) -> anyhow::Result<ExitCode> {
     };
     let now = jiff::Timestamp::now().as_millisecond();
     if store.remove_installation(&target.key, None, now).await? {
+        // As for an uninstall: what was waiting to be sent would only fail now.
+        let stopped = if target.key.team_id.is_empty() {
+            0
+        } else {
+            store
+                .stop_team_deliveries(&target.key.team_id, crate::bot::uninstall::STOPPED_REASON)
+                .await?
+        };
         println!(
-            "deleted the Slack tokens of {}; its stored data stays, and a reinstall restores it",
+            "deleted the Slack tokens of {} and stopped {stopped} pending deliveries; its data \
+             is deleted in 30 days unless the workspace reinstalls cusp (a running `cusp serve` \
+             notices within 30 seconds)",
             target.key
         );
     } else {

@@ -1,6 +1,6 @@
-//! Settings of the OAuth install flow. Not read by `cusp serve` yet: the session that
-//! mounts `server::oauth::oauth_router` flattens [`OAuthArgs`] into `ServeArgs` and builds
-//! the router's state from [`OAuthConfig`] (docs/architecture.md, "Workspaces").
+//! Settings of the OAuth install flow, flattened into `ServeArgs`: with client
+//! credentials and no `SLACK_BOT_TOKEN`, `cusp serve` runs in OAuth mode and builds
+//! `state::InstallFlow` from [`OAuthConfig`] (docs/architecture.md, "Workspaces").
 
 use std::fmt;
 

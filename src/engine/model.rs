@@ -38,19 +38,59 @@ pub(crate) trait Sink {
     /// A feature named by the concatenation of `parts`, with its value and, for words, the
     /// normalised byte span it covers.
     fn emit(&mut self, parts: &[&str], value: f32, span: Option<(usize, usize)>);
+
+    /// `emit` when the caller already holds `hash_parts(parts)`: the word features are
+    /// hashed in one pass over each word, and inference needs nothing else.
+    fn emit_hashed(&mut self, hash: u64, parts: &[&str], value: f32, span: Option<(usize, usize)>) {
+        let _ = hash;
+        self.emit(parts, value, span);
+    }
+}
+
+/// An FNV-1a state: adding parts one after another hashes their concatenation, so a prefix
+/// such as `w:` is hashed once for all words.
+#[derive(Clone, Copy)]
+pub(crate) struct Fnv(u64);
+
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+
+impl Fnv {
+    const START: Fnv = Fnv(0xcbf2_9ce4_8422_2325);
+
+    const fn add(self, bytes: &[u8]) -> Fnv {
+        let mut h = self.0;
+        let mut i = 0;
+        while i < bytes.len() {
+            h ^= bytes[i] as u64;
+            h = h.wrapping_mul(FNV_PRIME);
+            i += 1;
+        }
+        Fnv(h)
+    }
+}
+
+/// `Fnv::add(bytes)` on several states at once: one pass over a word for every feature
+/// that ends with it (the independent multiplications overlap in the CPU).
+fn add_to_each<const N: usize>(mut states: [Fnv; N], bytes: &[u8]) -> [Fnv; N] {
+    for &b in bytes {
+        for h in &mut states {
+            h.0 = (h.0 ^ u64::from(b)).wrapping_mul(FNV_PRIME);
+        }
+    }
+    states
 }
 
 /// FNV-1a over the concatenated parts: the same number for a name and for its pieces.
 pub(crate) fn hash_parts(parts: &[&str]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in p.bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h
+    parts.iter().fold(Fnv::START, |h, p| h.add(p.as_bytes())).0
 }
+
+/// The hash states after each word feature's prefix.
+const FIRST: Fnv = Fnv::START.add(b"s:");
+const WORD: Fnv = Fnv::START.add(b"w:");
+const STEM: Fnv = Fnv::START.add(b"t:");
+const NEGATED: Fnv = Fnv::START.add(b"n:");
+const BIGRAM: Fnv = Fnv::START.add(b"b:");
 
 /// Words that open a negation's reach (until the clause ends).
 fn is_negator(w: &str) -> bool {
@@ -159,6 +199,8 @@ pub(crate) fn extract(sig: &Signals, sink: &mut impl Sink) {
     let bytes = norm.as_bytes();
     let is_word = |b: u8| b.is_ascii_alphanumeric() || b >= 0x80 || b == b'\'';
     let mut prev: Option<(usize, usize)> = None;
+    // The hash of "b:" + the previous word + " ", when there is a previous word.
+    let mut bigram = BIGRAM;
     let mut negated = false;
     let mut words = 0usize;
     let mut i = 0;
@@ -184,22 +226,26 @@ pub(crate) fn extract(sig: &Signals, sink: &mut impl Sink) {
             continue;
         }
         words += 1;
+        let [first, word, neg, pair, next_pair] =
+            add_to_each([FIRST, WORD, NEGATED, bigram, BIGRAM], w.as_bytes());
         if words == 1 {
-            sink.emit(&["s:", w], 1.0, Some((s, i)));
+            sink.emit_hashed(first.0, &["s:", w], 1.0, Some((s, i)));
         }
         if is_clause_word(w) {
             negated = false;
         }
-        sink.emit(&["w:", w], 1.0, Some((s, i)));
+        sink.emit_hashed(word.0, &["w:", w], 1.0, Some((s, i)));
         let st = stem(w);
         if st.len() < w.len() {
-            sink.emit(&["t:", st], 1.0, Some((s, i)));
+            let h = STEM.add(st.as_bytes()).0;
+            sink.emit_hashed(h, &["t:", st], 1.0, Some((s, i)));
         }
         if negated {
-            sink.emit(&["n:", w], 1.0, Some((s, i)));
+            sink.emit_hashed(neg.0, &["n:", w], 1.0, Some((s, i)));
         }
         if let Some((ps, pe)) = prev {
-            sink.emit(
+            sink.emit_hashed(
+                pair.0,
                 &["b:", norm[ps..pe].trim_matches('\''), " ", w],
                 1.0,
                 Some((ps, i)),
@@ -209,6 +255,7 @@ pub(crate) fn extract(sig: &Signals, sink: &mut impl Sink) {
             negated = true;
         }
         prev = Some((s, i));
+        bigram = next_pair.add(b" ");
     }
     sink.emit(&["len:", length_bucket(words)], 1.0, None);
     if norm.contains('?') {
@@ -304,7 +351,17 @@ struct Scorer<'m> {
 
 impl Sink for Scorer<'_> {
     fn emit(&mut self, parts: &[&str], value: f32, span: Option<(usize, usize)>) {
-        if let Some(&row) = self.model.index.get(&hash_parts(parts)) {
+        self.emit_hashed(hash_parts(parts), parts, value, span);
+    }
+
+    fn emit_hashed(
+        &mut self,
+        hash: u64,
+        _parts: &[&str],
+        value: f32,
+        span: Option<(usize, usize)>,
+    ) {
+        if let Some(&row) = self.model.index.get(&hash) {
             self.features.push((row, value, span));
         }
     }

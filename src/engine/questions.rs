@@ -10,8 +10,8 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
-use super::situation::{Situation, situation};
-use super::slots::{CRM_LABELS, Filled, SlotKind, Slots, extract};
+use super::situation::{Situation, situation, situation_of};
+use super::slots::{CRM_LABELS, Filled, SlotKind, Slots, clean, extract_from, words};
 use super::{Analysis, Class, LexiconError, Pillar, Question, QuestionContext, Stage, Theme};
 
 /// How many of the person's latest questions must not come back while another fits.
@@ -71,6 +71,30 @@ pub(crate) struct BankQuestion {
     /// Slots other than the account the text names.
     pub slots: Vec<SlotKind>,
     pub text: String,
+    /// `text` cut into literal parts and placeholders once, at load (`pieces`).
+    parts: Vec<Part>,
+    /// FNV-1a of `id`, the per-question half of the tiebreak (`mix`).
+    id_hash: u64,
+}
+
+/// A piece of a question text: literal words, the account, or another slot (`None`: a
+/// name that is no slot), each placeholder with its fallback.
+#[derive(Debug, Clone)]
+enum Part {
+    Text(String),
+    Account(Option<String>),
+    Slot(Option<SlotKind>, Option<String>),
+}
+
+fn parts(text: &str) -> Vec<Part> {
+    pieces(text)
+        .into_iter()
+        .map(|p| match p {
+            Ok(lit) => Part::Text(lit.to_string()),
+            Err(ph) if ph.name == "account" => Part::Account(ph.fallback.map(str::to_string)),
+            Err(ph) => Part::Slot(SlotKind::parse(ph.name), ph.fallback.map(str::to_string)),
+        })
+        .collect()
 }
 
 /// A placeholder of a question text: `{name}` or `{name|fallback}`.
@@ -211,10 +235,10 @@ impl BankQuestion {
     ) -> Option<(String, Vec<SlotUse>)> {
         let mut out = String::with_capacity(self.text.len() + 32);
         let mut used = Vec::new();
-        for p in pieces(&self.text) {
+        for p in &self.parts {
             match p {
-                Ok(lit) => out.push_str(lit),
-                Err(ph) if ph.name == "account" => match account {
+                Part::Text(lit) => out.push_str(lit),
+                Part::Account(fallback) => match account {
                     Some(a) => {
                         out.push_str(a);
                         used.push(SlotUse {
@@ -223,10 +247,10 @@ impl BankQuestion {
                             words: vec![a.to_string()],
                         });
                     }
-                    None => out.push_str(ph.fallback.unwrap_or("the customer")),
+                    None => out.push_str(fallback.as_deref().unwrap_or("the customer")),
                 },
-                Err(ph) => {
-                    let filled: Option<&Filled> = SlotKind::parse(ph.name)
+                Part::Slot(kind, fallback) => {
+                    let filled: Option<&Filled> = kind
                         .zip(slots)
                         .and_then(|(k, s)| s.get(k).map(|f| (k, f)))
                         .map(|(k, f)| {
@@ -239,13 +263,15 @@ impl BankQuestion {
                         });
                     match filled {
                         Some(f) => out.push_str(&f.text),
-                        None => out.push_str(ph.fallback.unwrap_or("")),
+                        None => out.push_str(fallback.as_deref().unwrap_or("")),
                     }
                 }
             }
         }
         // "the customer's team" reads fine; a name ending in s gets a bare apostrophe.
-        let mut out = out.replace("s's ", "s' ");
+        if out.contains("s's ") {
+            out = out.replace("s's ", "s' ");
+        }
         if let Some(first) = out.chars().next()
             && first.is_lowercase()
         {
@@ -276,12 +302,12 @@ impl BankQuestion {
     /// The slots `fill_printed` would use, in order, without building the text: ranking
     /// needs only these, so only the questions that may be picked are filled.
     fn slots_used(&self, account: Option<&str>, slots: &Slots) -> Vec<SlotKind> {
-        pieces(&self.text)
-            .into_iter()
+        self.parts
+            .iter()
             .filter_map(|p| match p {
-                Ok(_) => None,
-                Err(ph) if ph.name == "account" => account.map(|_| SlotKind::Account),
-                Err(ph) => SlotKind::parse(ph.name).filter(|&k| slots.get(k).is_some()),
+                Part::Text(_) => None,
+                Part::Account(_) => account.map(|_| SlotKind::Account),
+                Part::Slot(kind, _) => kind.filter(|&k| slots.get(k).is_some()),
             })
             .collect()
     }
@@ -416,6 +442,8 @@ pub(crate) fn parse_bank(src: &str) -> Result<Vec<BankQuestion>, LexiconError> {
             named,
             slots,
             text: text.to_string(),
+            parts: parts(text),
+            id_hash: fnv1a(id),
         });
     }
     Ok(bank)
@@ -505,14 +533,18 @@ pub(crate) fn gaps(a: &Analysis, stage: Option<Stage>) -> Vec<Theme> {
     out
 }
 
-/// splitmix64 of the seed mixed with an FNV-1a hash of the id: a stable, well-spread tiebreak.
-fn mix(seed: u64, id: &str) -> u64 {
+fn fnv1a(id: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in id.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    let mut z = seed ^ h;
+    h
+}
+
+/// splitmix64 of the seed mixed with an FNV-1a hash of the id: a stable, well-spread tiebreak.
+fn mix(seed: u64, q: &BankQuestion) -> u64 {
+    let mut z = seed ^ q.id_hash;
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -522,13 +554,23 @@ fn mix(seed: u64, id: &str) -> u64 {
 /// The situation questions are fitted to: a closed CRM stage is authoritative; otherwise
 /// the message's words, and the stage when the words say nothing particular.
 pub(crate) fn effective_situation(a: &Analysis, ctx: &QuestionContext<'_>) -> Situation {
+    effective_situation_with(a, ctx, || situation(ctx.text, a))
+}
+
+/// `effective_situation`, reading the message's own situation with `read` (only when
+/// needed): question selection passes the words it has already read.
+fn effective_situation_with(
+    a: &Analysis,
+    ctx: &QuestionContext<'_>,
+    read: impl FnOnce() -> Situation,
+) -> Situation {
     match ctx.stage {
         Some(s @ (Stage::ClosedWon | Stage::ClosedLost)) => Situation::from_stage(s),
         stage => {
             let read = if ctx.text.trim().is_empty() {
                 Situation::Active
             } else {
-                situation(ctx.text, a)
+                read()
             };
             // The classifier's own reading of where the deal stands fills in when the
             // question patterns found nothing more specific.
@@ -569,13 +611,29 @@ pub(crate) fn choose(
         Class::CustomerCentric => 1,
         _ => 2,
     };
-    let sit = effective_situation(a, ctx);
+    // The message is cleaned and split into words once, for its situation and its slots.
+    let cleaned = clean(ctx.text);
+    let toks = words(&cleaned);
+    let sit = effective_situation_with(a, ctx, || situation_of(ctx.text, &cleaned, &toks, a));
     let fills = Fills::new(
         bank,
         a.account.as_deref(),
-        extract(ctx.text, a.account.as_deref(), common),
+        extract_from(&toks, a.account.as_deref(), common),
     );
     let recent = &ctx.recent[..ctx.recent.len().min(RECENT_WINDOW)];
+    // The questions that answer each theme, fit the situation and were not asked recently,
+    // in bank order: each pick then looks at a few dozen questions, not the whole bank.
+    let mut answering: [Vec<usize>; Theme::ALL.len()] = Default::default();
+    for (i, q) in bank.iter().enumerate() {
+        if !q.fits(sit) || recent.contains(&q.id) {
+            continue;
+        }
+        for (k, t) in Theme::ALL.iter().enumerate() {
+            if q.answers.contains(t) {
+                answering[k].push(i);
+            }
+        }
+    }
     let cost =
         |q: &BankQuestion, target: Theme, used: &[SlotKind], picked: &[Candidate<'_>]| -> u64 {
             let mut c: u64 = 200;
@@ -618,16 +676,17 @@ pub(crate) fn choose(
             if sit != Situation::Active && q.named.contains(&sit) {
                 c -= 30;
             }
-            c * 1_000 + mix(ctx.seed, &q.id) % 1_000
+            c * 1_000 + mix(ctx.seed, q) % 1_000
         };
     // The questions that may answer `target`, with their cost, in bank order; ranked on
     // the slots they would use, before any text is built. `fills.filled` still decides
     // whether one fits the word limit.
     let candidates = |target: Theme, picked: &[Candidate<'_>]| -> Vec<(u64, usize)> {
-        bank.iter()
-            .enumerate()
-            .filter(|(_, q)| q.answers.contains(&target) && q.fits(sit))
-            .filter(|(_, q)| !recent.contains(&q.id) && !picked.iter().any(|p| p.q.id == q.id))
+        let k = Theme::ALL.iter().position(|t| *t == target).unwrap_or(0);
+        answering[k]
+            .iter()
+            .map(|&i| (i, &bank[i]))
+            .filter(|(_, q)| !picked.iter().any(|p| p.q.id == q.id))
             .filter_map(|(i, q)| Some((cost(q, target, fills.used(i)?, picked), i)))
             .collect()
     };
@@ -724,7 +783,7 @@ pub(crate) fn choose(
                     .iter()
                     .position(|r| *r == q.id)
                     .unwrap_or(RECENT_WINDOW);
-                (age, u64::MAX - mix(ctx.seed, &q.id))
+                (age, u64::MAX - mix(ctx.seed, q))
             });
         if let Some((q, (text, used))) = oldest {
             return vec![Question {

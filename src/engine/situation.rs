@@ -4,10 +4,10 @@
 
 use std::sync::OnceLock;
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 use serde::Serialize;
 
-use super::slots::{clean, words};
+use super::slots::{Tok, clean, words};
 use super::{Analysis, Stage, Theme};
 
 /// Where the deal stands, as far as the message tells.
@@ -216,6 +216,25 @@ fn rules() -> &'static [Rule] {
     })
 }
 
+/// All the rules' patterns in one automaton: one pass over the words tells which rules can
+/// fire at all, so only those are searched match by match (most messages match one or two).
+fn rule_set() -> Option<&'static RegexSet> {
+    static SET: OnceLock<Option<RegexSet>> = OnceLock::new();
+    SET.get_or_init(|| RegexSet::new(rules().iter().map(|r| r.re.as_str())).ok())
+        .as_ref()
+}
+
+/// The rules that fire on `flat`, in order.
+fn firing<'r>(flat: &'r str, customer: bool) -> impl Iterator<Item = &'static Rule> + 'r {
+    let can_match = rule_set().map(|set| set.matches(flat));
+    rules()
+        .iter()
+        .enumerate()
+        .filter(move |(i, _)| can_match.as_ref().is_none_or(|m| m.matched(*i)))
+        .map(|(_, r)| r)
+        .filter(move |r| rule_fires(r, flat, customer))
+}
+
 fn renewal_re() -> Option<&'static Regex> {
     static RE: OnceLock<Option<Regex>> = OnceLock::new();
     // A literal of this file, checked by a unit test.
@@ -225,8 +244,13 @@ fn renewal_re() -> Option<&'static Regex> {
 
 /// The message's words as written, clauses separated by `|`.
 fn flat(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for t in words(&clean(text)) {
+    flat_words(&words(&clean(text)))
+}
+
+/// `flat` of words already read.
+fn flat_words(toks: &[Tok]) -> String {
+    let mut out = String::with_capacity(toks.len() * 8);
+    for t in toks {
         if t.brk && !out.is_empty() {
             out.push_str(" |");
         }
@@ -307,20 +331,23 @@ impl From<super::DealState> for Situation {
 }
 
 pub fn situation(text: &str, a: &Analysis) -> Situation {
+    let cleaned = clean(text);
+    situation_of(text, &cleaned, &words(&cleaned), a)
+}
+
+/// `situation` with the message cleaned (`clean`) and its words read (`words`) once, for
+/// question selection to share with the slots.
+pub(crate) fn situation_of(text: &str, cleaned: &str, toks: &[Tok], a: &Analysis) -> Situation {
     if let Some(heading) = list_heading(text) {
         let f = flat(heading);
         let customer = renewal_re().is_some_and(|re| re.is_match(&f));
-        return rules()
-            .iter()
-            .find(|r| rule_fires(r, &f, customer))
+        return firing(&f, customer)
+            .next()
             .map_or(Situation::Active, |r| r.situation);
     }
-    let f = flat(text);
+    let f = flat_words(toks);
     let customer = renewal_re().is_some_and(|re| re.is_match(&f));
-    let mut found = rules()
-        .iter()
-        .filter(|r| rule_fires(r, &f, customer))
-        .map(|r| r.situation);
+    let mut found = firing(&f, customer).map(|r| r.situation);
     let first = found.next().unwrap_or_default();
     // A pasted CRM card's stage says more than a word like "discovery" or "vs" in it;
     // what happened (lost, won, at risk, gone quiet) still says more than the stage.
@@ -328,7 +355,7 @@ pub fn situation(text: &str, a: &Analysis) -> Situation {
         first,
         Situation::Lost | Situation::Won | Situation::AtRisk | Situation::Stalled
     );
-    if !settled && let Some(stage) = crm_stage(&clean(text)) {
+    if !settled && let Some(stage) = crm_stage(cleaned) {
         return Situation::from_stage(stage);
     }
     if first == Situation::Renewal
@@ -356,6 +383,7 @@ mod tests {
     fn every_rule_compiles() {
         assert_eq!(rules().len(), 8);
         assert!(renewal_re().is_some());
+        assert_eq!(rule_set().map(RegexSet::len), Some(8));
     }
 
     #[test]

@@ -133,10 +133,15 @@ pub(crate) struct Tok {
 /// dropped, a link keeps its label, `:emoji:` codes and pictographs become clause breaks,
 /// code is skipped, `&amp;`-style entities are decoded, formatting marks are dropped.
 pub(crate) fn clean(text: &str) -> String {
-    let text = text
-        .replace("&amp;", "&")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">");
+    // Most messages have no entity: no copies then.
+    let text: std::borrow::Cow<'_, str> = if text.contains('&') {
+        text.replace("&amp;", "&")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .into()
+    } else {
+        text.into()
+    };
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
@@ -960,28 +965,50 @@ const COMPETITOR_AFTER: &[&[&str]] = &[
 
 /// Reads every slot from `text`. `account` is the analysis' account (never a competitor or
 /// role); `common` is the engine's list of capitalised words that are never names.
+#[cfg(test)]
 pub(crate) fn extract(text: &str, account: Option<&str>, common: &HashSet<String>) -> Slots {
-    let toks = words(&clean(text));
+    extract_from(&words(&clean(text)), account, common)
+}
+
+/// `extract` over the message's words already read (`words(&clean(text))`): question
+/// selection reads them once for the slots and the situation.
+pub(crate) fn extract_from(toks: &[Tok], account: Option<&str>, common: &HashSet<String>) -> Slots {
     let account_words: Vec<String> = account
         .map(|a| a.split_whitespace().map(str::to_lowercase).collect())
         .unwrap_or_default();
     Slots {
-        role: role(&toks),
-        step: phrase_from(&toks, STEPS),
-        milestone: phrase_from(&toks, MILESTONES),
-        competitor: competitor(&toks, &account_words, common),
-        date: date(&toks),
-        money: money(&toks),
-        discount: discount(&toks),
-        count: count(&toks),
-        trend: trend(&toks),
-        concern: concern(&toks),
-        worry: worry(&toks),
+        role: role(toks),
+        step: phrase_from(toks, STEPS),
+        milestone: phrase_from(toks, MILESTONES),
+        competitor: competitor(toks, &account_words, common),
+        date: date(toks),
+        money: money(toks),
+        discount: discount(toks),
+        count: count(toks),
+        trend: trend(toks),
+        concern: concern(toks),
+        worry: worry(toks),
     }
 }
 
+/// `w` without its trailing "'s" (all of them, as `trim_end_matches("'s")`), without building
+/// a substring searcher on every call.
+fn no_possessive(w: &str) -> &str {
+    let mut w = w;
+    while let Some(b) = w.strip_suffix("'s") {
+        w = b;
+    }
+    w
+}
+
 fn is_in(list: &[&str], w: &str) -> bool {
-    list.contains(&w)
+    list.iter().any(|x| same(x, w))
+}
+
+/// `a == b`, deciding most unequal words on their length and first byte before comparing
+/// the rest (the vocabulary lists are scanned for every word).
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
 }
 
 /// True when `toks[i..]` starts with `phrase` inside one clause.
@@ -990,7 +1017,7 @@ fn starts(toks: &[Tok], i: usize, phrase: &[&str]) -> bool {
         && phrase
             .iter()
             .enumerate()
-            .all(|(k, w)| toks[i + k].lower == *w && (k == 0 || !toks[i + k].brk))
+            .all(|(k, w)| same(&toks[i + k].lower, w) && (k == 0 || !toks[i + k].brk))
 }
 
 /// The word before `i` in the same clause.
@@ -1000,7 +1027,7 @@ fn prev(toks: &[Tok], i: usize) -> Option<&str> {
 
 /// How a role word is written: acronyms in capitals, other words in lower case.
 fn role_word(t: &Tok) -> String {
-    let l = t.lower.trim_end_matches("'s");
+    let l = no_possessive(&t.lower);
     if is_in(ROLE_ACRONYMS, l)
         || matches!(l, "it" | "hr" | "cx" | "l&d" | "ehs" | "qa" | "pmo")
         || (t.raw.len() <= 5
@@ -1016,7 +1043,7 @@ fn role_word(t: &Tok) -> String {
 /// The role found at `i`, with the number of words it spans.
 fn role_at(toks: &[Tok], i: usize) -> Option<(String, usize)> {
     let w = |k: usize| toks.get(i + k).filter(|t| k == 0 || !t.brk);
-    let lw = |k: usize| w(k).map(|t| t.lower.trim_end_matches("'s").to_string());
+    let lw = |k: usize| w(k).map(|t| no_possessive(&t.lower));
     let l0 = lw(0)?;
     // chief X officer, chief of staff
     if l0 == "chief"
@@ -1028,18 +1055,18 @@ fn role_at(toks: &[Tok], i: usize) -> Option<(String, usize)> {
     }
     // head/VP/director/manager of X (Y)
     if matches!(
-        l0.as_str(),
+        l0,
         "head" | "vp" | "svp" | "evp" | "director" | "manager" | "chief" | "dir"
-    ) && lw(1).as_deref() == Some("of")
+    ) && lw(1) == Some("of")
     {
         let mut k = 2;
-        if lw(k).as_deref() == Some("the") {
+        if lw(k) == Some("the") {
             k += 1;
         }
         let mut dept = Vec::new();
         while dept.len() < 2 {
             match w(k) {
-                Some(t) if is_in(DEPARTMENTS, t.lower.trim_end_matches("'s")) => {
+                Some(t) if is_in(DEPARTMENTS, no_possessive(&t.lower)) => {
                     dept.push(role_word(t));
                     k += 1;
                 }
@@ -1060,9 +1087,9 @@ fn role_at(toks: &[Tok], i: usize) -> Option<(String, usize)> {
         }
     }
     // DEPT HEAD ("ops VP", "finance lead", "IT team", "plant managers")
-    if is_in(DEPARTMENTS, &l0)
+    if is_in(DEPARTMENTS, l0)
         && let Some(h) = lw(1)
-        && is_in(ROLE_HEADS, &h)
+        && is_in(ROLE_HEADS, h)
     {
         let h = if h == "mgr" {
             "manager".to_string()
@@ -1077,13 +1104,13 @@ fn role_at(toks: &[Tok], i: usize) -> Option<(String, usize)> {
         }
         return Some((format!("{} {h}", role_word(&toks[i])), 2));
     }
-    if is_in(ROLE_ACRONYMS, &l0) {
+    if is_in(ROLE_ACRONYMS, l0) {
         // "the VP" alone is kept, "VP" followed by a department was taken above.
         return Some((role_word(&toks[i]), 1));
     }
     for (phrase, shown) in STANDALONE_ROLES {
         let n = phrase.len();
-        if (0..n).all(|k| lw(k).as_deref() == Some(phrase[k])) {
+        if (0..n).all(|k| lw(k) == Some(phrase[k])) {
             // Lone generic words need "their/the" in front to be a role ("the board").
             let generic = matches!(
                 *shown,
@@ -1149,7 +1176,7 @@ const CATEGORIES: &[&str] = &[
 
 fn capitalised_name(t: &Tok, account: &[String], common: &HashSet<String>) -> bool {
     let first_upper = t.raw.chars().next().is_some_and(char::is_uppercase);
-    let bare = t.lower.trim_end_matches("'s");
+    let bare = no_possessive(&t.lower);
     first_upper
         && !t.label
         && !CATEGORIES.contains(&bare)
@@ -1178,13 +1205,13 @@ fn competitor(toks: &[Tok], account: &[String], common: &HashSet<String>) -> Opt
         if !capitalised_name(first, account, common) {
             return None;
         }
-        let mut words = vec![first.raw.trim_end_matches("'s").to_string()];
+        let mut words = vec![no_possessive(&first.raw).to_string()];
         if let Some(next) = toks.get(j + 1)
             && !next.brk
             && capitalised_name(next, account, common)
             && !first.raw.ends_with("'s")
         {
-            words.push(next.raw.trim_end_matches("'s").to_string());
+            words.push(no_possessive(&next.raw).to_string());
         }
         Some(Filled {
             text: words.join(" "),
@@ -1195,7 +1222,7 @@ fn competitor(toks: &[Tok], account: &[String], common: &HashSet<String>) -> Opt
     // though the account detector never takes it for the customer.
     let strong_name = |j: usize| -> Option<Filled> {
         let t = toks.get(j)?;
-        let bare = t.lower.trim_end_matches("'s");
+        let bare = no_possessive(&t.lower);
         let ok = t.raw.chars().next().is_some_and(char::is_uppercase)
             && !t.label
             && bare
@@ -1232,8 +1259,8 @@ fn competitor(toks: &[Tok], account: &[String], common: &HashSet<String>) -> Opt
                     | "none"
             );
         ok.then(|| Filled {
-            text: t.raw.trim_end_matches("'s").to_string(),
-            words: vec![t.raw.trim_end_matches("'s").to_string()],
+            text: no_possessive(&t.raw).to_string(),
+            words: vec![no_possessive(&t.raw).to_string()],
         })
     };
     for i in 0..toks.len() {
@@ -1542,15 +1569,15 @@ fn count(toks: &[Tok]) -> Option<Filled> {
 fn trend(toks: &[Tok]) -> Option<Filled> {
     let metric_at = |i: usize| -> bool {
         toks.get(i)
-            .is_some_and(|t| is_in(METRICS, t.lower.trim_end_matches("'s")))
+            .is_some_and(|t| is_in(METRICS, no_possessive(&t.lower)))
     };
     let make = |pct: Option<&Tok>, rise: bool, metric: &Tok| -> Filled {
         let dir = if rise { "rise" } else { "drop" };
-        let m = metric.lower.trim_end_matches("'s").to_uppercase();
+        let m = no_possessive(&metric.lower).to_uppercase();
         let m = if matches!(m.as_str(), "NPS" | "CSAT" | "DAU" | "MAU" | "WAU") {
             m
         } else {
-            metric.lower.trim_end_matches("'s").to_string()
+            no_possessive(&metric.lower).to_string()
         };
         let mut words = vec![metric.raw.clone()];
         let text = match pct {

@@ -778,38 +778,6 @@ fn bad_model_files_name_the_line() {
     ));
 }
 
-/// Retraining on the inputs named in `model.txt` reproduces it byte for byte: the weights
-/// are what `cusp train` makes of the committed data, nothing edited by hand.
-#[test]
-fn retraining_reproduces_the_committed_model() {
-    use sha2::{Digest, Sha256};
-    let inputs = train::inputs_of_model_text(BUILTIN_MODEL);
-    assert!(inputs.len() >= 3, "{inputs:?}");
-    let cfg = train::TrainConfig::from_model_text(BUILTIN_MODEL).expect("param lines");
-    let mut examples = Vec::new();
-    for (path, sha) in &inputs {
-        let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
-        let bytes = std::fs::read(&full)
-            .unwrap_or_else(|e| panic!("training input {path} is missing ({e})"));
-        assert_eq!(
-            &hex::encode(Sha256::digest(&bytes)),
-            sha,
-            "{path} changed since the model was trained: run the retrain command in docs/engine.md"
-        );
-        let rows = crate::eval::parse_rows(std::str::from_utf8(&bytes).unwrap()).unwrap();
-        examples.extend(rows.into_iter().map(|r| train::Example {
-            text: r.text,
-            is_deal_update: r.is_deal_update,
-            themes: r.themes,
-        }));
-    }
-    let retrained = train::train(&examples, &inputs, &cfg);
-    assert!(
-        retrained == BUILTIN_MODEL,
-        "retraining gives different weights: run the retrain command in docs/engine.md"
-    );
-}
-
 #[test]
 fn model_themes_keep_their_evidence() {
     let e = engine();
@@ -939,4 +907,28 @@ fn situations() {
     ] {
         assert_eq!(e.analyze(text).deal_state, s, "{text}");
     }
+}
+
+/// The word features are hashed in one pass per word (`model::extract`); each hash must be
+/// the hash of the feature's name, or the model would silently read other weights.
+#[test]
+fn word_feature_hashes_are_the_hashes_of_their_names() {
+    struct Check(usize);
+    impl model::Sink for Check {
+        fn emit(&mut self, _: &[&str], _: f32, _: Option<(usize, usize)>) {}
+        fn emit_hashed(&mut self, hash: u64, parts: &[&str], _: f32, _: Option<(usize, usize)>) {
+            assert_eq!(hash, model::hash_parts(parts), "{parts:?}");
+            self.0 += 1;
+        }
+    }
+    let e = engine();
+    let mut check = Check(0);
+    for text in [
+        "Globex: their CFO isn't worried, but 'legal' wants it by Q3. Not pushing them!",
+        "‘quoted’ words, ünïcode café and don't stop; worries worried",
+    ] {
+        let sig = classify::signals(&e.inner, text);
+        model::extract(&sig, &mut check);
+    }
+    assert!(check.0 > 30, "{} word features", check.0);
 }

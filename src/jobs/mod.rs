@@ -1,10 +1,13 @@
 //! Background work: the inbox worker (events → bot → effects) and the outbox worker
-//! (effects → Slack), and the digest scheduler. Each exposes a step function that tests call directly.
+//! (effects → Slack), the digest scheduler, and in OAuth mode token rotation and the
+//! purge of removed workspaces. Each exposes a step function that tests call directly.
 
 pub mod gauges;
 pub mod inbox_worker;
 pub mod outbox_worker;
 pub mod scheduler;
+pub mod token_refresh;
+pub mod uninstalled;
 
 use std::time::Duration;
 

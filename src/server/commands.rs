@@ -63,7 +63,7 @@ pub(crate) async fn answer(state: &AppState, command: &SlashCommand) -> Ephemera
             Command::Unknown { given, suggestion } => {
                 EphemeralReply::plain(unknown_text(&given, suggestion))
             }
-            Command::Digest(rest) => within_budget(crate::bot::digest_settings::on_command(
+            Command::Digest(rest) => within_budget(crate::bot::digest::settings::on_command(
                 &ctx,
                 command,
                 &rest,

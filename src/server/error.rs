@@ -1,5 +1,8 @@
-//! `ApiError`: the only place HTTP status codes are chosen for failures.
+//! `ApiError`: the only place HTTP status codes are chosen, for failures and for the one
+//! success that is not a plain 200 (a webhook's 202, [`HookReply`]). Other modules pick a
+//! variant; the OAuth pages ask [`ApiError::status`] for theirs.
 
+use axum::Json;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -11,6 +14,9 @@ pub enum ApiError {
     /// Missing or bad signature, stale timestamp: 401 with a short plain reason.
     #[error("{0}")]
     Unauthorized(String),
+    /// The caller may not do this (someone cancelled an install): 403.
+    #[error("{0}")]
+    Forbidden(String),
     /// No such route, or a route that is switched off: 404 naming what turns it on.
     #[error("{0}")]
     NotFound(&'static str),
@@ -25,7 +31,10 @@ pub enum ApiError {
     /// Signed and well-formed, but for a workspace cusp does not serve: 422.
     #[error("{0}")]
     NotServed(String),
-    /// The database cannot take the event right now: 503, so Slack retries.
+    /// A service cusp calls on the caller's behalf (Slack's OAuth) failed: 502.
+    #[error("{0}")]
+    Upstream(String),
+    /// The database cannot take the request right now: 503, so the sender retries.
     #[error("temporarily unavailable")]
     Unavailable,
     /// `/readyz` when the database does not answer: 503.
@@ -35,26 +44,53 @@ pub enum ApiError {
     Internal,
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = match &self {
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotServed(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable | ApiError::DatabaseUnreachable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        let mut response = (status, self.to_string()).into_response();
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status(), self.to_string()).into_response();
         if matches!(self, ApiError::BadRequest(_)) {
             response
                 .headers_mut()
                 .insert(NO_RETRY, HeaderValue::from_static("1"));
         }
         response
+    }
+}
+
+/// A webhook's answer to a delivery it took: 200 when a message was (or, for a
+/// duplicate, had been) queued; 202 when it was accepted and deliberately nothing was
+/// sent (owner unknown, opted out, muted), which a retry would not change.
+#[derive(Debug)]
+pub struct HookReply {
+    pub messaged: bool,
+    pub body: serde_json::Value,
+}
+
+impl IntoResponse for HookReply {
+    fn into_response(self) -> Response {
+        let status = if self.messaged {
+            StatusCode::OK
+        } else {
+            StatusCode::ACCEPTED
+        };
+        (status, Json(self.body)).into_response()
     }
 }

@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use super::error::ApiError;
 use super::verify::VerifiedBody;
 use crate::bot::relevance;
-use crate::slack::payloads::EventEnvelope;
+use crate::bot::uninstall::{self, Removal, Removed};
+use crate::slack::payloads::{EventCallback, EventEnvelope};
 use crate::state::AppState;
 use crate::store::NewInboxItem;
 use crate::telemetry::metrics;
@@ -73,8 +74,10 @@ pub(crate) async fn accept(
         retry_num,
     );
     async {
-        // Events about the installation itself (`app_uninstalled`, `tokens_revoked`) go
-        // here, before the workspace is resolved: it may already be gone.
+        if let Some(removal) = Removal::of(&callback.event) {
+            // Before resolving: once handled, the team has no installation to resolve.
+            return removed(state, &callback, removal).await;
+        }
         let workspace = match state.workspaces.resolve(enterprise_id.as_deref(), &team_id).await {
             Ok(Some(workspace)) => workspace,
             Ok(None) => {
@@ -126,4 +129,45 @@ pub(crate) async fn accept(
     }
     .instrument(span)
     .await
+}
+
+/// `app_uninstalled` / `tokens_revoked`: handled at once (tokens deleted, deliveries
+/// stopped), acknowledged whether or not there was anything left to remove. A database
+/// failure is a 503, so Slack sends the event again.
+async fn removed(
+    state: &AppState,
+    callback: &EventCallback,
+    removal: Removal,
+) -> Result<Accepted, ApiError> {
+    let key = uninstall::installation_key(callback);
+    // Slack's event time has whole seconds: take the end of that second, so an install
+    // made in the same second (only ever seen in tests) still counts as before it.
+    let event_time_ms = callback.event_time.saturating_mul(1000).saturating_add(999);
+    let now = jiff::Timestamp::now().as_millisecond();
+    match uninstall::remove(&state.store, &state.workspaces, &key, event_time_ms, now).await {
+        Ok(Removed::Removed { stopped }) => {
+            metrics::installation_removed(removal.as_str());
+            tracing::info!(
+                installation = %key,
+                event = removal.as_str(),
+                stopped_deliveries = stopped,
+                "cusp removed from a workspace: tokens deleted; its data goes in 30 days unless it reinstalls"
+            );
+        }
+        Ok(Removed::Nothing) => {
+            tracing::info!(installation = %key, event = removal.as_str(), "nothing left to remove");
+        }
+        Ok(Removed::SingleWorkspace) => {
+            tracing::error!(
+                event = removal.as_str(),
+                "Slack says SLACK_BOT_TOKEN no longer works (cusp was removed from the \
+                 workspace or its token revoked): reinstall the app and set the new token"
+            );
+        }
+        Err(err) => {
+            tracing::error!(error = %err, installation = %key, "could not remove the installation; asking Slack to retry");
+            return Err(ApiError::Unavailable);
+        }
+    }
+    Ok(Accepted::Done)
 }

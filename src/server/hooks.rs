@@ -1,25 +1,24 @@
-//! `POST /hooks/deals`: signed deal updates from a CRM. Verify (`CUSP_WEBHOOK_SECRET`),
-//! parse (400 naming the field), dedupe, then prompt the owner.
+//! `POST /hooks/deals` and `POST /hooks/hubspot`: signed deal updates from a CRM. Each
+//! handler verifies, parses (400 naming the field), calls one `bot::crm` function and
+//! maps its outcome or error through `ApiError`/`HookReply`.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
 use secrecy::ExposeSecret;
 use serde_json::json;
 use tracing::Instrument;
 
 use super::crm_signature;
-use super::error::ApiError;
-use crate::bot::crm::{CrmError, fallback_delivery_key, on_deal_update, parse_deal_update};
-use crate::state::{AppState, Workspaces};
+use super::error::{ApiError, HookReply};
+use crate::bot::crm::{CrmError, on_crm_delivery, on_hubspot_events, parse_deal_update};
+use crate::state::{AppState, Workspace, Workspaces};
 
 pub async fn deals(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<HookReply, ApiError> {
     deals_at(&state, &headers, &body, jiff::Timestamp::now()).await
 }
 
@@ -30,66 +29,45 @@ pub async fn deals_at(
     headers: &HeaderMap,
     body: &[u8],
     now: jiff::Timestamp,
-) -> Result<Response, ApiError> {
+) -> Result<HookReply, ApiError> {
     let Some(secret) = state.webhook_secret.as_ref() else {
-        return Ok((
-            StatusCode::NOT_FOUND,
+        return Err(ApiError::NotFound(
             "CRM webhooks are not enabled: set CUSP_WEBHOOK_SECRET",
-        )
-            .into_response());
+        ));
     };
-    let timestamp = headers.get("x-cusp-timestamp").map(|v| v.as_bytes());
-    if let Err(err) = crm_signature::verify(
+    let signed_at = crm_signature::verify(
         secret.expose_secret().as_bytes(),
-        timestamp,
+        headers.get("x-cusp-timestamp").map(|v| v.as_bytes()),
         headers.get("x-cusp-signature").map(|v| v.as_bytes()),
         body,
         now.as_second(),
-    ) {
+    )
+    .map_err(|err| {
         crate::telemetry::metrics::signature_failure("crm", err.reason());
         tracing::warn!(reason = %err, body_len = body.len(), "rejected CRM webhook");
-        return Err(ApiError::Unauthorized(err.to_string()));
-    }
+        ApiError::Unauthorized(err.to_string())
+    })?;
+    // Verified, so within five minutes of `now`; `now` stands in only if it cannot be a
+    // time at all.
+    let signed_at = jiff::Timestamp::from_second(signed_at).unwrap_or(now);
     let update = parse_deal_update(body).map_err(ApiError::BadRequest)?;
     let workspace = hook_workspace(state, update.team_id.as_deref(), "a `team_id` field").await?;
-    let ctx = state.team(&workspace);
-    // A delivery id when the CRM sends one; otherwise deal, stage and the UTC day it was
-    // signed (see `fallback_delivery_key`). The timestamp was verified above, so it
-    // parses; `now` is within five minutes of it anyway.
-    let delivery_key = match headers.get("x-cusp-delivery").and_then(|v| v.to_str().ok()) {
-        Some(id) if !id.trim().is_empty() => format!("delivery:{}", id.trim()),
-        _ => {
-            let signed_at = timestamp
-                .and_then(|t| std::str::from_utf8(t).ok())
-                .and_then(|t| t.parse::<i64>().ok())
-                .and_then(|t| jiff::Timestamp::from_second(t).ok())
-                .unwrap_or(now);
-            fallback_delivery_key(&update, signed_at)
-        }
-    };
+    let delivery_id = headers.get("x-cusp-delivery").and_then(|v| v.to_str().ok());
     let span = tracing::info_span!("crm", deal_id = %update.deal_id, stage = %update.stage);
-    async {
-        match on_deal_update(&ctx, &update, &delivery_key, now.as_millisecond()).await {
-            Ok(outcome) => {
-                let status = if outcome.sends_a_message() {
-                    StatusCode::OK
-                } else {
-                    StatusCode::ACCEPTED
-                };
-                Ok((status, Json(json!({"status": outcome.as_str()}))).into_response())
-            }
-            Err(CrmError::Store(err)) => {
-                tracing::error!(error = %err, "could not store the deal update");
-                Err(ApiError::Unavailable)
-            }
-            Err(CrmError::Slack(err)) => {
-                tracing::warn!(error = %err, "Slack unavailable for a deal update");
-                Err(ApiError::Unavailable)
-            }
-        }
-    }
+    let outcome = on_crm_delivery(
+        &state.team(&workspace),
+        &update,
+        delivery_id,
+        signed_at,
+        now.as_millisecond(),
+    )
     .instrument(span)
     .await
+    .map_err(retry_later)?;
+    Ok(HookReply {
+        messaged: outcome.sends_a_message(),
+        body: json!({"status": outcome.as_str()}),
+    })
 }
 
 /// `POST /hooks/hubspot`: HubSpot's own deal webhooks (signature v3). Each deal-stage
@@ -99,14 +77,13 @@ pub async fn hubspot(
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<HookReply, ApiError> {
     let Some(hubspot) = state.hubspot.as_ref() else {
-        return Ok((
-            StatusCode::NOT_FOUND,
+        return Err(ApiError::NotFound(
             "HubSpot webhooks are not enabled: set HUBSPOT_CLIENT_SECRET",
-        )
-            .into_response());
+        ));
     };
+    // HubSpot signs the full URL it called.
     let path = uri
         .path_and_query()
         .map_or("/hooks/hubspot", |p| p.as_str());
@@ -121,7 +98,7 @@ pub async fn hubspot(
         }
     };
     let now = jiff::Timestamp::now();
-    if let Err(err) = crate::hubspot::verify_v3(
+    crate::hubspot::verify_v3(
         hubspot.client_secret.expose_secret().as_bytes(),
         "POST",
         &full_uri,
@@ -131,11 +108,12 @@ pub async fn hubspot(
             .map(|v| v.as_bytes()),
         headers.get("x-hubspot-signature-v3").map(|v| v.as_bytes()),
         now.as_millisecond(),
-    ) {
+    )
+    .map_err(|err| {
         crate::telemetry::metrics::signature_failure("hubspot", err.reason());
         tracing::warn!(reason = %err, body_len = body.len(), "rejected HubSpot webhook");
-        return Err(ApiError::Unauthorized(err.to_string()));
-    }
+        ApiError::Unauthorized(err.to_string())
+    })?;
     let events = crate::hubspot::parse_events(&body).map_err(ApiError::BadRequest)?;
     // HubSpot signs the whole URL, so the `team` query parameter is authenticated too.
     let team = uri.query().and_then(|query| {
@@ -146,50 +124,29 @@ pub async fn hubspot(
     });
     let workspace =
         hook_workspace(&state, team.as_deref(), "`?team=T…` on the webhook URL").await?;
-    let ctx = state.team(&workspace);
-    let mut counts = std::collections::BTreeMap::<&str, u32>::new();
-    let (mut held_back, mut sent) = (false, false);
-    for event in &events {
-        let Some(stage) = event.new_deal_stage() else {
-            *counts.entry("ignored").or_default() += 1;
-            continue;
-        };
-        let facts = hubspot.client.deal_facts(event.object_id).await.map_err(|err| {
-            tracing::warn!(error = %err, deal_id = event.object_id, "could not read the deal from HubSpot");
-            ApiError::Unavailable
-        })?;
-        let update = crate::bot::crm::DealUpdate {
-            team_id: None,
-            deal_id: event.object_id.to_string(),
-            account: facts.name,
-            stage: stage.to_owned(),
-            previous_stage: None,
-            owner_slack_user_id: None,
-            owner_email: facts.owner_email,
-            note: None,
-        };
-        let outcome = on_deal_update(
-            &ctx,
-            &update,
-            &format!("hubspot:{}", event.event_id),
-            now.as_millisecond(),
-        )
-        .await
-        .map_err(|err| {
-            tracing::warn!(error = %err, "HubSpot deal update not handled; HubSpot will retry");
-            ApiError::Unavailable
-        })?;
-        *counts.entry(outcome.as_str()).or_default() += 1;
-        held_back |= !outcome.sends_a_message();
-        sent |= outcome.sends_a_message();
+    let outcome = on_hubspot_events(
+        &state.team(&workspace),
+        &hubspot.client,
+        &events,
+        now.as_millisecond(),
+    )
+    .await
+    .map_err(retry_later)?;
+    Ok(HookReply {
+        messaged: outcome.sends_a_message(),
+        body: json!(outcome.counts),
+    })
+}
+
+/// Every `CrmError` means nothing was stored for the delivery and a retry may work.
+fn retry_later(err: CrmError) -> ApiError {
+    match &err {
+        CrmError::Store(_) => tracing::error!(error = %err, "could not store the deal update"),
+        CrmError::Slack(_) | CrmError::HubSpot { .. } => {
+            tracing::warn!(error = %err, "deal update not handled; the CRM will retry");
+        }
     }
-    // As on /hooks/deals: 202 when deals were accepted but deliberately not messaged.
-    let status = if held_back && !sent {
-        StatusCode::ACCEPTED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(json!(counts))).into_response())
+    ApiError::Unavailable
 }
 
 /// The workspace a CRM webhook is for: the one it names (`how` says where it is named),
@@ -198,7 +155,7 @@ async fn hook_workspace(
     state: &AppState,
     team: Option<&str>,
     how: &str,
-) -> Result<std::sync::Arc<crate::state::Workspace>, ApiError> {
+) -> Result<std::sync::Arc<Workspace>, ApiError> {
     let team = match (team, state.workspaces.as_ref()) {
         (Some(team), _) => team.to_owned(),
         (None, Workspaces::Single(workspace)) => workspace.team_id().to_owned(),

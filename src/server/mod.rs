@@ -55,8 +55,22 @@ pub fn router(state: AppState) -> Router {
                 post(interactivity::handle).route_layer(verified()),
             )
     };
+    let install = match &state.install_flow {
+        Some(flow) => oauth::oauth_router(
+            oauth::OAuthState::new(
+                state.store.clone(),
+                flow.keyring.clone(),
+                flow.client.clone(),
+                &flow.authorize_url,
+                flow.public_url.as_deref(),
+            )
+            .forgetting(state.workspaces.clone()),
+        ),
+        None => Router::new(),
+    };
     Router::new()
         .merge(slack)
+        .merge(install)
         .route("/hooks/deals", post(hooks::deals))
         .route("/hooks/hubspot", post(hooks::hubspot))
         .layer(DefaultBodyLimit::max(verify::MAX_BODY_BYTES))
@@ -73,8 +87,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// What this server is and where to look next.
-async fn index() -> String {
+/// What this server is and where to look next; the install pages only when mounted.
+async fn index(State(state): State<AppState>) -> String {
+    let install = if state.install_flow.is_some() {
+        "GET  /slack/install         the \"Add to Slack\" page (OAuth installs)\n\
+         GET  /slack/oauth_redirect  where Slack sends the installer back\n"
+    } else {
+        ""
+    };
     format!(
         "cusp {}: {}\n\n\
          GET  /healthz               liveness (always \"ok\")\n\
@@ -84,7 +104,8 @@ async fn index() -> String {
          POST /slack/commands        Slack slash commands (signed)\n\
          POST /slack/interactivity   Slack buttons and modals (signed)\n\
          POST /hooks/deals           CRM deal updates (signed, when enabled)\n\
-         POST /hooks/hubspot         HubSpot deal webhooks (signed, when enabled)\n",
+         POST /hooks/hubspot         HubSpot deal webhooks (signed, when enabled)\n\
+         {install}",
         env!("CARGO_PKG_VERSION"),
         env!("CARGO_PKG_DESCRIPTION"),
     )

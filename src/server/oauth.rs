@@ -2,14 +2,15 @@
 //! carrying a fresh single-use `state`) and `GET /slack/oauth_redirect` (checks the state,
 //! exchanges the code, stores the installation with its tokens sealed).
 //!
-//! [`oauth_router`] is self-contained (its own [`OAuthState`]) so that it can be merged
-//! into the main router without touching `AppState`. Besides the stored `state`, the
+//! [`oauth_router`] is self-contained (its own [`OAuthState`]); `server::router` merges
+//! it in OAuth mode (when `AppState::install_flow` is set). Besides the stored `state`, the
 //! browser that started the install carries it in a short-lived cookie, and the redirect
 //! must come back with both (Bolt's "state verification"): a link with someone else's
 //! state does not install anything.
 //!
-//! Every page is small static HTML in which every value is escaped. Rejections choose
-//! their status in one place, [`Rejection::status`].
+//! Every page is small static HTML in which every value is escaped. Each rejection names
+//! its kind of failure in one place, [`Rejection::status`], and `ApiError` picks the
+//! status code for that kind, as for every route.
 
 use std::sync::Arc;
 
@@ -23,7 +24,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
+use super::error::ApiError;
 use crate::slack::oauth::{BOT_SCOPES, OAuthAccess, OAuthClient, OAuthError, authorize_url};
+use crate::state::Workspaces;
 use crate::store::{
     InstallationKey, Keyring, NewInstallation, SaveOutcome, StateCheck, Store, StoreError,
 };
@@ -45,6 +48,9 @@ pub struct OAuthState {
     authorize_url: String,
     /// `CUSP_PUBLIC_URL` without a trailing slash; `None` builds it from `Host`.
     public_url: Option<String>,
+    /// The workspaces the server resolves: a reinstall drops the old token from their
+    /// cache at once. `None` when the pages run on their own (tests).
+    workspaces: Option<Arc<Workspaces>>,
 }
 
 impl OAuthState {
@@ -63,13 +69,20 @@ impl OAuthState {
             public_url: public_url
                 .map(|u| u.trim().trim_end_matches('/').to_owned())
                 .filter(|u| !u.is_empty()),
+            workspaces: None,
         }
+    }
+
+    /// Tells `workspaces` about every (re)install, so the new token is used at once.
+    pub fn forgetting(mut self, workspaces: Arc<Workspaces>) -> OAuthState {
+        self.workspaces = Some(workspaces);
+        self
     }
 }
 
 /// `GET /slack/install` and `GET /slack/oauth_redirect`, ready to merge into the main
-/// router.
-pub fn oauth_router(state: OAuthState) -> Router {
+/// router (whatever its state type).
+pub fn oauth_router<S: Clone + Send + Sync + 'static>(state: OAuthState) -> Router<S> {
     Router::new()
         .route(INSTALL_PATH, get(install))
         .route(REDIRECT_PATH, get(redirect))
@@ -104,10 +117,11 @@ enum Rejection {
 }
 
 impl Rejection {
-    /// The one place this flow picks status codes.
+    /// What kind of failure this is; `ApiError` turns that into the page's status code,
+    /// as it does for every other route.
     fn status(&self) -> StatusCode {
-        match self {
-            Rejection::Denied => StatusCode::FORBIDDEN,
+        let kind = match self {
+            Rejection::Denied => ApiError::Forbidden(self.explanation()),
             Rejection::NoPublicUrl
             | Rejection::SlackError(_)
             | Rejection::MissingState
@@ -116,11 +130,12 @@ impl Rejection {
             | Rejection::ExpiredState
             | Rejection::ReusedState
             | Rejection::MissingCode
-            | Rejection::CodeRefused(_) => StatusCode::BAD_REQUEST,
-            Rejection::Misconfigured(_) | Rejection::NoBot => StatusCode::INTERNAL_SERVER_ERROR,
-            Rejection::SlackUnavailable(_) => StatusCode::BAD_GATEWAY,
-            Rejection::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
-        }
+            | Rejection::CodeRefused(_) => ApiError::BadRequest(self.explanation()),
+            Rejection::Misconfigured(_) | Rejection::NoBot => ApiError::Internal,
+            Rejection::SlackUnavailable(_) => ApiError::Upstream(self.explanation()),
+            Rejection::Database(_) => ApiError::Unavailable,
+        };
+        kind.status()
     }
 
     fn title(&self) -> &'static str {
@@ -428,6 +443,9 @@ async fn complete_install(
         .save_installation(&state.keyring, &installation, now)
         .await
         .map_err(|err| Rejection::Database(err.to_string()))?;
+    if let Some(workspaces) = &state.workspaces {
+        workspaces.forget_installation(&installation.key);
+    }
     tracing::info!(
         installation = %installation.key,
         reinstall = outcome == SaveOutcome::Reinstalled,

@@ -282,7 +282,14 @@ impl EventEnvelope {
 pub enum InnerEvent {
     Message(MessageEvent),
     AppMention(AppMentionEvent),
-    /// Any other event type (`member_joined_channel`, `app_uninstalled`, …); the raw JSON
+    /// The workspace (or org) removed the app: its tokens no longer work.
+    AppUninstalled,
+    /// Tokens of this installation were revoked; `bot` lists the bot users whose bot
+    /// token is gone (`oauth` lists people's tokens, which cusp does not hold).
+    TokensRevoked {
+        bot: Vec<String>,
+    },
+    /// Any other event type (`member_joined_channel`, …); the raw JSON
     /// stays available on [`EventCallback::raw_event`].
     Other {
         kind: String,
@@ -299,6 +306,22 @@ impl InnerEvent {
             "app_mention" => Ok(Self::AppMention(
                 AppMentionEvent::deserialize(value).map_err(json)?,
             )),
+            "app_uninstalled" => Ok(Self::AppUninstalled),
+            "tokens_revoked" => {
+                #[derive(Deserialize)]
+                struct Tokens {
+                    #[serde(default)]
+                    bot: Vec<String>,
+                }
+                #[derive(Deserialize)]
+                struct Raw {
+                    tokens: Tokens,
+                }
+                let raw = Raw::deserialize(value).map_err(json)?;
+                Ok(Self::TokensRevoked {
+                    bot: raw.tokens.bot,
+                })
+            }
             other => Ok(Self::Other {
                 kind: echo_type(other),
             }),

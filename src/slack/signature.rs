@@ -1,45 +1,16 @@
 //! Slack's v0 request signature: HMAC-SHA256 of `v0:{timestamp}:{raw body}`.
 //! Pure: the clock is a parameter. See SLACK.md §2.1.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use crate::signing::{self, Encoding, Scheme, SignatureError, TimestampUnit};
 
-use crate::replay::TimestampError;
-
-type HmacSha256 = Hmac<Sha256>;
-
-/// Requests signed further than this from our clock, in either direction, are replays.
-pub const MAX_CLOCK_SKEW_SECS: i64 = 5 * 60;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VerifyError {
-    #[error("missing X-Slack-Request-Timestamp header")]
-    MissingTimestamp,
-    #[error("malformed X-Slack-Request-Timestamp header")]
-    MalformedTimestamp,
-    #[error("stale request timestamp ({skew_secs}s from now)")]
-    StaleTimestamp { skew_secs: i64 },
-    #[error("missing X-Slack-Signature header")]
-    MissingSignature,
-    #[error("malformed X-Slack-Signature header")]
-    MalformedSignature,
-    #[error("signature mismatch")]
-    BadSignature,
-}
-
-impl VerifyError {
-    /// A short, fixed label for metrics (`cusp_signature_failures_total{reason}`).
-    pub fn reason(&self) -> &'static str {
-        match self {
-            VerifyError::MissingTimestamp => "missing_timestamp",
-            VerifyError::MalformedTimestamp => "malformed_timestamp",
-            VerifyError::StaleTimestamp { .. } => "stale_timestamp",
-            VerifyError::MissingSignature => "missing_signature",
-            VerifyError::MalformedSignature => "malformed_signature",
-            VerifyError::BadSignature => "bad_signature",
-        }
-    }
-}
+/// How Slack signs: `X-Slack-Signature: v0=<hex>` over `v0:{timestamp}:{body}`, with
+/// `X-Slack-Request-Timestamp` in Unix seconds.
+pub const SCHEME: Scheme = Scheme {
+    timestamp_header: "X-Slack-Request-Timestamp",
+    signature_header: "X-Slack-Signature",
+    timestamp_unit: TimestampUnit::Seconds,
+    encoding: Encoding::Hex { prefix: "v0=" },
+};
 
 /// Checks a request against every configured secret (several while one is rotated).
 /// Header values are passed raw so that absent and non-ASCII headers are told apart.
@@ -49,51 +20,24 @@ pub fn verify<S: AsRef<[u8]>>(
     signature: Option<&[u8]>,
     body: &[u8],
     now_unix: i64,
-) -> Result<(), VerifyError> {
-    let timestamp = timestamp.ok_or(VerifyError::MissingTimestamp)?;
-    crate::replay::check_timestamp(timestamp, now_unix, MAX_CLOCK_SKEW_SECS).map_err(
-        |e| match e {
-            TimestampError::Malformed => VerifyError::MalformedTimestamp,
-            TimestampError::Stale { skew_secs } => VerifyError::StaleTimestamp { skew_secs },
-        },
-    )?;
-    let signature = signature.ok_or(VerifyError::MissingSignature)?;
-    let hex_digest = signature
-        .strip_prefix(b"v0=")
-        .ok_or(VerifyError::MalformedSignature)?;
-    let expected = hex::decode(hex_digest).map_err(|_| VerifyError::MalformedSignature)?;
-    if expected.len() != 32 {
-        return Err(VerifyError::MalformedSignature);
-    }
-    // verify_slice compares in constant time.
-    let matched = secrets.iter().any(|secret| {
-        mac_for(secret.as_ref(), timestamp, body)
-            .is_some_and(|mac| mac.verify_slice(&expected).is_ok())
-    });
-    if matched {
-        Ok(())
-    } else {
-        Err(VerifyError::BadSignature)
-    }
+) -> Result<(), SignatureError> {
+    let signed: [&[u8]; 4] = [b"v0:", timestamp.unwrap_or_default(), b":", body];
+    signing::verify(
+        &SCHEME,
+        secrets,
+        timestamp,
+        signature,
+        &signed,
+        now_unix.saturating_mul(1000),
+    )
+    .map(|_| ())
 }
 
 /// The `X-Slack-Signature` value for a body; used by tests and by tooling that
 /// replays requests against a local server.
 pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
-    mac_for(secret, timestamp.to_string().as_bytes(), body)
-        .map(|mac| format!("v0={}", hex::encode(mac.finalize().into_bytes())))
-        .unwrap_or_default()
-}
-
-/// HMAC takes keys of any length, so `None` cannot happen in practice; it is handled
-/// as "no match" rather than a panic.
-fn mac_for(secret: &[u8], timestamp: &[u8], body: &[u8]) -> Option<HmacSha256> {
-    let mut mac = HmacSha256::new_from_slice(secret).ok()?;
-    mac.update(b"v0:");
-    mac.update(timestamp);
-    mac.update(b":");
-    mac.update(body);
-    Some(mac)
+    let timestamp = timestamp.to_string();
+    signing::sign(&SCHEME, secret, &[b"v0:", timestamp.as_bytes(), b":", body])
 }
 
 #[cfg(test)]
@@ -106,7 +50,7 @@ mod tests {
     const BODY: &str = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
     const EXPECTED: &str = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503";
 
-    fn check(secrets: &[&str], ts: &str, sig: &str, now: i64) -> Result<(), VerifyError> {
+    fn check(secrets: &[&str], ts: &str, sig: &str, now: i64) -> Result<(), SignatureError> {
         verify(
             secrets,
             Some(ts.as_bytes()),
@@ -136,7 +80,7 @@ mod tests {
         );
         assert_eq!(
             check(&["old-secret"], "1531420618", EXPECTED, TIMESTAMP),
-            Err(VerifyError::BadSignature)
+            Err(SignatureError::Mismatch)
         );
     }
 
@@ -144,11 +88,11 @@ mod tests {
     fn rejects_timestamps_more_than_five_minutes_away_in_either_direction() {
         assert_eq!(
             check(&[SECRET], "1531420618", EXPECTED, TIMESTAMP + 301),
-            Err(VerifyError::StaleTimestamp { skew_secs: 301 })
+            Err(SignatureError::Stale { skew_secs: 301 })
         );
         assert_eq!(
             check(&[SECRET], "1531420618", EXPECTED, TIMESTAMP - 301),
-            Err(VerifyError::StaleTimestamp { skew_secs: -301 })
+            Err(SignatureError::Stale { skew_secs: -301 })
         );
         assert_eq!(
             check(&[SECRET], "1531420618", EXPECTED, TIMESTAMP + 300),
@@ -165,7 +109,7 @@ mod tests {
             b"text=evil",
             TIMESTAMP,
         );
-        assert_eq!(result, Err(VerifyError::BadSignature));
+        assert_eq!(result, Err(SignatureError::Mismatch));
     }
 
     #[test]
@@ -173,23 +117,23 @@ mod tests {
         let body = BODY.as_bytes();
         assert_eq!(
             verify(&[SECRET], None, Some(b"v0=00"), body, TIMESTAMP),
-            Err(VerifyError::MissingTimestamp)
+            Err(SignatureError::MissingTimestamp(SCHEME.timestamp_header))
         );
         assert_eq!(
             verify(&[SECRET], Some(b"1531420618"), None, body, TIMESTAMP),
-            Err(VerifyError::MissingSignature)
+            Err(SignatureError::MissingSignature(SCHEME.signature_header))
         );
         for ts in ["", "-5", "12ab", "+1531420618", "99999999999999999999999"] {
             assert_eq!(
                 check(&[SECRET], ts, EXPECTED, TIMESTAMP),
-                Err(VerifyError::MalformedTimestamp),
+                Err(SignatureError::MalformedTimestamp(SCHEME.timestamp_header)),
                 "{ts:?}"
             );
         }
         for sig in ["a2114d57", "v1=a2114d57", "v0=zz", "v0=abcd", ""] {
             assert_eq!(
                 check(&[SECRET], "1531420618", sig, TIMESTAMP),
-                Err(VerifyError::MalformedSignature),
+                Err(SignatureError::MalformedSignature(SCHEME.signature_header)),
                 "{sig:?}"
             );
         }
@@ -202,7 +146,7 @@ mod tests {
                 body,
                 TIMESTAMP
             ),
-            Err(VerifyError::MalformedTimestamp)
+            Err(SignatureError::MalformedTimestamp(SCHEME.timestamp_header))
         );
     }
 }

@@ -16,8 +16,9 @@ use tokio::sync::Notify;
 use crate::backoff::{Backoff, INBOX_BACKOFF};
 use crate::engine::Engine;
 use crate::slack::ids::BotIdentity;
+use crate::slack::oauth::OAuthClient;
 use crate::slack::web_api::SlackClient;
-use crate::store::Store;
+use crate::store::{Keyring, Store};
 
 pub use workspaces::{Workspace, WorkspaceError, Workspaces};
 
@@ -46,6 +47,21 @@ pub struct AppState {
     pub hubspot: Option<Arc<HubSpotHooks>>,
     /// Rows older than this are purged daily (`CUSP_RETENTION_DAYS`).
     pub retention: Duration,
+    /// OAuth mode: the install pages are mounted and tokens are rotated. `None` in
+    /// single-workspace mode.
+    pub install_flow: Option<Arc<InstallFlow>>,
+}
+
+/// What OAuth mode adds: Slack's `oauth.v2.access` client (installs and token refresh),
+/// the keyring that seals tokens, and where the install pages send people.
+#[derive(Debug)]
+pub struct InstallFlow {
+    pub client: Arc<OAuthClient>,
+    pub keyring: Arc<Keyring>,
+    /// Slack's authorize page (`SLACK_OAUTH_AUTHORIZE_URL`).
+    pub authorize_url: String,
+    /// `CUSP_PUBLIC_URL`; `None` builds the `redirect_uri` from the request's `Host`.
+    pub public_url: Option<String>,
 }
 
 /// What HubSpot webhooks need: the app's client secret (signatures), the public URL
@@ -88,7 +104,14 @@ impl AppState {
             webhook_secret: None,
             hubspot: None,
             retention: DEFAULT_RETENTION,
+            install_flow: None,
         }
+    }
+
+    /// OAuth mode: mounts `/slack/install` and `/slack/oauth_redirect` and rotates tokens.
+    pub fn with_install_flow(mut self, flow: InstallFlow) -> AppState {
+        self.install_flow = Some(Arc::new(flow));
+        self
     }
 
     pub fn with_retention(mut self, retention: Duration) -> AppState {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::slack::ids::{BotId, BotIdentity, TeamId, UserId};
 use crate::slack::web_api::{SlackApiError, SlackClient, SlackConnector};
-use crate::store::{InstallationError, Keyring, Store, StoreError};
+use crate::store::{InstallationError, InstallationKey, Keyring, Store, StoreError};
 
 /// How long a resolved installation is reused before its row is read again.
 pub const CACHE_TTL: Duration = Duration::from_secs(30);
@@ -50,6 +50,18 @@ pub enum WorkspaceError {
 pub enum Workspaces {
     Single(Arc<Workspace>),
     Installed(Installed),
+}
+
+impl std::fmt::Debug for Workspaces {
+    /// The mode only: the cache holds clients with tokens.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Workspaces::Single(workspace) => {
+                write!(f, "Workspaces::Single({})", workspace.team_id())
+            }
+            Workspaces::Installed(_) => f.write_str("Workspaces::Installed"),
+        }
+    }
 }
 
 /// OAuth mode: installations read from the store, tokens opened with the keyring.
@@ -109,6 +121,20 @@ impl Workspaces {
         match self {
             Workspaces::Single(workspace) => Ok(vec![workspace.team_id().to_owned()]),
             Workspaces::Installed(installed) => Ok(installed.store.installed_teams().await?),
+        }
+    }
+
+    /// Drops what this process remembers of one installation: a workspace's, or for an
+    /// org-wide install (no team id) every workspace of the org it served.
+    pub fn forget_installation(&self, key: &InstallationKey) {
+        if !key.team_id.is_empty() {
+            return self.forget(&key.team_id);
+        }
+        if let Workspaces::Installed(installed) = self {
+            let org = format!("{}/", key.enterprise_id);
+            installed
+                .lock_cache()
+                .retain(|cache_key, _| !cache_key.starts_with(&org));
         }
     }
 

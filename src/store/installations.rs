@@ -532,12 +532,28 @@ impl Store {
         now_ms: i64,
         lease: Duration,
     ) -> Result<Option<RefreshClaim>, InstallationError> {
+        self.claim_refresh_expiring(keyring, key, None, now_ms, lease)
+            .await
+    }
+
+    /// [`Store::claim_refresh`], only while the token still expires before
+    /// `expiring_before_ms`: a replica whose list of due tokens is stale (another one
+    /// refreshed meanwhile, and released its claim) must not refresh the new token again.
+    pub async fn claim_refresh_expiring(
+        &self,
+        keyring: &Keyring,
+        key: &InstallationKey,
+        expiring_before_ms: Option<i64>,
+        now_ms: i64,
+        lease: Duration,
+    ) -> Result<Option<RefreshClaim>, InstallationError> {
         let claim_id = hex::encode(rand::random::<[u8; 16]>());
         let sealed: Option<String> = with_pool!(self, |pool| sqlx::query_scalar(
             "UPDATE installations SET refresh_claim_id = $3, refresh_claimed_until = $4 \
              WHERE enterprise_id = $1 AND team_id = $2 \
                  AND bot_token IS NOT NULL AND refresh_token IS NOT NULL AND needs_reinstall = 0 \
                  AND (refresh_claimed_until IS NULL OR refresh_claimed_until < $5) \
+                 AND ($6 IS NULL OR token_expires_at < $6) \
              RETURNING refresh_token"
         )
         .bind(&key.enterprise_id)
@@ -545,6 +561,7 @@ impl Store {
         .bind(&claim_id)
         .bind(now_ms.saturating_add(millis(lease)))
         .bind(now_ms)
+        .bind(expiring_before_ms)
         .fetch_optional(pool)
         .await)?;
         let Some(sealed) = sealed else {

@@ -12,6 +12,7 @@ pub(crate) mod nudges;
 pub(crate) mod observations;
 pub(crate) mod outbox;
 pub mod sealed;
+pub mod uninstall;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -54,6 +54,14 @@ pub const SOCKET_MODE_RECONNECTS: &str = "cusp_socket_mode_reconnects_total";
 pub const CORRECTIONS: &str = "cusp_corrections_total";
 /// **Why?** clicks answered.
 pub const WHY_REQUESTS: &str = "cusp_why_requests_total";
+/// OAuth mode: installations removed by Slack's events, by `event` (`app_uninstalled`,
+/// `tokens_revoked`).
+pub const INSTALLATIONS_REMOVED: &str = "cusp_installations_removed_total";
+/// OAuth mode: token refresh attempts, by `outcome` (`refreshed`, `rejected`, `failed`,
+/// `lost_claim`).
+pub const TOKEN_REFRESHES: &str = "cusp_token_refreshes_total";
+/// OAuth mode: removed workspaces whose data was deleted 30 days after removal.
+pub const TEAMS_PURGED: &str = "cusp_uninstalled_teams_purged_total";
 
 /// Buckets for every `_seconds` histogram: Slack's 3-second deadline sits in the middle.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -151,9 +159,30 @@ fn describe() {
     );
     describe_counter!(WHY_REQUESTS, "Why? clicks answered");
     describe_counter!(
+        INSTALLATIONS_REMOVED,
+        "Installations removed by app_uninstalled or tokens_revoked, by event"
+    );
+    describe_counter!(TOKEN_REFRESHES, "Token refresh attempts, by outcome");
+    describe_counter!(
+        TEAMS_PURGED,
+        "Removed workspaces whose data was deleted after 30 days"
+    );
+    describe_counter!(
         SOCKET_MODE_RECONNECTS,
         "Socket Mode connections opened again, by reason"
     );
+}
+
+pub fn installation_removed(event: &'static str) {
+    counter!(INSTALLATIONS_REMOVED, "event" => event).increment(1);
+}
+
+pub fn token_refresh(outcome: &'static str) {
+    counter!(TOKEN_REFRESHES, "outcome" => outcome).increment(1);
+}
+
+pub fn team_purged() {
+    counter!(TEAMS_PURGED).increment(1);
 }
 
 pub fn socket_mode_reconnect(reason: &str) {

@@ -52,7 +52,7 @@ async fn post_deal_at(app: &TestApp, body: &Value, at: jiff::Timestamp) -> (Stat
     headers.insert("x-cusp-signature", signature.parse().unwrap());
     let response =
         match cusp::server::hooks::deals_at(&app.state, &headers, body.as_bytes(), at).await {
-            Ok(response) => response,
+            Ok(reply) => reply.into_response(),
             Err(err) => err.into_response(),
         };
     let status = response.status();

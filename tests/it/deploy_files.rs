@@ -13,8 +13,8 @@ use axum::http::{Request, StatusCode};
 use clap::{CommandFactory, Parser};
 use yaml_rust2::{Yaml, YamlLoader};
 
+use cusp::cli::healthcheck::default_url;
 use cusp::cli::{Cli, CliCommand};
-use cusp::healthcheck::default_url;
 
 use crate::support::app::{Backend, TestApp};
 
@@ -507,10 +507,20 @@ async fn the_kubernetes_manifests_agree_with_the_server() {
             from_secret.insert(name.to_owned());
         }
     }
-    for required in ["SLACK_BOT_TOKEN", "DATABASE_URL"] {
+    assert!(
+        from_secret.contains("DATABASE_URL"),
+        "DATABASE_URL not from the Secret"
+    );
+    // One workspace mode or the other: the bot token, or OAuth's three settings.
+    for mode in [
+        "SLACK_BOT_TOKEN",
+        "SLACK_CLIENT_ID",
+        "SLACK_CLIENT_SECRET",
+        "CUSP_ENCRYPTION_KEY",
+    ] {
         assert!(
-            from_secret.contains(required),
-            "{required} not from the Secret"
+            optional_from_secret.contains(mode),
+            "{mode} not offered (optionally) from the Secret"
         );
     }
     // One transport or the other: each is optional alone, and both are offered.

@@ -16,6 +16,8 @@ mod installations_cli;
 mod lifecycle;
 mod nudges;
 mod oauth_install;
+mod oauth_mode;
+mod oauth_serve;
 mod ops;
 mod outbox;
 mod outbox_upgrade;

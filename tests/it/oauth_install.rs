@@ -1,4 +1,4 @@
-//! The OAuth install pages (`oauth_router`, not yet mounted in the main router) against
+//! The OAuth install pages (`oauth_router` on its own; `oauth_mode.rs` drives them mounted) against
 //! the fake Slack's `oauth.v2.access`, on both backends.
 
 use std::sync::Arc;

@@ -58,7 +58,8 @@ fn violations(source: &str, json_allowed: bool) -> Vec<String> {
         if code.starts_with("#[cfg(test)]") {
             break;
         }
-        if code.starts_with("//") {
+        // Comments and error texts may name a method; neither makes a request.
+        if code.starts_with("//") || code.starts_with("#[error(") {
             continue;
         }
         let n = n + 1;
@@ -148,4 +149,5 @@ fn the_scan_catches_a_hand_built_request() {
     let fixtures =
         "fn f() {}\n#[cfg(test)]\nmod tests { fn e() { json!({\"channel\": \"C1\"}); } }";
     assert!(violations(fixtures, false).is_empty());
+    assert!(violations("    #[error(\"oauth.v2.access answered 500\")]", false).is_empty());
 }

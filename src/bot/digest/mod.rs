@@ -3,6 +3,7 @@
 //! (`cusp digest …`) and `/cusp digest` all call in here, so there is one code path.
 
 pub mod compose;
+pub mod settings;
 pub mod week;
 
 use std::time::Duration;

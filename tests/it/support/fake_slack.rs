@@ -68,6 +68,8 @@ pub struct RecordedCall {
     pub auth_ok: bool,
     /// The team whose token made the call (`None`: no token, or one the fake never issued).
     pub team: Option<String>,
+    /// The bearer token the call carried.
+    pub token: Option<String>,
     /// When the call reached the fake (for "not before Retry-After" checks).
     pub at: Instant,
 }
@@ -342,6 +344,9 @@ async fn handle(
             auth_present: auth.is_some(),
             auth_ok: caller.is_some(),
             team: caller.as_ref().map(|w| w.team_id.clone()),
+            token: auth
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .map(str::to_owned),
             at: Instant::now(),
         });
         let scripted = inner

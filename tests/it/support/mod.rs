@@ -3,4 +3,5 @@
 pub mod app;
 pub mod fake_slack;
 pub mod fake_socket_mode;
+pub mod oauth_app;
 pub mod two_teams;

@@ -15,7 +15,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
-use super::{FakeSlack, Shared, err, ok, param_str};
+use super::workspaces::FakeWorkspace;
+use super::{FakeSlack, Inner, Shared, err, ok, param_str};
 
 pub const METHOD: &str = "oauth.v2.access";
 pub const OAUTH_CLIENT_ID: &str = "1111.2222";
@@ -89,6 +90,20 @@ pub(super) struct OAuthFake {
     refresh_tokens: HashMap<String, OAuthGrant>,
 }
 
+impl OAuthGrant {
+    /// The workspace the issued bot token serves from now on (a reinstall or refresh
+    /// replaces the token it had).
+    fn served_workspace(&self) -> Option<FakeWorkspace> {
+        let (team_id, team_name) = self.team.clone()?;
+        let mut workspace = FakeWorkspace::new(&team_id, &self.access_token);
+        workspace.team_name = team_name;
+        if let Some(bot) = &self.bot_user_id {
+            workspace.bot_user_id = bot.clone();
+        }
+        Some(workspace)
+    }
+}
+
 impl FakeSlack {
     /// Makes `code` exchangeable once, with this `redirect_uri`, for `grant`.
     pub fn grant_oauth_code(&self, code: &str, redirect_uri: &str, grant: OAuthGrant) {
@@ -96,6 +111,11 @@ impl FakeSlack {
             .oauth
             .codes
             .insert(code.into(), (grant, redirect_uri.into()));
+    }
+
+    /// Revokes a bot token: the Web API answers `invalid_auth` to it from now on.
+    pub fn revoke_token(&self, token: &str) {
+        self.lock().directory.revoke(token);
     }
 
     /// Makes `refresh_token` usable once, answered with `grant` (the new tokens).
@@ -126,7 +146,7 @@ pub(super) fn answer(state: &Shared, headers: &HeaderMap, p: &Map<String, Value>
     let oauth = &mut inner.oauth;
     if param_str(p, "grant_type").as_deref() == Some("refresh_token") {
         return match param_str(p, "refresh_token").and_then(|t| oauth.refresh_tokens.remove(&t)) {
-            Some(grant) => ok(grant.to_json()),
+            Some(grant) => issue(&mut inner, &grant),
             None => err("invalid_refresh_token"),
         };
     }
@@ -144,5 +164,13 @@ pub(super) fn answer(state: &Shared, headers: &HeaderMap, p: &Map<String, Value>
     }
     oauth.codes.remove(&code);
     oauth.used_codes.insert(code);
+    issue(&mut inner, &grant)
+}
+
+/// Answers with `grant`, whose bot token the Web API accepts from now on, for its team.
+fn issue(inner: &mut Inner, grant: &OAuthGrant) -> Response {
+    if let Some(workspace) = grant.served_workspace() {
+        inner.directory.serve(workspace);
+    }
     ok(grant.to_json())
 }

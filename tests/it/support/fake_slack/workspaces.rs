@@ -88,12 +88,38 @@ impl Directory {
         }
     }
 
+    /// Serves `workspace` (an OAuth install or refresh issued its token): a workspace
+    /// already served keeps what it declared and takes the new token.
+    pub(super) fn serve(&mut self, workspace: FakeWorkspace) {
+        match self
+            .served
+            .iter_mut()
+            .find(|s| s.workspace.team_id == workspace.team_id)
+        {
+            Some(served) => served.workspace = workspace,
+            None => self.served.push(Served {
+                workspace,
+                channels: HashSet::new(),
+                users: HashSet::new(),
+            }),
+        }
+    }
+
+    /// Revokes a bot token: calls made with it are refused from now on.
+    pub(super) fn revoke(&mut self, token: &str) {
+        for served in &mut self.served {
+            if served.workspace.token == token {
+                served.workspace.token.clear();
+            }
+        }
+    }
+
     /// The workspace whose bot token this is.
     pub(super) fn by_token(&self, token: &str) -> Option<&FakeWorkspace> {
         self.served
             .iter()
             .map(|s| &s.workspace)
-            .find(|w| w.token == token)
+            .find(|w| !w.token.is_empty() && w.token == token)
     }
 
     fn served_mut(&mut self, team: &str) -> &mut Served {

@@ -1,6 +1,11 @@
 //! The `cusp` command line: each subcommand calls one function.
 
+pub mod digest;
+pub mod eval;
+pub mod healthcheck;
 mod installations;
+pub mod reflect;
+pub mod train;
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -108,7 +113,7 @@ pub enum CliCommand {
     /// The weekly digest: preview it, or post it now through the outbox.
     Digest {
         #[command(subcommand)]
-        action: DigestAction,
+        action: digest::DigestAction,
     },
     /// Stream observations with their themes to stdout; with --corrections, people's
     /// "Not quite right" corrections as a labelled file for `cusp eval`.
@@ -133,7 +138,7 @@ pub enum CliCommand {
     },
     /// GET a health URL (default: /healthz of `serve`); exit 0 on 2xx, 1 otherwise.
     /// For container health checks in an image without curl.
-    Healthcheck(crate::healthcheck::HealthcheckArgs),
+    Healthcheck(crate::cli::healthcheck::HealthcheckArgs),
     /// Workspaces installed with OAuth: list them, or remove one's tokens.
     Installations {
         #[command(subcommand)]
@@ -191,43 +196,6 @@ impl TrainParams {
     }
 }
 
-#[derive(Subcommand)]
-pub enum DigestAction {
-    /// Print the digest: plain text, or the Block Kit JSON with --json.
-    Preview {
-        /// The Slack team id.
-        #[arg(long)]
-        team: String,
-        /// The ISO week reported on, e.g. 2026-W47 (default: the week in progress).
-        #[arg(long, value_parser = parse_week)]
-        week: Option<crate::bot::digest::IsoWeek>,
-        /// Print `{"text", "blocks"}` as Slack receives them.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        database: DatabaseArgs,
-    },
-    /// Queue the digest in the outbox now; the running server delivers it.
-    Send {
-        /// The Slack team id.
-        #[arg(long)]
-        team: String,
-        /// The ISO week reported on, e.g. 2026-W47 (default: the last full week).
-        #[arg(long, value_parser = parse_week)]
-        week: Option<crate::bot::digest::IsoWeek>,
-        /// Send even if this week's digest was already posted.
-        #[arg(long)]
-        force: bool,
-        #[command(flatten)]
-        database: DatabaseArgs,
-    },
-}
-
-fn parse_week(s: &str) -> Result<crate::bot::digest::IsoWeek, String> {
-    s.parse()
-        .map_err(|e: crate::bot::digest::WeekError| e.to_string())
-}
-
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         CliCommand::Serve(args) => {
@@ -249,15 +217,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let engine = engine.load()?;
             let mode = match (json, jsonl) {
-                (_, true) => crate::reflect::ReflectMode::Jsonl,
-                (true, false) => crate::reflect::ReflectMode::Json,
-                (false, false) => crate::reflect::ReflectMode::Text,
+                (_, true) => crate::cli::reflect::ReflectMode::Jsonl,
+                (true, false) => crate::cli::reflect::ReflectMode::Json,
+                (false, false) => crate::cli::reflect::ReflectMode::Text,
             };
             let stdin = std::io::stdin();
             let mut input: Box<dyn BufRead> = Box::new(stdin.lock());
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            crate::reflect::run(&engine, text, mode, &mut input, &mut out)?;
+            crate::cli::reflect::run(&engine, text, mode, &mut input, &mut out)?;
             out.flush()?;
         }
         CliCommand::Eval {
@@ -284,15 +252,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let stderr = std::io::stderr();
                 let mut err = stderr.lock();
                 for f in &files {
-                    crate::eval::write_errors(&engine, &crate::eval::read_rows(f)?, &mut err)?;
+                    crate::cli::eval::write_errors(
+                        &engine,
+                        &crate::cli::eval::read_rows(f)?,
+                        &mut err,
+                    )?;
                 }
             }
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             if questions {
-                crate::eval::questions::run(&engine, &files, json, &mut out)?;
+                crate::cli::eval::questions::run(&engine, &files, json, &mut out)?;
             } else {
-                crate::eval::run(&engine, &files, json, &mut out)?;
+                crate::cli::eval::run(&engine, &files, json, &mut out)?;
             }
             out.flush()?;
         }
@@ -308,16 +280,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if cross_validate {
                 let stdout = std::io::stdout();
                 let mut w = std::io::BufWriter::new(stdout.lock());
-                crate::train::run_cross_validate(&files, &always, &cfg, json, &mut w)?;
+                crate::cli::train::run_cross_validate(&files, &always, &cfg, json, &mut w)?;
                 w.flush()?;
             } else if let Some(out) = out {
-                let n = crate::train::run_train(&files, &out, &cfg)?;
+                let n = crate::cli::train::run_train(&files, &out, &cfg)?;
                 eprintln!("trained on {n} messages; wrote {}", out.display());
             }
         }
-        CliCommand::Digest { action } => return run_digest(action).await,
+        CliCommand::Digest { action } => return digest::run(action).await,
         CliCommand::Healthcheck(args) => {
-            return Ok(match crate::healthcheck::check(&args.url()).await {
+            return Ok(match crate::cli::healthcheck::check(&args.url()).await {
                 Ok(line) => {
                     println!("{line}");
                     ExitCode::SUCCESS
@@ -421,65 +393,14 @@ async fn run_demo(args: &crate::demo::DemoArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::FAILURE)
 }
 
-async fn run_digest(action: DigestAction) -> anyhow::Result<ExitCode> {
-    use crate::bot::digest::{self, SendOutcome};
-    let engine = crate::engine::Engine::builtin();
-    let now = jiff::Timestamp::now();
-    match action {
-        DigestAction::Preview {
-            team,
-            week,
-            json,
-            database,
-        } => {
-            let store = open_existing(&database).await?;
-            require_known_team(&store, &team).await?;
-            let d = digest::preview(&store, &engine, &team, week, now).await?;
-            let stdout = std::io::stdout();
-            let mut out = stdout.lock();
-            if json {
-                let body = serde_json::json!({ "text": d.fallback, "blocks": d.blocks });
-                writeln!(out, "{}", serde_json::to_string_pretty(&body)?)?;
-            } else {
-                write!(out, "{}", d.text)?;
-            }
-            out.flush()?;
-        }
-        DigestAction::Send {
-            team,
-            week,
-            force,
-            database,
-        } => {
-            let store = open_existing(&database).await?;
-            require_known_team(&store, &team).await?;
-            match digest::send(&store, &engine, &team, week, force, now).await {
-                Ok(SendOutcome::Queued { week, messages }) => println!(
-                    "queued the digest for {week} ({messages} message{}); the running server delivers it",
-                    if messages == 1 { "" } else { "s" }
-                ),
-                Ok(SendOutcome::Forced { week, n }) => println!(
-                    "queued the digest for {week} again (forced send #{n}); the running server delivers it"
-                ),
-                Err(err @ digest::DigestError::AlreadySent(_)) => {
-                    eprintln!("error: {err}");
-                    return Ok(ExitCode::FAILURE);
-                }
-                Err(err) => return Err(err.into()),
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 /// Opens a database that must already exist (read commands never create an empty one).
-async fn open_existing(db: &DatabaseArgs) -> anyhow::Result<Store> {
+pub(crate) async fn open_existing(db: &DatabaseArgs) -> anyhow::Result<Store> {
     open(db, false).await
 }
 
 /// An unknown `--team` is an error that lists the teams the database holds, rather than
 /// an empty export or an empty digest.
-async fn require_known_team(store: &Store, team: &str) -> anyhow::Result<()> {
+pub(crate) async fn require_known_team(store: &Store, team: &str) -> anyhow::Result<()> {
     let teams = store.known_teams().await?;
     if teams.iter().any(|t| t == team) {
         return Ok(());

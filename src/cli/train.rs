@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::cli::eval::{
+    EvalError, FileReport, Row, Tally, read_rows, write_file_lines, write_report,
+};
 use crate::engine::Engine;
 use crate::engine::train::{Example, TrainConfig, engine_trained_on, train};
-use crate::eval::{EvalError, FileReport, Row, Tally, read_rows, write_file_lines, write_report};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -119,4 +121,44 @@ pub fn run_cross_validate(
     writeln!(out, "pooled over the held-out files:").map_err(EvalError::Write)?;
     write_report(&r, out)?;
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::cli::eval::parse_rows;
+    use crate::engine::train::inputs_of_model_text;
+
+    /// Retraining on the inputs named in `model.txt` reproduces it byte for byte: the weights
+    /// are what `cusp train` makes of the committed data, nothing edited by hand.
+    #[test]
+    fn retraining_reproduces_the_committed_model() {
+        use sha2::{Digest, Sha256};
+        let inputs = inputs_of_model_text(crate::engine::BUILTIN_MODEL);
+        assert!(inputs.len() >= 3, "{inputs:?}");
+        let cfg = TrainConfig::from_model_text(crate::engine::BUILTIN_MODEL).expect("param lines");
+        let mut examples = Vec::new();
+        for (path, sha) in &inputs {
+            let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+            let bytes = std::fs::read(&full)
+                .unwrap_or_else(|e| panic!("training input {path} is missing ({e})"));
+            assert_eq!(
+                &hex::encode(Sha256::digest(&bytes)),
+                sha,
+                "{path} changed since the model was trained: run the retrain command in docs/engine.md"
+            );
+            let rows = parse_rows(std::str::from_utf8(&bytes).unwrap()).unwrap();
+            examples.extend(rows.into_iter().map(|r| Example {
+                text: r.text,
+                is_deal_update: r.is_deal_update,
+                themes: r.themes,
+            }));
+        }
+        let retrained = train(&examples, &inputs, &cfg);
+        assert!(
+            retrained == crate::engine::BUILTIN_MODEL,
+            "retraining gives different weights: run the retrain command in docs/engine.md"
+        );
+    }
 }

@@ -343,11 +343,11 @@ mod tests {
         let mut out = vec![
             (
                 "dev".to_string(),
-                include_str!("../../eval/dev.jsonl").to_string(),
+                include_str!("../../../eval/dev.jsonl").to_string(),
             ),
             (
                 "fresh".to_string(),
-                include_str!("../../eval/fresh-2026-11-23.jsonl").to_string(),
+                include_str!("../../../eval/fresh-2026-11-23.jsonl").to_string(),
             ),
         ];
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("eval/corpus");

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{Class, Engine, Theme};
 
-// ---- Question quality (`cusp eval --questions`): its own module, src/eval/questions.rs ----
+// ---- Question quality (`cusp eval --questions`): its own module, src/cli/eval/questions.rs ----
 pub mod questions;
 // ---- end question quality ----
 
@@ -471,7 +471,7 @@ mod tests {
 
     #[test]
     fn dev_set_meets_targets() {
-        let src = include_str!("../eval/dev.jsonl");
+        let src = include_str!("../../../eval/dev.jsonl");
         let r = evaluate(&Engine::builtin(), src).unwrap();
         assert!(r.deal_update.f1 >= 0.90, "{:?}", r.deal_update);
         assert!(r.class_accuracy >= 0.75, "{}", r.class_accuracy);
