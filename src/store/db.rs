@@ -32,8 +32,8 @@ use std::time::Duration;
 use futures_util::TryStreamExt;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode,
-    SqlitePoolOptions, SqliteRow,
+    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions,
+    SqliteRow,
 };
 use sqlx::{Arguments, FromRow, PgPool, Postgres, QueryBuilder, Sqlite, SqlitePool};
 
@@ -477,8 +477,8 @@ impl<'q> Sql<'q> {
         let failed = |e: sqlx::Error| E::from(StoreError::from(e));
         match exec.into() {
             Exec::Pool(Pool::Sqlite(pool)) => {
-                let mut rows = sqlx::query_as_with(text, sqlite_args(args).map_err(failed)?)
-                    .fetch(pool);
+                let mut rows =
+                    sqlx::query_as_with(text, sqlite_args(args).map_err(failed)?).fetch(pool);
                 while let Some(row) = rows.try_next().await.map_err(failed)? {
                     each(row)?;
                 }
@@ -491,8 +491,8 @@ impl<'q> Sql<'q> {
                 }
             }
             Exec::Sqlite(conn) => {
-                let mut rows = sqlx::query_as_with(text, sqlite_args(args).map_err(failed)?)
-                    .fetch(conn);
+                let mut rows =
+                    sqlx::query_as_with(text, sqlite_args(args).map_err(failed)?).fetch(conn);
                 while let Some(row) = rows.try_next().await.map_err(failed)? {
                     each(row)?;
                 }

@@ -156,11 +156,7 @@ impl Store {
     pub async fn prune_inbox(&self, team_id: &str, before_ms: i64) -> Result<u64, StoreError> {
         const SQL: &str = "DELETE FROM inbox WHERE team_id = $1 \
              AND status IN ('done', 'failed') AND handled_at < $2";
-        let n = sql(SQL)
-            .bind(team_id)
-            .bind(before_ms)
-            .execute(self)
-            .await?;
+        let n = sql(SQL).bind(team_id).bind(before_ms).execute(self).await?;
         Ok(n)
     }
 
@@ -168,10 +164,7 @@ impl Store {
     pub async fn inbox_backlog(&self, team_id: &str) -> Result<i64, StoreError> {
         const SQL: &str =
             "SELECT COUNT(*) FROM inbox WHERE team_id = $1 AND status IN ('pending', 'working')";
-        let n: i64 = sql(SQL)
-            .bind(team_id)
-            .scalar(self)
-            .await?;
+        let n: i64 = sql(SQL).bind(team_id).scalar(self).await?;
         Ok(n)
     }
 

@@ -13,8 +13,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
-use super::sealed::{Binding, Keyring, SealError};
 use super::db::sql;
+use super::sealed::{Binding, Keyring, SealError};
 use super::{Store, StoreError};
 
 /// How long an OAuth `state` is accepted after `GET /slack/install` handed it out; Slack's
@@ -291,13 +291,12 @@ impl Store {
             .map(|t| seal(keyring, key, REFRESH_TOKEN, t))
             .transpose()?;
         let mut tx = self.begin().await?;
-        let existed: i64 = sql(
-            "SELECT COUNT(*) FROM installations WHERE enterprise_id = $1 AND team_id = $2",
-        )
-        .bind(&key.enterprise_id)
-        .bind(&key.team_id)
-        .scalar(&mut tx)
-        .await?;
+        let existed: i64 =
+            sql("SELECT COUNT(*) FROM installations WHERE enterprise_id = $1 AND team_id = $2")
+                .bind(&key.enterprise_id)
+                .bind(&key.team_id)
+                .scalar(&mut tx)
+                .await?;
         sql(
             "INSERT INTO installations (enterprise_id, team_id, team_name, enterprise_name, \
                  is_enterprise_install, app_id, bot_user_id, bot_id, bot_token, bot_scopes, \
@@ -401,10 +400,9 @@ impl Store {
     /// (`cusp installations list`). The one listing across teams besides the refresh
     /// scheduler's and key rotation's.
     pub async fn list_installations(&self) -> Result<Vec<InstallationSummary>, StoreError> {
-        let statement = format!("SELECT {COLUMNS} FROM installations ORDER BY team_id, enterprise_id");
-        let rows: Vec<InstallationRow> = sql(&statement)
-            .fetch_all(self)
-            .await?;
+        let statement =
+            format!("SELECT {COLUMNS} FROM installations ORDER BY team_id, enterprise_id");
+        let rows: Vec<InstallationRow> = sql(&statement).fetch_all(self).await?;
         Ok(rows.into_iter().map(InstallationRow::summary).collect())
     }
 
@@ -423,7 +421,7 @@ impl Store {
                  refresh_claim_id = NULL, refresh_claimed_until = NULL, \
                  uninstalled_at = $3, updated_at = $3 \
              WHERE enterprise_id = $1 AND team_id = $2 AND bot_token IS NOT NULL \
-                 AND ($4 IS NULL OR installed_at <= $4)"
+                 AND ($4 IS NULL OR installed_at <= $4)",
         )
         .bind(&key.enterprise_id)
         .bind(&key.team_id)
@@ -444,7 +442,7 @@ impl Store {
         let done = sql(
             "UPDATE installations SET needs_reinstall = 1, refresh_claim_id = NULL, \
                  refresh_claimed_until = NULL, updated_at = $3 \
-             WHERE enterprise_id = $1 AND team_id = $2 AND needs_reinstall = 0"
+             WHERE enterprise_id = $1 AND team_id = $2 AND needs_reinstall = 0",
         )
         .bind(&key.enterprise_id)
         .bind(&key.team_id)
@@ -462,13 +460,11 @@ impl Store {
         expiring_before_ms: i64,
         now_ms: i64,
     ) -> Result<Vec<InstallationKey>, StoreError> {
-        let rows: Vec<(String, String)> = sql(
-            "SELECT enterprise_id, team_id FROM installations \
+        let rows: Vec<(String, String)> = sql("SELECT enterprise_id, team_id FROM installations \
              WHERE bot_token IS NOT NULL AND refresh_token IS NOT NULL AND needs_reinstall = 0 \
                  AND token_expires_at IS NOT NULL AND token_expires_at < $1 \
                  AND (refresh_claimed_until IS NULL OR refresh_claimed_until < $2) \
-             ORDER BY token_expires_at"
-        )
+             ORDER BY token_expires_at")
         .bind(expiring_before_ms)
         .bind(now_ms)
         .fetch_all(self)
@@ -498,7 +494,7 @@ impl Store {
              WHERE enterprise_id = $1 AND team_id = $2 \
                  AND bot_token IS NOT NULL AND refresh_token IS NOT NULL AND needs_reinstall = 0 \
                  AND (refresh_claimed_until IS NULL OR refresh_claimed_until < $5) \
-             RETURNING refresh_token"
+             RETURNING refresh_token",
         )
         .bind(&key.enterprise_id)
         .bind(&key.team_id)
@@ -534,7 +530,7 @@ impl Store {
             "UPDATE installations SET bot_token = $4, refresh_token = $5, token_expires_at = $6, \
                  refresh_claim_id = NULL, refresh_claimed_until = NULL, updated_at = $7 \
              WHERE enterprise_id = $1 AND team_id = $2 AND refresh_claim_id = $3 \
-                 AND bot_token IS NOT NULL"
+                 AND bot_token IS NOT NULL",
         )
         .bind(&key.enterprise_id)
         .bind(&key.team_id)
@@ -562,8 +558,10 @@ impl Store {
             .bind(now_ms.saturating_sub(millis(OAUTH_STATE_KEEP)))
             .execute(&mut tx)
             .await?;
-        sql("INSERT INTO oauth_states (state_hash, redirect_uri, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4)")
+        sql(
+            "INSERT INTO oauth_states (state_hash, redirect_uri, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
         .bind(state_hash(state))
         .bind(redirect_uri)
         .bind(now_ms)
@@ -582,11 +580,9 @@ impl Store {
         now_ms: i64,
     ) -> Result<StateCheck, StoreError> {
         let hash = state_hash(state);
-        let consumed: Option<String> = sql(
-            "UPDATE oauth_states SET consumed_at = $2 \
+        let consumed: Option<String> = sql("UPDATE oauth_states SET consumed_at = $2 \
              WHERE state_hash = $1 AND consumed_at IS NULL AND expires_at > $2 \
-             RETURNING redirect_uri"
-        )
+             RETURNING redirect_uri")
         .bind(&hash)
         .bind(now_ms)
         .scalar_optional(self)
@@ -594,12 +590,11 @@ impl Store {
         if let Some(redirect_uri) = consumed {
             return Ok(StateCheck::Valid { redirect_uri });
         }
-        let seen: Option<(Option<i64>, i64)> = sql(
-            "SELECT consumed_at, expires_at FROM oauth_states WHERE state_hash = $1"
-        )
-        .bind(&hash)
-        .fetch_optional(self)
-        .await?;
+        let seen: Option<(Option<i64>, i64)> =
+            sql("SELECT consumed_at, expires_at FROM oauth_states WHERE state_hash = $1")
+                .bind(&hash)
+                .fetch_optional(self)
+                .await?;
         Ok(match seen {
             None => StateCheck::Unknown,
             Some((Some(_), _)) => StateCheck::Reused,
@@ -617,13 +612,12 @@ impl Store {
         keyring: &Keyring,
         now_ms: i64,
     ) -> Result<ResealCounts, InstallationError> {
-        let rows: Vec<(String, String, Option<String>, Option<String>)> =
-            sql(
-                "SELECT enterprise_id, team_id, bot_token, refresh_token FROM installations \
-                 ORDER BY enterprise_id, team_id"
-            )
-            .fetch_all(self)
-            .await?;
+        let rows: Vec<(String, String, Option<String>, Option<String>)> = sql(
+            "SELECT enterprise_id, team_id, bot_token, refresh_token FROM installations \
+                 ORDER BY enterprise_id, team_id",
+        )
+        .fetch_all(self)
+        .await?;
         let mut counts = ResealCounts::default();
         let mut updates = Vec::new();
         for (enterprise_id, team_id, bot, refresh) in rows {

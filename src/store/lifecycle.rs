@@ -57,7 +57,11 @@ pub(super) async fn delete_person_rows(
 ) -> Result<ForgetCounts, StoreError> {
     const THEMES: &str = "DELETE FROM observation_themes WHERE team_id = $1 AND observation_id IN \
          (SELECT id FROM observations WHERE team_id = $1 AND user_id = $2)";
-    sql(THEMES).bind(team_id).bind(user_id).execute(&mut *tx).await?;
+    sql(THEMES)
+        .bind(team_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
     let mut deleted = [0u64; 5];
     for (n, statement) in deleted.iter_mut().zip([
         "DELETE FROM observations WHERE team_id = $1 AND user_id = $2",

@@ -112,10 +112,7 @@ pub(super) async fn insert_prompt(
 impl Store {
     pub async fn team_settings(&self, team_id: &str) -> Result<TeamSettings, StoreError> {
         const SQL: &str = "SELECT reaction, account_cooldown_hours, daily_nudge_limit FROM team_settings WHERE team_id = $1";
-        let row: Option<TeamSettings> = sql(SQL)
-            .bind(team_id)
-            .fetch_optional(self)
-            .await?;
+        let row: Option<TeamSettings> = sql(SQL).bind(team_id).fetch_optional(self).await?;
         Ok(row.unwrap_or_default())
     }
 
@@ -310,10 +307,7 @@ impl Store {
     pub async fn unhelpful_question_ids(&self, team_id: &str) -> Result<Vec<String>, StoreError> {
         const SQL: &str = "SELECT question_ids, feedback FROM prompts WHERE team_id = $1 AND feedback IS NOT NULL \
              ORDER BY feedback_at DESC LIMIT 500";
-        let rows: Vec<(String, String)> = sql(SQL)
-            .bind(team_id)
-            .fetch_all(self)
-            .await?;
+        let rows: Vec<(String, String)> = sql(SQL).bind(team_id).fetch_all(self).await?;
         let mut score: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
         for (ids, feedback) in rows {
             let delta = if feedback == "helpful" { -1 } else { 1 };
@@ -432,11 +426,7 @@ impl Store {
         user_id: &str,
     ) -> Result<Vec<(String, bool)>, StoreError> {
         const SQL: &str = "SELECT answers, shared FROM reflections WHERE team_id = $1 AND user_id = $2 ORDER BY id DESC";
-        let rows: Vec<(String, i64)> = sql(SQL)
-            .bind(team_id)
-            .bind(user_id)
-            .fetch_all(self)
-            .await?;
+        let rows: Vec<(String, i64)> = sql(SQL).bind(team_id).bind(user_id).fetch_all(self).await?;
         Ok(rows.into_iter().map(|(a, s)| (a, s != 0)).collect())
     }
 
@@ -461,11 +451,7 @@ impl Store {
     /// Forgets a CRM delivery key (its processing failed, so a redelivery must be accepted).
     pub async fn release_crm_delivery(&self, team_id: &str, key: &str) -> Result<(), StoreError> {
         const SQL: &str = "DELETE FROM crm_deliveries WHERE team_id = $1 AND delivery_key = $2";
-        sql(SQL)
-            .bind(team_id)
-            .bind(key)
-            .execute(self)
-            .await?;
+        sql(SQL).bind(team_id).bind(key).execute(self).await?;
         Ok(())
     }
 }

@@ -104,7 +104,12 @@ pub(super) async fn insert_observation(
     if let Some(id) = id {
         let mut themes = theme_rows();
         for theme in &obs.themes {
-            themes.row(vec![id.into(), team_id.into(), theme.id().into(), now_ms.into()]);
+            themes.row(vec![
+                id.into(),
+                team_id.into(),
+                theme.id().into(),
+                now_ms.into(),
+            ]);
         }
         themes.execute(&mut *tx).await?;
     }

@@ -233,10 +233,7 @@ impl Store {
     pub async fn outbox_backlog(&self, team_id: &str) -> Result<i64, StoreError> {
         const SQL: &str =
             "SELECT COUNT(*) FROM outbox WHERE team_id = $1 AND status IN ('pending', 'sending')";
-        let n = sql(SQL)
-            .bind(team_id)
-            .scalar(self)
-            .await?;
+        let n = sql(SQL).bind(team_id).scalar(self).await?;
         Ok(n)
     }
 
@@ -245,10 +242,7 @@ impl Store {
     pub async fn outbox_depth(&self, team_id: &str) -> Result<(i64, Option<i64>), StoreError> {
         const SQL: &str = "SELECT COUNT(*), MIN(created_at) FROM outbox \
                            WHERE team_id = $1 AND status IN ('pending', 'sending')";
-        let row: (i64, Option<i64>) = sql(SQL)
-            .bind(team_id)
-            .fetch_one(self)
-            .await?;
+        let row: (i64, Option<i64>) = sql(SQL).bind(team_id).fetch_one(self).await?;
         Ok(row)
     }
 
@@ -257,10 +251,7 @@ impl Store {
     pub async fn rate_limit_holds(&self, team_id: &str) -> Result<Vec<(String, i64)>, StoreError> {
         const SQL: &str = "SELECT method, until_ms FROM slack_rate_limits \
                            WHERE team_id = $1 ORDER BY method";
-        let rows = sql(SQL)
-            .bind(team_id)
-            .fetch_all(self)
-            .await?;
+        let rows = sql(SQL).bind(team_id).fetch_all(self).await?;
         Ok(rows)
     }
 
@@ -287,5 +278,4 @@ impl Store {
             .await?;
         Ok(())
     }
-
 }

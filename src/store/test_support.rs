@@ -120,11 +120,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         const SQL: &str = "SELECT COUNT(*) FROM channel_settings \
                            WHERE team_id = $1 AND channel_id = $2 AND nudges_off = 1";
-        let n: i64 = sql(SQL)
-            .bind(team_id)
-            .bind(channel_id)
-            .scalar(self)
-            .await?;
+        let n: i64 = sql(SQL).bind(team_id).bind(channel_id).scalar(self).await?;
         Ok(n > 0)
     }
 

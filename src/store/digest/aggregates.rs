@@ -90,7 +90,6 @@ impl Store {
         Ok(out)
     }
 
-
     /// How many updates showed each theme in `[since, until)`.
     pub async fn digest_theme_counts(
         &self,

@@ -23,10 +23,7 @@ impl Store {
     ) -> Result<Option<DigestSettingsRow>, StoreError> {
         const SQL: &str = "SELECT team_id, channel_id, weekday, minute_of_day, time_zone, enabled, updated_at \
                            FROM digest_settings WHERE team_id = $1";
-        let row = sql(SQL)
-            .bind(team_id)
-            .fetch_optional(self)
-            .await?;
+        let row = sql(SQL).bind(team_id).fetch_optional(self).await?;
         Ok(row)
     }
 
@@ -115,10 +112,7 @@ impl Store {
                AND NOT EXISTS (SELECT 1 FROM user_prefs u \
                    WHERE u.team_id = p.team_id AND u.user_id = p.user_id AND u.opted_out = 1) \
              ORDER BY p.user_id";
-        let users = sql(SQL)
-            .bind(team_id)
-            .scalars(self)
-            .await?;
+        let users = sql(SQL).bind(team_id).scalars(self).await?;
         Ok(users)
     }
 }
