@@ -1,93 +1,15 @@
-//! `AppState`, the router, and `serve` with its background workers and graceful
-//! shutdown (`crate::shutdown`).
-
-use std::sync::Arc;
+//! Wiring: builds the [`AppState`] from the configuration, and `serve` runs the router
+//! with the background workers until a graceful shutdown (`crate::shutdown`).
 
 use anyhow::Context;
-use secrecy::SecretString;
-use tokio::sync::Notify;
 
-use crate::bot::BotIdentity;
 use crate::config::ServeConfig;
 use crate::engine::Engine;
-use crate::jobs::backoff::Backoff;
-use crate::jobs::inbox_worker::INBOX_BACKOFF;
 use crate::shutdown::Shutdown;
-use crate::slack::web_api::{SlackApiError, SlackClient};
+use crate::slack::ids::BotIdentity;
+use crate::slack::web_api::{SLACK_CALL_TIMEOUT, SlackApiError, SlackClient};
+use crate::state::{AppState, HubSpotHooks};
 use crate::store::Store;
-
-/// Web API calls that take longer than this count as timed out (and are retried).
-pub const SLACK_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Everything a request handler or worker needs, cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Store,
-    pub engine: Arc<Engine>,
-    pub slack: Arc<SlackClient>,
-    pub signing_secrets: Arc<Vec<SecretString>>,
-    pub identity: Arc<BotIdentity>,
-    /// Rung when an event lands in the inbox, so the worker need not poll.
-    pub inbox_wake: Arc<Notify>,
-    /// Rung when a delivery lands in the outbox.
-    pub outbox_wake: Arc<Notify>,
-    /// Delays between attempts at a failing event; `INBOX_BACKOFF` unless a test
-    /// shortens them.
-    pub inbox_backoff: Backoff,
-    /// Verifies `POST /hooks/deals`; `None` turns the route off.
-    pub webhook_secret: Option<Arc<SecretString>>,
-    /// Verifies and enriches `POST /hooks/hubspot`; `None` turns the route off.
-    pub hubspot: Option<Arc<HubSpotHooks>>,
-    /// Rows older than this are purged daily (`CUSP_RETENTION_DAYS`).
-    pub retention: std::time::Duration,
-}
-
-/// What HubSpot webhooks need: the app's client secret (signatures), the public URL
-/// HubSpot calls (part of what it signs) and an API client for deal and owner reads.
-pub struct HubSpotHooks {
-    pub client_secret: SecretString,
-    pub public_url: Option<String>,
-    pub client: crate::hubspot::HubSpotClient,
-}
-
-impl AppState {
-    pub fn new(
-        store: Store,
-        engine: Engine,
-        slack: SlackClient,
-        signing_secrets: Vec<SecretString>,
-        identity: BotIdentity,
-    ) -> AppState {
-        AppState {
-            store,
-            engine: Arc::new(engine),
-            slack: Arc::new(slack),
-            signing_secrets: Arc::new(signing_secrets),
-            identity: Arc::new(identity),
-            inbox_wake: Arc::new(Notify::new()),
-            outbox_wake: Arc::new(Notify::new()),
-            inbox_backoff: INBOX_BACKOFF,
-            webhook_secret: None,
-            hubspot: None,
-            retention: crate::jobs::scheduler::DEFAULT_RETENTION,
-        }
-    }
-
-    pub fn with_retention(mut self, retention: std::time::Duration) -> AppState {
-        self.retention = retention;
-        self
-    }
-
-    pub fn with_hubspot(mut self, hubspot: Option<HubSpotHooks>) -> AppState {
-        self.hubspot = hubspot.map(Arc::new);
-        self
-    }
-
-    pub fn with_webhook_secret(mut self, secret: Option<SecretString>) -> AppState {
-        self.webhook_secret = secret.map(Arc::new);
-        self
-    }
-}
 
 pub fn build_router(state: AppState) -> axum::Router {
     crate::server::router(state)

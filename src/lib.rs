@@ -2,6 +2,7 @@
 //! `docs/architecture.md` draws how the modules below fit together.
 
 pub mod app;
+pub mod backoff;
 pub mod bot;
 pub mod cli;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod replay;
 pub mod server;
 pub mod shutdown;
 pub mod slack;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod train;

@@ -8,10 +8,10 @@ use serde_json::Value;
 
 use super::interactions::{InteractionError, InteractionReply, find_prompt, open_modal};
 use super::why::{Reading, class_of, theme, theme_label};
-use crate::app::AppState;
 use crate::engine::Theme;
 use crate::slack::blocks::{self, MAX_BUTTON_VALUE_CHARS};
 use crate::slack::payloads::{BlockActions, ViewSubmission};
+use crate::state::TeamContext;
 use crate::store::{NewCorrection, Prompt, ReadingLabels};
 
 pub const CORRECTION_CALLBACK: &str = "cusp_correction";
@@ -89,19 +89,19 @@ fn metadata(target: &Target) -> String {
 /// The "Not quite right" click: only the person the nudge was for gets the modal; for
 /// anyone else this is `None` (the caller thanks them and explains).
 pub async fn on_click(
-    state: &AppState,
+    ctx: &TeamContext<'_>,
     payload: &BlockActions,
     value: &str,
     now_ms: i64,
 ) -> Result<Option<InteractionReply>, InteractionError> {
     let target = parse_target(value).map_err(InteractionError::BadRequest)?;
-    let prompt = find_prompt(state, payload.team.id.as_str(), &target.thread_key).await?;
+    let prompt = find_prompt(ctx, payload.team.id.as_str(), &target.thread_key).await?;
     if prompt.user_id != payload.user.id.as_str() {
         return Ok(None);
     }
     let view = correction_modal(&target);
     Ok(Some(
-        open_modal(state, payload, view, "Not quite right", now_ms).await?,
+        open_modal(ctx, payload, view, "Not quite right", now_ms).await?,
     ))
 }
 
@@ -210,7 +210,7 @@ fn errors(block: &str, message: &str) -> InteractionReply {
 
 /// The modal's submission: validated, then stored once per prompt.
 pub async fn on_submission(
-    state: &AppState,
+    ctx: &TeamContext<'_>,
     submission: &ViewSubmission,
     now_ms: i64,
 ) -> Result<InteractionReply, InteractionError> {
@@ -218,14 +218,14 @@ pub async fn on_submission(
         parse_target(&submission.view.private_metadata).map_err(InteractionError::BadRequest)?;
     let team = submission.team.id.as_str();
     let user = submission.user.id.as_str();
-    let prompt: Prompt = find_prompt(state, team, &target.thread_key).await?;
+    let prompt: Prompt = find_prompt(ctx, team, &target.thread_key).await?;
     if prompt.user_id != user {
         return Ok(errors(
             DEAL_BLOCK,
             "Only the person these questions were for can correct how I read their message.",
         ));
     }
-    if state.store.user_prefs(team, user).await?.opted_out {
+    if ctx.store.user_prefs(team, user).await?.opted_out {
         return Ok(errors(
             DEAL_BLOCK,
             "You have opted out of cusp, so I keep nothing from you. `/cusp optin` to send corrections again.",
@@ -301,7 +301,7 @@ pub async fn on_submission(
         class: class_of(&corrected).as_str().to_owned(),
         text,
     };
-    let fresh = state
+    let fresh = ctx
         .store
         .record_correction(team, &correction, now_ms)
         .await?;

@@ -6,9 +6,9 @@ use serde_json::{Map, Value};
 use super::prompt_message::prompt_params;
 use super::reflect::seed_from;
 use super::why::{Reading, aimed_gaps};
-use crate::app::AppState;
 use crate::engine::Stage;
-use crate::slack::ids::UserId;
+use crate::slack::ids::{TeamId, UserId};
+use crate::state::TeamContext;
 use crate::store::{
     Effects, NewObservation, NewOutboxMessage, NewPrompt, ObservationSource, StoreError,
 };
@@ -16,6 +16,8 @@ use crate::store::{
 /// A deal update as CRMs send it to `POST /hooks/deals`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DealUpdate {
+    /// The Slack workspace the deal belongs to; required when cusp serves several.
+    pub team_id: Option<String>,
     pub deal_id: String,
     pub account: String,
     pub stage: String,
@@ -41,6 +43,7 @@ pub fn parse_deal_update(body: &[u8]) -> Result<DealUpdate, String> {
         None => return Err("missing field `owner`".into()),
     };
     let update = DealUpdate {
+        team_id: optional(object, "team_id")?,
         deal_id: required(object, "deal_id")?,
         account: required(object, "account")?,
         stage: required(object, "stage")?,
@@ -65,6 +68,9 @@ pub fn parse_deal_update(body: &[u8]) -> Result<DealUpdate, String> {
     }
     if let Some(id) = &update.owner_slack_user_id {
         UserId::parse(id).map_err(|e| format!("field `owner.slack_user_id`: {e}"))?;
+    }
+    if let Some(team) = &update.team_id {
+        TeamId::parse(team).map_err(|e| format!("field `team_id`: {e}"))?;
     }
     Ok(update)
 }
@@ -155,37 +161,37 @@ pub enum CrmError {
 }
 
 pub async fn on_deal_update(
-    state: &AppState,
+    ctx: &TeamContext<'_>,
     update: &DealUpdate,
     delivery_key: &str,
     now_ms: i64,
 ) -> Result<CrmOutcome, CrmError> {
-    let team = state.identity.team_id.as_str();
-    if !state
+    let team = ctx.workspace.identity.team_id.as_str();
+    if !ctx
         .store
         .claim_crm_delivery(team, delivery_key, now_ms)
         .await?
     {
         return Ok(CrmOutcome::Duplicate);
     }
-    let result = prompt_owner(state, update, delivery_key, now_ms).await;
+    let result = prompt_owner(ctx, update, delivery_key, now_ms).await;
     if matches!(result, Err(CrmError::Slack(_)) | Err(CrmError::Store(_))) {
         // Let the CRM's retry through: nothing was stored for this delivery.
-        state.store.release_crm_delivery(team, delivery_key).await?;
+        ctx.store.release_crm_delivery(team, delivery_key).await?;
     }
     result
 }
 
 async fn prompt_owner(
-    state: &AppState,
+    ctx: &TeamContext<'_>,
     update: &DealUpdate,
     delivery_key: &str,
     now_ms: i64,
 ) -> Result<CrmOutcome, CrmError> {
-    let team = state.identity.team_id.as_str();
+    let team = ctx.workspace.identity.team_id.as_str();
     let owner = match (&update.owner_slack_user_id, &update.owner_email) {
         (Some(id), _) => id.clone(),
-        (None, Some(email)) => match state.slack.lookup_user_by_email(email).await {
+        (None, Some(email)) => match ctx.workspace.slack.lookup_user_by_email(email).await {
             Ok(Some(user)) => user.as_str().to_owned(),
             Ok(None) => {
                 tracing::warn!(deal_id = %update.deal_id, "no Slack user for the deal owner's email");
@@ -199,7 +205,7 @@ async fn prompt_owner(
         },
         (None, None) => return Ok(CrmOutcome::OwnerUnknown),
     };
-    let prefs = state.store.user_prefs(team, &owner).await?;
+    let prefs = ctx.store.user_prefs(team, &owner).await?;
     if prefs.opted_out {
         tracing::info!(deal_id = %update.deal_id, "deal owner opted out of cusp: nothing sent or logged");
         return Ok(CrmOutcome::OwnerOptedOut);
@@ -207,7 +213,7 @@ async fn prompt_owner(
     // The DM is opened even for a muted owner: it checks that the owner can be reached at
     // all (an unknown owner is reported the same way, muted or not), and the muted
     // owner's observation then names the same channel an unmuted one's would.
-    let channel = match open_dm(state, &owner).await? {
+    let channel = match open_dm(ctx, &owner).await? {
         DmChannel::Open(channel) => channel,
         DmChannel::Unreachable(code) => {
             tracing::warn!(deal_id = %update.deal_id, slack_error = %code, "Slack cannot DM the deal owner: nothing sent");
@@ -215,7 +221,7 @@ async fn prompt_owner(
         }
     };
     let stage = Stage::parse(&update.stage);
-    let analysis = state.engine.analyze(update.note.as_deref().unwrap_or(""));
+    let analysis = ctx.engine.analyze(update.note.as_deref().unwrap_or(""));
     let thread_key = format!("crm:{delivery_key}");
     let observation = NewObservation {
         account: Some(update.account.clone()),
@@ -232,7 +238,7 @@ async fn prompt_owner(
     let deal_key = update.account.to_lowercase();
     let muted = if prefs.is_muted(now_ms) {
         Some(MuteScope::Everything)
-    } else if state
+    } else if ctx
         .store
         .deal_muted(team, &owner, &deal_key, now_ms)
         .await?
@@ -248,7 +254,7 @@ async fn prompt_owner(
             observation: Some(observation),
             ..Effects::default()
         };
-        state.store.record_effects(team, &effects, now_ms).await?;
+        ctx.store.record_effects(team, &effects, now_ms).await?;
         return Ok(CrmOutcome::OwnerMuted(scope));
     }
     let mut analysis_for_questions = analysis.clone();
@@ -256,7 +262,7 @@ async fn prompt_owner(
     let seed = seed_from(&[team, &owner, delivery_key]);
     let note = update.note.as_deref().unwrap_or("");
     let questions = super::questions_for(
-        state,
+        ctx,
         team,
         &owner,
         note,
@@ -301,8 +307,8 @@ async fn prompt_owner(
             params,
         }],
     };
-    state.store.record_effects(team, &effects, now_ms).await?;
-    state.outbox_wake.notify_one();
+    ctx.store.record_effects(team, &effects, now_ms).await?;
+    ctx.outbox_wake.notify_one();
     let themes: Vec<&str> = analysis.themes.iter().map(|hit| hit.theme.id()).collect();
     tracing::info!(
         deal_id = %update.deal_id,
@@ -326,8 +332,8 @@ enum DmChannel {
 /// look for its own post there. A person Slack cannot DM (unknown, deactivated, hidden,
 /// a bot) is `Unreachable`, not an error: a retry would fail the same way, so the CRM
 /// must not be told to retry.
-async fn open_dm(state: &AppState, user: &str) -> Result<DmChannel, CrmError> {
-    match state.slack.open_dm(user).await {
+async fn open_dm(ctx: &TeamContext<'_>, user: &str) -> Result<DmChannel, CrmError> {
+    match ctx.workspace.slack.open_dm(user).await {
         Ok(id) => Ok(DmChannel::Open(id)),
         Err(err) if err.is_unreachable_user() => Ok(DmChannel::Unreachable(
             err.code().unwrap_or_default().to_owned(),

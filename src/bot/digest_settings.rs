@@ -5,12 +5,12 @@ use jiff::Timestamp;
 use jiff::civil::Weekday;
 use jiff::tz::TimeZone;
 
-use crate::app::AppState;
 use crate::bot::digest::{self, DigestSettings, Schedule};
 use crate::bot::reflect::EphemeralReply;
 use crate::slack::blocks::escape_mrkdwn;
 use crate::slack::ids::ChannelId;
 use crate::slack::payloads::SlashCommand;
+use crate::state::TeamContext;
 
 pub const SETUP_EXAMPLE: &str = "/cusp digest setup #deals monday 09:00 Europe/Berlin";
 
@@ -225,7 +225,7 @@ fn weekday_name(d: Weekday) -> &'static str {
 /// Handles `/cusp digest …`; always answers ephemerally. Store failures are logged and
 /// answered with an apology rather than an HTTP error.
 pub async fn on_command(
-    state: &AppState,
+    ctx: &TeamContext<'_>,
     command: &SlashCommand,
     rest: &str,
     now: Timestamp,
@@ -241,8 +241,8 @@ pub async fn on_command(
         Ok(match parsed {
             DigestCommand::Help => EphemeralReply::plain(usage()),
             DigestCommand::Preview => {
-                let d = digest::preview(&state.store, &state.engine, team, None, now).await?;
-                let settings = digest::load_settings(&state.store, team).await?;
+                let d = digest::preview(&ctx.store, &ctx.engine, team, None, now).await?;
+                let settings = digest::load_settings(&ctx.store, team).await?;
                 let mut blocks = d.blocks;
                 if !settings.enabled {
                     blocks.insert(
@@ -259,7 +259,7 @@ pub async fn on_command(
             }
             DigestCommand::Setup { channel, weekday, hour, minute, time_zone } => {
                 let minute_of_day = i64::from(hour) * 60 + i64::from(minute);
-                state
+                ctx
                     .store
                     .save_digest_settings(
                         team,
@@ -271,11 +271,11 @@ pub async fn on_command(
                         now_ms,
                     )
                     .await?;
-                let settings = digest::load_settings(&state.store, team).await?;
+                let settings = digest::load_settings(&ctx.store, team).await?;
                 EphemeralReply::plain(setup_confirmation(&settings, channel.as_str(), now))
             }
             DigestCommand::Off => {
-                let was_on = state.store.disable_digest(team, user, now_ms).await?;
+                let was_on = ctx.store.disable_digest(team, user, now_ms).await?;
                 EphemeralReply::plain(if was_on {
                     format!("The weekly digest is off. Turn it back on with `{SETUP_EXAMPLE}`.")
                 } else {
@@ -283,7 +283,7 @@ pub async fn on_command(
                 })
             }
             DigestCommand::Me(on) => {
-                state.store.set_digest_preference(team, user, Some(on), None, now_ms).await?;
+                ctx.store.set_digest_preference(team, user, Some(on), None, now_ms).await?;
                 EphemeralReply::plain(if on {
                     "You'll get your own mix and 8-week trend by DM with each weekly digest. Only you see it. \
                      `/cusp digest me off` stops it."
@@ -293,7 +293,7 @@ pub async fn on_command(
                 })
             }
             DigestCommand::Spotlight(on) => {
-                state.store.set_digest_preference(team, user, None, Some(on), now_ms).await?;
+                ctx.store.set_digest_preference(team, user, None, Some(on), now_ms).await?;
                 EphemeralReply::plain(if on {
                     "Your most customer-centric updates may be linked in the digest's spotlight again.".to_owned()
                 } else {

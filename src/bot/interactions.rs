@@ -10,9 +10,9 @@ use super::prompt_message::{
     ACTION_NOT_QUITE_RIGHT, ACTION_OPTOUT_CANCEL, ACTION_OPTOUT_CONFIRM, ACTION_REFLECT,
     ACTION_WHY, ephemeral_params,
 };
-use crate::app::AppState;
 use crate::slack::blocks;
 use crate::slack::payloads::{BlockActions, InteractionPayload, ViewSubmission};
+use crate::state::TeamContext;
 use crate::store::{NewOutboxMessage, Prompt, StoreError};
 
 pub const REFLECTION_CALLBACK: &str = "cusp_reflection";
@@ -36,24 +36,27 @@ pub enum InteractionError {
     BadRequest(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The workspace's installation could not be read: Slack should try again.
+    #[error("installation unavailable: {0}")]
+    Unavailable(String),
 }
 
 pub async fn on_interaction(
-    state: &AppState,
+    ctx: &TeamContext<'_>,
     payload: &InteractionPayload,
     now_ms: i64,
 ) -> Result<InteractionReply, InteractionError> {
     match payload {
-        InteractionPayload::BlockActions(actions) => on_block_actions(state, actions, now_ms).await,
+        InteractionPayload::BlockActions(actions) => on_block_actions(ctx, actions, now_ms).await,
         InteractionPayload::ViewSubmission(submission) => {
-            on_view_submission(state, submission, now_ms).await
+            on_view_submission(ctx, submission, now_ms).await
         }
         InteractionPayload::ViewClosed(_) => Ok(InteractionReply::Ack),
     }
 }
 
 async fn on_block_actions(
-    state: &AppState,
+    ctx: &TeamContext<'_>,
     payload: &BlockActions,
     now_ms: i64,
 ) -> Result<InteractionReply, InteractionError> {
@@ -69,11 +72,11 @@ async fn on_block_actions(
     let summary: String;
     let note = match action.action_id.as_str() {
         ACTION_REFLECT => {
-            let prompt = find_prompt(state, team, value).await?;
-            return open_reflection(state, payload, &prompt, now_ms).await;
+            let prompt = find_prompt(ctx, team, value).await?;
+            return open_reflection(ctx, payload, &prompt, now_ms).await;
         }
         ACTION_HELPFUL | ACTION_NOT_NOW => {
-            let prompt = find_prompt(state, team, value).await?;
+            let prompt = find_prompt(ctx, team, value).await?;
             let helpful = action.action_id == ACTION_HELPFUL;
             if prompt.user_id != user {
                 // One feedback per prompt, from the person it was for: a colleague's
@@ -81,8 +84,7 @@ async fn on_block_actions(
                 "Thanks! Feedback on these questions comes from the person they were for."
             } else {
                 let feedback = if helpful { "helpful" } else { "not_now" };
-                state
-                    .store
+                ctx.store
                     .record_feedback(team, prompt.id, feedback, now_ms)
                     .await?;
                 if helpful {
@@ -100,7 +102,7 @@ async fn on_block_actions(
             &summary
         }
         ACTION_NOT_QUITE_RIGHT => {
-            match super::corrections::on_click(state, payload, value, now_ms).await? {
+            match super::corrections::on_click(ctx, payload, value, now_ms).await? {
                 Some(reply) => return Ok(reply),
                 None => {
                     "Thanks! Corrections come from the person these questions were for: it's their message I read."
@@ -108,13 +110,12 @@ async fn on_block_actions(
             }
         }
         ACTION_MUTE_DEAL => {
-            let prompt = find_prompt(state, team, value).await?;
+            let prompt = find_prompt(ctx, team, value).await?;
             let deal = prompt
                 .account
                 .clone()
                 .unwrap_or_else(|| prompt.thread_key.clone());
-            state
-                .store
+            ctx.store
                 .mute_deal(team, user, &deal, now_ms + DEAL_MUTE_MS)
                 .await?;
             "Muted this deal for you for a week."
@@ -125,7 +126,7 @@ async fn on_block_actions(
                     "this opt-out belongs to someone else".into(),
                 ));
             }
-            let deleted = state.store.opt_out_and_forget(team, user, now_ms).await?;
+            let deleted = ctx.store.opt_out_and_forget(team, user, now_ms).await?;
             tracing::info!(
                 user_id = user,
                 deleted,
@@ -140,7 +141,7 @@ async fn on_block_actions(
                     "this request to forget belongs to someone else".into(),
                 ));
             }
-            let counts = state.store.forget_person(team, user).await?;
+            let counts = ctx.store.forget_person(team, user).await?;
             tracing::info!(
                 user_id = user,
                 observations = counts.observations,
@@ -161,7 +162,7 @@ async fn on_block_actions(
     };
     if let Some(channel) = channel {
         enqueue_ephemeral(
-            state,
+            ctx,
             team,
             channel,
             user,
@@ -175,11 +176,11 @@ async fn on_block_actions(
 }
 
 pub(super) async fn find_prompt(
-    state: &AppState,
+    ctx: &TeamContext<'_>,
     team: &str,
     thread_key: &str,
 ) -> Result<Prompt, InteractionError> {
-    match state.store.prompt_by_thread_key(team, thread_key).await {
+    match ctx.store.prompt_by_thread_key(team, thread_key).await {
         Ok(prompt) => Ok(prompt),
         Err(StoreError::NotFound) => Err(InteractionError::BadRequest("unknown prompt".into())),
         Err(err) => Err(err.into()),
@@ -188,19 +189,19 @@ pub(super) async fn find_prompt(
 
 /// Opens the reflection modal now.
 async fn open_reflection(
-    state: &AppState,
+    ctx: &TeamContext<'_>,
     payload: &BlockActions,
     prompt: &Prompt,
     now_ms: i64,
 ) -> Result<InteractionReply, InteractionError> {
-    let view = reflection_modal(state, prompt);
-    open_modal(state, payload, view, "Reflect", now_ms).await
+    let view = reflection_modal(ctx, prompt);
+    open_modal(ctx, payload, view, "Reflect", now_ms).await
 }
 
 /// Opens a modal now: a `trigger_id` lives three seconds, so this call cannot wait in the
 /// outbox. An expired trigger gets an ephemeral explanation naming `button` instead.
 pub(super) async fn open_modal(
-    state: &AppState,
+    ctx: &TeamContext<'_>,
     payload: &BlockActions,
     view: Value,
     button: &str,
@@ -209,7 +210,7 @@ pub(super) async fn open_modal(
     let mut params = serde_json::Map::new();
     params.insert("trigger_id".into(), json!(payload.trigger_id));
     params.insert("view".into(), view);
-    match state.slack.call("views.open", &params).await {
+    match ctx.workspace.slack.call("views.open", &params).await {
         Ok(_) => Ok(InteractionReply::Ack),
         Err(err) => {
             tracing::warn!(error = %err, button, "could not open a modal");
@@ -225,7 +226,7 @@ pub(super) async fn open_modal(
                 };
                 let key = format!("modal-failed:{}", payload.trigger_id);
                 enqueue_ephemeral(
-                    state,
+                    ctx,
                     payload.team.id.as_str(),
                     channel.id.as_str(),
                     payload.user.id.as_str(),
@@ -240,8 +241,8 @@ pub(super) async fn open_modal(
     }
 }
 
-fn reflection_modal(state: &AppState, prompt: &Prompt) -> Value {
-    let bank = state.engine.question_bank();
+fn reflection_modal(ctx: &TeamContext<'_>, prompt: &Prompt) -> Value {
+    let bank = ctx.engine.question_bank();
     let mut out = vec![blocks::section(
         "Take a minute with these. What you write is yours: only you see it, unless you share it with the team digest.",
     )];
@@ -277,12 +278,12 @@ fn reflection_modal(state: &AppState, prompt: &Prompt) -> Value {
 }
 
 async fn on_view_submission(
-    state: &AppState,
+    ctx: &TeamContext<'_>,
     submission: &ViewSubmission,
     now_ms: i64,
 ) -> Result<InteractionReply, InteractionError> {
     if submission.view.callback_id == super::corrections::CORRECTION_CALLBACK {
-        return super::corrections::on_submission(state, submission, now_ms).await;
+        return super::corrections::on_submission(ctx, submission, now_ms).await;
     }
     if submission.view.callback_id != REFLECTION_CALLBACK {
         return Err(InteractionError::BadRequest(format!(
@@ -291,7 +292,7 @@ async fn on_view_submission(
         )));
     }
     let team = submission.team.id.as_str();
-    let prompt = find_prompt(state, team, &submission.view.private_metadata).await?;
+    let prompt = find_prompt(ctx, team, &submission.view.private_metadata).await?;
     let question_ids: Vec<&str> = prompt
         .question_ids
         .split(',')
@@ -315,7 +316,7 @@ async fn on_view_submission(
             "errors": { "q0": "Write a line or two for at least one question, or press Cancel." },
         })));
     }
-    if state
+    if ctx
         .store
         .user_prefs(team, submission.user.id.as_str())
         .await?
@@ -331,8 +332,7 @@ async fn on_view_submission(
         .state
         .selected_values(SHARE_BLOCK, SHARE_BLOCK)
         .contains(&SHARE_VALUE);
-    state
-        .store
+    ctx.store
         .save_reflection(
             team,
             prompt.id,
@@ -346,7 +346,7 @@ async fn on_view_submission(
 }
 
 async fn enqueue_ephemeral(
-    state: &AppState,
+    ctx: &TeamContext<'_>,
     team: &str,
     channel: &str,
     user: &str,
@@ -359,7 +359,7 @@ async fn enqueue_ephemeral(
         method: "chat.postEphemeral".into(),
         params: ephemeral_params(channel, user, text),
     };
-    state.store.enqueue_outbox(team, &[message], now_ms).await?;
-    state.outbox_wake.notify_one();
+    ctx.store.enqueue_outbox(team, &[message], now_ms).await?;
+    ctx.outbox_wake.notify_one();
     Ok(())
 }

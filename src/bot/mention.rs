@@ -7,10 +7,10 @@ use super::DispatchError;
 use super::prompt_message::prompt_params;
 use super::reflect::seed_from;
 use super::why::{Reading, aimed_gaps};
-use crate::app::AppState;
 use crate::engine::Analysis;
 use crate::slack::blocks;
 use crate::slack::payloads::AppMentionEvent;
+use crate::state::TeamContext;
 use crate::store::{Effects, NewOutboxMessage, NewPrompt, ObservationSource};
 
 pub const MENTION_HINT: &str = "Mention me with a deal update (`@cusp Acme wants a pilot before their board meets`) \
@@ -25,20 +25,20 @@ pub fn strip_own_mention(text: &str, own_user_id: &str) -> String {
 }
 
 pub async fn on_mention(
-    state: &AppState,
+    ctx: &TeamContext<'_>,
     event: &AppMentionEvent,
 ) -> Result<Effects, DispatchError> {
-    let team = state.identity.team_id.as_str();
+    let team = ctx.workspace.identity.team_id.as_str();
     let channel = event.channel.as_str();
     let asker = event.user.as_str();
     let reply_root = event.thread_ts.as_deref().unwrap_or(&event.ts).to_owned();
-    let own_text = strip_own_mention(&event.text, state.identity.user_id.as_str());
+    let own_text = strip_own_mention(&event.text, ctx.workspace.identity.user_id.as_str());
 
     // What to reflect on, whose message it is and its ts.
     let (text, author, ts) = if !own_text.is_empty() {
         (own_text, asker.to_owned(), event.ts.clone())
     } else if let Some(thread_ts) = event.thread_ts.as_deref() {
-        match thread_parent(state, channel, thread_ts).await? {
+        match thread_parent(ctx, channel, thread_ts).await? {
             Some((text, author)) => (text, author, thread_ts.to_owned()),
             None => return Ok(hint(channel, &reply_root, &event.ts)),
         }
@@ -46,7 +46,7 @@ pub async fn on_mention(
         return Ok(hint(channel, &reply_root, &event.ts));
     };
 
-    let author_prefs = state.store.user_prefs(team, &author).await?;
+    let author_prefs = ctx.store.user_prefs(team, &author).await?;
     if author_prefs.opted_out && author != asker {
         // Someone else's words, and that person opted out: leave them alone.
         return Ok(Effects::default());
@@ -56,11 +56,11 @@ pub async fn on_mention(
     let asker_opted_out = if author == asker {
         author_prefs.opted_out
     } else {
-        state.store.user_prefs(team, asker).await?.opted_out
+        ctx.store.user_prefs(team, asker).await?.opted_out
     };
-    let analysis = state.engine.analyze(&text);
+    let analysis = ctx.engine.analyze(&text);
     let seed = seed_from(&[team, asker, &event.ts]);
-    let questions = super::questions_for(state, team, asker, &text, &analysis, None, seed).await?;
+    let questions = super::questions_for(ctx, team, asker, &text, &analysis, None, seed).await?;
     let thread_key = format!("mention:{channel}:{}", event.ts);
     let reading = Reading::of(&analysis, &aimed_gaps(&analysis, None, &questions));
     let params = prompt_params(
@@ -158,11 +158,12 @@ fn hint(channel: &str, reply_root: &str, ts: &str) -> Effects {
 
 /// The first message of a thread: its text and author.
 async fn thread_parent(
-    state: &AppState,
+    ctx: &TeamContext<'_>,
     channel: &str,
     thread_ts: &str,
 ) -> Result<Option<(String, String)>, DispatchError> {
-    let messages = state
+    let messages = ctx
+        .workspace
         .slack
         .recent_messages(channel, Some(thread_ts), thread_ts, 1)
         .await?;

@@ -15,20 +15,12 @@ pub mod prompt_message;
 pub mod reflect;
 pub mod why;
 
-use crate::app::AppState;
 use crate::engine::{Analysis, Question, QuestionContext, Stage};
-use crate::slack::ids::{BotId, TeamId, UserId};
+use crate::slack::ids::BotIdentity;
 use crate::slack::payloads::{EventEnvelope, InnerEvent, MessageEvent};
 use crate::slack::web_api::SlackApiError;
+use crate::state::TeamContext;
 use crate::store::{Effects, NewObservation, ObservationSource, StoreError};
-
-/// Who cusp is in the workspace, learned from `auth.test` at start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BotIdentity {
-    pub team_id: TeamId,
-    pub user_id: UserId,
-    pub bot_id: Option<BotId>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
@@ -64,7 +56,7 @@ impl DispatchError {
 /// Decides what a stored event causes. The inbox worker stores the returned effects in
 /// the same transaction that marks the event done.
 pub async fn dispatch_event(
-    state: &AppState,
+    ctx: &TeamContext<'_>,
     raw: &str,
     now_ms: i64,
 ) -> Result<Effects, DispatchError> {
@@ -74,11 +66,11 @@ pub async fn dispatch_event(
         return Ok(Effects::default());
     };
     match &callback.event {
-        InnerEvent::Message(message) if is_from_a_person(&state.identity, message) => {
-            Ok(nudge::on_message(state, message, now_ms).await?)
+        InnerEvent::Message(message) if is_from_a_person(&ctx.workspace.identity, message) => {
+            Ok(nudge::on_message(ctx, message, now_ms).await?)
         }
-        InnerEvent::AppMention(mention) if mention.user != state.identity.user_id => {
-            mention::on_mention(state, mention).await
+        InnerEvent::AppMention(mention) if mention.user != ctx.workspace.identity.user_id => {
+            mention::on_mention(ctx, mention).await
         }
         _ => Ok(Effects::default()),
     }
@@ -91,7 +83,7 @@ pub const QUESTION_HISTORY: usize = 10;
 /// [`QUESTION_HISTORY`] questions and asking the team's unhelpful ones less.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn questions_for(
-    state: &AppState,
+    ctx: &TeamContext<'_>,
     team: &str,
     user: &str,
     text: &str,
@@ -99,19 +91,19 @@ pub(crate) async fn questions_for(
     stage: Option<Stage>,
     seed: u64,
 ) -> Result<Vec<Question>, StoreError> {
-    let recent = state
+    let recent = ctx
         .store
         .recent_question_ids(team, user, QUESTION_HISTORY)
         .await?;
-    let unhelpful = state.store.unhelpful_question_ids(team).await?;
-    let ctx = QuestionContext {
+    let unhelpful = ctx.store.unhelpful_question_ids(team).await?;
+    let question_ctx = QuestionContext {
         text,
         recent: &recent,
         unhelpful: &unhelpful,
         stage,
         seed,
     };
-    Ok(state.engine.choose_questions(analysis, &ctx))
+    Ok(ctx.engine.choose_questions(analysis, &question_ctx))
 }
 
 /// What is stored about an analysed text: its themes, class and score, never the text.

@@ -7,9 +7,9 @@ use serde_json::{Map, json};
 use super::prompt_message::{prompt_params, why_line};
 use super::reflect::seed_from;
 use super::why::{Reading, aimed_gaps};
-use crate::app::AppState;
 use crate::engine::{Analysis, Class};
 use crate::slack::payloads::MessageEvent;
+use crate::state::TeamContext;
 use crate::store::{
     Effects, NewOutboxMessage, NewPrompt, NudgeSubject, ObservationSource, StoreError,
 };
@@ -42,34 +42,34 @@ fn message_dedupe_key(channel: &str, ts: &str) -> String {
 }
 
 pub async fn on_message(
-    state: &AppState,
+    ctx: &TeamContext<'_>,
     event: &MessageEvent,
     now_ms: i64,
 ) -> Result<Effects, StoreError> {
-    let team = state.identity.team_id.as_str();
+    let team = ctx.workspace.identity.team_id.as_str();
     let Some(user) = event.user.as_ref().map(|u| u.as_str()) else {
         return Ok(Effects::default());
     };
     // An @cusp message is answered by the mention handler, not nudged.
     if event
         .text
-        .contains(&format!("<@{}>", state.identity.user_id.as_str()))
+        .contains(&format!("<@{}>", ctx.workspace.identity.user_id.as_str()))
     {
         return Ok(Effects::default());
     }
-    let prefs = state.store.user_prefs(team, user).await?;
+    let prefs = ctx.store.user_prefs(team, user).await?;
     if prefs.opted_out {
         return Ok(Effects::default());
     }
     let channel = event.channel.as_str();
-    let mut analysis = state.engine.analyze(&event.text);
+    let mut analysis = ctx.engine.analyze(&event.text);
     // A reply in the thread of a logged deal update is an update of that deal, even when
     // it does not read like one alone ("they asked for 20% off") or names no account. A
     // reply that shows no theme at all ("thanks!", "on it") is conversation, not an update.
     let replied_to = event.thread_ts.as_deref().filter(|root| *root != event.ts);
     if let Some(root) = replied_to.filter(|_| !analysis.themes.is_empty()) {
         let root_key = message_dedupe_key(channel, root);
-        if let Some(account) = state.store.observed_account(team, &root_key).await? {
+        if let Some(account) = ctx.store.observed_account(team, &root_key).await? {
             analysis.is_deal_update = true;
             if analysis.account.is_none() {
                 analysis.account = account;
@@ -90,7 +90,7 @@ pub async fn on_message(
         )),
         ..Effects::default()
     };
-    let settings = state.store.team_settings(team).await?;
+    let settings = ctx.store.team_settings(team).await?;
     let root = thread_root(event);
     let thread_key = format!("{channel}:{root}");
     let subject = NudgeSubject {
@@ -100,7 +100,7 @@ pub async fn on_message(
         thread_key: &thread_key,
         account_cooldown_ms: settings.account_cooldown_hours.saturating_mul(3_600_000),
     };
-    let history = state.store.nudge_history(team, &subject, now_ms).await?;
+    let history = ctx.store.nudge_history(team, &subject, now_ms).await?;
     if history.channel_off {
         return Ok(effects);
     }
@@ -128,7 +128,7 @@ pub async fn on_message(
             }
             let seed = seed_from(&[team, user, &event.ts]);
             let questions =
-                super::questions_for(state, team, user, &event.text, &analysis, None, seed).await?;
+                super::questions_for(ctx, team, user, &event.text, &analysis, None, seed).await?;
             if questions.is_empty() {
                 return Ok(effects);
             }

@@ -2,9 +2,9 @@
 
 use serde_json::{Value, json};
 
-use crate::app::AppState;
 use crate::engine::{Analysis, Question, QuestionContext, ThemeHit};
 use crate::slack::blocks;
+use crate::state::TeamContext;
 use crate::store::{Effects, ObservationSource};
 
 /// The ephemeral reply to a slash command.
@@ -49,15 +49,15 @@ const DB_BUDGET: std::time::Duration = std::time::Duration::from_millis(1_000);
 /// the questions ignore history and nothing is logged (we cannot tell whether they opted
 /// out, so privacy wins).
 pub async fn on_command(
-    state: &AppState,
-    team_id: &str,
+    ctx: &TeamContext<'_>,
     asker: &Asker<'_>,
     text: &str,
     now_ms: i64,
 ) -> EphemeralReply {
-    let analysis = state.engine.analyze(text);
+    let team_id = ctx.team();
+    let analysis = ctx.engine.analyze(text);
     let seed = seed_from(&[asker.user_id, asker.request_id]);
-    let history = super::questions_for(state, team_id, asker.user_id, text, &analysis, None, seed);
+    let history = super::questions_for(ctx, team_id, asker.user_id, text, &analysis, None, seed);
     let questions = match tokio::time::timeout(DB_BUDGET, history).await {
         Ok(Ok(questions)) => questions,
         failed => {
@@ -66,7 +66,7 @@ pub async fn on_command(
                 _ => "timed out".to_owned(),
             };
             tracing::warn!(%reason, "question history unavailable; choosing without it");
-            state.engine.choose_questions(
+            ctx.engine.choose_questions(
                 &analysis,
                 &QuestionContext {
                     text,
@@ -79,7 +79,7 @@ pub async fn on_command(
     let log = async {
         // Only deal updates are observations: the digest counts them as such.
         if !analysis.is_deal_update
-            || state
+            || ctx
                 .store
                 .user_prefs(team_id, asker.user_id)
                 .await?
@@ -87,8 +87,7 @@ pub async fn on_command(
         {
             return Ok(false);
         }
-        state
-            .store
+        ctx.store
             .record_effects(team_id, &effects(&analysis, asker), now_ms)
             .await
     };

@@ -22,9 +22,11 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::app::{AppState, SLACK_CALL_TIMEOUT, build_router, identify};
+use crate::app::{build_router, identify};
 use crate::engine::Engine;
+use crate::slack::web_api::SLACK_CALL_TIMEOUT;
 use crate::slack::web_api::{SlackApiError, SlackClient};
+use crate::state::AppState;
 use crate::store::{Store, StoreError};
 use fake_slack::{StandIn, Workspace};
 

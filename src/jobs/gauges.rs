@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::StoreError;
 use crate::telemetry::metrics;
 
@@ -26,14 +26,27 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// One refresh for the app's team at `now_ms`; tests call it directly.
+/// One refresh over every workspace served at `now_ms` (depths add up, the oldest
+/// row and the longest hold win); tests call it directly.
 pub async fn refresh(state: &AppState, now_ms: i64) -> Result<(), StoreError> {
-    let team = state.identity.team_id.as_str();
-    let (depth, oldest) = state.store.outbox_depth(team).await?;
-    let age_ms = oldest.map_or(0, |created| now_ms.saturating_sub(created).max(0));
+    let teams = state.workspaces.teams().await.map_err(|err| match err {
+        crate::state::WorkspaceError::Store(err) => err,
+        other => StoreError::Corrupt(other.to_string()),
+    })?;
+    let (mut depth, mut age_ms) = (0, 0);
+    let mut holds = std::collections::BTreeMap::<String, u64>::new();
+    for team in &teams {
+        let (team_depth, oldest) = state.store.outbox_depth(team).await?;
+        depth += team_depth;
+        age_ms = age_ms.max(oldest.map_or(0, |created| now_ms.saturating_sub(created).max(0)));
+        for (method, until_ms) in state.store.rate_limit_holds(team).await? {
+            let left = until_ms.saturating_sub(now_ms).max(0).unsigned_abs();
+            let longest = holds.entry(method).or_default();
+            *longest = (*longest).max(left);
+        }
+    }
     metrics::set_outbox_depth(depth, Duration::from_millis(age_ms.unsigned_abs()));
-    for (method, until_ms) in state.store.rate_limit_holds(team).await? {
-        let left = until_ms.saturating_sub(now_ms).max(0).unsigned_abs();
+    for (method, left) in holds {
         metrics::set_rate_limit_hold_remaining(&method, Duration::from_millis(left));
     }
     Ok(())

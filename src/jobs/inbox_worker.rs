@@ -11,16 +11,15 @@ use tracing::Instrument;
 
 use tokio::sync::watch;
 
-use super::backoff::{self, Backoff};
-use crate::app::AppState;
+use crate::backoff;
 use crate::bot;
+use crate::state::AppState;
 use crate::store::{Applied, Effects, InboxItem, StoreError};
 use crate::telemetry::metrics;
 
 /// How long a claimed event is ours before another worker may take it over.
 pub const INBOX_LEASE: Duration = Duration::from_secs(60);
 /// Delays between attempts at a failing event: 2 s, 4 s, 8 s, … up to 5 minutes.
-pub const INBOX_BACKOFF: Backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(300));
 /// How often the worker looks for work when nobody rang.
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// Pause after a database error before trying again.
@@ -50,9 +49,30 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Handles one event if one is due; `false` when the inbox is empty.
+/// Handles at most one due event of each workspace served, so a busy workspace does not
+/// hold up the others; `false` when no inbox had one.
 pub async fn process_next(state: &AppState, now_ms: i64) -> Result<bool, StoreError> {
-    let team = state.identity.team_id.as_str();
+    let teams = match state.workspaces.teams().await {
+        Ok(teams) => teams,
+        Err(err) => return Err(workspace_store_error(err)),
+    };
+    let mut handled = false;
+    for team in &teams {
+        handled |= process_next_of(state, team, now_ms).await?;
+    }
+    Ok(handled)
+}
+
+/// A failure to list or open installations is, to the worker, the database failing.
+fn workspace_store_error(err: crate::state::WorkspaceError) -> StoreError {
+    match err {
+        crate::state::WorkspaceError::Store(err) => err,
+        other => StoreError::Corrupt(other.to_string()),
+    }
+}
+
+/// Handles one due event of `team`; `false` when its inbox is empty.
+async fn process_next_of(state: &AppState, team: &str, now_ms: i64) -> Result<bool, StoreError> {
     let Some(item) = state
         .store
         .claim_inbox_item(team, now_ms, INBOX_LEASE)
@@ -63,9 +83,14 @@ pub async fn process_next(state: &AppState, now_ms: i64) -> Result<bool, StoreEr
     let span = tracing::info_span!("inbox", team_id = %item.team_id, event_id = %item.event_id, attempt = item.attempts);
     async {
         let started = Instant::now();
-        let outcome = match item.payload.as_deref() {
-            Some(raw) => bot::dispatch_event(state, raw, now_ms).await,
-            None => Ok(Effects::default()),
+        let workspace = state.workspaces.for_team(team).await;
+        let outcome = match (item.payload.as_deref(), workspace) {
+            (Some(raw), Ok(Some(workspace))) => {
+                bot::dispatch_event(&state.team(&workspace), raw, now_ms).await
+            }
+            // Uninstalled since the event arrived: nothing is done for it.
+            (_, Ok(None)) | (None, _) => Ok(Effects::default()),
+            (Some(_), Err(err)) => Err(bot::DispatchError::Store(workspace_store_error(err))),
         };
         match outcome {
             Ok(effects) => {

@@ -1,7 +1,6 @@
 //! Background work: the inbox worker (events → bot → effects) and the outbox worker
 //! (effects → Slack), and the digest scheduler. Each exposes a step function that tests call directly.
 
-pub mod backoff;
 pub mod gauges;
 pub mod inbox_worker;
 pub mod outbox_worker;

@@ -21,10 +21,13 @@ use tracing::Instrument;
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
-use super::backoff::{Backoff, after};
-use crate::app::AppState;
+use crate::backoff::{Backoff, after};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::shutdown::DELIVERY_GRACE;
 use crate::slack::web_api::SlackApiError;
+use crate::slack::web_api::SlackClient;
+use crate::state::AppState;
 use crate::store::{OutboxItem, StoreError};
 use crate::telemetry::metrics;
 
@@ -152,13 +155,37 @@ pub async fn deliver_next(state: &AppState, now_ms: i64) -> Result<Option<Delive
     deliver(state, now_ms, None).await
 }
 
-/// `deliver_next`, interrupted [`DELIVERY_GRACE`] after `shutdown` turns `true`.
+/// Where the next search for due work starts among the workspaces served, so that one
+/// busy workspace does not starve the others.
+static NEXT_TEAM: AtomicUsize = AtomicUsize::new(0);
+
+/// `deliver_next`, interrupted [`DELIVERY_GRACE`] after `shutdown` turns `true`. Tries
+/// each workspace served in turn, starting after the one served last.
 async fn deliver(
     state: &AppState,
     now_ms: i64,
     shutdown: Option<&watch::Receiver<bool>>,
 ) -> Result<Option<Delivery>, StoreError> {
-    let team = state.identity.team_id.as_str();
+    let teams = state.workspaces.teams().await.map_err(|err| match err {
+        crate::state::WorkspaceError::Store(err) => err,
+        other => StoreError::Corrupt(other.to_string()),
+    })?;
+    let start = NEXT_TEAM.fetch_add(1, Ordering::Relaxed);
+    for i in 0..teams.len() {
+        let team = &teams[start.wrapping_add(i) % teams.len()];
+        if let Some(delivery) = deliver_for(state, team, now_ms, shutdown).await? {
+            return Ok(Some(delivery));
+        }
+    }
+    Ok(None)
+}
+
+async fn deliver_for(
+    state: &AppState,
+    team: &str,
+    now_ms: i64,
+    shutdown: Option<&watch::Receiver<bool>>,
+) -> Result<Option<Delivery>, StoreError> {
     let Some(item) = state
         .store
         .claim_outbox_item(team, now_ms, OUTBOX_LEASE)
@@ -168,6 +195,22 @@ async fn deliver(
     };
     let span = tracing::info_span!("outbox", team_id = %item.team_id, outbox_id = item.id, method = %item.method, key = %item.idempotency_key, attempt = item.attempts);
     async {
+        let workspace = match state.workspaces.for_team(team).await {
+            Ok(Some(workspace)) => workspace,
+            Ok(None) => {
+                // Uninstalled: there is no token to send with, and a reinstall starts afresh.
+                let error = "the workspace removed cusp; not sent".to_owned();
+                tracing::warn!("delivery for a workspace with no installation; marked dead");
+                state.store.mark_outbox_dead(team, item.id, &error).await?;
+                return Ok(Some(Delivery::Dead { error }));
+            }
+            Err(err) => {
+                // Leave the row claimed: its lease runs out and it is tried again.
+                tracing::error!(error = %err, "could not read the workspace's installation");
+                return Err(StoreError::Corrupt(err.to_string()));
+            }
+        };
+        let slack = &workspace.slack;
         let params = match item.params() {
             Ok(params) => params,
             Err(err) => {
@@ -183,10 +226,10 @@ async fn deliver(
             .to_owned();
         let started = Instant::now();
         let delivery = match shutdown {
-            None => attempt(state, &item, params, now_ms).await,
+            None => attempt(slack, &item, params, now_ms).await,
             Some(shutdown) => {
                 tokio::select! {
-                    delivery = attempt(state, &item, params, now_ms) => delivery,
+                    delivery = attempt(slack, &item, params, now_ms) => delivery,
                     () = grace_expired(shutdown.clone()) => Delivery::Interrupted,
                 }
             }
@@ -259,7 +302,7 @@ async fn deliver(
 }
 
 async fn attempt(
-    state: &AppState,
+    slack: &SlackClient,
     item: &OutboxItem,
     mut params: Map<String, Value>,
     now_ms: i64,
@@ -271,7 +314,7 @@ async fn attempt(
     let posts_message = item.method == "chat.postMessage";
     if posts_message {
         if item.in_doubt != 0 {
-            match find_earlier_post(state, item, &params).await {
+            match find_earlier_post(slack, item, &params).await {
                 Ok(Some(ts)) => return Delivery::FoundEarlierPost { ts },
                 Ok(None) => {}
                 Err(err) => return failure(item, &err, answered_ms()),
@@ -282,7 +325,7 @@ async fn attempt(
             json!({ "event_type": METADATA_EVENT_TYPE, "event_payload": { "key": item.idempotency_key } }),
         );
     }
-    match state.slack.call(&item.method, &params).await {
+    match slack.call(&item.method, &params).await {
         Ok(response) => {
             let ts = response
                 .get("ts")
@@ -338,7 +381,7 @@ fn failure(item: &OutboxItem, err: &SlackApiError, now_ms: i64) -> Delivery {
 
 /// Looks for a message carrying this row's idempotency key, posted since the row was created.
 async fn find_earlier_post(
-    state: &AppState,
+    slack: &SlackClient,
     item: &OutboxItem,
     params: &Map<String, Value>,
 ) -> Result<Option<String>, SlackApiError> {
@@ -349,7 +392,7 @@ async fn find_earlier_post(
     // conversation: Slack's history methods do not take user ids.
     let dm;
     let channel = if channel.starts_with('U') || channel.starts_with('W') {
-        dm = state.slack.open_dm(channel).await?;
+        dm = slack.open_dm(channel).await?;
         dm.as_str()
     } else {
         channel
@@ -358,8 +401,7 @@ async fn find_earlier_post(
     // One second of slack for clock differences between us and Slack.
     let oldest_ms = item.created_at.saturating_sub(1000).max(0);
     let oldest = format!("{}.{:06}", oldest_ms / 1000, (oldest_ms % 1000) * 1000);
-    let messages = state
-        .slack
+    let messages = slack
         .recent_messages(channel, thread_ts, &oldest, RECONCILE_SCAN_LIMIT)
         .await?;
     Ok(messages.iter().find_map(|message| {

@@ -15,8 +15,8 @@ use tracing::Instrument;
 use jiff::Timestamp;
 use tokio::sync::watch;
 
-use crate::app::AppState;
 use crate::bot::digest::{self, DIGEST_LEASE, DigestError, Due, IsoWeek};
+use crate::state::AppState;
 use crate::store::RunClaim;
 use crate::telemetry::metrics;
 
@@ -25,9 +25,6 @@ pub const TICK_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Handled inbox rows are kept this long (Slack retries an event for about an hour).
 pub const INBOX_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// `CUSP_RETENTION_DAYS`' default: observations, prompts and finished rows live a year.
-pub const DEFAULT_RETENTION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The retention purge runs at start and then at most this often.
 pub const PURGE_INTERVAL: Duration = Duration::from_secs(24 * 3600);
@@ -58,20 +55,33 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             return;
         }
-        match run_tick(&state, Timestamp::now()).await {
-            Ok(TickOutcome::Posted { .. }) => state.outbox_wake.notify_one(),
-            Ok(_) => {}
-            Err(err) => tracing::error!(error = %err, "digest scheduler tick failed"),
+        let teams = match state.workspaces.teams().await {
+            Ok(teams) => teams,
+            Err(err) => {
+                tracing::error!(error = %err, "digest scheduler could not list the workspaces");
+                Vec::new()
+            }
+        };
+        for team in &teams {
+            match run_tick(&state, team, Timestamp::now()).await {
+                Ok(TickOutcome::Posted { .. }) => state.outbox_wake.notify_one(),
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::error!(team_id = %team, error = %err, "digest scheduler tick failed")
+                }
+            }
+            housekeeping(&state, team, Timestamp::now()).await;
         }
-        housekeeping(&state, Timestamp::now()).await;
         let now = Timestamp::now();
         let purge_due = last_purge.is_none_or(|at| {
             now.as_millisecond() - at.as_millisecond()
                 >= i64::try_from(PURGE_INTERVAL.as_millis()).unwrap_or(i64::MAX)
         });
-        if purge_due {
+        if purge_due && !teams.is_empty() {
             last_purge = Some(now);
-            purge_expired(&state, now).await;
+            for team in &teams {
+                purge_expired(&state, team, now).await;
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(TICK_INTERVAL) => {}
@@ -82,8 +92,7 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
 
 /// Deletes handled inbox rows older than [`INBOX_RETENTION`]; failures are only logged
 /// (nothing depends on the rows being gone).
-pub async fn housekeeping(state: &AppState, now: Timestamp) {
-    let team = state.identity.team_id.as_str();
+pub async fn housekeeping(state: &AppState, team: &str, now: Timestamp) {
     let retention = i64::try_from(INBOX_RETENTION.as_millis()).unwrap_or(i64::MAX);
     let before = now.as_millisecond().saturating_sub(retention);
     match state.store.prune_inbox(team, before).await {
@@ -96,8 +105,11 @@ pub async fn housekeeping(state: &AppState, now: Timestamp) {
 /// Deletes the team's rows older than `state.retention` (observations, prompts,
 /// reflections, corrections, finished deliveries and events, CRM delivery keys) in bounded batches.
 /// Failures are logged and retried at the next daily pass. Returns what was deleted.
-pub async fn purge_expired(state: &AppState, now: Timestamp) -> crate::store::PurgeCounts {
-    let team = state.identity.team_id.as_str();
+pub async fn purge_expired(
+    state: &AppState,
+    team: &str,
+    now: Timestamp,
+) -> crate::store::PurgeCounts {
     let retention = i64::try_from(state.retention.as_millis()).unwrap_or(i64::MAX);
     let before = now.as_millisecond().saturating_sub(retention);
     match state
@@ -129,10 +141,14 @@ pub async fn purge_expired(state: &AppState, now: Timestamp) -> crate::store::Pu
     }
 }
 
-/// One scheduler step for the app's team at `now`; tests call it directly. Counts the
+/// One scheduler step for `team` at `now`; tests call it directly. Counts the
 /// runs it queued, skipped or failed in `cusp_digest_runs_total`.
-pub async fn run_tick(state: &AppState, now: Timestamp) -> Result<TickOutcome, DigestError> {
-    let outcome = tick(state, now).await;
+pub async fn run_tick(
+    state: &AppState,
+    team: &str,
+    now: Timestamp,
+) -> Result<TickOutcome, DigestError> {
+    let outcome = tick(state, team, now).await;
     match &outcome {
         Ok(TickOutcome::Posted { .. }) => metrics::digest_run("queued"),
         Ok(TickOutcome::Skipped { .. }) => metrics::digest_run("skipped"),
@@ -142,8 +158,7 @@ pub async fn run_tick(state: &AppState, now: Timestamp) -> Result<TickOutcome, D
     outcome
 }
 
-async fn tick(state: &AppState, now: Timestamp) -> Result<TickOutcome, DigestError> {
-    let team = state.identity.team_id.as_str();
+async fn tick(state: &AppState, team: &str, now: Timestamp) -> Result<TickOutcome, DigestError> {
     let settings = digest::load_settings(&state.store, team).await?;
     let Some(channel) = settings.channel_id.as_deref().filter(|_| settings.enabled) else {
         return Ok(TickOutcome::Disabled);

@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::verify::VerifiedBody;
-use crate::app::AppState;
 use crate::bot::commands::{Command, help_text, unknown_text};
 use crate::bot::preferences::{Invoker, on_command};
 use crate::bot::reflect::{self, Asker, EMPTY_REFLECT_HINT, EphemeralReply};
 use crate::slack::payloads::{SlashCommand, is_ssl_check};
+use crate::state::AppState;
 use tokio::time::error::Elapsed;
 
 pub async fn handle(
@@ -39,13 +39,32 @@ pub(crate) async fn answer(state: &AppState, command: &SlashCommand) -> Ephemera
         user_id = %command.user_id,
     );
     async {
+        let workspace = match within_budget(
+            state
+                .workspaces
+                .resolve(command.enterprise_id.as_deref(), command.team_id.as_str()),
+        )
+        .await
+        {
+            Err(elapsed) => return busy(elapsed),
+            Ok(Ok(Some(workspace))) => workspace,
+            Ok(Ok(None)) => {
+                tracing::warn!("command from a workspace with no installation of cusp");
+                return EphemeralReply::plain(NOT_INSTALLED.to_owned());
+            }
+            Ok(Err(err)) => {
+                tracing::error!(error = %err, "could not read the workspace's installation");
+                return EphemeralReply::plain(TRY_AGAIN.to_owned());
+            }
+        };
+        let ctx = state.team(&workspace);
         match Command::parse(&command.text) {
             Command::Help => EphemeralReply::plain(help_text()),
             Command::Unknown { given, suggestion } => {
                 EphemeralReply::plain(unknown_text(&given, suggestion))
             }
             Command::Digest(rest) => within_budget(crate::bot::digest_settings::on_command(
-                state,
+                &ctx,
                 command,
                 &rest,
                 jiff::Timestamp::now(),
@@ -63,7 +82,7 @@ pub(crate) async fn answer(state: &AppState, command: &SlashCommand) -> Ephemera
                     request_id: &command.trigger_id,
                 };
                 let now = jiff::Timestamp::now().as_millisecond();
-                reflect::on_command(state, command.team_id.as_str(), &asker, &text, now).await
+                reflect::on_command(&ctx, &asker, &text, now).await
             }
             other => {
                 let who = Invoker {
@@ -78,10 +97,7 @@ pub(crate) async fn answer(state: &AppState, command: &SlashCommand) -> Ephemera
                     Ok(Ok(None)) => EphemeralReply::plain(help_text()),
                     Ok(Err(err)) => {
                         tracing::error!(error = %err, "could not store a preference");
-                        EphemeralReply::plain(
-                            "Sorry, I couldn't save that just now. Please try again in a minute."
-                                .into(),
-                        )
+                        EphemeralReply::plain(TRY_AGAIN.to_owned())
                     }
                 }
             }
@@ -90,6 +106,13 @@ pub(crate) async fn answer(state: &AppState, command: &SlashCommand) -> Ephemera
     .instrument(span)
     .await
 }
+
+/// The answer in a workspace that has not installed cusp (or removed it): nothing is
+/// stored for it.
+pub(crate) const NOT_INSTALLED: &str = "cusp isn't installed in this workspace, so I can't do anything here. \
+     An admin can add it from the install page of your cusp server (/slack/install).";
+
+const TRY_AGAIN: &str = "Sorry, I couldn't save that just now. Please try again in a minute.";
 
 /// Slack shows an error if a command is not answered within 3 seconds; database work
 /// (a locked SQLite file, a saturated pool) must not take the whole budget.

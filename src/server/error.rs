@@ -16,6 +16,9 @@ pub enum ApiError {
     /// Signed but malformed: 400, and Slack is told not to retry.
     #[error("{0}")]
     BadRequest(String),
+    /// Signed and well-formed, but for a workspace cusp does not serve: 422.
+    #[error("{0}")]
+    NotServed(String),
     /// The database cannot take the event right now: 503, so Slack retries.
     #[error("temporarily unavailable")]
     Unavailable,
@@ -29,6 +32,7 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotServed(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };

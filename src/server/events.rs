@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::verify::VerifiedBody;
-use crate::app::AppState;
 use crate::bot::is_from_a_person;
 use crate::slack::payloads::{EventEnvelope, InnerEvent};
+use crate::state::AppState;
 use crate::store::NewInboxItem;
 use crate::telemetry::metrics;
 
@@ -62,21 +62,30 @@ pub(crate) async fn accept(
             return Ok(Accepted::Done);
         }
     };
-    crate::telemetry::record_team(callback.team_id.as_str());
+    let (enterprise_id, team_id) = callback.installation();
+    crate::telemetry::record_team(team_id);
     let span = tracing::info_span!(
         "event",
-        team_id = %callback.team_id,
+        team_id = %team_id,
         event_id = %callback.event_id,
         retry_num,
     );
     async {
-        if callback.team_id != state.identity.team_id {
-            tracing::warn!("event from a workspace this install does not serve; ignored");
-            return Ok(Accepted::Done);
-        }
+        let workspace = match state.workspaces.resolve(enterprise_id, team_id).await {
+            Ok(Some(workspace)) => workspace,
+            Ok(None) => {
+                tracing::warn!("event from a workspace with no installation of cusp; dropped");
+                return Ok(Accepted::Done);
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "could not read the workspace's installation; asking Slack to retry");
+                return Err(ApiError::Unavailable);
+            }
+        };
+        let identity = &workspace.identity;
         let relevant = match &callback.event {
-            InnerEvent::Message(message) => is_from_a_person(&state.identity, message),
-            InnerEvent::AppMention(mention) => mention.user != state.identity.user_id,
+            InnerEvent::Message(message) => is_from_a_person(identity, message),
+            InnerEvent::AppMention(mention) => mention.user != identity.user_id,
             _ => false,
         };
         if !relevant {
@@ -91,7 +100,7 @@ pub(crate) async fn accept(
         let payload = std::str::from_utf8(raw)
             .map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))?;
         let item = NewInboxItem {
-            team_id: callback.team_id.as_str(),
+            team_id,
             event_id: callback.event_id.as_str(),
             kind: "event_callback",
             payload,

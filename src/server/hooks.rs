@@ -12,8 +12,8 @@ use tracing::Instrument;
 
 use super::crm_signature;
 use super::error::ApiError;
-use crate::app::AppState;
 use crate::bot::crm::{CrmError, fallback_delivery_key, on_deal_update, parse_deal_update};
+use crate::state::{AppState, Workspaces};
 
 pub async fn deals(
     State(state): State<AppState>,
@@ -31,7 +31,6 @@ pub async fn deals_at(
     body: &[u8],
     now: jiff::Timestamp,
 ) -> Result<Response, ApiError> {
-    crate::telemetry::record_team(state.identity.team_id.as_str());
     let Some(secret) = state.webhook_secret.as_ref() else {
         return Ok((
             StatusCode::NOT_FOUND,
@@ -52,6 +51,8 @@ pub async fn deals_at(
         return Err(ApiError::Unauthorized(err.to_string()));
     }
     let update = parse_deal_update(body).map_err(ApiError::BadRequest)?;
+    let workspace = hook_workspace(state, update.team_id.as_deref(), "a `team_id` field").await?;
+    let ctx = state.team(&workspace);
     // A delivery id when the CRM sends one; otherwise deal, stage and the UTC day it was
     // signed (see `fallback_delivery_key`). The timestamp was verified above, so it
     // parses; `now` is within five minutes of it anyway.
@@ -68,7 +69,7 @@ pub async fn deals_at(
     };
     let span = tracing::info_span!("crm", deal_id = %update.deal_id, stage = %update.stage);
     async {
-        match on_deal_update(state, &update, &delivery_key, now.as_millisecond()).await {
+        match on_deal_update(&ctx, &update, &delivery_key, now.as_millisecond()).await {
             Ok(outcome) => {
                 let status = if outcome.sends_a_message() {
                     StatusCode::OK
@@ -136,6 +137,16 @@ pub async fn hubspot(
         return Err(ApiError::Unauthorized(err.to_string()));
     }
     let events = crate::hubspot::parse_events(&body).map_err(ApiError::BadRequest)?;
+    // HubSpot signs the whole URL, so the `team` query parameter is authenticated too.
+    let team = uri.query().and_then(|query| {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+            .ok()?
+            .into_iter()
+            .find_map(|(name, value)| (name == "team").then_some(value))
+    });
+    let workspace =
+        hook_workspace(&state, team.as_deref(), "`?team=T…` on the webhook URL").await?;
+    let ctx = state.team(&workspace);
     let mut counts = std::collections::BTreeMap::<&str, u32>::new();
     let (mut held_back, mut sent) = (false, false);
     for event in &events {
@@ -148,6 +159,7 @@ pub async fn hubspot(
             ApiError::Unavailable
         })?;
         let update = crate::bot::crm::DealUpdate {
+            team_id: None,
             deal_id: event.object_id.to_string(),
             account: facts.name,
             stage: stage.to_owned(),
@@ -157,7 +169,7 @@ pub async fn hubspot(
             note: None,
         };
         let outcome = on_deal_update(
-            &state,
+            &ctx,
             &update,
             &format!("hubspot:{}", event.event_id),
             now.as_millisecond(),
@@ -178,4 +190,33 @@ pub async fn hubspot(
         StatusCode::OK
     };
     Ok((status, Json(json!(counts))).into_response())
+}
+
+/// The workspace a CRM webhook is for: the one it names (`how` says where it is named),
+/// or, in single-workspace mode, the only one.
+async fn hook_workspace(
+    state: &AppState,
+    team: Option<&str>,
+    how: &str,
+) -> Result<std::sync::Arc<crate::state::Workspace>, ApiError> {
+    let team = match (team, state.workspaces.as_ref()) {
+        (Some(team), _) => team.to_owned(),
+        (None, Workspaces::Single(workspace)) => workspace.team_id().to_owned(),
+        (None, Workspaces::Installed(_)) => {
+            return Err(ApiError::BadRequest(format!(
+                "cusp serves several Slack workspaces: name the deal's workspace with {how}"
+            )));
+        }
+    };
+    crate::telemetry::record_team(&team);
+    match state.workspaces.for_team(&team).await {
+        Ok(Some(workspace)) => Ok(workspace),
+        Ok(None) => Err(ApiError::NotServed(format!(
+            "cusp is not installed in Slack workspace {team}"
+        ))),
+        Err(err) => {
+            tracing::error!(error = %err, "could not read the workspace's installation");
+            Err(ApiError::Unavailable)
+        }
+    }
 }

@@ -7,9 +7,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::verify::VerifiedBody;
-use crate::app::AppState;
 use crate::bot::interactions::{InteractionError, InteractionReply, on_interaction};
 use crate::slack::payloads::InteractionPayload;
+use crate::state::AppState;
 
 const BUDGET: std::time::Duration = std::time::Duration::from_millis(2_500);
 
@@ -40,13 +40,34 @@ pub(crate) async fn answer(
     let now = jiff::Timestamp::now().as_millisecond();
     // Slack shows the person an error after 3 seconds anyway; answering first keeps the
     // request from piling up behind a locked or saturated database.
-    let Ok(outcome) = tokio::time::timeout(BUDGET, on_interaction(state, payload, now)).await
-    else {
+    let work = async {
+        let workspace = state
+            .workspaces
+            .resolve(team.enterprise_id.as_deref(), team.id.as_str())
+            .await;
+        match workspace {
+            Ok(Some(workspace)) => {
+                Some(on_interaction(&state.team(&workspace), payload, now).await)
+            }
+            Ok(None) => None,
+            Err(err) => Some(Err(InteractionError::Unavailable(err.to_string()))),
+        }
+    };
+    let Ok(outcome) = tokio::time::timeout(BUDGET, work).await else {
         tracing::error!(budget_ms = BUDGET.as_millis(), "interaction timed out");
         return Err(ApiError::Unavailable);
     };
+    let Some(outcome) = outcome else {
+        // A click in a workspace that removed cusp: acknowledged, nothing stored.
+        tracing::warn!("interaction from a workspace with no installation of cusp; dropped");
+        return Ok(InteractionReply::Ack);
+    };
     match outcome {
         Ok(reply) => Ok(reply),
+        Err(InteractionError::Unavailable(reason)) => {
+            tracing::error!(error = %reason, "could not read the workspace's installation");
+            Err(ApiError::Unavailable)
+        }
         Err(InteractionError::BadRequest(reason)) => Err(ApiError::BadRequest(reason)),
         Err(InteractionError::Store(err)) => {
             tracing::error!(error = %err, "interaction could not be stored");

@@ -29,7 +29,7 @@ use axum::routing::{any, get, post};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::telemetry::{self, REQUEST_ID_HEADER};
 
 pub fn router(state: AppState) -> Router {

@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 
 use super::error::ApiError;
-use crate::app::AppState;
 use crate::slack::signature;
+use crate::state::AppState;
 
 /// Slack's payloads are small; anything above this is refused with 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;

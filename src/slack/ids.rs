@@ -112,6 +112,15 @@ slack_id!(
     "event id"
 );
 
+/// Who cusp is in one workspace: the team, its bot user (`auth.test`'s `user_id`, or the
+/// installation's `bot_user_id`) and bot id. Messages cusp posts carry these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotIdentity {
+    pub team_id: TeamId,
+    pub user_id: UserId,
+    pub bot_id: Option<BotId>,
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

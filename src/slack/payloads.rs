@@ -157,7 +157,12 @@ pub enum EventEnvelope {
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventCallback {
     pub team_id: TeamId,
+    /// Set in an Enterprise Grid org.
+    pub enterprise_id: Option<String>,
     pub api_app_id: Option<String>,
+    /// The installation(s) the event is for (Slack sends one; see
+    /// `apps.event.authorizations.list` for the rest).
+    pub authorizations: Vec<Authorization>,
     /// Globally unique per event; the inbox dedupe key (Slack retries reuse it).
     pub event_id: EventId,
     /// Epoch seconds when the event was dispatched.
@@ -167,11 +172,45 @@ pub struct EventCallback {
     pub raw_event: Value,
 }
 
+/// One entry of an event's `authorizations`: which installation may see it. For an
+/// org-wide install `team_id` is absent and `is_enterprise_install` true.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Authorization {
+    #[serde(default)]
+    pub enterprise_id: Option<String>,
+    #[serde(default)]
+    pub team_id: Option<String>,
+    #[serde(default)]
+    pub is_enterprise_install: bool,
+}
+
+impl EventCallback {
+    /// The installation this event is for: `(enterprise id, team id)` from its first
+    /// authorization, falling back to the envelope's own fields. The team is the
+    /// workspace whose data the event belongs to.
+    pub fn installation(&self) -> (Option<&str>, &str) {
+        let first = self.authorizations.first();
+        let enterprise = first
+            .and_then(|a| a.enterprise_id.as_deref())
+            .or(self.enterprise_id.as_deref())
+            .filter(|e| !e.is_empty());
+        let team = first
+            .and_then(|a| a.team_id.as_deref())
+            .filter(|t| !t.is_empty())
+            .unwrap_or(self.team_id.as_str());
+        (enterprise, team)
+    }
+}
+
 #[derive(Deserialize)]
 struct RawCallback {
     team_id: TeamId,
     #[serde(default)]
+    enterprise_id: Option<String>,
+    #[serde(default)]
     api_app_id: Option<String>,
+    #[serde(default)]
+    authorizations: Vec<Authorization>,
     event_id: EventId,
     event_time: i64,
     event: Value,
@@ -214,7 +253,9 @@ impl EventEnvelope {
                 let event = InnerEvent::from_value(&raw.event)?;
                 Ok(Self::EventCallback(Box::new(EventCallback {
                     team_id: raw.team_id,
+                    enterprise_id: raw.enterprise_id,
                     api_app_id: raw.api_app_id,
+                    authorizations: raw.authorizations,
                     event_id: raw.event_id,
                     event_time: raw.event_time,
                     event,
@@ -354,6 +395,9 @@ pub struct AppMentionEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct TeamRef {
     pub id: TeamId,
+    /// Set in an Enterprise Grid org.
+    #[serde(default)]
+    pub enterprise_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -157,22 +157,26 @@ impl fmt::Debug for SlackClient {
     }
 }
 
-impl SlackClient {
+/// Web API calls that take longer than this count as timed out (and are retried).
+pub const SLACK_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The HTTP side of the Web API without a token: one connection pool that every
+/// workspace's [`SlackClient`] shares.
+#[derive(Debug, Clone)]
+pub struct SlackConnector {
+    http: reqwest::Client,
+    base_url: String,
+}
+
+impl SlackConnector {
     /// `base_url` is e.g. [`SLACK_API_BASE_URL`]; `timeout` bounds each whole call
     /// (connect + response), and must stay well under the outbox's claim lease.
-    pub fn new(
-        base_url: &str,
-        token: SecretString,
-        timeout: Duration,
-    ) -> Result<Self, SlackApiError> {
+    pub fn new(base_url: &str, timeout: Duration) -> Result<Self, SlackApiError> {
         let base_url = base_url.trim_end_matches('/');
         if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
             return Err(SlackApiError::InvalidConfig(
                 "base URL must start with http:// or https://".into(),
             ));
-        }
-        if token.expose_secret().trim().is_empty() {
-            return Err(SlackApiError::InvalidConfig("token is empty".into()));
         }
         if timeout.is_zero() {
             return Err(SlackApiError::InvalidConfig(
@@ -187,8 +191,30 @@ impl SlackClient {
         Ok(Self {
             http,
             base_url: base_url.to_owned(),
+        })
+    }
+
+    /// A client that calls with `token`, sharing this connection pool.
+    pub fn client(&self, token: SecretString) -> Result<SlackClient, SlackApiError> {
+        if token.expose_secret().trim().is_empty() {
+            return Err(SlackApiError::InvalidConfig("token is empty".into()));
+        }
+        Ok(SlackClient {
+            http: self.http.clone(),
+            base_url: self.base_url.clone(),
             token,
         })
+    }
+}
+
+impl SlackClient {
+    /// A client with its own connection pool; see [`SlackConnector::new`].
+    pub fn new(
+        base_url: &str,
+        token: SecretString,
+        timeout: Duration,
+    ) -> Result<Self, SlackApiError> {
+        SlackConnector::new(base_url, timeout)?.client(token)
     }
 
     /// POSTs `params` form-encoded to `{base}/{method}` with the Bearer token, and returns

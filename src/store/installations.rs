@@ -209,6 +209,37 @@ const COLUMNS: &str = "enterprise_id, team_id, team_name, enterprise_name, is_en
      token_expires_at, needs_reinstall, installed_at, updated_at, uninstalled_at";
 
 impl InstallationRow {
+    /// The row as a live installation, tokens opened; `None` when its tokens are gone.
+    fn open(self, keyring: &Keyring) -> Result<Option<Installation>, InstallationError> {
+        let key = self.key();
+        let Some(sealed_bot) = self.bot_token.as_deref() else {
+            return Ok(None);
+        };
+        let bot_token = open(keyring, &key, BOT_TOKEN, sealed_bot)?;
+        let refresh_token = self
+            .refresh_token
+            .as_deref()
+            .map(|t| open(keyring, &key, REFRESH_TOKEN, t))
+            .transpose()?;
+        Ok(Some(Installation {
+            key,
+            team_name: self.team_name,
+            enterprise_name: self.enterprise_name,
+            is_enterprise_install: self.is_enterprise_install != 0,
+            app_id: self.app_id,
+            bot_user_id: self.bot_user_id,
+            bot_id: self.bot_id,
+            bot_token,
+            bot_scopes: self.bot_scopes,
+            installer_user_id: self.installer_user_id,
+            refresh_token,
+            token_expires_at_ms: self.token_expires_at,
+            needs_reinstall: self.needs_reinstall != 0,
+            installed_at_ms: self.installed_at,
+            updated_at_ms: self.updated_at,
+        }))
+    }
+
     fn key(&self) -> InstallationKey {
         InstallationKey {
             enterprise_id: self.enterprise_id.clone(),
@@ -364,36 +395,41 @@ impl Store {
             .bind(team_id)
             .fetch_optional(self)
             .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let key = row.key();
-        let Some(sealed_bot) = row.bot_token.as_deref() else {
-            return Ok(None);
-        };
-        let bot_token = open(keyring, &key, BOT_TOKEN, sealed_bot)?;
-        let refresh_token = row
-            .refresh_token
-            .as_deref()
-            .map(|t| open(keyring, &key, REFRESH_TOKEN, t))
-            .transpose()?;
-        Ok(Some(Installation {
-            key,
-            team_name: row.team_name,
-            enterprise_name: row.enterprise_name,
-            is_enterprise_install: row.is_enterprise_install != 0,
-            app_id: row.app_id,
-            bot_user_id: row.bot_user_id,
-            bot_id: row.bot_id,
-            bot_token,
-            bot_scopes: row.bot_scopes,
-            installer_user_id: row.installer_user_id,
-            refresh_token,
-            token_expires_at_ms: row.token_expires_at,
-            needs_reinstall: row.needs_reinstall != 0,
-            installed_at_ms: row.installed_at,
-            updated_at_ms: row.updated_at,
-        }))
+        row.map(|row| row.open(keyring))
+            .transpose()
+            .map(Option::flatten)
+    }
+
+    /// The live installation of one workspace when only its team id is known (an outbox
+    /// row, a digest run): a workspace-level install, in or out of Enterprise Grid. An
+    /// org-wide install has no row per team, so it is not found here.
+    pub async fn find_installation_by_team(
+        &self,
+        keyring: &Keyring,
+        team_id: &str,
+    ) -> Result<Option<Installation>, InstallationError> {
+        let statement = format!(
+            "SELECT {COLUMNS} FROM installations WHERE team_id = $1 AND team_id <> '' \
+                 AND bot_token IS NOT NULL ORDER BY updated_at DESC LIMIT 1"
+        );
+        let row: Option<InstallationRow> = sql(&statement)
+            .bind(team_id)
+            .fetch_optional(self)
+            .await?;
+        row.map(|row| row.open(keyring))
+            .transpose()
+            .map(Option::flatten)
+    }
+
+    /// Team ids of the workspace-level installations that hold a token: whom the digest
+    /// scheduler and housekeeping visit. Reads across teams (documented exception: the
+    /// scheduler has no team yet).
+    pub async fn installed_teams(&self) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<String> = sql("SELECT DISTINCT team_id FROM installations \
+             WHERE bot_token IS NOT NULL AND team_id <> '' ORDER BY team_id")
+        .scalars(self)
+        .await?;
+        Ok(rows)
     }
 
     /// Every installation, removed ones included, without tokens: for operators

@@ -645,7 +645,7 @@ fn the_systemd_unit_runs_cusp_sandboxed_on_sqlite() {
     // Long enough for a Slack call in flight to finish or time out.
     let stop: u64 = one("TimeoutStopSec").trim_end_matches('s').parse().unwrap();
     assert!(
-        stop > cusp::app::SLACK_CALL_TIMEOUT.as_secs(),
+        stop > cusp::slack::web_api::SLACK_CALL_TIMEOUT.as_secs(),
         "TimeoutStopSec"
     );
 }

@@ -152,13 +152,13 @@ async fn scheduled_digest_is_posted_once_and_survives_a_restart(backend: Backend
 
     // Monday 23 Nov 2026, 09:00 in Berlin is 08:00 UTC.
     assert_eq!(
-        run_tick(&app.state, ts("2026-11-23T07:59:59Z"))
+        run_tick(&app.state, TEAM, ts("2026-11-23T07:59:59Z"))
             .await
             .unwrap(),
         TickOutcome::NotDue
     );
     assert_eq!(
-        run_tick(&app.state, ts("2026-11-23T08:00:30Z"))
+        run_tick(&app.state, TEAM, ts("2026-11-23T08:00:30Z"))
             .await
             .unwrap(),
         TickOutcome::Posted {
@@ -167,7 +167,7 @@ async fn scheduled_digest_is_posted_once_and_survives_a_restart(backend: Backend
         }
     );
     assert_eq!(
-        run_tick(&app.state, ts("2026-11-23T08:01:30Z"))
+        run_tick(&app.state, TEAM, ts("2026-11-23T08:01:30Z"))
             .await
             .unwrap(),
         TickOutcome::AlreadyHandled {
@@ -176,7 +176,7 @@ async fn scheduled_digest_is_posted_once_and_survives_a_restart(backend: Backend
     );
     let app = app.restart().await;
     assert_eq!(
-        run_tick(&app.state, ts("2026-11-23T09:00:00Z"))
+        run_tick(&app.state, TEAM, ts("2026-11-23T09:00:00Z"))
             .await
             .unwrap(),
         TickOutcome::AlreadyHandled {
@@ -216,7 +216,7 @@ async fn two_schedulers_post_exactly_once(backend: Backend) {
     let mut posted = 0;
     for i in 0..10 {
         let at = Timestamp::from_millisecond(ms("2026-11-23T08:00:00Z") + i * 150).unwrap();
-        let (a, b) = tokio::join!(run_tick(&app.state, at), run_tick(&replica, at));
+        let (a, b) = tokio::join!(run_tick(&app.state, TEAM, at), run_tick(&replica, TEAM, at));
         for outcome in [a.unwrap(), b.unwrap()] {
             match outcome {
                 TickOutcome::Posted { .. } => posted += 1,
@@ -243,7 +243,7 @@ async fn a_crashed_claim_is_taken_over_after_its_lease(backend: Backend) {
         .unwrap();
     assert!(matches!(claim, RunClaim::Claimed { .. }));
     assert_eq!(
-        run_tick(&app.state, ts("2026-11-23T09:01:00Z"))
+        run_tick(&app.state, TEAM, ts("2026-11-23T09:01:00Z"))
             .await
             .unwrap(),
         TickOutcome::HeldElsewhere {
@@ -253,7 +253,7 @@ async fn a_crashed_claim_is_taken_over_after_its_lease(backend: Backend) {
     let after_lease =
         Timestamp::from_millisecond(at + DIGEST_LEASE.as_millis() as i64 + 1).unwrap();
     assert_eq!(
-        run_tick(&app.state, after_lease).await.unwrap(),
+        run_tick(&app.state, TEAM, after_lease).await.unwrap(),
         TickOutcome::Posted {
             week: week("2026-W47"),
             messages: 1
@@ -275,7 +275,7 @@ async fn downtime_under_a_day_is_caught_up_and_longer_is_skipped(backend: Backen
     set_up(&app, "Europe/Berlin").await;
     // Down from Sunday until Tuesday 07:59 UTC: 23 h 59 min late, still posted.
     assert_eq!(
-        run_tick(&app.state, ts("2026-11-24T07:59:00Z"))
+        run_tick(&app.state, TEAM, ts("2026-11-24T07:59:00Z"))
             .await
             .unwrap(),
         TickOutcome::Posted {
@@ -285,7 +285,7 @@ async fn downtime_under_a_day_is_caught_up_and_longer_is_skipped(backend: Backen
     );
     // Next week the server is down until Tuesday 08:00 UTC: 24 h late, skipped for good.
     assert_eq!(
-        run_tick(&app.state, ts("2026-12-01T08:00:00Z"))
+        run_tick(&app.state, TEAM, ts("2026-12-01T08:00:00Z"))
             .await
             .unwrap(),
         TickOutcome::Skipped {
@@ -293,7 +293,7 @@ async fn downtime_under_a_day_is_caught_up_and_longer_is_skipped(backend: Backen
         }
     );
     assert_eq!(
-        run_tick(&app.state, ts("2026-12-01T08:01:00Z"))
+        run_tick(&app.state, TEAM, ts("2026-12-01T08:01:00Z"))
             .await
             .unwrap(),
         TickOutcome::AlreadyHandled {
@@ -388,7 +388,7 @@ async fn weeks_follow_local_midnight_across_dst(backend: Backend) {
     assert_eq!(stats.this_week.customer_centric, 2);
     // 09:00 CEST on the first Monday of summer time is 07:00 UTC.
     assert_eq!(
-        run_tick(&app.state, ts("2026-03-30T06:59:00Z"))
+        run_tick(&app.state, TEAM, ts("2026-03-30T06:59:00Z"))
             .await
             .unwrap(),
         TickOutcome::Skipped {
@@ -396,7 +396,7 @@ async fn weeks_follow_local_midnight_across_dst(backend: Backend) {
         }
     );
     assert_eq!(
-        run_tick(&app.state, ts("2026-03-30T07:00:00Z"))
+        run_tick(&app.state, TEAM, ts("2026-03-30T07:00:00Z"))
             .await
             .unwrap(),
         TickOutcome::Posted {
@@ -410,7 +410,7 @@ async fn empty_and_neutral_weeks_still_get_a_post(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     set_up(&app, "UTC").await;
     assert!(matches!(
-        run_tick(&app.state, ts("2026-11-23T09:00:00Z"))
+        run_tick(&app.state, TEAM, ts("2026-11-23T09:00:00Z"))
             .await
             .unwrap(),
         TickOutcome::Posted { .. }
@@ -507,7 +507,7 @@ async fn another_teams_data_never_shows(backend: Backend) {
     assert!(!blocks.contains("Their Secret Deal"));
     assert!(!blocks.contains("product pitch"));
     assert!(!blocks.contains("adoption ("));
-    run_tick(&app.state, ts("2026-11-23T09:00:00Z"))
+    run_tick(&app.state, TEAM, ts("2026-11-23T09:00:00Z"))
         .await
         .unwrap();
     app.deliver_outbox_at(ms("2026-11-23T09:01:00Z")).await;
@@ -581,7 +581,7 @@ async fn slash_commands_set_up_preview_and_subscribe(backend: Backend) {
     let off = app.slash("digest off").await.json();
     assert!(off["text"].as_str().unwrap().contains("is off"), "{off}");
     assert_eq!(
-        run_tick(&app.state, Timestamp::now()).await.unwrap(),
+        run_tick(&app.state, TEAM, Timestamp::now()).await.unwrap(),
         TickOutcome::Disabled
     );
 }
@@ -615,7 +615,7 @@ async fn subscribers_get_their_own_figures_by_dm(backend: Backend) {
         .await;
     }
     assert_eq!(
-        run_tick(&app.state, ts("2026-11-23T09:00:00Z"))
+        run_tick(&app.state, TEAM, ts("2026-11-23T09:00:00Z"))
             .await
             .unwrap(),
         TickOutcome::Posted {
@@ -830,7 +830,7 @@ async fn cli_send_refuses_a_second_post_without_force(backend: Backend) {
     );
     // The scheduler does not post a week the CLI already sent.
     assert_eq!(
-        run_tick(&app.state, ts("2026-11-30T09:00:00Z"))
+        run_tick(&app.state, TEAM, ts("2026-11-30T09:00:00Z"))
             .await
             .unwrap(),
         TickOutcome::Posted {

@@ -10,8 +10,8 @@ use axum::http::{Request, StatusCode};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use cusp::app::HubSpotHooks;
 use cusp::hubspot::{HubSpotClient, sign_v3};
+use cusp::state::HubSpotHooks;
 
 use crate::backend_matrix;
 use crate::support::app::{Backend, TestApp, TestResponse, command_body, now_ms};

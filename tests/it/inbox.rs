@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::json;
 
-use cusp::jobs::backoff::Backoff;
+use cusp::backoff::Backoff;
 use cusp::store::InboxState;
 
 use crate::backend_matrix;
@@ -181,9 +181,9 @@ async fn handled_events_are_pruned_after_a_week(backend: Backend) {
     let at = |ms: i64| jiff::Timestamp::from_millisecond(ms).unwrap();
     const DAY: i64 = 24 * 3_600_000;
 
-    cusp::jobs::scheduler::housekeeping(&app.state, at(t + 6 * DAY)).await;
+    cusp::jobs::scheduler::housekeeping(&app.state, TEAM, at(t + 6 * DAY)).await;
     assert_eq!(inbox_state(&app, "EvOld").await.status, "done");
-    cusp::jobs::scheduler::housekeeping(&app.state, at(t + 8 * DAY)).await;
+    cusp::jobs::scheduler::housekeeping(&app.state, TEAM, at(t + 8 * DAY)).await;
     assert!(app.state.store.inbox_state(TEAM, "EvOld").await.is_err());
     assert_eq!(inbox_state(&app, "EvWaiting").await.status, "pending");
 }

@@ -102,7 +102,7 @@ async fn retention_purges_old_rows_in_batches_and_keeps_pending_work(backend: Ba
         .clone()
         .with_retention(Duration::from_secs(30 * 24 * 3600));
     let later = jiff::Timestamp::from_millisecond(now + 365 * DAY_MS).unwrap();
-    let counts = cusp::jobs::scheduler::purge_expired(&state, later).await;
+    let counts = cusp::jobs::scheduler::purge_expired(&state, TEAM, later).await;
     assert_eq!(counts.observations, 2, "{counts:?}");
     assert_eq!(counts.prompts, 1, "{counts:?}");
     assert!(counts.outbox >= 1, "the sent nudge: {counts:?}");
@@ -121,7 +121,7 @@ async fn retention_purges_old_rows_in_batches_and_keeps_pending_work(backend: Ba
             .is_empty()
     );
     // Nothing left: a second pass deletes nothing.
-    let again = cusp::jobs::scheduler::purge_expired(&state, later).await;
+    let again = cusp::jobs::scheduler::purge_expired(&state, TEAM, later).await;
     assert_eq!(again.total(), 0, "{again:?}");
 }
 

@@ -1,6 +1,7 @@
 //! The single integration-test binary; one module per feature.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod architecture;
 mod cli;
 mod crm;
 mod demo;

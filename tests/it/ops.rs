@@ -17,11 +17,12 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::instrument::WithSubscriber;
 
-use cusp::app::{AppState, run_server};
+use cusp::app::run_server;
 use cusp::engine::Engine;
 use cusp::shutdown::{DELIVERY_GRACE, Shutdown};
 use cusp::slack::signature::sign;
 use cusp::slack::web_api::SlackClient;
+use cusp::state::AppState;
 use cusp::store::OutboxStatus;
 use cusp::telemetry::LogFormat;
 
@@ -371,7 +372,14 @@ async fn serve_on_loopback(
         Engine::builtin(),
         client,
         vec![SecretString::from(SECRET)],
-        (*app.state.identity).clone(),
+        app.state
+            .workspaces
+            .for_team(TEAM)
+            .await
+            .unwrap()
+            .unwrap()
+            .identity
+            .clone(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

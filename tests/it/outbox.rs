@@ -348,6 +348,11 @@ async fn a_crash_between_slacks_answer_and_mark_sent_does_not_post_twice(backend
         serde_json::json!({"event_type": "cusp_outbox", "event_payload": {"key": "k1"}}),
     );
     app.state
+        .workspaces
+        .for_team(TEAM)
+        .await
+        .unwrap()
+        .unwrap()
         .slack
         .call("chat.postMessage", &params)
         .await

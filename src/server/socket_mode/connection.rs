@@ -13,8 +13,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::envelopes;
-use crate::app::AppState;
 use crate::slack::socket_mode::{DisconnectReason, Frame, ack};
+use crate::state::AppState;
 
 pub(super) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 

@@ -2,12 +2,12 @@
 //! verify + parse (`events::accept`, `commands::answer`, `interactivity::answer`), with
 //! the answer turned into an acknowledgement instead of an HTTP response.
 
-use crate::app::AppState;
 use crate::bot::interactions::InteractionReply;
 use crate::server::error::ApiError;
 use crate::server::{commands, events, interactivity};
 use crate::slack::payloads::{EventEnvelope, InteractionPayload, SlashCommand};
 use crate::slack::socket_mode::{Envelope, EnvelopeKind, ack, ack_with_payload};
+use crate::state::AppState;
 
 /// The acknowledgement to send for `envelope`, or `None` to send none: the work could
 /// not be recorded (the database is unavailable), and, exactly as an HTTP 503 would,

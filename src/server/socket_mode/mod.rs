@@ -24,12 +24,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use self::connection::{Connection, EndReason, Report, ReportKind};
-use crate::app::AppState;
-use crate::jobs::backoff::Backoff;
+use crate::backoff::Backoff;
 use crate::slack::socket_mode::{
     ConnectionUrl, DisconnectReason, is_fatal_open_error, open_connection,
 };
 use crate::slack::web_api::{SlackApiError, SlackClient};
+use crate::state::AppState;
 
 /// Timings of the connection loop; [`SocketModeOptions::default`] is production's.
 #[derive(Debug, Clone, Copy)]

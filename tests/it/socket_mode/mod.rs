@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use cusp::jobs::backoff::Backoff;
+use cusp::backoff::Backoff;
 use cusp::server::socket_mode::{SocketModeError, SocketModeOptions, start};
 use cusp::slack::web_api::SlackClient;
 

@@ -10,10 +10,11 @@ use secrecy::SecretString;
 use serde_json::Value;
 use tower::ServiceExt;
 
-use cusp::app::{AppState, build_router, identify};
+use cusp::app::{build_router, identify};
 use cusp::engine::Engine;
 use cusp::slack::signature::sign;
 use cusp::slack::web_api::SlackClient;
+use cusp::state::AppState;
 use cusp::store::Store;
 
 use super::fake_slack::FakeSlack;

@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+/// Delays between attempts at a failing inbox event: 2 s doubling to 5 min.
+pub const INBOX_BACKOFF: Backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(300));
+
 /// Retry delays: `base · 2^(failures-1)`, capped at `max`, scaled by a jitter factor in
 /// [0.5, 1.5) so that many failures do not retry in lockstep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

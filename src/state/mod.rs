@@ -1,0 +1,138 @@
+//! The state every handler and worker shares, and the workspaces cusp serves.
+//!
+//! This module sits below `bot/`, `jobs/` and `server/`: it imports only `store`,
+//! `engine`, the protocol clients (`slack`, `hubspot`) and small shared types, never the
+//! features that use it, so there is no import cycle. `app.rs` builds an [`AppState`] and
+//! wires it to the router and the workers.
+
+pub mod workspaces;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use tokio::sync::Notify;
+
+use crate::backoff::{Backoff, INBOX_BACKOFF};
+use crate::engine::Engine;
+use crate::slack::ids::BotIdentity;
+use crate::slack::web_api::SlackClient;
+use crate::store::Store;
+
+pub use workspaces::{Workspace, WorkspaceError, Workspaces};
+
+/// How long observations and finished rows are kept when `CUSP_RETENTION_DAYS` is unset.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Everything a request handler or worker needs, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub engine: Arc<Engine>,
+    /// The workspaces cusp serves and each one's token: one from `SLACK_BOT_TOKEN`, or
+    /// every OAuth installation in the store.
+    pub workspaces: Arc<Workspaces>,
+    pub signing_secrets: Arc<Vec<SecretString>>,
+    /// Rung when an event lands in the inbox, so the worker need not poll.
+    pub inbox_wake: Arc<Notify>,
+    /// Rung when a delivery lands in the outbox.
+    pub outbox_wake: Arc<Notify>,
+    /// Delays between attempts at a failing event; `INBOX_BACKOFF` unless a test
+    /// shortens them.
+    pub inbox_backoff: Backoff,
+    /// Verifies `POST /hooks/deals`; `None` turns the route off.
+    pub webhook_secret: Option<Arc<SecretString>>,
+    /// Verifies and enriches `POST /hooks/hubspot`; `None` turns the route off.
+    pub hubspot: Option<Arc<HubSpotHooks>>,
+    /// Rows older than this are purged daily (`CUSP_RETENTION_DAYS`).
+    pub retention: Duration,
+}
+
+/// What HubSpot webhooks need: the app's client secret (signatures), the public URL
+/// HubSpot calls (part of what it signs) and an API client for deal and owner reads.
+pub struct HubSpotHooks {
+    pub client_secret: SecretString,
+    pub public_url: Option<String>,
+    pub client: crate::hubspot::HubSpotClient,
+}
+
+impl AppState {
+    /// Single-workspace mode: one workspace, its token from the environment and its
+    /// identity from `auth.test`.
+    pub fn new(
+        store: Store,
+        engine: Engine,
+        slack: SlackClient,
+        signing_secrets: Vec<SecretString>,
+        identity: BotIdentity,
+    ) -> AppState {
+        let workspaces = Workspaces::single(Workspace { identity, slack });
+        AppState::with_workspaces(store, engine, workspaces, signing_secrets)
+    }
+
+    /// Any mode: `workspaces` says which teams are served and with which token.
+    pub fn with_workspaces(
+        store: Store,
+        engine: Engine,
+        workspaces: Workspaces,
+        signing_secrets: Vec<SecretString>,
+    ) -> AppState {
+        AppState {
+            store,
+            engine: Arc::new(engine),
+            workspaces: Arc::new(workspaces),
+            signing_secrets: Arc::new(signing_secrets),
+            inbox_wake: Arc::new(Notify::new()),
+            outbox_wake: Arc::new(Notify::new()),
+            inbox_backoff: INBOX_BACKOFF,
+            webhook_secret: None,
+            hubspot: None,
+            retention: DEFAULT_RETENTION,
+        }
+    }
+
+    pub fn with_retention(mut self, retention: Duration) -> AppState {
+        self.retention = retention;
+        self
+    }
+
+    pub fn with_hubspot(mut self, hubspot: Option<HubSpotHooks>) -> AppState {
+        self.hubspot = hubspot.map(Arc::new);
+        self
+    }
+
+    pub fn with_webhook_secret(mut self, secret: Option<SecretString>) -> AppState {
+        self.webhook_secret = secret.map(Arc::new);
+        self
+    }
+}
+
+/// What a feature needs to act in one workspace: the store, the engine, the workspace
+/// (identity and token) and the outbox's doorbell. Built per request or job by
+/// [`AppState::team`]; features never see the rest of the state.
+#[derive(Clone, Copy)]
+pub struct TeamContext<'a> {
+    pub store: &'a Store,
+    pub engine: &'a Engine,
+    pub workspace: &'a Workspace,
+    pub outbox_wake: &'a Notify,
+}
+
+impl TeamContext<'_> {
+    /// The team this context acts for; every query it makes is scoped by it.
+    pub fn team(&self) -> &str {
+        self.workspace.team_id()
+    }
+}
+
+impl AppState {
+    /// The narrow context features get for `workspace`.
+    pub fn team<'a>(&'a self, workspace: &'a Workspace) -> TeamContext<'a> {
+        TeamContext {
+            store: &self.store,
+            engine: &self.engine,
+            workspace,
+            outbox_wake: &self.outbox_wake,
+        }
+    }
+}
