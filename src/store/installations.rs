@@ -412,10 +412,8 @@ impl Store {
             "SELECT {COLUMNS} FROM installations WHERE team_id = $1 AND team_id <> '' \
                  AND bot_token IS NOT NULL ORDER BY updated_at DESC LIMIT 1"
         );
-        let row: Option<InstallationRow> = sql(&statement)
-            .bind(team_id)
-            .fetch_optional(self)
-            .await?;
+        let row: Option<InstallationRow> =
+            sql(&statement).bind(team_id).fetch_optional(self).await?;
         row.map(|row| row.open(keyring))
             .transpose()
             .map(Option::flatten)

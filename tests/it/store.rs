@@ -394,12 +394,23 @@ async fn a_bulk_load_larger_than_one_insert_stores_each_row_and_theme_once(backe
     let rows: Vec<(NewObservation, i64)> = (0..2_500)
         .map(|i| {
             // Row 1,701 repeats row 5's key: the second one is skipped.
-            let key = if i == 1_701 { "bulk:5".into() } else { format!("bulk:{i}") };
-            let themes = if i % 10 == 0 { vec![] } else { vec![seller, customer] };
+            let key = if i == 1_701 {
+                "bulk:5".into()
+            } else {
+                format!("bulk:{i}")
+            };
+            let themes = if i % 10 == 0 {
+                vec![]
+            } else {
+                vec![seller, customer]
+            };
             (observation(&key, themes), 1_000 + i)
         })
         .collect();
-    assert_eq!(store.bulk_insert_observations("T1", &rows).await.unwrap(), 2_499);
+    assert_eq!(
+        store.bulk_insert_observations("T1", &rows).await.unwrap(),
+        2_499
+    );
     assert_eq!(
         store.bulk_insert_observations("T1", &rows).await.unwrap(),
         0,
@@ -410,7 +421,10 @@ async fn a_bulk_load_larger_than_one_insert_stores_each_row_and_theme_once(backe
     // 250 rows carry no theme; row 1,701 was a repeat.
     let mut themes = store.digest_theme_counts("T1", 0, i64::MAX).await.unwrap();
     themes.sort();
-    let mut expected = vec![(customer.id().to_string(), 2_249), (seller.id().to_string(), 2_249)];
+    let mut expected = vec![
+        (customer.id().to_string(), 2_249),
+        (seller.id().to_string(), 2_249),
+    ];
     expected.sort();
     assert_eq!(themes, expected);
     let exported = collect(&store, "T1", &ExportFilter::default()).await;
