@@ -148,7 +148,7 @@ impl Pool {
     }
 }
 
-/// An open transaction: statements run on it with `.execute(&mut *tx)` and friends, and
+/// An open transaction: statements run on it with `.execute(&mut tx)` and friends, and
 /// it is rolled back when dropped without [`Tx::commit`] (an early `?` return).
 pub(crate) enum Tx {
     Sqlite(sqlx::Transaction<'static, Sqlite>),
@@ -165,18 +165,11 @@ impl Tx {
 }
 
 /// Where a statement runs: on the pool (it commits on its own) or inside a transaction.
-/// Anything that converts into one can be passed: `&self.pool`, `&*self` (a `Store`),
-/// `&mut *tx`, or a reborrowed `&mut Exec`.
+/// Statements take anything that converts into one: a `&Store` (`self`) or a `&mut Tx`.
 pub(crate) enum Exec<'c> {
     Pool(&'c Pool),
     Sqlite(&'c mut SqliteConnection),
     Postgres(&'c mut PgConnection),
-}
-
-impl<'c> From<&'c Pool> for Exec<'c> {
-    fn from(pool: &'c Pool) -> Exec<'c> {
-        Exec::Pool(pool)
-    }
 }
 
 impl<'c> From<&'c Store> for Exec<'c> {
@@ -190,16 +183,6 @@ impl<'c> From<&'c mut Tx> for Exec<'c> {
         match tx {
             Tx::Sqlite(tx) => Exec::Sqlite(tx),
             Tx::Postgres(tx) => Exec::Postgres(tx),
-        }
-    }
-}
-
-impl<'c> From<&'c mut Exec<'_>> for Exec<'c> {
-    fn from(exec: &'c mut Exec<'_>) -> Exec<'c> {
-        match exec {
-            Exec::Pool(pool) => Exec::Pool(pool),
-            Exec::Sqlite(conn) => Exec::Sqlite(conn),
-            Exec::Postgres(conn) => Exec::Postgres(conn),
         }
     }
 }
