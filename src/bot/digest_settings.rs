@@ -241,8 +241,8 @@ pub async fn on_command(
         Ok(match parsed {
             DigestCommand::Help => EphemeralReply::plain(usage()),
             DigestCommand::Preview => {
-                let d = digest::preview(&ctx.store, &ctx.engine, team, None, now).await?;
-                let settings = digest::load_settings(&ctx.store, team).await?;
+                let d = digest::preview(ctx.store, ctx.engine, team, None, now).await?;
+                let settings = digest::load_settings(ctx.store, team).await?;
                 let mut blocks = d.blocks;
                 if !settings.enabled {
                     blocks.insert(
@@ -271,7 +271,7 @@ pub async fn on_command(
                         now_ms,
                     )
                     .await?;
-                let settings = digest::load_settings(&ctx.store, team).await?;
+                let settings = digest::load_settings(ctx.store, team).await?;
                 EphemeralReply::plain(setup_confirmation(&settings, channel.as_str(), now))
             }
             DigestCommand::Off => {

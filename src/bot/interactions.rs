@@ -1,4 +1,5 @@
-//! Buttons and modals: "Reflect" opens a modal with the prompt's questions; "Helpful" and
+//! Buttons and modals: "Reflect" opens a modal with the prompt's questions for the person
+//! they were for (a colleague gets a note, and a colleague's submission is refused); "Helpful" and
 //! "Not now" are recorded against the prompt; "Mute this deal" mutes it for a week for the
 //! person who clicked; "Why?" explains the reading (see `why`); "Not quite right" opens the
 //! correction modal (see `corrections`); the opt-out confirmation deletes that person's data.
@@ -19,6 +20,9 @@ pub const REFLECTION_CALLBACK: &str = "cusp_reflection";
 const SHARE_BLOCK: &str = "share";
 const SHARE_VALUE: &str = "share";
 const DEAL_MUTE_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Why someone other than the person nudged cannot reflect on (or save answers to) a
+/// prompt: the modal and its answers are that person's.
+const NOT_YOUR_REFLECTION: &str = "These questions were for the person whose update they follow, so only they can reflect on them. `/cusp reflect` with your own update gets questions for you.";
 
 /// What the interactivity endpoint answers Slack.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,7 +77,12 @@ async fn on_block_actions(
     let note = match action.action_id.as_str() {
         ACTION_REFLECT => {
             let prompt = find_prompt(ctx, team, value).await?;
-            return open_reflection(ctx, payload, &prompt, now_ms).await;
+            if prompt.user_id == user {
+                return open_reflection(ctx, payload, &prompt, now_ms).await;
+            }
+            // A reflection belongs to the person the questions were for; a colleague
+            // gets no modal that would then be refused.
+            NOT_YOUR_REFLECTION
         }
         ACTION_HELPFUL | ACTION_NOT_NOW => {
             let prompt = find_prompt(ctx, team, value).await?;
@@ -293,6 +302,12 @@ async fn on_view_submission(
     }
     let team = submission.team.id.as_str();
     let prompt = find_prompt(ctx, team, &submission.view.private_metadata).await?;
+    if prompt.user_id != submission.user.id.as_str() {
+        return Ok(InteractionReply::Json(json!({
+            "response_action": "errors",
+            "errors": { "q0": NOT_YOUR_REFLECTION },
+        })));
+    }
     let question_ids: Vec<&str> = prompt
         .question_ids
         .split(',')

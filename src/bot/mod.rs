@@ -13,14 +13,14 @@ pub mod nudge;
 pub mod preferences;
 pub mod prompt_message;
 pub mod reflect;
+pub mod relevance;
 pub mod why;
 
 use crate::engine::{Analysis, Question, QuestionContext, Stage};
-use crate::slack::ids::BotIdentity;
-use crate::slack::payloads::{EventEnvelope, InnerEvent, MessageEvent};
 use crate::slack::web_api::SlackApiError;
 use crate::state::TeamContext;
 use crate::store::{Effects, NewObservation, ObservationSource, StoreError};
+use relevance::CheckedEvent;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
@@ -54,25 +54,22 @@ impl DispatchError {
 }
 
 /// Decides what a stored event causes. The inbox worker stores the returned effects in
-/// the same transaction that marks the event done.
+/// the same transaction that marks the event done. `kind` and `payload` are the inbox
+/// row's: the edge already decided the event is relevant (`relevance::classify`), so it is
+/// only read back here.
 pub async fn dispatch_event(
     ctx: &TeamContext<'_>,
-    raw: &str,
+    kind: &str,
+    payload: &str,
     now_ms: i64,
 ) -> Result<Effects, DispatchError> {
-    let envelope = EventEnvelope::parse(raw.as_bytes())
+    let event = CheckedEvent::from_inbox(&ctx.workspace.identity, kind, payload)
         .map_err(|e| DispatchError::BadPayload(e.to_string()))?;
-    let EventEnvelope::EventCallback(callback) = envelope else {
-        return Ok(Effects::default());
-    };
-    match &callback.event {
-        InnerEvent::Message(message) if is_from_a_person(&ctx.workspace.identity, message) => {
-            Ok(nudge::on_message(ctx, message, now_ms).await?)
-        }
-        InnerEvent::AppMention(mention) if mention.user != ctx.workspace.identity.user_id => {
-            mention::on_mention(ctx, mention).await
-        }
-        _ => Ok(Effects::default()),
+    match event {
+        Some(CheckedEvent::Message(message)) => Ok(nudge::on_message(ctx, &message, now_ms).await?),
+        Some(CheckedEvent::AppMention(mention)) => mention::on_mention(ctx, &mention).await,
+        // A row stored before the upgrade that the edge would now drop.
+        None => Ok(Effects::default()),
     }
 }
 
@@ -127,9 +124,4 @@ pub(crate) fn observation(
         dedupe_key,
         text: None,
     }
-}
-
-/// A person's new message, not ours, not another bot's, not an edit or a join.
-pub fn is_from_a_person(identity: &BotIdentity, message: &MessageEvent) -> bool {
-    message.is_person_new_message(Some(&identity.user_id), identity.bot_id.as_ref())
 }

@@ -41,6 +41,8 @@ fn message_dedupe_key(channel: &str, ts: &str) -> String {
     format!("message:{channel}:{ts}")
 }
 
+/// `event` passed `relevance::classify`: a person's new message that does not mention
+/// cusp (those are answered as mentions).
 pub async fn on_message(
     ctx: &TeamContext<'_>,
     event: &MessageEvent,
@@ -50,13 +52,6 @@ pub async fn on_message(
     let Some(user) = event.user.as_ref().map(|u| u.as_str()) else {
         return Ok(Effects::default());
     };
-    // An @cusp message is answered by the mention handler, not nudged.
-    if event
-        .text
-        .contains(&format!("<@{}>", ctx.workspace.identity.user_id.as_str()))
-    {
-        return Ok(Effects::default());
-    }
     let prefs = ctx.store.user_prefs(team, user).await?;
     if prefs.opted_out {
         return Ok(Effects::default());

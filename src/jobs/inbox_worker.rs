@@ -85,8 +85,8 @@ async fn process_next_of(state: &AppState, team: &str, now_ms: i64) -> Result<bo
         let started = Instant::now();
         let workspace = state.workspaces.for_team(team).await;
         let outcome = match (item.payload.as_deref(), workspace) {
-            (Some(raw), Ok(Some(workspace))) => {
-                bot::dispatch_event(&state.team(&workspace), raw, now_ms).await
+            (Some(payload), Ok(Some(workspace))) => {
+                bot::dispatch_event(&state.team(&workspace), &item.kind, payload, now_ms).await
             }
             // Uninstalled since the event arrived: nothing is done for it.
             (_, Ok(None)) | (None, _) => Ok(Effects::default()),

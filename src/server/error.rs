@@ -11,6 +11,12 @@ pub enum ApiError {
     /// Missing or bad signature, stale timestamp: 401 with a short plain reason.
     #[error("{0}")]
     Unauthorized(String),
+    /// No such route, or a route that is switched off: 404 naming what turns it on.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// The route exists but not for this method: 405 (the router adds `Allow`).
+    #[error("method not allowed")]
+    MethodNotAllowed,
     #[error("request body is larger than 1 MiB")]
     PayloadTooLarge,
     /// Signed but malformed: 400, and Slack is told not to retry.
@@ -22,6 +28,9 @@ pub enum ApiError {
     /// The database cannot take the event right now: 503, so Slack retries.
     #[error("temporarily unavailable")]
     Unavailable,
+    /// `/readyz` when the database does not answer: 503.
+    #[error("database unreachable")]
+    DatabaseUnreachable,
     #[error("internal error")]
     Internal,
 }
@@ -30,10 +39,14 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match &self {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotServed(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::DatabaseUnreachable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut response = (status, self.to_string()).into_response();

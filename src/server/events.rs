@@ -1,5 +1,6 @@
 //! `POST /slack/events`: answer `url_verification`; store every relevant event in the
-//! inbox (keyed by `event_id`) and ack at once; the inbox worker does the rest.
+//! inbox (keyed by `event_id`, under the kind decided here) and ack at once; the inbox
+//! worker does the rest.
 
 use std::time::Duration;
 use tracing::Instrument;
@@ -10,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::verify::VerifiedBody;
-use crate::bot::is_from_a_person;
-use crate::slack::payloads::{EventEnvelope, InnerEvent};
+use crate::bot::relevance;
+use crate::slack::payloads::EventEnvelope;
 use crate::state::AppState;
 use crate::store::NewInboxItem;
 use crate::telemetry::metrics;
@@ -30,7 +31,7 @@ pub async fn handle(
         .get("x-slack-retry-num")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("0");
-    match accept(&state, envelope, &body, retry_num).await? {
+    match accept(&state, envelope, retry_num).await? {
         Accepted::Challenge(challenge) => Ok(challenge.into_response()),
         Accepted::Done => Ok(().into_response()),
     }
@@ -45,25 +46,26 @@ pub(crate) enum Accepted {
     Done,
 }
 
-/// Stores a relevant event in the inbox, whichever transport brought it. `raw` is the
-/// envelope as received, which is what the inbox keeps; `Err(ApiError::Unavailable)`
-/// means the event was not stored and must not be acknowledged, so Slack redelivers it.
+/// Stores a relevant event in the inbox, whichever transport brought it: the kind that
+/// `relevance::classify` decided and the fields cusp reads, never the envelope.
+/// `Err(ApiError::Unavailable)` means the event was not stored and must not be
+/// acknowledged, so Slack redelivers it.
 pub(crate) async fn accept(
     state: &AppState,
     envelope: EventEnvelope,
-    raw: &[u8],
     retry_num: &str,
 ) -> Result<Accepted, ApiError> {
     let callback = match envelope {
         EventEnvelope::UrlVerification { challenge } => return Ok(Accepted::Challenge(challenge)),
-        EventEnvelope::EventCallback(callback) => callback,
+        EventEnvelope::EventCallback(callback) => *callback,
         other => {
             tracing::info!(envelope = ?other, "acknowledged event envelope without action");
             return Ok(Accepted::Done);
         }
     };
     let (enterprise_id, team_id) = callback.installation();
-    crate::telemetry::record_team(team_id);
+    let (enterprise_id, team_id) = (enterprise_id.map(str::to_owned), team_id.to_owned());
+    crate::telemetry::record_team(&team_id);
     let span = tracing::info_span!(
         "event",
         team_id = %team_id,
@@ -71,7 +73,9 @@ pub(crate) async fn accept(
         retry_num,
     );
     async {
-        let workspace = match state.workspaces.resolve(enterprise_id, team_id).await {
+        // Events about the installation itself (`app_uninstalled`, `tokens_revoked`) go
+        // here, before the workspace is resolved: it may already be gone.
+        let workspace = match state.workspaces.resolve(enterprise_id.as_deref(), &team_id).await {
             Ok(Some(workspace)) => workspace,
             Ok(None) => {
                 tracing::warn!("event from a workspace with no installation of cusp; dropped");
@@ -82,28 +86,20 @@ pub(crate) async fn accept(
                 return Err(ApiError::Unavailable);
             }
         };
-        let identity = &workspace.identity;
-        let relevant = match &callback.event {
-            InnerEvent::Message(message) => is_from_a_person(identity, message),
-            InnerEvent::AppMention(mention) => mention.user != identity.user_id,
-            _ => false,
-        };
-        if !relevant {
+        let Some(event) = relevance::classify(&workspace.identity, callback.event) else {
             // Bots, edits, joins and unknown types never reach the database.
             return Ok(Accepted::Done);
-        }
-        let kind = match &callback.event {
-            InnerEvent::Message(_) => "message",
-            InnerEvent::AppMention(_) => "app_mention",
-            InnerEvent::Other { .. } => "other",
         };
-        let payload = std::str::from_utf8(raw)
-            .map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))?;
+        let kind = event.kind().as_str();
+        let payload = event.to_payload().map_err(|err| {
+            tracing::error!(error = %err, "could not encode the event for the inbox");
+            ApiError::Internal
+        })?;
         let item = NewInboxItem {
-            team_id,
+            team_id: &team_id,
             event_id: callback.event_id.as_str(),
-            kind: "event_callback",
-            payload,
+            kind,
+            payload: &payload,
         };
         let now = jiff::Timestamp::now().as_millisecond();
         match tokio::time::timeout(INBOX_WRITE_TIMEOUT, state.store.enqueue_inbox(&item, now)).await

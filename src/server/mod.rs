@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderName, Method, StatusCode, header};
+use axum::http::{HeaderName, Method, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -31,6 +31,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
 use crate::telemetry::{self, REQUEST_ID_HEADER};
+use error::ApiError;
 
 pub fn router(state: AppState) -> Router {
     telemetry::metrics::install();
@@ -64,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn(count_request))
         .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
@@ -88,8 +90,8 @@ async fn index() -> String {
     )
 }
 
-async fn not_found() -> (StatusCode, &'static str) {
-    (StatusCode::NOT_FOUND, "not found (GET / lists the routes)")
+async fn not_found() -> ApiError {
+    ApiError::NotFound("not found (GET / lists the routes)")
 }
 
 /// Prometheus' text exposition format. Not signed: it holds counts, never ids or text.
@@ -105,14 +107,19 @@ async fn metrics() -> Response {
 }
 
 /// Ready when the database answers.
-async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
+async fn ready(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready"),
+        Ok(()) => Ok("ready"),
         Err(err) => {
             tracing::warn!(error = %err, "database not reachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
+            Err(ApiError::DatabaseUnreachable)
         }
     }
+}
+
+/// A known path with the wrong method; axum still sets `Allow` on the answer.
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 /// Counts every answer under its route template (not the raw path, which anyone can
@@ -148,9 +155,8 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-async fn http_slack_is_off() -> (StatusCode, &'static str) {
-    (
-        StatusCode::NOT_FOUND,
+async fn http_slack_is_off() -> ApiError {
+    ApiError::NotFound(
         "Slack's HTTP endpoints are off: cusp receives Slack over Socket Mode \
          (set SLACK_SIGNING_SECRET to turn them on)",
     )

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::ids::{BotId, ChannelId, EventId, TeamId, UserId};
@@ -168,7 +168,8 @@ pub struct EventCallback {
     /// Epoch seconds when the event was dispatched.
     pub event_time: i64,
     pub event: InnerEvent,
-    /// The inner event exactly as received, for storing in the inbox.
+    /// The inner event exactly as received, for the fields of event types cusp does not
+    /// model.
     pub raw_event: Value,
 }
 
@@ -307,7 +308,8 @@ impl InnerEvent {
 
 /// A `message` event (any subtype). Edits and deletions carry the interesting data in
 /// nested `message`/`previous_message` objects, which we don't model: cusp ignores them.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// `Serialize` writes the modelled fields only, which is what the inbox keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct MessageEvent {
     pub channel: ChannelId,
     #[serde(default)]
@@ -377,7 +379,7 @@ impl MessageEvent {
 }
 
 /// An `app_mention` event: someone wrote `@cusp …`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct AppMentionEvent {
     pub channel: ChannelId,
     pub user: UserId,

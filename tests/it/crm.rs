@@ -139,6 +139,7 @@ fn deal(owner: Value) -> Value {
 
 async fn a_signed_deal_update_sends_the_owner_one_dm(backend: Backend) {
     let app = TestApp::spawn(backend).await;
+    app.slack.strict();
     let response = post_deal(
         &app,
         &deal(json!({"slack_user_id": "U_SELLER"})),
@@ -159,6 +160,12 @@ async fn a_signed_deal_update_sends_the_owner_one_dm(backend: Backend) {
     .await;
     assert_eq!(again.json()["status"], "duplicate");
     app.deliver_outbox_at(now_ms()).await;
+    // Strict: the DM is all cusp sent, once, for two deliveries of one update.
+    let calls = app.slack.take_calls();
+    assert_eq!(
+        calls.iter().map(|c| c.method.as_str()).collect::<Vec<_>>(),
+        ["conversations.open", "chat.postMessage"]
+    );
     let posted = app.slack.posted_messages();
     assert_eq!(posted.len(), 1);
     assert_eq!(posted[0].channel, "D_U_SELLER");

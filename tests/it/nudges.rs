@@ -87,11 +87,18 @@ fn button_value(message: &crate::support::fake_slack::PostedMessage) -> String {
 
 async fn a_seller_centric_update_gets_exactly_one_threaded_nudge(backend: Backend) {
     let app = TestApp::spawn(backend).await;
+    app.slack.strict();
     app.say("Ev1", "U_SELLER", SELLER, "1700000000.000100")
         .await;
     app.say("Ev1", "U_SELLER", SELLER, "1700000000.000100")
         .await; // Slack retry
     app.settle().await;
+    // Strict: this one post is the only call cusp made.
+    let calls = app.slack.take_calls();
+    assert_eq!(
+        calls.iter().map(|c| c.method.as_str()).collect::<Vec<_>>(),
+        ["chat.postMessage"]
+    );
     let posted = app.nudges();
     assert_eq!(posted.len(), 1, "{posted:?}");
     let nudge = &posted[0];
@@ -110,11 +117,13 @@ async fn a_seller_centric_update_gets_exactly_one_threaded_nudge(backend: Backen
 
 async fn a_customer_centric_update_gets_a_quiet_reaction_only(backend: Backend) {
     let app = TestApp::spawn(backend).await;
+    app.slack.strict();
     app.say("Ev1", "U_SELLER", CUSTOMER, "1700000000.000200")
         .await;
     app.settle().await;
     assert!(app.nudges().is_empty());
-    let reactions = app.slack.calls_to("reactions.add");
+    let reactions = app.slack.take_calls();
+    assert!(reactions.iter().all(|c| c.method == "reactions.add"));
     assert_eq!(reactions.len(), 1);
     assert_eq!(reactions[0].param_str("name").as_deref(), Some("seedling"));
     assert_eq!(
@@ -126,6 +135,8 @@ async fn a_customer_centric_update_gets_a_quiet_reaction_only(backend: Backend) 
 
 async fn chit_chat_gets_nothing_and_is_not_logged(backend: Backend) {
     let app = TestApp::spawn(backend).await;
+    // Strict with nothing taken: any call at all to Slack fails the test.
+    app.slack.strict();
     app.say(
         "Ev1",
         "U_SELLER",
@@ -639,7 +650,8 @@ async fn buttons_and_the_reflection_modal_are_stored(backend: Backend) {
     let errors = app.interact(empty).await.json();
     assert_eq!(errors["response_action"], "errors");
 
-    // Someone who opted out keeps nothing, not even a reflection on a colleague's prompt.
+    // A reflection on a colleague's prompt is refused (it is theirs to reflect on), and
+    // someone who opted out keeps nothing anyway.
     app.command_as("U_OTHER", "C_DEALS", "optout").await;
     app.interact(click("cusp_optout_confirm", "U_OTHER", "U_OTHER", "t-out"))
         .await;

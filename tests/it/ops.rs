@@ -195,6 +195,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405_before_any_signature_check
         let response = app.request(get).await;
         assert_eq!(response.status, StatusCode::METHOD_NOT_ALLOWED, "{path}");
         assert_eq!(response.headers["allow"], "POST", "{path}");
+        assert_eq!(response.body, "method not allowed", "{path}");
     }
     // The signature is still checked on the Slack routes themselves.
     let unsigned = Request::post("/slack/events")

@@ -331,10 +331,9 @@ async fn health_is_up_and_readiness_follows_the_database() {
     assert_eq!(app.request(get("/healthz")).await.status, StatusCode::OK);
     assert_eq!(app.request(get("/readyz")).await.status, StatusCode::OK);
     app.state.store.close().await;
-    assert_eq!(
-        app.request(get("/readyz")).await.status,
-        StatusCode::SERVICE_UNAVAILABLE
-    );
+    let not_ready = app.request(get("/readyz")).await;
+    assert_eq!(not_ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(not_ready.body, "database unreachable");
     assert_eq!(app.request(get("/healthz")).await.status, StatusCode::OK);
     // With the database gone, events are refused with 503 so that Slack retries.
     let response = app

@@ -53,10 +53,6 @@ pub(super) async fn answer(state: &AppState, envelope: &Envelope) -> Option<Stri
 async fn on_event(state: &AppState, envelope: &Envelope) -> Result<(), ApiError> {
     let parsed = EventEnvelope::from_value(envelope.payload.clone())
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    // The inbox keeps the payload exactly as the HTTP transport would have received it.
-    let raw = envelope.payload.to_string();
     let retry = envelope.retry_attempt.to_string();
-    events::accept(state, parsed, raw.as_bytes(), &retry)
-        .await
-        .map(|_| ())
+    events::accept(state, parsed, &retry).await.map(|_| ())
 }

@@ -5,6 +5,10 @@
 //! one-shot scripted faults (429, 5xx, `ok:false`, delays, "posted but the answer was
 //! lost") per method to exercise retries and reconciliation.
 //!
+//! It serves one or more workspaces (support/fake_slack/workspaces.rs): each call is
+//! answered for the workspace whose bot token made it, and recorded with that team. In
+//! strict mode (support/fake_slack/examined.rs) a test must examine every call.
+//!
 //! Simplifications: `ts` values come from the real clock (so `oldest` computed from
 //! `now` works); `conversations.replies` applies `oldest` to the parent too; there is no
 //! pagination; `reply_broadcast` is recorded but not shown in channel history.
@@ -25,6 +29,11 @@ use serde_json::{Map, Value, json};
 // `oauth.v2.access` (install and token rotation) lives in its own file.
 mod oauth;
 pub use oauth::{OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, OAuthGrant};
+// Several workspaces, each call checked against its token's workspace.
+mod workspaces;
+pub use workspaces::FakeWorkspace;
+// Strict mode: every call must be examined by the test.
+mod examined;
 
 pub const TEST_TOKEN: &str = "xoxb-test-token";
 pub const TEAM_ID: &str = "T_TEST";
@@ -55,7 +64,10 @@ pub struct RecordedCall {
     /// form fields stay JSON strings; use [`RecordedCall::param_json`].
     pub params: Map<String, Value>,
     pub auth_present: bool,
+    /// The token is a bot token of a workspace the fake serves.
     pub auth_ok: bool,
+    /// The team whose token made the call (`None`: no token, or one the fake never issued).
+    pub team: Option<String>,
     /// When the call reached the fake (for "not before Retry-After" checks).
     pub at: Instant,
 }
@@ -83,6 +95,8 @@ pub struct PostedMessage {
     pub metadata: Value,
     pub user: String,
     pub bot_id: Option<String>,
+    /// The workspace whose token posted it (`None` for a seeded message).
+    pub team: Option<String>,
 }
 
 impl PostedMessage {
@@ -110,6 +124,8 @@ impl PostedMessage {
 
 #[derive(Default)]
 struct Inner {
+    directory: workspaces::Directory,
+    examined: examined::Examined,
     calls: Vec<RecordedCall>,
     scripted: HashMap<String, VecDeque<Scripted>>,
     emails: HashMap<String, String>,
@@ -134,12 +150,22 @@ pub struct FakeSlack {
 impl Drop for FakeSlack {
     fn drop(&mut self) {
         self.server.abort();
+        self.check_examined_on_drop();
     }
 }
 
 impl FakeSlack {
+    /// Serves the one test workspace (`T_TEST`, [`TEST_TOKEN`]).
     pub async fn start() -> FakeSlack {
-        let state: Shared = Arc::default();
+        FakeSlack::start_serving(vec![FakeWorkspace::default_test()]).await
+    }
+
+    /// Serves these workspaces, each with its own token and bot user.
+    pub async fn start_serving(workspaces: Vec<FakeWorkspace>) -> FakeSlack {
+        let state: Shared = Arc::new(Mutex::new(Inner {
+            directory: workspaces::Directory::new(workspaces),
+            ..Inner::default()
+        }));
         let app = Router::new()
             .route("/api/{method}", post(handle))
             .with_state(state.clone());
@@ -225,6 +251,7 @@ impl FakeSlack {
             metadata: Value::Null,
             user: user.to_owned(),
             bot_id: None,
+            team: None,
         });
         ts
     }
@@ -306,20 +333,22 @@ async fn handle(
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let auth_ok = auth == Some(&format!("Bearer {TEST_TOKEN}"));
-    let scripted = {
+    let (caller, scripted) = {
         let mut inner = state.lock().expect("FakeSlack state");
+        let caller = workspaces::caller(&inner, auth);
         inner.calls.push(RecordedCall {
             method: method.clone(),
             params: params.clone(),
             auth_present: auth.is_some(),
-            auth_ok,
+            auth_ok: caller.is_some(),
+            team: caller.as_ref().map(|w| w.team_id.clone()),
             at: Instant::now(),
         });
-        inner
+        let scripted = inner
             .scripted
             .get_mut(&method)
-            .and_then(VecDeque::pop_front)
+            .and_then(VecDeque::pop_front);
+        (caller, scripted)
     };
     match scripted {
         Some(Scripted::RateLimited { retry_after_secs }) => {
@@ -342,12 +371,12 @@ async fn handle(
             // Slack does the work even when its answer is slow: perform it first, so a
             // client that gives up still finds the effect (and a dropped connection,
             // which cancels this handler, cannot undo it).
-            let response = default_behaviour(&state, &method, &params, auth_ok);
+            let response = default_behaviour(&state, &method, &params, caller.as_ref());
             tokio::time::sleep(d).await;
             return response;
         }
         Some(Scripted::DropAfterPost) => {
-            let _performed = default_behaviour(&state, &method, &params, auth_ok);
+            let _performed = default_behaviour(&state, &method, &params, caller.as_ref());
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
         None => {}
@@ -358,24 +387,30 @@ async fn handle(
     if method == OPEN_SOCKET_METHOD {
         return open_socket(&state, auth);
     }
-    default_behaviour(&state, &method, &params, auth_ok)
+    default_behaviour(&state, &method, &params, caller.as_ref())
 }
 
 fn default_behaviour(
     state: &Shared,
     method: &str,
     p: &Map<String, Value>,
-    auth_ok: bool,
+    caller: Option<&FakeWorkspace>,
 ) -> Response {
-    if !auth_ok {
+    let Some(me) = caller else {
         return err("invalid_auth");
-    }
+    };
+    let team = me.team_id.as_str();
     let mut inner = state.lock().expect("FakeSlack state");
+    // Slack knows nothing of another workspace's channels and people.
+    if let Some(code) = inner.directory.refuse(team, method, p) {
+        return err(code);
+    }
     let s = |name: &str| param_str(p, name);
     match method {
         "auth.test" => ok(json!({
-            "url": "https://cusp-test.slack.com/", "team": "cusp test", "user": "cusp",
-            "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID,
+            "url": format!("https://{}.slack.com/", team.to_lowercase()),
+            "team": me.team_name, "user": "cusp",
+            "team_id": team, "user_id": me.bot_user_id, "bot_id": me.bot_id,
         })),
         "chat.postMessage" => {
             let Some(channel) = s("channel").filter(|c| !c.is_empty()) else {
@@ -383,7 +418,7 @@ fn default_behaviour(
             };
             // As Slack does: a post to a user id lands in the bot's DM with that person.
             let channel = if is_user_id(&channel) {
-                format!("D_{channel}")
+                inner.directory.open_dm(team, &channel)
             } else {
                 channel
             };
@@ -400,8 +435,9 @@ fn default_behaviour(
                 text,
                 blocks,
                 metadata: param_json(p, "metadata").unwrap_or(Value::Null),
-                user: BOT_USER_ID.into(),
-                bot_id: Some(BOT_ID.into()),
+                user: me.bot_user_id.clone(),
+                bot_id: Some(me.bot_id.clone()),
+                team: Some(team.to_owned()),
             };
             let json = message.to_json(true);
             inner.messages.push(message);
@@ -469,13 +505,16 @@ fn default_behaviour(
             }
             // A stable DM channel per user, as Slack returns for a bot token.
             Some(user) if !user.contains(',') => {
-                ok(json!({ "channel": { "id": format!("D_{user}") } }))
+                ok(json!({ "channel": { "id": inner.directory.open_dm(team, &user) } }))
             }
             _ => err("invalid_arguments"),
         },
-        "users.lookupByEmail" => match s("email").and_then(|e| inner.emails.get(&e).cloned()) {
+        "users.lookupByEmail" => match s("email")
+            .and_then(|e| inner.emails.get(&e).cloned())
+            .filter(|id| inner.directory.knows_user(team, id))
+        {
             Some(id) => ok(
-                json!({ "user": { "id": id, "team_id": TEAM_ID, "profile": { "email": s("email") } } }),
+                json!({ "user": { "id": id, "team_id": team, "profile": { "email": s("email") } } }),
             ),
             None => err("users_not_found"),
         },
