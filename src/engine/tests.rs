@@ -784,7 +784,20 @@ fn bad_model_files_name_the_line() {
 fn retraining_reproduces_the_committed_model() {
     use sha2::{Digest, Sha256};
     let inputs = train::inputs_of_model_text(BUILTIN_MODEL);
-    assert!(inputs.len() >= 3, "{inputs:?}");
+    // Trained on every part of the three writers' corpus (both spent test parts included)
+    // plus dev and fresh; never on a held-back set written later (c4, c5).
+    for writer in ["c1", "c2", "c3"] {
+        for part in ["train", "test"] {
+            let path = format!("eval/corpus/{writer}-{part}.jsonl");
+            assert!(inputs.iter().any(|(p, _)| *p == path), "{path} missing from {inputs:?}");
+        }
+    }
+    assert!(
+        inputs
+            .iter()
+            .all(|(p, _)| !p.contains("/c4") && !p.contains("/c5")),
+        "{inputs:?}"
+    );
     let cfg = train::TrainConfig::from_model_text(BUILTIN_MODEL).expect("param lines");
     let mut examples = Vec::new();
     for (path, sha) in &inputs {
