@@ -19,7 +19,9 @@ pub enum TrainError {
         path: String,
         source: std::io::Error,
     },
-    #[error("--cross-validate needs at least two files (with --by-writer: two writers) to hold out in turn")]
+    #[error(
+        "--cross-validate needs at least two files (with --by-writer: two writers) to hold out in turn"
+    )]
     TooFewFolds,
 }
 

@@ -789,7 +789,10 @@ fn retraining_reproduces_the_committed_model() {
     for writer in ["c1", "c2", "c3"] {
         for part in ["train", "test"] {
             let path = format!("eval/corpus/{writer}-{part}.jsonl");
-            assert!(inputs.iter().any(|(p, _)| *p == path), "{path} missing from {inputs:?}");
+            assert!(
+                inputs.iter().any(|(p, _)| *p == path),
+                "{path} missing from {inputs:?}"
+            );
         }
     }
     assert!(

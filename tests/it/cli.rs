@@ -638,7 +638,13 @@ fn train_writes_a_model_that_eval_reads_and_cross_validation_reports_each_file()
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    let w1 = text.lines().find(|l| l.starts_with("w1 ")).unwrap_or_default();
+    let w1 = text
+        .lines()
+        .find(|l| l.starts_with("w1 "))
+        .unwrap_or_default();
     assert!(w1.split_whitespace().nth(1) == Some("260"), "{text}");
-    assert!(text.contains("pooled over the held-out files:\nmessages: 480"), "{text}");
+    assert!(
+        text.contains("pooled over the held-out files:\nmessages: 480"),
+        "{text}"
+    );
 }
