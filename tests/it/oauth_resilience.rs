@@ -1,0 +1,122 @@
+//! OAuth mode when an installation cannot be used for a while: events already stored
+//! must wait for it, not be used up and thrown away; other workspaces carry on.
+
+use axum::http::StatusCode;
+
+use crate::backend_matrix;
+use crate::support::app::{Backend, TestApp, TestDb, now_ms};
+use crate::support::fake_slack::OAuthGrant;
+use crate::support::oauth_app::message_in;
+
+const ONE: &str = "T_ONE";
+const TWO: &str = "T_TWO";
+const MINUTE_MS: i64 = 60 * 1000;
+const UPDATE: &str =
+    "Acme Logistics: need them to sign by Friday so I hit my quota, pushing hard for the PO";
+
+/// Runs one statement binding `team` (what an operator's mistake or a bad disk does to
+/// a row; the application itself never writes these).
+async fn sql_execute(db: &TestDb, sql: &str, team: &str) {
+    if db.url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+        sqlx::query(sql).bind(team).execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        sqlx::query(sql).bind(team).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+}
+
+async fn sql_count(db: &TestDb, sql: &str, team: &str) -> i64 {
+    if db.url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+        let n = sqlx::query_scalar(sql)
+            .bind(team)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        n
+    } else {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let n = sqlx::query_scalar(sql)
+            .bind(team)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        n
+    }
+}
+
+/// The bearer tokens of every `chat.postMessage` so far, in order.
+fn post_tokens(app: &TestApp) -> Vec<String> {
+    app.slack
+        .calls_to("chat.postMessage")
+        .into_iter()
+        .map(|c| c.token.unwrap_or_default())
+        .collect()
+}
+
+async fn an_unreadable_installation_does_not_use_up_its_stored_events(backend: Backend) {
+    let app = TestApp::spawn_oauth(backend).await;
+    app.install("c1", OAuthGrant::workspace(ONE, "One", "xoxb-one"))
+        .await;
+    app.install("c2", OAuthGrant::workspace(TWO, "Two", "xoxb-two"))
+        .await;
+    let stored = app
+        .event(&message_in(TWO, "EvTwo1", UPDATE, "1700000001.000100"))
+        .await;
+    assert_eq!(stored.status, StatusCode::OK, "{}", stored.body);
+    // TWO's sealed token no longer opens (sealed under a key the operator dropped from
+    // CUSP_ENCRYPTION_KEY before running `cusp rotate-key`), and this process has no
+    // cached copy.
+    sql_execute(
+        &app.db,
+        "UPDATE installations SET bot_token = 'v1.00000000.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' \
+         WHERE team_id = $1",
+        TWO,
+    )
+    .await;
+    app.state.workspaces.forget(TWO);
+
+    // Well past every backoff, many times over: the worker keeps going around.
+    let start = now_ms();
+    for pass in 1..=12 {
+        cusp::jobs::inbox_worker::drain(&app.state, start + pass * 10 * MINUTE_MS)
+            .await
+            .expect("one workspace's installation must not stop the worker");
+    }
+    assert_eq!(
+        sql_count(
+            &app.db,
+            "SELECT COUNT(*) FROM inbox WHERE team_id = $1 AND status = 'pending' \
+             AND payload IS NOT NULL",
+            TWO,
+        )
+        .await,
+        1,
+        "the event waits, payload kept, for the installation to be readable again"
+    );
+
+    // The other workspace is served meanwhile.
+    app.event(&message_in(ONE, "EvOne1", UPDATE, "1700000002.000100"))
+        .await;
+    app.drain_inbox().await;
+    app.deliver_outbox_at(now_ms()).await;
+    assert_eq!(post_tokens(&app), vec!["xoxb-one".to_owned()]);
+
+    // Reinstalled (a fresh token sealed under the current key): the waiting event is
+    // handled with it.
+    app.install("c3", OAuthGrant::workspace(TWO, "Two", "xoxb-two-new"))
+        .await;
+    app.drain_inbox_at(start + 200 * MINUTE_MS).await;
+    app.deliver_outbox_at(start + 200 * MINUTE_MS).await;
+    assert_eq!(
+        post_tokens(&app),
+        vec!["xoxb-one".to_owned(), "xoxb-two-new".to_owned()]
+    );
+}
+
+backend_matrix!(an_unreadable_installation_does_not_use_up_its_stored_events,);
