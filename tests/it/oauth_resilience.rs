@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use crate::backend_matrix;
 use crate::support::app::{Backend, TestApp, TestDb, now_ms};
 use crate::support::fake_slack::OAuthGrant;
-use crate::support::oauth_app::message_in;
+use crate::support::oauth_app::{app_uninstalled, message_in};
 
 const ONE: &str = "T_ONE";
 const TWO: &str = "T_TWO";
@@ -119,4 +119,101 @@ async fn an_unreadable_installation_does_not_use_up_its_stored_events(backend: B
     );
 }
 
-backend_matrix!(an_unreadable_installation_does_not_use_up_its_stored_events,);
+/// Slack gives up on an event not answered within 3 seconds; the events route answers
+/// 503 (Slack sends it again) well before that, whatever the database is doing.
+const ACK_DEADLINE: std::time::Duration = std::time::Duration::from_millis(2_900);
+
+/// Another session holding the `installations` table, as a long migration or a
+/// `cusp rotate-key` on a big table would: SQLite's write lock, PostgreSQL's table lock
+/// (which blocks reads too). Released when the returned guard is dropped.
+enum Held {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+async fn hold_installations(app: &TestApp) -> Held {
+    use sqlx::Connection;
+    if app.db.url.starts_with("sqlite") {
+        Held::Sqlite(app.hold_sqlite_write_lock().await)
+    } else {
+        let mut other = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+        sqlx::query("LOCK TABLE installations IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        Held::Postgres(other)
+    }
+}
+
+/// A request that would hang as long as the lock is held fails the test instead.
+async fn within_test_limit<T>(request: impl Future<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(10), request)
+        .await
+        .expect("the events route must answer even while the database is held")
+}
+
+async fn release(held: Held) {
+    match held {
+        Held::Sqlite(mut c) => {
+            sqlx::query("ROLLBACK").execute(&mut c).await.unwrap();
+        }
+        Held::Postgres(mut c) => {
+            sqlx::query("ROLLBACK").execute(&mut c).await.unwrap();
+        }
+    }
+}
+
+async fn an_uninstall_is_answered_in_time_while_the_database_is_held(backend: Backend) {
+    let app = TestApp::spawn_oauth(backend).await;
+    app.install("c1", OAuthGrant::workspace(ONE, "One", "xoxb-one"))
+        .await;
+    let uninstall = app_uninstalled(ONE, "EvU1", now_ms() / 1000 + 1);
+    let held = hold_installations(&app).await;
+    let started = std::time::Instant::now();
+    let answer = within_test_limit(app.event(&uninstall)).await;
+    let took = started.elapsed();
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.body
+    );
+    assert!(took < ACK_DEADLINE, "answered after {took:?}");
+    release(held).await;
+    // Slack's retry of the same event removes the installation.
+    let again = app.event(&uninstall).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    let answer = app.slash_in(ONE, "help").await;
+    assert!(answer.body.contains("isn't installed"), "{}", answer.body);
+}
+
+async fn an_event_is_answered_in_time_while_the_installation_cannot_be_read(backend: Backend) {
+    if backend == Backend::Sqlite {
+        // SQLite (WAL) never makes a reader wait; only PostgreSQL's lock can.
+        return;
+    }
+    let app = TestApp::spawn_oauth(backend).await;
+    app.install("c1", OAuthGrant::workspace(ONE, "One", "xoxb-one"))
+        .await;
+    app.state.workspaces.forget(ONE);
+    let held = hold_installations(&app).await;
+    let started = std::time::Instant::now();
+    let answer =
+        within_test_limit(app.event(&message_in(ONE, "EvOne1", UPDATE, "1700000001.000100"))).await;
+    let took = started.elapsed();
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.body
+    );
+    assert!(took < ACK_DEADLINE, "answered after {took:?}");
+    release(held).await;
+}
+
+backend_matrix!(
+    an_unreadable_installation_does_not_use_up_its_stored_events,
+    an_uninstall_is_answered_in_time_while_the_database_is_held,
+    an_event_is_answered_in_time_while_the_installation_cannot_be_read,
+);
