@@ -63,7 +63,8 @@ impl Store {
     }
 
     /// Workspace-level installations removed before `removed_before_ms` and never
-    /// reinstalled: whose data the purge deletes now. Reads across teams (documented
+    /// reinstalled (under any key; the purge deletes by team id): whose data the purge
+    /// deletes now. Reads across teams (documented
     /// exception, like the refresh scheduler's: the job has no team yet). An org-wide
     /// installation (no team id) has no rows of its own to delete.
     pub async fn uninstalled_before(
@@ -71,9 +72,11 @@ impl Store {
         removed_before_ms: i64,
     ) -> Result<Vec<InstallationKey>, StoreError> {
         let rows: Vec<(String, String)> = with_pool!(self, |pool| sqlx::query_as(
-            "SELECT enterprise_id, team_id FROM installations \
+            "SELECT enterprise_id, team_id FROM installations removed \
              WHERE bot_token IS NULL AND uninstalled_at IS NOT NULL AND uninstalled_at < $1 \
                  AND team_id <> '' \
+                 AND NOT EXISTS (SELECT 1 FROM installations live \
+                     WHERE live.team_id = removed.team_id AND live.bot_token IS NOT NULL) \
              ORDER BY uninstalled_at"
         )
         .bind(removed_before_ms)
@@ -88,16 +91,21 @@ impl Store {
             .collect())
     }
 
-    /// True while `key` is still removed since before `removed_before_ms` (no reinstall
-    /// came in meanwhile): the purge checks it before each table.
+    /// True while `key` is still removed since before `removed_before_ms` and no
+    /// installation serves its team (no reinstall came in meanwhile, under this key or
+    /// another: a workspace that joined an Enterprise Grid org installs again under the
+    /// org's id): the purge checks it before each table.
     async fn still_uninstalled(
         &self,
         key: &InstallationKey,
         removed_before_ms: i64,
     ) -> Result<bool, StoreError> {
         let found: i64 = with_pool!(self, |pool| sqlx::query_scalar(
-            "SELECT COUNT(*) FROM installations WHERE enterprise_id = $1 AND team_id = $2 \
-                 AND bot_token IS NULL AND uninstalled_at IS NOT NULL AND uninstalled_at < $3"
+            "SELECT COUNT(*) FROM installations removed \
+             WHERE enterprise_id = $1 AND team_id = $2 \
+                 AND bot_token IS NULL AND uninstalled_at IS NOT NULL AND uninstalled_at < $3 \
+                 AND NOT EXISTS (SELECT 1 FROM installations live \
+                     WHERE live.team_id = $2 AND live.bot_token IS NOT NULL)"
         )
         .bind(&key.enterprise_id)
         .bind(&key.team_id)

@@ -10,6 +10,9 @@ use crate::support::oauth_app::{app_uninstalled, message_in};
 
 const ONE: &str = "T_ONE";
 const TWO: &str = "T_TWO";
+/// About another account, so no cooldown from [`UPDATE`] holds its nudge back.
+const OTHER_UPDATE: &str =
+    "Globex renewal: chasing them to sign before EOQ, I need this for my number";
 const MINUTE_MS: i64 = 60 * 1000;
 const UPDATE: &str =
     "Acme Logistics: need them to sign by Friday so I hit my quota, pushing hard for the PO";
@@ -119,6 +122,57 @@ async fn an_unreadable_installation_does_not_use_up_its_stored_events(backend: B
     );
 }
 
+async fn a_purge_spares_a_workspace_installed_again_under_its_grid_org(backend: Backend) {
+    let app = TestApp::spawn_oauth(backend).await;
+    app.install("c1", OAuthGrant::workspace(ONE, "One", "xoxb-one"))
+        .await;
+    app.event(&message_in(ONE, "EvOne1", UPDATE, "1700000001.000100"))
+        .await;
+    app.drain_inbox().await;
+    let observations = "SELECT COUNT(*) FROM observations WHERE team_id = $1";
+    assert_eq!(sql_count(&app.db, observations, ONE).await, 1);
+    let removed_at = now_ms();
+    let answer = app
+        .event(&app_uninstalled(ONE, "EvU", removed_at / 1000))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    // Meanwhile the workspace joined an Enterprise Grid org; installing again, Slack now
+    // names the org, so the new installation has another key than the removed one.
+    app.install(
+        "c2",
+        OAuthGrant {
+            enterprise: Some(("E_ORG".into(), "Org".into())),
+            ..OAuthGrant::workspace(ONE, "One", "xoxb-one-grid")
+        },
+    )
+    .await;
+    let purged = cusp::jobs::uninstalled::purge_due(
+        &app.state,
+        jiff::Timestamp::from_millisecond(removed_at + 31 * 24 * 3600 * 1000).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(purged.is_empty(), "purged {purged:?}");
+    assert_eq!(
+        sql_count(&app.db, observations, ONE).await,
+        1,
+        "a served workspace keeps its history"
+    );
+    app.event(&message_in(
+        ONE,
+        "EvOne2",
+        OTHER_UPDATE,
+        "1700000002.000100",
+    ))
+    .await;
+    app.drain_inbox().await;
+    app.deliver_outbox_at(now_ms()).await;
+    assert_eq!(
+        post_tokens(&app).last().map(String::as_str),
+        Some("xoxb-one-grid")
+    );
+}
+
 /// Slack gives up on an event not answered within 3 seconds; the events route answers
 /// 503 (Slack sends it again) well before that, whatever the database is doing.
 const ACK_DEADLINE: std::time::Duration = std::time::Duration::from_millis(2_900);
@@ -216,4 +270,5 @@ backend_matrix!(
     an_unreadable_installation_does_not_use_up_its_stored_events,
     an_uninstall_is_answered_in_time_while_the_database_is_held,
     an_event_is_answered_in_time_while_the_installation_cannot_be_read,
+    a_purge_spares_a_workspace_installed_again_under_its_grid_org,
 );
