@@ -266,9 +266,44 @@ async fn an_event_is_answered_in_time_while_the_installation_cannot_be_read(back
     release(held).await;
 }
 
+fn org_wide_grant() -> OAuthGrant {
+    OAuthGrant {
+        team: None,
+        enterprise: Some(("E_ORG".into(), "Org".into())),
+        is_enterprise_install: true,
+        ..OAuthGrant::workspace("", "Org", "xoxb-org")
+    }
+}
+
+async fn an_org_wide_install_is_refused_with_a_page_saying_what_to_do(backend: Backend) {
+    let app = TestApp::spawn_oauth(backend).await;
+    let state = app.start_install().await;
+    app.slack.grant_oauth_code(
+        "c1",
+        crate::support::oauth_app::REDIRECT_URI,
+        org_wide_grant(),
+    );
+    let page = app
+        .oauth_redirect(&format!("code=c1&state={state}"), Some(&state))
+        .await;
+    // The workers visit workspace-level installations only: an org-wide one would take
+    // its workspaces' events with a 200 and never handle them.
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert!(page.body.contains("each workspace"), "{}", page.body);
+    assert!(
+        app.state
+            .store
+            .list_installations()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 backend_matrix!(
     an_unreadable_installation_does_not_use_up_its_stored_events,
     an_uninstall_is_answered_in_time_while_the_database_is_held,
     an_event_is_answered_in_time_while_the_installation_cannot_be_read,
     a_purge_spares_a_workspace_installed_again_under_its_grid_org,
+    an_org_wide_install_is_refused_with_a_page_saying_what_to_do,
 );
