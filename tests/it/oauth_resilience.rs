@@ -300,10 +300,52 @@ async fn an_org_wide_install_is_refused_with_a_page_saying_what_to_do(backend: B
     );
 }
 
+/// A signed `POST /hooks/deals` with `body`.
+async fn post_deal(app: &TestApp, body: &serde_json::Value) -> (StatusCode, String) {
+    let body = body.to_string();
+    let ts = jiff::Timestamp::now().as_second();
+    let secret = crate::support::app::WEBHOOK_SECRET.as_bytes();
+    let signature = cusp::server::crm_signature::sign(secret, ts, body.as_bytes());
+    let request = axum::http::Request::post("/hooks/deals")
+        .header("content-type", "application/json")
+        .header("x-cusp-timestamp", ts.to_string())
+        .header("x-cusp-signature", signature)
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    let response = app.request(request).await;
+    (response.status, response.body)
+}
+
+async fn a_crm_hook_in_oauth_mode_must_name_an_installed_workspace(backend: Backend) {
+    let app = TestApp::spawn_oauth(backend).await;
+    app.install("c1", OAuthGrant::workspace(ONE, "One", "xoxb-one"))
+        .await;
+    let deal = |team: Option<&str>| {
+        let mut body = serde_json::json!({
+            "deal_id": "D-42", "account": "Acme Logistics", "stage": "closedwon",
+            "owner": {"slack_user_id": "U_SELLER"},
+        });
+        if let Some(team) = team {
+            body["team_id"] = serde_json::json!(team);
+        }
+        body
+    };
+    let (status, body) = post_deal(&app, &deal(None)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("team_id"), "{body}");
+    let (status, body) = post_deal(&app, &deal(Some(TWO))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = post_deal(&app, &deal(Some(ONE))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.deliver_outbox_at(now_ms()).await;
+    assert_eq!(post_tokens(&app), vec!["xoxb-one".to_owned()]);
+}
+
 backend_matrix!(
     an_unreadable_installation_does_not_use_up_its_stored_events,
     an_uninstall_is_answered_in_time_while_the_database_is_held,
     an_event_is_answered_in_time_while_the_installation_cannot_be_read,
     a_purge_spares_a_workspace_installed_again_under_its_grid_org,
     an_org_wide_install_is_refused_with_a_page_saying_what_to_do,
+    a_crm_hook_in_oauth_mode_must_name_an_installed_workspace,
 );
