@@ -62,6 +62,30 @@ impl Store {
         Ok(stopped)
     }
 
+    /// Drops a removed team's events still waiting in the inbox: their payload (the
+    /// person's words) is deleted and they are parked `failed` with `reason`, so the
+    /// text is not kept for the 30 days of grace, and a reinstall does not answer
+    /// messages from weeks ago. Returns how many were dropped.
+    pub async fn drop_team_events(
+        &self,
+        team_id: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let dropped = with_pool!(self, |pool| sqlx::query(
+            "UPDATE inbox SET status = 'failed', payload = NULL, locked_until = NULL, \
+                 last_error = $2, handled_at = $3 \
+             WHERE team_id = $1 AND status IN ('pending', 'working')"
+        )
+        .bind(team_id)
+        .bind(reason)
+        .bind(now_ms)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(dropped)
+    }
+
     /// Workspace-level installations removed before `removed_before_ms` and never
     /// reinstalled (under any key; the purge deletes by team id): whose data the purge
     /// deletes now. Reads across teams (documented

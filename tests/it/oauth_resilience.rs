@@ -341,6 +341,33 @@ async fn a_crm_hook_in_oauth_mode_must_name_an_installed_workspace(backend: Back
     assert_eq!(post_tokens(&app), vec!["xoxb-one".to_owned()]);
 }
 
+async fn events_waiting_when_a_workspace_removes_cusp_are_dropped_not_answered_later(
+    backend: Backend,
+) {
+    let app = TestApp::spawn_oauth(backend).await;
+    app.install("c1", OAuthGrant::workspace(ONE, "One", "xoxb-one"))
+        .await;
+    // Stored, not yet handled, when the workspace removes cusp.
+    app.event(&message_in(ONE, "EvOne1", UPDATE, "1700000001.000100"))
+        .await;
+    let answer = app
+        .event(&app_uninstalled(ONE, "EvU", now_ms() / 1000 + 1))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let waiting = "SELECT COUNT(*) FROM inbox WHERE team_id = $1 AND payload IS NOT NULL";
+    assert_eq!(
+        sql_count(&app.db, waiting, ONE).await,
+        0,
+        "a removed workspace's message text is not kept for 30 days"
+    );
+    // Reinstalled days later: the old message gets no late nudge.
+    app.install("c2", OAuthGrant::workspace(ONE, "One", "xoxb-one-new"))
+        .await;
+    app.drain_inbox().await;
+    app.deliver_outbox_at(now_ms()).await;
+    assert_eq!(post_tokens(&app), Vec::<String>::new());
+}
+
 backend_matrix!(
     an_unreadable_installation_does_not_use_up_its_stored_events,
     an_uninstall_is_answered_in_time_while_the_database_is_held,
@@ -348,4 +375,5 @@ backend_matrix!(
     a_purge_spares_a_workspace_installed_again_under_its_grid_org,
     an_org_wide_install_is_refused_with_a_page_saying_what_to_do,
     a_crm_hook_in_oauth_mode_must_name_an_installed_workspace,
+    events_waiting_when_a_workspace_removes_cusp_are_dropped_not_answered_later,
 );
