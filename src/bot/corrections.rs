@@ -11,6 +11,7 @@ use super::why::{Reading, class_of, theme, theme_label};
 use crate::engine::Theme;
 use crate::slack::blocks::{self, MAX_BUTTON_VALUE_CHARS};
 use crate::slack::payloads::{BlockActions, ViewSubmission};
+use crate::slack::responses;
 use crate::state::TeamContext;
 use crate::store::{NewCorrection, Prompt, ReadingLabels};
 
@@ -202,10 +203,7 @@ pub fn correction_modal(target: &Target) -> Value {
 }
 
 fn errors(block: &str, message: &str) -> InteractionReply {
-    InteractionReply::Json(serde_json::json!({
-        "response_action": "errors",
-        "errors": { block: message },
-    }))
+    InteractionReply::Json(responses::view_error(block, message))
 }
 
 /// The modal's submission: validated, then stored once per prompt.

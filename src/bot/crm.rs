@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::prompt_message::prompt_params;
+use super::prompt_message::prompt_call;
 use super::reflect::seed_from;
 use super::why::{Reading, aimed_gaps};
 use crate::engine::Stage;
 use crate::hubspot::{HubSpotApiError, HubSpotClient, HubSpotEvent};
-use crate::slack::ids::{TeamId, UserId};
+use crate::slack::ids::{ChannelId, TeamId, UserId};
 use crate::state::TeamContext;
 use crate::store::{
     Effects, NewObservation, NewOutboxMessage, NewPrompt, ObservationSource, StoreError,
@@ -327,7 +327,7 @@ async fn prompt_owner(
         ..super::observation(
             &analysis,
             ObservationSource::Crm,
-            &channel,
+            channel.as_str(),
             &owner,
             None,
             thread_key.clone(),
@@ -379,7 +379,7 @@ async fn prompt_owner(
         &analysis_for_questions,
         &aimed_gaps(&analysis_for_questions, stage, &questions),
     );
-    let params = prompt_params(
+    let call = prompt_call(
         &channel,
         None,
         &intro,
@@ -392,7 +392,7 @@ async fn prompt_owner(
     let effects = Effects {
         observation: Some(observation),
         prompt: Some(NewPrompt {
-            channel_id: channel.clone(),
+            channel_id: channel.as_str().to_owned(),
             thread_key: thread_key.clone(),
             user_id: owner.clone(),
             account: Some(deal_key),
@@ -400,11 +400,7 @@ async fn prompt_owner(
             question_ids: questions.iter().map(|q| q.id.clone()).collect(),
             stage: stage.map(|s| s.as_str().to_owned()),
         }),
-        outbox: vec![NewOutboxMessage {
-            idempotency_key: thread_key,
-            method: "chat.postMessage".into(),
-            params,
-        }],
+        outbox: vec![NewOutboxMessage::new(thread_key, call)],
     };
     ctx.store.record_effects(team, &effects, now_ms).await?;
     ctx.outbox_wake.notify_one();
@@ -422,7 +418,7 @@ async fn prompt_owner(
 }
 
 enum DmChannel {
-    Open(String),
+    Open(ChannelId),
     /// Slack will never open this DM (the Slack error code says why).
     Unreachable(String),
 }

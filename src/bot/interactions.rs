@@ -4,15 +4,16 @@
 //! person who clicked; "Why?" explains the reading (see `why`); "Not quite right" opens the
 //! correction modal (see `corrections`); the opt-out confirmation deletes that person's data.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::prompt_message::{
     ACTION_FORGET_CANCEL, ACTION_FORGET_CONFIRM, ACTION_HELPFUL, ACTION_MUTE_DEAL, ACTION_NOT_NOW,
     ACTION_NOT_QUITE_RIGHT, ACTION_OPTOUT_CANCEL, ACTION_OPTOUT_CONFIRM, ACTION_REFLECT,
-    ACTION_WHY, ephemeral_params,
+    ACTION_WHY, ephemeral_call,
 };
-use crate::slack::blocks;
+use crate::slack::ids::{ChannelId, UserId};
 use crate::slack::payloads::{BlockActions, InteractionPayload, ViewSubmission};
+use crate::slack::{blocks, responses};
 use crate::state::TeamContext;
 use crate::store::{NewOutboxMessage, Prompt, StoreError};
 
@@ -66,7 +67,6 @@ async fn on_block_actions(
 ) -> Result<InteractionReply, InteractionError> {
     let team = payload.team.id.as_str();
     let user = payload.user.id.as_str();
-    let channel = payload.channel.as_ref().map(|c| c.id.as_str());
     let Some(action) = payload.actions.first() else {
         return Err(InteractionError::BadRequest(
             "block_actions without actions".into(),
@@ -169,12 +169,12 @@ async fn on_block_actions(
             )));
         }
     };
-    if let Some(channel) = channel {
+    if let Some(channel) = payload.channel.as_ref() {
         enqueue_ephemeral(
             ctx,
             team,
-            channel,
-            user,
+            &channel.id,
+            &payload.user.id,
             note,
             &format!("ack:{}:{}", payload.trigger_id, action.action_id),
             now_ms,
@@ -216,10 +216,12 @@ pub(super) async fn open_modal(
     button: &str,
     now_ms: i64,
 ) -> Result<InteractionReply, InteractionError> {
-    let mut params = serde_json::Map::new();
-    params.insert("trigger_id".into(), json!(payload.trigger_id));
-    params.insert("view".into(), view);
-    match ctx.workspace.slack.call("views.open", &params).await {
+    match ctx
+        .workspace
+        .slack
+        .open_view(&payload.trigger_id, view)
+        .await
+    {
         Ok(_) => Ok(InteractionReply::Ack),
         Err(err) => {
             tracing::warn!(error = %err, button, "could not open a modal");
@@ -237,8 +239,8 @@ pub(super) async fn open_modal(
                 enqueue_ephemeral(
                     ctx,
                     payload.team.id.as_str(),
-                    channel.id.as_str(),
-                    payload.user.id.as_str(),
+                    &channel.id,
+                    &payload.user.id,
                     &text,
                     &key,
                     now_ms,
@@ -265,9 +267,12 @@ fn reflection_modal(ctx: &TeamContext<'_>, prompt: &Prompt) -> Value {
             .iter()
             .find(|q| q.id == id)
             .map_or("Your thoughts", |q| q.text.as_str());
-        let mut input = blocks::plain_input(&format!("q{i}"), "answer", text, true);
-        input["optional"] = json!(true);
-        out.push(input);
+        out.push(blocks::optional(blocks::plain_input(
+            &format!("q{i}"),
+            "answer",
+            text,
+            true,
+        )));
     }
     out.push(blocks::checkboxes(
         SHARE_BLOCK,
@@ -303,10 +308,10 @@ async fn on_view_submission(
     let team = submission.team.id.as_str();
     let prompt = find_prompt(ctx, team, &submission.view.private_metadata).await?;
     if prompt.user_id != submission.user.id.as_str() {
-        return Ok(InteractionReply::Json(json!({
-            "response_action": "errors",
-            "errors": { "q0": NOT_YOUR_REFLECTION },
-        })));
+        return Ok(InteractionReply::Json(responses::view_error(
+            "q0",
+            NOT_YOUR_REFLECTION,
+        )));
     }
     let question_ids: Vec<&str> = prompt
         .question_ids
@@ -322,14 +327,14 @@ async fn on_view_submission(
                 .state
                 .text_value(&format!("q{i}"), "answer")?
                 .trim();
-            (!text.is_empty()).then(|| json!({ "question_id": id, "answer": text }))
+            (!text.is_empty()).then(|| Value::from_iter([("question_id", *id), ("answer", text)]))
         })
         .collect();
     if answers.is_empty() {
-        return Ok(InteractionReply::Json(json!({
-            "response_action": "errors",
-            "errors": { "q0": "Write a line or two for at least one question, or press Cancel." },
-        })));
+        return Ok(InteractionReply::Json(responses::view_error(
+            "q0",
+            "Write a line or two for at least one question, or press Cancel.",
+        )));
     }
     if ctx
         .store
@@ -337,10 +342,10 @@ async fn on_view_submission(
         .await?
         .opted_out
     {
-        return Ok(InteractionReply::Json(json!({
-            "response_action": "errors",
-            "errors": { "q0": "You have opted out of cusp, so I keep nothing you write. `/cusp optin` to save reflections again." },
-        })));
+        return Ok(InteractionReply::Json(responses::view_error(
+            "q0",
+            "You have opted out of cusp, so I keep nothing you write. `/cusp optin` to save reflections again.",
+        )));
     }
     let shared = submission
         .view
@@ -363,17 +368,13 @@ async fn on_view_submission(
 async fn enqueue_ephemeral(
     ctx: &TeamContext<'_>,
     team: &str,
-    channel: &str,
-    user: &str,
+    channel: &ChannelId,
+    user: &UserId,
     text: &str,
     key: &str,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let message = NewOutboxMessage {
-        idempotency_key: key.to_owned(),
-        method: "chat.postEphemeral".into(),
-        params: ephemeral_params(channel, user, text),
-    };
+    let message = NewOutboxMessage::new(key, ephemeral_call(channel, user, text));
     ctx.store.enqueue_outbox(team, &[message], now_ms).await?;
     ctx.outbox_wake.notify_one();
     Ok(())

@@ -1,14 +1,14 @@
 //! `@cusp <text>`: a threaded reply with the analysis and questions for that text.
 //! `@cusp` alone inside a thread reflects on the thread's first message.
 
-use serde_json::Value;
-
 use super::DispatchError;
-use super::prompt_message::prompt_params;
+use super::prompt_message::prompt_call;
 use super::reflect::seed_from;
 use super::why::{Reading, aimed_gaps};
 use crate::engine::Analysis;
 use crate::slack::blocks;
+use crate::slack::calls::{Message, SlackCall};
+use crate::slack::ids::ChannelId;
 use crate::slack::payloads::AppMentionEvent;
 use crate::state::TeamContext;
 use crate::store::{Effects, NewOutboxMessage, NewPrompt, ObservationSource};
@@ -40,10 +40,10 @@ pub async fn on_mention(
     } else if let Some(thread_ts) = event.thread_ts.as_deref() {
         match thread_parent(ctx, channel, thread_ts).await? {
             Some((text, author)) => (text, author, thread_ts.to_owned()),
-            None => return Ok(hint(channel, &reply_root, &event.ts)),
+            None => return Ok(hint(&event.channel, &reply_root, &event.ts)),
         }
     } else {
-        return Ok(hint(channel, &reply_root, &event.ts));
+        return Ok(hint(&event.channel, &reply_root, &event.ts));
     };
 
     let author_prefs = ctx.store.user_prefs(team, &author).await?;
@@ -63,8 +63,8 @@ pub async fn on_mention(
     let questions = super::questions_for(ctx, team, asker, &text, &analysis, None, seed).await?;
     let thread_key = format!("mention:{channel}:{}", event.ts);
     let reading = Reading::of(&analysis, &aimed_gaps(&analysis, None, &questions));
-    let params = prompt_params(
-        channel,
+    let call = prompt_call(
+        &event.channel,
         Some(&reply_root),
         &intro(&analysis),
         &questions,
@@ -94,11 +94,10 @@ pub async fn on_mention(
             question_ids: questions.iter().map(|q| q.id.clone()).collect(),
             stage: None,
         }),
-        outbox: vec![NewOutboxMessage {
-            idempotency_key: format!("mention:{channel}:{}", event.ts),
-            method: "chat.postMessage".into(),
-            params,
-        }],
+        outbox: vec![NewOutboxMessage::new(
+            format!("mention:{channel}:{}", event.ts),
+            call,
+        )],
     })
 }
 
@@ -141,17 +140,17 @@ fn explanation(analysis: &Analysis) -> String {
     }
 }
 
-fn hint(channel: &str, reply_root: &str, ts: &str) -> Effects {
-    let mut params = serde_json::Map::new();
-    params.insert("channel".into(), Value::from(channel));
-    params.insert("thread_ts".into(), Value::from(reply_root));
-    params.insert("text".into(), Value::from(MENTION_HINT));
+fn hint(channel: &ChannelId, reply_root: &str, ts: &str) -> Effects {
+    let call = SlackCall::PostMessage {
+        channel: channel.clone(),
+        thread_ts: Some(reply_root.to_owned()),
+        message: Message::text(MENTION_HINT),
+    };
     Effects {
-        outbox: vec![NewOutboxMessage {
-            idempotency_key: format!("mention-hint:{channel}:{ts}"),
-            method: "chat.postMessage".into(),
-            params,
-        }],
+        outbox: vec![NewOutboxMessage::new(
+            format!("mention-hint:{channel}:{ts}"),
+            call,
+        )],
         ..Effects::default()
     }
 }
@@ -162,17 +161,10 @@ async fn thread_parent(
     channel: &str,
     thread_ts: &str,
 ) -> Result<Option<(String, String)>, DispatchError> {
-    let messages = ctx
+    let parent = ctx
         .workspace
         .slack
-        .recent_messages(channel, Some(thread_ts), thread_ts, 1)
+        .thread_parent(channel, thread_ts)
         .await?;
-    Ok(messages
-        .iter()
-        .find(|m| m.get("ts").and_then(Value::as_str) == Some(thread_ts))
-        .and_then(|m| {
-            let text = m.get("text")?.as_str()?.to_owned();
-            let user = m.get("user")?.as_str()?.to_owned();
-            Some((text, user))
-        }))
+    Ok(parent.and_then(|m| Some((m.text?, m.user?))))
 }

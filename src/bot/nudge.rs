@@ -2,12 +2,11 @@
 //! (one to three questions aimed at the gap), a quiet reaction (already customer-centric),
 //! or nothing — within the team's cooldowns and everyone's mutes and opt-outs.
 
-use serde_json::{Map, json};
-
-use super::prompt_message::{prompt_params, why_line};
+use super::prompt_message::{prompt_call, why_line};
 use super::reflect::seed_from;
 use super::why::{Reading, aimed_gaps};
 use crate::engine::{Analysis, Class};
+use crate::slack::calls::SlackCall;
 use crate::slack::payloads::MessageEvent;
 use crate::state::TeamContext;
 use crate::store::{
@@ -101,15 +100,14 @@ pub async fn on_message(
     }
     match response_for(&analysis) {
         Response::React => {
-            let mut params = Map::new();
-            params.insert("channel".into(), json!(channel));
-            params.insert("timestamp".into(), json!(event.ts));
-            params.insert("name".into(), json!(settings.reaction));
-            effects.outbox.push(NewOutboxMessage {
-                idempotency_key: format!("reaction:{channel}:{}", event.ts),
-                method: "reactions.add".into(),
-                params,
-            });
+            effects.outbox.push(NewOutboxMessage::new(
+                format!("reaction:{channel}:{}", event.ts),
+                SlackCall::AddReaction {
+                    channel: event.channel.clone(),
+                    timestamp: event.ts.clone(),
+                    name: settings.reaction.clone(),
+                },
+            ));
         }
         Response::Nudge => {
             let blocked = prefs.is_muted(now_ms)
@@ -132,8 +130,8 @@ pub async fn on_message(
                 None => "A question or two on this update:".to_owned(),
             };
             let reading = Reading::of(&analysis, &aimed_gaps(&analysis, None, &questions));
-            let params = prompt_params(
-                channel,
+            let call = prompt_call(
+                &event.channel,
                 Some(root),
                 &intro,
                 &questions,
@@ -150,11 +148,9 @@ pub async fn on_message(
                 question_ids: questions.iter().map(|q| q.id.clone()).collect(),
                 stage: None,
             });
-            effects.outbox.push(NewOutboxMessage {
-                idempotency_key: format!("nudge:{thread_key}"),
-                method: "chat.postMessage".into(),
-                params,
-            });
+            effects
+                .outbox
+                .push(NewOutboxMessage::new(format!("nudge:{thread_key}"), call));
         }
     }
     Ok(effects)

@@ -1,11 +1,13 @@
 //! The threaded message a nudge, mention reply or CRM prompt posts: questions plus the
 //! buttons people answer with. Pure; the callers enqueue it.
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::why::{Reading, why_value};
 use crate::engine::{Analysis, Question};
 use crate::slack::blocks::{self, ButtonStyle};
+use crate::slack::calls::{Message, SlackCall};
+use crate::slack::ids::{ChannelId, UserId};
 
 pub const ACTION_REFLECT: &str = "cusp_reflect";
 pub const ACTION_HELPFUL: &str = "cusp_helpful";
@@ -58,19 +60,19 @@ pub fn prompt_buttons(thread_key: &str, reading: Option<&Reading>) -> Value {
     blocks::actions("cusp_prompt", buttons)
 }
 
-/// `chat.postMessage` arguments for a prompt in `channel`, threaded under `thread_ts`.
+/// The post of a prompt in `channel`, threaded under `thread_ts`.
 /// The buttons carry the prompt row's `thread_key`; without a prompt row (`None`) there is
 /// nothing for them to act on, so there are none. `reading` adds "Why?" and "Not quite
 /// right".
-pub fn prompt_params(
-    channel: &str,
+pub fn prompt_call(
+    channel: &ChannelId,
     thread_ts: Option<&str>,
     intro: &str,
     questions: &[Question],
     why: Option<String>,
     buttons_for: Option<&str>,
     reading: Option<&Reading>,
-) -> Map<String, Value> {
+) -> SlackCall {
     let list: Vec<String> = questions
         .iter()
         .map(|q| format!("• {}", blocks::escape_mrkdwn(&q.text)))
@@ -90,15 +92,11 @@ pub fn prompt_params(
         Some(q) => format!("{intro} {}", q.text),
         None => intro.to_owned(),
     };
-    let mut params = Map::new();
-    params.insert("channel".into(), json!(channel));
-    if let Some(ts) = thread_ts {
-        params.insert("thread_ts".into(), json!(ts));
+    SlackCall::PostMessage {
+        channel: channel.clone(),
+        thread_ts: thread_ts.map(str::to_owned),
+        message: Message::blocks(fallback, blocks::message_blocks(out)).without_link_previews(),
     }
-    params.insert("text".into(), json!(fallback));
-    params.insert("blocks".into(), Value::Array(blocks::message_blocks(out)));
-    params.insert("unfurl_links".into(), json!(false));
-    params
 }
 
 /// "Noticed: closing push · not yet: their outcome, their people" — why cusp asked.
@@ -119,11 +117,11 @@ pub fn why_line(analysis: &Analysis) -> String {
     line
 }
 
-/// `chat.postEphemeral` arguments: a note only `user` sees.
-pub fn ephemeral_params(channel: &str, user: &str, text: &str) -> Map<String, Value> {
-    let mut params = Map::new();
-    params.insert("channel".into(), json!(channel));
-    params.insert("user".into(), json!(user));
-    params.insert("text".into(), json!(text));
-    params
+/// A note only `user` sees, in `channel`.
+pub fn ephemeral_call(channel: &ChannelId, user: &UserId, text: &str) -> SlackCall {
+    SlackCall::PostEphemeral {
+        channel: channel.clone(),
+        user: user.clone(),
+        text: text.to_owned(),
+    }
 }

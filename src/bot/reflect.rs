@@ -1,9 +1,9 @@
 //! `/cusp reflect <update>`: the analysis and questions, shown only to the person who asked.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::engine::{Analysis, Question, QuestionContext, ThemeHit};
-use crate::slack::blocks;
+use crate::slack::{blocks, responses};
 use crate::state::TeamContext;
 use crate::store::{Effects, ObservationSource};
 
@@ -24,7 +24,7 @@ impl EphemeralReply {
 
     /// The response body Slack expects for an ephemeral slash-command answer.
     pub fn to_json(&self) -> Value {
-        json!({ "response_type": "ephemeral", "text": self.text, "blocks": self.blocks })
+        responses::ephemeral(&self.text, &self.blocks)
     }
 }
 

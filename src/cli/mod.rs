@@ -104,6 +104,10 @@ pub enum CliCommand {
         /// With --cross-validate: a file always trained on, never held out (repeatable).
         #[arg(long, requires = "cross_validate")]
         always: Vec<PathBuf>,
+        /// With --cross-validate: hold out one writer at a time, all of their files together
+        /// (a writer is the file name up to the first `-`: c1-train.jsonl, c1-test.jsonl).
+        #[arg(long, requires = "cross_validate")]
+        by_writer: bool,
         /// With --cross-validate: print JSON.
         #[arg(long, requires = "cross_validate")]
         json: bool,
@@ -273,6 +277,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             cross_validate,
             always,
+            by_writer,
             json,
             params,
         } => {
@@ -280,7 +285,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if cross_validate {
                 let stdout = std::io::stdout();
                 let mut w = std::io::BufWriter::new(stdout.lock());
-                crate::cli::train::run_cross_validate(&files, &always, &cfg, json, &mut w)?;
+                crate::cli::train::run_cross_validate(
+                    &files, &always, by_writer, &cfg, json, &mut w,
+                )?;
                 w.flush()?;
             } else if let Some(out) = out {
                 let n = crate::cli::train::run_train(&files, &out, &cfg)?;

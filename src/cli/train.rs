@@ -21,7 +21,9 @@ pub enum TrainError {
         path: String,
         source: std::io::Error,
     },
-    #[error("--cross-validate needs at least two files to hold out in turn")]
+    #[error(
+        "--cross-validate needs at least two files (with --by-writer: two writers) to hold out in turn"
+    )]
     TooFewFolds,
 }
 
@@ -60,24 +62,60 @@ pub fn run_train(files: &[PathBuf], out: &Path, cfg: &TrainConfig) -> Result<usi
     Ok(all.len())
 }
 
-/// Leave-one-file-out: for each of `folds`, trains on the other folds plus `always` and
-/// measures on the held-out file; prints one line per file and the pooled report (every
-/// message scored by a model that never saw it). `lexicon_only` measures the lexicon on
-/// the same files for comparison.
+/// The writer of a corpus file: its name up to the first `-` (`c1-train.jsonl` and
+/// `c1-test.jsonl` are both `c1`), the whole stem when there is none (`dev.jsonl` → `dev`).
+fn writer_of(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".jsonl").unwrap_or(&name);
+    stem.split('-').next().unwrap_or(stem).to_string()
+}
+
+/// The folds to hold out: each file on its own, or with `by_writer` the files of one
+/// writer together (first-seen order), so no fold trains on its own author's other part.
+fn group_folds(files: &[PathBuf], by_writer: bool) -> Vec<(String, Vec<PathBuf>)> {
+    let mut folds: Vec<(String, Vec<PathBuf>)> = Vec::new();
+    for f in files {
+        let key = if by_writer {
+            writer_of(f)
+        } else {
+            f.display().to_string()
+        };
+        match folds.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, paths)) => paths.push(f.clone()),
+            None => folds.push((key, vec![f.clone()])),
+        }
+    }
+    folds
+}
+
+/// Leave-one-out by file, or by writer (`by_writer`): for each fold, trains on the other
+/// folds plus `always` and measures on the held-out one; prints one line per fold and the
+/// pooled report (every message scored by a model that never saw it, nor with
+/// `by_writer` anything else its author wrote). The lexicon alone is measured on the same
+/// files for comparison.
 pub fn run_cross_validate(
-    folds: &[PathBuf],
+    files: &[PathBuf],
     always: &[PathBuf],
+    by_writer: bool,
     cfg: &TrainConfig,
     json: bool,
     out: &mut dyn std::io::Write,
 ) -> Result<(), TrainError> {
+    let folds = group_folds(files, by_writer);
     if folds.len() < 2 {
         return Err(TrainError::TooFewFolds);
     }
-    let fold_rows: Vec<Vec<Row>> = folds
-        .iter()
-        .map(|f| read_rows(f))
-        .collect::<Result<_, _>>()?;
+    let mut fold_rows: Vec<Vec<Row>> = Vec::new();
+    for (_, paths) in &folds {
+        let mut rows = Vec::new();
+        for p in paths {
+            rows.extend(read_rows(p)?);
+        }
+        fold_rows.push(rows);
+    }
     let mut base = Vec::new();
     for f in always {
         base.extend(examples(&read_rows(f)?));
@@ -97,7 +135,7 @@ pub fn run_cross_validate(
         total.add(&t);
         lexicon_total.add(&Tally::of(&Engine::lexicon_only(), held));
         files.push(FileReport {
-            file: folds[i].display().to_string(),
+            file: folds[i].0.clone(),
             report: t.report()?,
         });
     }
@@ -136,7 +174,23 @@ mod tests {
     fn retraining_reproduces_the_committed_model() {
         use sha2::{Digest, Sha256};
         let inputs = inputs_of_model_text(crate::engine::BUILTIN_MODEL);
-        assert!(inputs.len() >= 3, "{inputs:?}");
+        // Trained on every part of the three writers' corpus (both spent test parts
+        // included) plus dev and fresh; never on a held-back set written later (c4, c5).
+        for writer in ["c1", "c2", "c3"] {
+            for part in ["train", "test"] {
+                let path = format!("eval/corpus/{writer}-{part}.jsonl");
+                assert!(
+                    inputs.iter().any(|(p, _)| *p == path),
+                    "{path} missing from {inputs:?}"
+                );
+            }
+        }
+        assert!(
+            inputs
+                .iter()
+                .all(|(p, _)| !p.contains("/c4") && !p.contains("/c5")),
+            "{inputs:?}"
+        );
         let cfg = TrainConfig::from_model_text(crate::engine::BUILTIN_MODEL).expect("param lines");
         let mut examples = Vec::new();
         for (path, sha) in &inputs {
@@ -160,5 +214,24 @@ mod tests {
             retrained == crate::engine::BUILTIN_MODEL,
             "retraining gives different weights: run the retrain command in docs/engine.md"
         );
+    }
+
+    #[test]
+    fn by_writer_folds_keep_a_writers_parts_together() {
+        let files: Vec<PathBuf> = [
+            "eval/corpus/c1-train.jsonl",
+            "eval/corpus/c2-train.jsonl",
+            "eval/corpus/c1-test.jsonl",
+            "eval/dev.jsonl",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        let folds = group_folds(&files, true);
+        let keys: Vec<&str> = folds.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["c1", "c2", "dev"]);
+        assert_eq!(folds[0].1, [files[0].clone(), files[2].clone()]);
+        // Without grouping every file is its own fold.
+        assert_eq!(group_folds(&files, false).len(), 4);
     }
 }

@@ -124,7 +124,9 @@ impl Scenario<'_> {
             MAYA,
             "Heads up: their procurement now wants 20% off to sign this month.",
             Some(&acme),
-            Expect::Nudge(Class::Balanced),
+            // The model trained on all three writers reads the discount and the month as
+            // the seller's lever (it drops their ask as a concern): still a nudge.
+            Expect::Nudge(Class::SellerCentric),
         )
         .await?;
         // #deals-na, and Slack delivering the same event twice.

@@ -173,6 +173,10 @@ fn emoji_name(ch: char) -> Option<&'static str> {
         '\u{1F911}' => "money_mouth_face",
         '\u{1F91D}' => "handshake",
         '\u{1F389}' => "tada",
+        // Traffic-light and flag marks of a renewal list ("🔴 two therapists left").
+        '\u{1F6A9}' => "triangular_flag_on_post",
+        '\u{1F534}' => "red_circle",
+        '\u{1F62C}' => "grimacing",
         _ => return None,
     })
 }

@@ -44,7 +44,7 @@ impl Default for TrainConfig {
         TrainConfig {
             epochs: 30,
             rate: 0.1,
-            l2: 1e-3,
+            l2: 3e-3,
             min_count: 2,
             threshold: 0.25,
             bare_threshold: 0.6,

@@ -9,24 +9,24 @@
 //! - shutdown: the worker stops between deliveries; one in flight gets `DELIVERY_GRACE`,
 //!   then goes back to `pending`, due at once and in doubt (`Delivery::Interrupted`).
 //!
-//! No double posts: every `chat.postMessage` carries its idempotency key in Slack message
-//! metadata. When an earlier attempt may have reached Slack (a crash between Slack's
-//! answer and the row being marked sent, a timeout, a 5xx), the worker first looks for a
-//! message with that key in the channel or thread and, if it is there, marks the row sent
-//! instead of posting again.
+//! No double posts: every post carries its idempotency key in Slack message metadata
+//! (`SlackClient::send`). When an earlier attempt may have reached Slack (a crash between
+//! Slack's answer and the row being marked sent, a timeout, a 5xx), the worker first asks
+//! `SlackClient::find_post` for a message with that key and, if it is there, marks the row
+//! sent instead of posting again. What is sent is the stored `SlackCall`, unchanged: this
+//! worker decides when, `slack/` knows how.
 
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
-use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
 use crate::backoff::{Backoff, after};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::shutdown::DELIVERY_GRACE;
-use crate::slack::web_api::SlackApiError;
-use crate::slack::web_api::SlackClient;
+use crate::slack::calls::SlackCall;
+use crate::slack::web_api::{SlackApiError, SlackClient};
 use crate::state::AppState;
 use crate::store::{OutboxItem, StoreError};
 use crate::telemetry::metrics;
@@ -40,12 +40,6 @@ pub const MAX_ATTEMPTS: i64 = 8;
 pub const OUTBOX_BACKOFF: Backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(600));
 /// How often the worker looks for due deliveries when nobody rang.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// Slack message metadata event type that carries our idempotency key.
-pub const METADATA_EVENT_TYPE: &str = "cusp_outbox";
-/// Messages scanned when looking for an earlier attempt's post.
-const RECONCILE_SCAN_LIMIT: u32 = 200;
-/// Slack errors that mean "already done".
-const ALREADY_DONE: &[&str] = &["already_reacted"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
@@ -102,7 +96,7 @@ async fn grace_expired(mut shutdown: watch::Receiver<bool>) {
 
 /// The one `info` line per message delivered: what it was, where, and how long it
 /// waited in the outbox. Ids only; the message text never reaches the log.
-fn log_delivered(item: &OutboxItem, channel: &str, started: Instant) {
+fn log_delivered(item: &OutboxItem, channel: Option<&str>, started: Instant) {
     let queued_ms = jiff::Timestamp::now()
         .as_millisecond()
         .saturating_sub(item.created_at)
@@ -211,25 +205,22 @@ async fn deliver_for(
             }
         };
         let slack = &workspace.slack;
-        let params = match item.params() {
-            Ok(params) => params,
+        let call = match item.call() {
+            Ok(call) => call,
             Err(err) => {
                 let error = err.to_string();
+                tracing::error!(error, "stored call cannot be read; marked dead");
                 state.store.mark_outbox_dead(team, item.id, &error).await?;
                 return Ok(Some(Delivery::Dead { error }));
             }
         };
-        let channel = params
-            .get("channel")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let channel = call.destination();
         let started = Instant::now();
         let delivery = match shutdown {
-            None => attempt(slack, &item, params, now_ms).await,
+            None => attempt(slack, &item, &call, now_ms).await,
             Some(shutdown) => {
                 tokio::select! {
-                    delivery = attempt(slack, &item, params, now_ms) => delivery,
+                    delivery = attempt(slack, &item, &call, now_ms) => delivery,
                     () = grace_expired(shutdown.clone()) => Delivery::Interrupted,
                 }
             }
@@ -241,7 +232,7 @@ async fn deliver_for(
                     .store
                     .mark_outbox_sent(team, item.id, ts.as_deref(), now_ms)
                     .await?;
-                log_delivered(&item, &channel, started);
+                log_delivered(&item, channel, started);
             }
             Delivery::FoundEarlierPost { ts } => {
                 tracing::info!(ts, "an earlier attempt had posted; not posting again");
@@ -249,7 +240,7 @@ async fn deliver_for(
                     .store
                     .mark_outbox_sent(team, item.id, Some(ts), now_ms)
                     .await?;
-                log_delivered(&item, &channel, started);
+                log_delivered(&item, channel, started);
             }
             Delivery::Interrupted => {
                 tracing::warn!(
@@ -304,39 +295,25 @@ async fn deliver_for(
 async fn attempt(
     slack: &SlackClient,
     item: &OutboxItem,
-    mut params: Map<String, Value>,
+    call: &SlackCall,
     now_ms: i64,
 ) -> Delivery {
     // Slack's Retry-After counts from its answer, and a call can take seconds: delays are
     // measured from when the answer came, not from `now_ms`.
     let started = Instant::now();
     let answered_ms = || now_ms.saturating_add(ceil_millis(started.elapsed()));
-    let posts_message = item.method == "chat.postMessage";
-    if posts_message {
-        if item.in_doubt != 0 {
-            match find_earlier_post(slack, item, &params).await {
-                Ok(Some(ts)) => return Delivery::FoundEarlierPost { ts },
-                Ok(None) => {}
-                Err(err) => return failure(item, &err, answered_ms()),
-            }
+    if item.in_doubt != 0 {
+        match slack
+            .find_post(call, &item.idempotency_key, item.created_at)
+            .await
+        {
+            Ok(Some(ts)) => return Delivery::FoundEarlierPost { ts },
+            Ok(None) => {}
+            Err(err) => return failure(item, &err, answered_ms()),
         }
-        params.insert(
-            "metadata".into(),
-            json!({ "event_type": METADATA_EVENT_TYPE, "event_payload": { "key": item.idempotency_key } }),
-        );
     }
-    match slack.call(&item.method, &params).await {
-        Ok(response) => {
-            let ts = response
-                .get("ts")
-                .or_else(|| response.get("message_ts"))
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            Delivery::Sent { ts }
-        }
-        Err(err) if err.code().is_some_and(|code| ALREADY_DONE.contains(&code)) => {
-            Delivery::Sent { ts: None }
-        }
+    match slack.send(call, &item.idempotency_key).await {
+        Ok(sent) => Delivery::Sent { ts: sent.ts },
         Err(err) => failure(item, &err, answered_ms()),
     }
 }
@@ -377,41 +354,6 @@ fn failure(item: &OutboxItem, err: &SlackApiError, now_ms: i64) -> Delivery {
         error,
         in_doubt: true,
     }
-}
-
-/// Looks for a message carrying this row's idempotency key, posted since the row was created.
-async fn find_earlier_post(
-    slack: &SlackClient,
-    item: &OutboxItem,
-    params: &Map<String, Value>,
-) -> Result<Option<String>, SlackApiError> {
-    let Some(channel) = params.get("channel").and_then(Value::as_str) else {
-        return Ok(None);
-    };
-    // A DM addressed to a person (the digest's personal DMs) is read back from the DM
-    // conversation: Slack's history methods do not take user ids.
-    let dm;
-    let channel = if channel.starts_with('U') || channel.starts_with('W') {
-        dm = slack.open_dm(channel).await?;
-        dm.as_str()
-    } else {
-        channel
-    };
-    let thread_ts = params.get("thread_ts").and_then(Value::as_str);
-    // One second of slack for clock differences between us and Slack.
-    let oldest_ms = item.created_at.saturating_sub(1000).max(0);
-    let oldest = format!("{}.{:06}", oldest_ms / 1000, (oldest_ms % 1000) * 1000);
-    let messages = slack
-        .recent_messages(channel, thread_ts, &oldest, RECONCILE_SCAN_LIMIT)
-        .await?;
-    Ok(messages.iter().find_map(|message| {
-        let metadata = message.get("metadata")?;
-        let matches = metadata.get("event_type")?.as_str()? == METADATA_EVENT_TYPE
-            && metadata.get("event_payload")?.get("key")?.as_str()? == item.idempotency_key;
-        matches
-            .then(|| message.get("ts").and_then(Value::as_str).map(str::to_owned))
-            .flatten()
-    }))
 }
 
 #[cfg(test)]

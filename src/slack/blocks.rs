@@ -215,6 +215,12 @@ pub fn plain_input(block_id: &str, action_id: &str, label: &str, multiline: bool
     })
 }
 
+/// `input` (a modal input block) may be left empty.
+pub fn optional(mut input: Value) -> Value {
+    input["optional"] = Value::Bool(true);
+    input
+}
+
 /// A checkbox group for a modal; `options` are `(label, value)` pairs. Read the ticked
 /// values back with `ViewState::selected_values`.
 pub fn checkboxes(

@@ -2,9 +2,12 @@
 //! live here — see `bot/` for behaviour.
 
 pub mod blocks;
+pub mod calls;
 pub mod ids;
+mod legacy_calls;
 pub mod oauth;
 pub mod payloads;
+pub mod responses;
 pub mod signature;
 pub mod socket_mode;
 pub mod web_api;

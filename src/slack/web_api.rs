@@ -18,7 +18,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::ids::{BotId, TeamId, UserId};
+use super::calls::HistoryMessage;
+use super::ids::{BotId, ChannelId, TeamId, UserId};
 
 /// Wait used when Slack rate-limits without a usable `Retry-After` header.
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -218,7 +219,8 @@ impl SlackClient {
     }
 
     /// POSTs `params` form-encoded to `{base}/{method}` with the Bearer token, and returns
-    /// the response JSON when Slack says `ok: true`.
+    /// the response JSON when Slack says `ok: true`. The raw form under the typed calls
+    /// ([`SlackClient::send`] and the methods below); code outside `slack/` uses those.
     ///
     /// Form encoding works on every Web API method (JSON bodies only on some), so values
     /// that are arrays or objects (`blocks`, `metadata`, `view`) are sent as JSON strings,
@@ -330,7 +332,7 @@ impl SlackClient {
     /// The id of the bot's DM conversation with `user` (`conversations.open`; calling it
     /// again returns the same conversation). History methods need this id: they do not
     /// accept a user id, although `chat.postMessage` does.
-    pub async fn open_dm(&self, user: &str) -> Result<String, SlackApiError> {
+    pub async fn open_dm(&self, user: &str) -> Result<ChannelId, SlackApiError> {
         const METHOD: &str = "conversations.open";
         let mut params = Map::new();
         params.insert("users".into(), Value::from(user));
@@ -339,16 +341,16 @@ impl SlackClient {
             .get("channel")
             .and_then(|c| c.get("id"))
             .and_then(Value::as_str)
-            .map(str::to_owned)
+            .and_then(|id| ChannelId::parse(id).ok())
             .ok_or_else(|| SlackApiError::Decode {
                 method: METHOD.to_owned(),
-                reason: "missing field `channel.id`".into(),
+                reason: "missing or invalid field `channel.id`".into(),
             })
     }
 
     /// Messages posted at or after `oldest` (inclusive) in a channel, or in the thread
     /// whose parent is `thread_ts`, with their `metadata` (`include_all_metadata=true`).
-    /// Used by the outbox to learn whether an ambiguous post actually landed.
+    /// [`SlackClient::find_post`] uses it to learn whether an ambiguous post landed.
     ///
     /// Returns one page of at most `limit` messages, in Slack's order (history: newest
     /// first; replies: oldest first, parent included). Callers look at a short window
@@ -359,7 +361,7 @@ impl SlackClient {
         thread_ts: Option<&str>,
         oldest: &str,
         limit: u32,
-    ) -> Result<Vec<Value>, SlackApiError> {
+    ) -> Result<Vec<HistoryMessage>, SlackApiError> {
         let mut params = Map::new();
         params.insert("channel".into(), Value::from(channel));
         params.insert("oldest".into(), Value::from(oldest));
@@ -375,7 +377,10 @@ impl SlackClient {
         };
         let value = self.call(method, &params).await?;
         match value.get("messages").and_then(Value::as_array) {
-            Some(messages) => Ok(messages.clone()),
+            Some(messages) => Ok(messages
+                .iter()
+                .filter_map(HistoryMessage::from_value)
+                .collect()),
             None => Err(SlackApiError::Decode {
                 method: method.to_owned(),
                 reason: "missing array field `messages`".into(),

@@ -1,7 +1,8 @@
 //! "Not quite right": people's corrections of how cusp read a message. Themes only, plus
 //! the message text when — and only when — the person chose to include it.
 
-use super::{ExportFilter, Store, StoreError, in_transaction, with_pool};
+use super::db::sql;
+use super::{ExportFilter, Store, StoreError};
 
 /// How cusp read a message, or how a person says it should have been read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,35 +73,35 @@ impl Store {
         // Only the prompt's person may correct it, so the update is scoped to them too.
         const UPDATE: &str = "UPDATE corrections SET deal_update = $4, themes = $5, class = $6, \
              text = $7, updated_at = $8 WHERE team_id = $1 AND prompt_id = $2 AND user_id = $3";
-        let fresh = in_transaction!(self, |tx| {
-            let id: Option<i64> = sqlx::query_scalar(INSERT)
+        let mut tx = self.begin().await?;
+        let id: Option<i64> = sql(INSERT)
+            .bind(team_id)
+            .bind(c.prompt_id)
+            .bind(&c.user_id)
+            .bind(c.engine.deal_update)
+            .bind(c.engine.themes.join(","))
+            .bind(c.corrected.deal_update)
+            .bind(c.corrected.themes.join(","))
+            .bind(&c.class)
+            .bind(&c.text)
+            .bind(now_ms)
+            .scalar_optional(&mut tx)
+            .await?;
+        if id.is_none() {
+            sql(UPDATE)
                 .bind(team_id)
                 .bind(c.prompt_id)
                 .bind(&c.user_id)
-                .bind(i64::from(c.engine.deal_update))
-                .bind(c.engine.themes.join(","))
-                .bind(i64::from(c.corrected.deal_update))
+                .bind(c.corrected.deal_update)
                 .bind(c.corrected.themes.join(","))
                 .bind(&c.class)
                 .bind(&c.text)
                 .bind(now_ms)
-                .fetch_optional(&mut *tx)
+                .execute(&mut tx)
                 .await?;
-            if id.is_none() {
-                sqlx::query(UPDATE)
-                    .bind(team_id)
-                    .bind(c.prompt_id)
-                    .bind(&c.user_id)
-                    .bind(i64::from(c.corrected.deal_update))
-                    .bind(c.corrected.themes.join(","))
-                    .bind(&c.class)
-                    .bind(&c.text)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            id.is_some()
-        });
+        }
+        tx.commit().await?;
+        let fresh = id.is_some();
         Ok(fresh)
     }
 
@@ -113,19 +114,19 @@ impl Store {
     ) -> Result<i64, StoreError> {
         const SQL: &str = "SELECT COUNT(*) FROM corrections WHERE team_id = $1 \
              AND created_at >= $2 AND created_at < $3";
-        let n = with_pool!(self, |pool| sqlx::query_scalar(SQL)
+        let n = sql(SQL)
             .bind(team_id)
             .bind(since_ms)
             .bind(until_ms)
-            .fetch_one(pool)
-            .await)?;
+            .scalar(self)
+            .await?;
         Ok(n)
     }
 
     /// Teams that have corrections, sorted (`cusp export --corrections` without `--team`).
     pub async fn corrected_teams(&self) -> Result<Vec<String>, StoreError> {
         const SQL: &str = "SELECT DISTINCT team_id FROM corrections ORDER BY team_id";
-        let teams = with_pool!(self, |pool| sqlx::query_scalar(SQL).fetch_all(pool).await)?;
+        let teams = sql(SQL).scalars(self).await?;
         Ok(teams)
     }
 
@@ -138,12 +139,12 @@ impl Store {
         const SQL: &str = "SELECT id, team_id, engine_deal_update, engine_themes, deal_update, themes, \
              class, text, created_at FROM corrections WHERE team_id = $1 \
              AND created_at >= $2 AND created_at < $3 ORDER BY created_at, id";
-        let rows: Vec<RawRow> = with_pool!(self, |pool| sqlx::query_as(SQL)
+        let rows: Vec<RawRow> = sql(SQL)
             .bind(team_id)
             .bind(filter.since_ms.unwrap_or(i64::MIN))
             .bind(filter.until_ms.unwrap_or(i64::MAX))
-            .fetch_all(pool)
-            .await)?;
+            .fetch_all(self)
+            .await?;
         Ok(rows
             .into_iter()
             .map(

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use super::{Applied, Effects, Pool, Store, StoreError, apply_effects, in_transaction, with_pool};
+use super::db::sql;
+use super::effects::apply_effects;
+use super::{Applied, Effects, Store, StoreError};
 
 /// How many times a failing event is tried before it is parked as `failed`. With the
 /// inbox worker's backoff (2 s doubling) the attempts span about four minutes, long
@@ -50,15 +52,14 @@ impl Store {
     ) -> Result<bool, StoreError> {
         const SQL: &str = "INSERT INTO inbox (team_id, event_id, kind, payload, received_at) \
                            VALUES ($1, $2, $3, $4, $5) ON CONFLICT (team_id, event_id) DO NOTHING";
-        let result = with_pool!(self, |pool| sqlx::query(SQL)
+        let result = sql(SQL)
             .bind(item.team_id)
             .bind(item.event_id)
             .bind(item.kind)
             .bind(item.payload)
             .bind(now_ms)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+            .execute(self)
+            .await?;
         Ok(result == 1)
     }
 
@@ -71,11 +72,8 @@ impl Store {
         now_ms: i64,
         lease: Duration,
     ) -> Result<Option<InboxItem>, StoreError> {
-        let lock = match self.pool {
-            Pool::Sqlite(_) => "",
-            Pool::Postgres(_) => "FOR UPDATE SKIP LOCKED",
-        };
-        let sql = format!(
+        let lock = self.pool.backend().skip_locked();
+        let statement = format!(
             "UPDATE inbox SET status = 'working', attempts = attempts + 1, locked_until = $2 \
              WHERE id = (SELECT id FROM inbox WHERE team_id = $1 \
                  AND ((status = 'pending' AND next_attempt_at <= $3) \
@@ -85,12 +83,12 @@ impl Store {
              RETURNING id, team_id, event_id, kind, payload, attempts, received_at"
         );
         let until = now_ms.saturating_add(lease.as_millis() as i64);
-        let item = with_pool!(self, |pool| sqlx::query_as::<_, InboxItem>(&sql)
+        let item = sql(&statement)
             .bind(team_id)
             .bind(until)
             .bind(now_ms)
-            .fetch_optional(pool)
-            .await)?;
+            .fetch_optional(self)
+            .await?;
         Ok(item)
     }
 
@@ -105,15 +103,15 @@ impl Store {
     ) -> Result<Applied, StoreError> {
         const SQL: &str = "UPDATE inbox SET status = 'done', payload = NULL, locked_until = NULL, \
                            handled_at = $3 WHERE team_id = $1 AND id = $2";
-        let applied = in_transaction!(self, |tx| {
-            sqlx::query(SQL)
-                .bind(team_id)
-                .bind(id)
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await?;
-            apply_effects!(tx, team_id, effects, now_ms)
-        });
+        let mut tx = self.begin().await?;
+        sql(SQL)
+            .bind(team_id)
+            .bind(id)
+            .bind(now_ms)
+            .execute(&mut tx)
+            .await?;
+        let applied = apply_effects(&mut tx, team_id, effects, now_ms).await?;
+        tx.commit().await?;
         applied.count(effects);
         Ok(applied)
     }
@@ -140,16 +138,15 @@ impl Store {
              payload = CASE WHEN attempts >= $3 THEN NULL ELSE payload END, \
              next_attempt_at = $6, locked_until = NULL, last_error = $4, handled_at = $5 \
              WHERE team_id = $1 AND id = $2";
-        with_pool!(self, |pool| sqlx::query(SQL)
+        sql(SQL)
             .bind(team_id)
             .bind(id)
             .bind(max_attempts)
             .bind(error)
             .bind(now_ms)
             .bind(retry_at_ms.unwrap_or(now_ms))
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+            .execute(self)
+            .await?;
         Ok(())
     }
 
@@ -159,12 +156,7 @@ impl Store {
     pub async fn prune_inbox(&self, team_id: &str, before_ms: i64) -> Result<u64, StoreError> {
         const SQL: &str = "DELETE FROM inbox WHERE team_id = $1 \
              AND status IN ('done', 'failed') AND handled_at < $2";
-        let n = with_pool!(self, |pool| sqlx::query(SQL)
-            .bind(team_id)
-            .bind(before_ms)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let n = sql(SQL).bind(team_id).bind(before_ms).execute(self).await?;
         Ok(n)
     }
 
@@ -172,10 +164,7 @@ impl Store {
     pub async fn inbox_backlog(&self, team_id: &str) -> Result<i64, StoreError> {
         const SQL: &str =
             "SELECT COUNT(*) FROM inbox WHERE team_id = $1 AND status IN ('pending', 'working')";
-        let n: i64 = with_pool!(self, |pool| sqlx::query_scalar(SQL)
-            .bind(team_id)
-            .fetch_one(pool)
-            .await)?;
+        let n: i64 = sql(SQL).bind(team_id).scalar(self).await?;
         Ok(n)
     }
 
@@ -187,11 +176,11 @@ impl Store {
     ) -> Result<InboxState, StoreError> {
         const SQL: &str = "SELECT status, attempts, next_attempt_at, last_error FROM inbox \
                            WHERE team_id = $1 AND event_id = $2";
-        let row = with_pool!(self, |pool| sqlx::query_as::<_, InboxState>(SQL)
+        let row = sql(SQL)
             .bind(team_id)
             .bind(event_id)
-            .fetch_optional(pool)
-            .await)?;
+            .fetch_optional(self)
+            .await?;
         row.ok_or(StoreError::NotFound)
     }
 }

@@ -13,8 +13,9 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
+use super::db::sql;
 use super::sealed::{Binding, Keyring, SealError};
-use super::{Store, StoreError, in_transaction, with_pool};
+use super::{Store, StoreError};
 
 /// How long an OAuth `state` is accepted after `GET /slack/install` handed it out; Slack's
 /// `code` expires after ten minutes too.
@@ -320,54 +321,52 @@ impl Store {
             .as_ref()
             .map(|t| seal(keyring, key, REFRESH_TOKEN, t))
             .transpose()?;
-        let existed = in_transaction!(self, |tx| {
-            let existed: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM installations WHERE enterprise_id = $1 AND team_id = $2",
-            )
-            .bind(&key.enterprise_id)
-            .bind(&key.team_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO installations (enterprise_id, team_id, team_name, enterprise_name, \
-                     is_enterprise_install, app_id, bot_user_id, bot_id, bot_token, bot_scopes, \
-                     installer_user_id, refresh_token, token_expires_at, needs_reinstall, \
-                     installed_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $14) \
-                 ON CONFLICT (enterprise_id, team_id) DO UPDATE SET \
-                     team_name = COALESCE(excluded.team_name, installations.team_name), \
-                     enterprise_name = COALESCE(excluded.enterprise_name, installations.enterprise_name), \
-                     is_enterprise_install = excluded.is_enterprise_install, \
-                     app_id = COALESCE(excluded.app_id, installations.app_id), \
-                     bot_user_id = excluded.bot_user_id, \
-                     bot_id = COALESCE(excluded.bot_id, installations.bot_id), \
-                     bot_token = excluded.bot_token, bot_scopes = excluded.bot_scopes, \
-                     installer_user_id = excluded.installer_user_id, \
-                     refresh_token = excluded.refresh_token, \
-                     token_expires_at = excluded.token_expires_at, needs_reinstall = 0, \
-                     refresh_claim_id = NULL, refresh_claimed_until = NULL, \
-                     installed_at = excluded.installed_at, updated_at = excluded.updated_at, \
-                     uninstalled_at = NULL",
-            )
-            .bind(&key.enterprise_id)
-            .bind(&key.team_id)
-            .bind(&new.team_name)
-            .bind(&new.enterprise_name)
-            .bind(i64::from(new.is_enterprise_install))
-            .bind(&new.app_id)
-            .bind(&new.bot_user_id)
-            .bind(&new.bot_id)
-            .bind(&bot_token)
-            .bind(&new.bot_scopes)
-            .bind(&new.installer_user_id)
-            .bind(&refresh_token)
-            .bind(new.token_expires_at_ms)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-            existed > 0
-        });
-        Ok(if existed {
+        let mut tx = self.begin().await?;
+        let existed: i64 =
+            sql("SELECT COUNT(*) FROM installations WHERE enterprise_id = $1 AND team_id = $2")
+                .bind(&key.enterprise_id)
+                .bind(&key.team_id)
+                .scalar(&mut tx)
+                .await?;
+        sql(
+            "INSERT INTO installations (enterprise_id, team_id, team_name, enterprise_name, \
+                 is_enterprise_install, app_id, bot_user_id, bot_id, bot_token, bot_scopes, \
+                 installer_user_id, refresh_token, token_expires_at, needs_reinstall, \
+                 installed_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $14) \
+             ON CONFLICT (enterprise_id, team_id) DO UPDATE SET \
+                 team_name = COALESCE(excluded.team_name, installations.team_name), \
+                 enterprise_name = COALESCE(excluded.enterprise_name, installations.enterprise_name), \
+                 is_enterprise_install = excluded.is_enterprise_install, \
+                 app_id = COALESCE(excluded.app_id, installations.app_id), \
+                 bot_user_id = excluded.bot_user_id, \
+                 bot_id = COALESCE(excluded.bot_id, installations.bot_id), \
+                 bot_token = excluded.bot_token, bot_scopes = excluded.bot_scopes, \
+                 installer_user_id = excluded.installer_user_id, \
+                 refresh_token = excluded.refresh_token, \
+                 token_expires_at = excluded.token_expires_at, needs_reinstall = 0, \
+                 refresh_claim_id = NULL, refresh_claimed_until = NULL, \
+                 installed_at = excluded.installed_at, updated_at = excluded.updated_at, \
+                 uninstalled_at = NULL",
+        )
+        .bind(&key.enterprise_id)
+        .bind(&key.team_id)
+        .bind(&new.team_name)
+        .bind(&new.enterprise_name)
+        .bind(i64::from(new.is_enterprise_install))
+        .bind(&new.app_id)
+        .bind(&new.bot_user_id)
+        .bind(&new.bot_id)
+        .bind(&bot_token)
+        .bind(&new.bot_scopes)
+        .bind(&new.installer_user_id)
+        .bind(&refresh_token)
+        .bind(new.token_expires_at_ms)
+        .bind(now_ms)
+        .execute(&mut tx)
+        .await?;
+        tx.commit().await?;
+        Ok(if existed > 0 {
             SaveOutcome::Reinstalled
         } else {
             SaveOutcome::Installed
@@ -385,17 +384,17 @@ impl Store {
         enterprise_id: Option<&str>,
         team_id: &str,
     ) -> Result<Option<Installation>, InstallationError> {
-        let sql = format!(
+        let statement = format!(
             "SELECT {COLUMNS} FROM installations WHERE enterprise_id = $1 \
                  AND (team_id = $2 OR (team_id = '' AND is_enterprise_install = 1)) \
                  AND bot_token IS NOT NULL \
              ORDER BY team_id DESC LIMIT 1"
         );
-        let row = with_pool!(self, |pool| sqlx::query_as::<_, InstallationRow>(&sql)
+        let row: Option<InstallationRow> = sql(&statement)
             .bind(enterprise_id.unwrap_or(""))
             .bind(team_id)
-            .fetch_optional(pool)
-            .await)?;
+            .fetch_optional(self)
+            .await?;
         row.map(|row| row.open(keyring))
             .transpose()
             .map(Option::flatten)
@@ -409,14 +408,12 @@ impl Store {
         keyring: &Keyring,
         team_id: &str,
     ) -> Result<Option<Installation>, InstallationError> {
-        let sql = format!(
+        let statement = format!(
             "SELECT {COLUMNS} FROM installations WHERE team_id = $1 AND team_id <> '' \
                  AND bot_token IS NOT NULL ORDER BY updated_at DESC LIMIT 1"
         );
-        let row = with_pool!(self, |pool| sqlx::query_as::<_, InstallationRow>(&sql)
-            .bind(team_id)
-            .fetch_optional(pool)
-            .await)?;
+        let row: Option<InstallationRow> =
+            sql(&statement).bind(team_id).fetch_optional(self).await?;
         row.map(|row| row.open(keyring))
             .transpose()
             .map(Option::flatten)
@@ -426,12 +423,10 @@ impl Store {
     /// scheduler and housekeeping visit. Reads across teams (documented exception: the
     /// scheduler has no team yet).
     pub async fn installed_teams(&self) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<String> = with_pool!(self, |pool| sqlx::query_scalar(
-            "SELECT DISTINCT team_id FROM installations \
-             WHERE bot_token IS NOT NULL AND team_id <> '' ORDER BY team_id"
-        )
-        .fetch_all(pool)
-        .await)?;
+        let rows: Vec<String> = sql("SELECT DISTINCT team_id FROM installations \
+             WHERE bot_token IS NOT NULL AND team_id <> '' ORDER BY team_id")
+        .scalars(self)
+        .await?;
         Ok(rows)
     }
 
@@ -439,10 +434,9 @@ impl Store {
     /// (`cusp installations list`). The one listing across teams besides the refresh
     /// scheduler's and key rotation's.
     pub async fn list_installations(&self) -> Result<Vec<InstallationSummary>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM installations ORDER BY team_id, enterprise_id");
-        let rows = with_pool!(self, |pool| sqlx::query_as::<_, InstallationRow>(&sql)
-            .fetch_all(pool)
-            .await)?;
+        let statement =
+            format!("SELECT {COLUMNS} FROM installations ORDER BY team_id, enterprise_id");
+        let rows: Vec<InstallationRow> = sql(&statement).fetch_all(self).await?;
         Ok(rows.into_iter().map(InstallationRow::summary).collect())
     }
 
@@ -456,20 +450,19 @@ impl Store {
         installed_before_ms: Option<i64>,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let done = with_pool!(self, |pool| sqlx::query(
+        let done = sql(
             "UPDATE installations SET bot_token = NULL, refresh_token = NULL, \
                  refresh_claim_id = NULL, refresh_claimed_until = NULL, \
                  uninstalled_at = $3, updated_at = $3 \
              WHERE enterprise_id = $1 AND team_id = $2 AND bot_token IS NOT NULL \
-                 AND ($4 IS NULL OR installed_at <= $4)"
+                 AND ($4 IS NULL OR installed_at <= $4)",
         )
         .bind(&key.enterprise_id)
         .bind(&key.team_id)
         .bind(now_ms)
         .bind(installed_before_ms)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+        .execute(self)
+        .await?;
         Ok(done > 0)
     }
 
@@ -480,17 +473,16 @@ impl Store {
         key: &InstallationKey,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let done = with_pool!(self, |pool| sqlx::query(
+        let done = sql(
             "UPDATE installations SET needs_reinstall = 1, refresh_claim_id = NULL, \
                  refresh_claimed_until = NULL, updated_at = $3 \
-             WHERE enterprise_id = $1 AND team_id = $2 AND needs_reinstall = 0"
+             WHERE enterprise_id = $1 AND team_id = $2 AND needs_reinstall = 0",
         )
         .bind(&key.enterprise_id)
         .bind(&key.team_id)
         .bind(now_ms)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+        .execute(self)
+        .await?;
         Ok(done > 0)
     }
 
@@ -502,17 +494,15 @@ impl Store {
         expiring_before_ms: i64,
         now_ms: i64,
     ) -> Result<Vec<InstallationKey>, StoreError> {
-        let rows: Vec<(String, String)> = with_pool!(self, |pool| sqlx::query_as(
-            "SELECT enterprise_id, team_id FROM installations \
+        let rows: Vec<(String, String)> = sql("SELECT enterprise_id, team_id FROM installations \
              WHERE bot_token IS NOT NULL AND refresh_token IS NOT NULL AND needs_reinstall = 0 \
                  AND token_expires_at IS NOT NULL AND token_expires_at < $1 \
                  AND (refresh_claimed_until IS NULL OR refresh_claimed_until < $2) \
-             ORDER BY token_expires_at"
-        )
+             ORDER BY token_expires_at")
         .bind(expiring_before_ms)
         .bind(now_ms)
-        .fetch_all(pool)
-        .await)?;
+        .fetch_all(self)
+        .await?;
         Ok(rows
             .into_iter()
             .map(|(enterprise_id, team_id)| InstallationKey {
@@ -548,13 +538,13 @@ impl Store {
         lease: Duration,
     ) -> Result<Option<RefreshClaim>, InstallationError> {
         let claim_id = hex::encode(rand::random::<[u8; 16]>());
-        let sealed: Option<String> = with_pool!(self, |pool| sqlx::query_scalar(
+        let sealed: Option<String> = sql(
             "UPDATE installations SET refresh_claim_id = $3, refresh_claimed_until = $4 \
              WHERE enterprise_id = $1 AND team_id = $2 \
                  AND bot_token IS NOT NULL AND refresh_token IS NOT NULL AND needs_reinstall = 0 \
                  AND (refresh_claimed_until IS NULL OR refresh_claimed_until < $5) \
                  AND ($6 IS NULL OR token_expires_at < $6) \
-             RETURNING refresh_token"
+             RETURNING refresh_token",
         )
         .bind(&key.enterprise_id)
         .bind(&key.team_id)
@@ -562,8 +552,8 @@ impl Store {
         .bind(now_ms.saturating_add(millis(lease)))
         .bind(now_ms)
         .bind(expiring_before_ms)
-        .fetch_optional(pool)
-        .await)?;
+        .scalar_optional(self)
+        .await?;
         let Some(sealed) = sealed else {
             return Ok(None);
         };
@@ -587,12 +577,11 @@ impl Store {
         let key = &claim.key;
         let bot_token = seal(keyring, key, BOT_TOKEN, &tokens.bot_token)?;
         let refresh_token = seal(keyring, key, REFRESH_TOKEN, &tokens.refresh_token)?;
-        let done = with_pool!(self, |pool| {
-            sqlx::query(
+        let done = sql(
             "UPDATE installations SET bot_token = $4, refresh_token = $5, token_expires_at = $6, \
                  refresh_claim_id = NULL, refresh_claimed_until = NULL, updated_at = $7 \
              WHERE enterprise_id = $1 AND team_id = $2 AND refresh_claim_id = $3 \
-                 AND bot_token IS NOT NULL"
+                 AND bot_token IS NOT NULL",
         )
         .bind(&key.enterprise_id)
         .bind(&key.team_id)
@@ -601,10 +590,8 @@ impl Store {
         .bind(&refresh_token)
         .bind(tokens.token_expires_at_ms)
         .bind(now_ms)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
+        .execute(self)
+        .await?;
         Ok(done > 0)
     }
 
@@ -617,22 +604,22 @@ impl Store {
         redirect_uri: &str,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        in_transaction!(self, |tx| {
-            sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1")
-                .bind(now_ms.saturating_sub(millis(OAUTH_STATE_KEEP)))
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO oauth_states (state_hash, redirect_uri, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(state_hash(state))
-            .bind(redirect_uri)
-            .bind(now_ms)
-            .bind(now_ms.saturating_add(millis(OAUTH_STATE_TTL)))
-            .execute(&mut *tx)
+        let mut tx = self.begin().await?;
+        sql("DELETE FROM oauth_states WHERE expires_at < $1")
+            .bind(now_ms.saturating_sub(millis(OAUTH_STATE_KEEP)))
+            .execute(&mut tx)
             .await?;
-        });
+        sql(
+            "INSERT INTO oauth_states (state_hash, redirect_uri, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(state_hash(state))
+        .bind(redirect_uri)
+        .bind(now_ms)
+        .bind(now_ms.saturating_add(millis(OAUTH_STATE_TTL)))
+        .execute(&mut tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -644,24 +631,21 @@ impl Store {
         now_ms: i64,
     ) -> Result<StateCheck, StoreError> {
         let hash = state_hash(state);
-        let consumed: Option<String> = with_pool!(self, |pool| sqlx::query_scalar(
-            "UPDATE oauth_states SET consumed_at = $2 \
+        let consumed: Option<String> = sql("UPDATE oauth_states SET consumed_at = $2 \
              WHERE state_hash = $1 AND consumed_at IS NULL AND expires_at > $2 \
-             RETURNING redirect_uri"
-        )
+             RETURNING redirect_uri")
         .bind(&hash)
         .bind(now_ms)
-        .fetch_optional(pool)
-        .await)?;
+        .scalar_optional(self)
+        .await?;
         if let Some(redirect_uri) = consumed {
             return Ok(StateCheck::Valid { redirect_uri });
         }
-        let seen: Option<(Option<i64>, i64)> = with_pool!(self, |pool| sqlx::query_as(
-            "SELECT consumed_at, expires_at FROM oauth_states WHERE state_hash = $1"
-        )
-        .bind(&hash)
-        .fetch_optional(pool)
-        .await)?;
+        let seen: Option<(Option<i64>, i64)> =
+            sql("SELECT consumed_at, expires_at FROM oauth_states WHERE state_hash = $1")
+                .bind(&hash)
+                .fetch_optional(self)
+                .await?;
         Ok(match seen {
             None => StateCheck::Unknown,
             Some((Some(_), _)) => StateCheck::Reused,
@@ -679,13 +663,12 @@ impl Store {
         keyring: &Keyring,
         now_ms: i64,
     ) -> Result<ResealCounts, InstallationError> {
-        let rows: Vec<(String, String, Option<String>, Option<String>)> =
-            with_pool!(self, |pool| sqlx::query_as(
-                "SELECT enterprise_id, team_id, bot_token, refresh_token FROM installations \
-                 ORDER BY enterprise_id, team_id"
-            )
-            .fetch_all(pool)
-            .await)?;
+        let rows: Vec<(String, String, Option<String>, Option<String>)> = sql(
+            "SELECT enterprise_id, team_id, bot_token, refresh_token FROM installations \
+                 ORDER BY enterprise_id, team_id",
+        )
+        .fetch_all(self)
+        .await?;
         let mut counts = ResealCounts::default();
         let mut updates = Vec::new();
         for (enterprise_id, team_id, bot, refresh) in rows {
@@ -711,32 +694,32 @@ impl Store {
             let new_refresh = reseal(REFRESH_TOKEN, &refresh)?;
             updates.push((key, bot, refresh, new_bot, new_refresh));
         }
-        in_transaction!(self, |tx| {
-            for (key, old_bot, old_refresh, new_bot, new_refresh) in &updates {
-                // `IS NOT DISTINCT FROM` is PostgreSQL's null-safe `=`; SQLite spells it
-                // `IS`, and accepts this spelling too (3.39+).
-                let done = sqlx::query(
-                    "UPDATE installations SET bot_token = $5, refresh_token = $6, updated_at = $7 \
-                     WHERE enterprise_id = $1 AND team_id = $2 \
-                         AND bot_token IS NOT DISTINCT FROM $3 \
-                         AND refresh_token IS NOT DISTINCT FROM $4",
-                )
-                .bind(&key.enterprise_id)
-                .bind(&key.team_id)
-                .bind(old_bot)
-                .bind(old_refresh)
-                .bind(new_bot)
-                .bind(new_refresh)
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await?;
-                if done.rows_affected() > 0 {
-                    counts.resealed += 1;
-                } else {
-                    counts.unchanged += 1;
-                }
+        let mut tx = self.begin().await?;
+        for (key, old_bot, old_refresh, new_bot, new_refresh) in &updates {
+            // `IS NOT DISTINCT FROM` is PostgreSQL's null-safe `=`; SQLite spells it
+            // `IS`, and accepts this spelling too (3.39+).
+            let done = sql(
+                "UPDATE installations SET bot_token = $5, refresh_token = $6, updated_at = $7 \
+                 WHERE enterprise_id = $1 AND team_id = $2 \
+                     AND bot_token IS NOT DISTINCT FROM $3 \
+                     AND refresh_token IS NOT DISTINCT FROM $4",
+            )
+            .bind(&key.enterprise_id)
+            .bind(&key.team_id)
+            .bind(old_bot)
+            .bind(old_refresh)
+            .bind(new_bot)
+            .bind(new_refresh)
+            .bind(now_ms)
+            .execute(&mut tx)
+            .await?;
+            if done > 0 {
+                counts.resealed += 1;
+            } else {
+                counts.unchanged += 1;
             }
-        });
+        }
+        tx.commit().await?;
         Ok(counts)
     }
 }

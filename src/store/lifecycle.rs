@@ -2,7 +2,8 @@
 //! retention purge (`CUSP_RETENTION_DAYS`), and which teams a database holds (so the
 //! CLI can refuse an unknown `--team` instead of printing an empty result).
 
-use super::{Store, StoreError, in_transaction, with_pool};
+use super::db::{Tx, sql};
+use super::{Store, StoreError};
 
 /// What deleting one person's data removed, per kind of row.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,73 +48,67 @@ impl PurgeCounts {
 const FORGOTTEN: &str = "(forgotten)";
 
 /// Deletes a person's observations (and their themes), prompts, reflections, corrections
-/// and deal mutes inside the open transaction `$tx`; evaluates to `ForgetCounts` with those
-/// five filled in. Shared by opt-out and `/cusp forget me`.
-macro_rules! delete_person_rows {
-    ($tx:ident, $team_id:expr, $user_id:expr) => {{
-        let (team_id, user_id): (&str, &str) = ($team_id, $user_id);
-        sqlx::query(
-            "DELETE FROM observation_themes WHERE team_id = $1 AND observation_id IN \
-             (SELECT id FROM observations WHERE team_id = $1 AND user_id = $2)",
-        )
+/// and deal mutes inside the open transaction `tx`; returns `ForgetCounts` with those five
+/// filled in. Shared by opt-out and `/cusp forget me`.
+pub(super) async fn delete_person_rows(
+    tx: &mut Tx,
+    team_id: &str,
+    user_id: &str,
+) -> Result<ForgetCounts, StoreError> {
+    const THEMES: &str = "DELETE FROM observation_themes WHERE team_id = $1 AND observation_id IN \
+         (SELECT id FROM observations WHERE team_id = $1 AND user_id = $2)";
+    sql(THEMES)
         .bind(team_id)
         .bind(user_id)
-        .execute(&mut *$tx)
+        .execute(&mut *tx)
         .await?;
-        let mut deleted = [0u64; 5];
-        for (n, sql) in deleted.iter_mut().zip([
-            "DELETE FROM observations WHERE team_id = $1 AND user_id = $2",
-            "DELETE FROM prompts WHERE team_id = $1 AND user_id = $2",
-            "DELETE FROM reflections WHERE team_id = $1 AND user_id = $2",
-            "DELETE FROM deal_mutes WHERE team_id = $1 AND user_id = $2",
-            "DELETE FROM corrections WHERE team_id = $1 AND user_id = $2",
-        ]) {
-            *n = sqlx::query(sql)
-                .bind(team_id)
-                .bind(user_id)
-                .execute(&mut *$tx)
-                .await?
-                .rows_affected();
-        }
-        let [observations, prompts, reflections, deal_mutes, corrections] = deleted;
-        $crate::store::lifecycle::ForgetCounts {
-            observations,
-            prompts,
-            reflections,
-            deal_mutes,
-            corrections,
-            ..Default::default()
-        }
-    }};
+    let mut deleted = [0u64; 5];
+    for (n, statement) in deleted.iter_mut().zip([
+        "DELETE FROM observations WHERE team_id = $1 AND user_id = $2",
+        "DELETE FROM prompts WHERE team_id = $1 AND user_id = $2",
+        "DELETE FROM reflections WHERE team_id = $1 AND user_id = $2",
+        "DELETE FROM deal_mutes WHERE team_id = $1 AND user_id = $2",
+        "DELETE FROM corrections WHERE team_id = $1 AND user_id = $2",
+    ]) {
+        *n = sql(statement)
+            .bind(team_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let [observations, prompts, reflections, deal_mutes, corrections] = deleted;
+    Ok(ForgetCounts {
+        observations,
+        prompts,
+        reflections,
+        deal_mutes,
+        corrections,
+        ..Default::default()
+    })
 }
-pub(crate) use delete_person_rows;
 
-/// Deletes up to `$batch` rows of `$table` older than `$before` (column `$time`) for one
-/// team; evaluates to the number deleted. `$extra` narrows the rows further (e.g. only
-/// finished outbox rows). The sub-select keeps each statement bounded on both backends.
-macro_rules! purge_batch {
-    ($pool:ident, $table:literal, $time:literal, $extra:literal, $team:expr, $before:expr, $batch:expr) => {
-        sqlx::query(concat!(
-            "DELETE FROM ",
-            $table,
-            " WHERE id IN (SELECT id FROM ",
-            $table,
-            " WHERE team_id = $1 AND ",
-            $time,
-            " < $2 ",
-            $extra,
-            " ORDER BY ",
-            $time,
-            " LIMIT $3)"
-        ))
-        .bind($team)
-        .bind($before)
-        .bind($batch)
-        .execute($pool)
-        .await
-        .map(|r| r.rows_affected())
-    };
-}
+/// One retention batch per table: `$1` team, `$2` cut-off (ms), `$3` batch size. The
+/// sub-select keeps each statement bounded on both backends (neither has `DELETE … LIMIT`
+/// everywhere). Themes go with their observation (`ON DELETE CASCADE` on both backends);
+/// pending deliveries and unhandled events are never purged.
+const PURGE_OBSERVATIONS: &str = "DELETE FROM observations WHERE id IN (SELECT id FROM observations \
+     WHERE team_id = $1 AND created_at < $2 ORDER BY created_at LIMIT $3)";
+const PURGE_REFLECTIONS: &str = "DELETE FROM reflections WHERE id IN (SELECT id FROM reflections \
+     WHERE team_id = $1 AND created_at < $2 ORDER BY created_at LIMIT $3)";
+const PURGE_CORRECTIONS: &str = "DELETE FROM corrections WHERE id IN (SELECT id FROM corrections \
+     WHERE team_id = $1 AND created_at < $2 ORDER BY created_at LIMIT $3)";
+const PURGE_PROMPTS: &str = "DELETE FROM prompts WHERE id IN (SELECT id FROM prompts \
+     WHERE team_id = $1 AND created_at < $2 ORDER BY created_at LIMIT $3)";
+const PURGE_OUTBOX: &str = "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
+     WHERE team_id = $1 AND created_at < $2 AND status IN ('sent', 'dead') \
+     ORDER BY created_at LIMIT $3)";
+const PURGE_INBOX: &str = "DELETE FROM inbox WHERE id IN (SELECT id FROM inbox \
+     WHERE team_id = $1 AND received_at < $2 AND status IN ('done', 'failed') \
+     ORDER BY received_at LIMIT $3)";
+/// Keyed by `(team_id, delivery_key)`, so the batch is chosen by key.
+const PURGE_CRM_DELIVERIES: &str = "DELETE FROM crm_deliveries WHERE team_id = $1 AND delivery_key IN \
+     (SELECT delivery_key FROM crm_deliveries WHERE team_id = $1 AND received_at < $2 \
+     ORDER BY received_at LIMIT $3)";
 
 impl Store {
     /// `/cusp forget me`: deletes everything cusp holds about one person of a team, in one
@@ -124,33 +119,30 @@ impl Store {
         team_id: &str,
         user_id: &str,
     ) -> Result<ForgetCounts, StoreError> {
-        let counts = in_transaction!(self, |tx| {
-            let mut counts = delete_person_rows!(tx, team_id, user_id);
-            for sql in [
-                "DELETE FROM user_prefs WHERE team_id = $1 AND user_id = $2",
-                "DELETE FROM digest_preferences WHERE team_id = $1 AND user_id = $2",
-            ] {
-                counts.preferences += sqlx::query(sql)
-                    .bind(team_id)
-                    .bind(user_id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            }
-            for sql in [
-                "UPDATE channel_settings SET changed_by = $3 WHERE team_id = $1 AND changed_by = $2",
-                "UPDATE digest_settings SET updated_by = $3 WHERE team_id = $1 AND updated_by = $2",
-            ] {
-                counts.anonymised_settings += sqlx::query(sql)
-                    .bind(team_id)
-                    .bind(user_id)
-                    .bind(FORGOTTEN)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            }
-            counts
-        });
+        let mut tx = self.begin().await?;
+        let mut counts = delete_person_rows(&mut tx, team_id, user_id).await?;
+        for statement in [
+            "DELETE FROM user_prefs WHERE team_id = $1 AND user_id = $2",
+            "DELETE FROM digest_preferences WHERE team_id = $1 AND user_id = $2",
+        ] {
+            counts.preferences += sql(statement)
+                .bind(team_id)
+                .bind(user_id)
+                .execute(&mut tx)
+                .await?;
+        }
+        for statement in [
+            "UPDATE channel_settings SET changed_by = $3 WHERE team_id = $1 AND changed_by = $2",
+            "UPDATE digest_settings SET updated_by = $3 WHERE team_id = $1 AND updated_by = $2",
+        ] {
+            counts.anonymised_settings += sql(statement)
+                .bind(team_id)
+                .bind(user_id)
+                .bind(FORGOTTEN)
+                .execute(&mut tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(counts)
     }
 
@@ -199,81 +191,21 @@ impl Store {
         before_ms: i64,
         batch: i64,
     ) -> Result<PurgeCounts, StoreError> {
-        // Themes go with their observation (ON DELETE CASCADE on both backends).
-        let observations = with_pool!(self, |pool| purge_batch!(
-            pool,
-            "observations",
-            "created_at",
-            "",
-            team_id,
-            before_ms,
-            batch
-        ))?;
-        let reflections = with_pool!(self, |pool| purge_batch!(
-            pool,
-            "reflections",
-            "created_at",
-            "",
-            team_id,
-            before_ms,
-            batch
-        ))?;
-        let corrections = with_pool!(self, |pool| purge_batch!(
-            pool,
-            "corrections",
-            "created_at",
-            "",
-            team_id,
-            before_ms,
-            batch
-        ))?;
-        let prompts = with_pool!(self, |pool| purge_batch!(
-            pool,
-            "prompts",
-            "created_at",
-            "",
-            team_id,
-            before_ms,
-            batch
-        ))?;
-        // Pending deliveries are never purged: only what was sent or given up.
-        let outbox = with_pool!(self, |pool| purge_batch!(
-            pool,
-            "outbox",
-            "created_at",
-            "AND status IN ('sent', 'dead')",
-            team_id,
-            before_ms,
-            batch
-        ))?;
-        let inbox = with_pool!(self, |pool| purge_batch!(
-            pool,
-            "inbox",
-            "received_at",
-            "AND status IN ('done', 'failed')",
-            team_id,
-            before_ms,
-            batch
-        ))?;
-        // Keyed by (team_id, delivery_key), so the batch is chosen by key.
-        const CRM: &str = "DELETE FROM crm_deliveries WHERE team_id = $1 AND delivery_key IN \
-             (SELECT delivery_key FROM crm_deliveries WHERE team_id = $1 AND received_at < $2 \
-             ORDER BY received_at LIMIT $3)";
-        let crm_deliveries = with_pool!(self, |pool| sqlx::query(CRM)
-            .bind(team_id)
-            .bind(before_ms)
-            .bind(batch)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let purge = |statement| {
+            sql(statement)
+                .bind(team_id)
+                .bind(before_ms)
+                .bind(batch)
+                .execute(self)
+        };
         Ok(PurgeCounts {
-            observations,
-            prompts,
-            reflections,
-            corrections,
-            outbox,
-            inbox,
-            crm_deliveries,
+            observations: purge(PURGE_OBSERVATIONS).await?,
+            reflections: purge(PURGE_REFLECTIONS).await?,
+            corrections: purge(PURGE_CORRECTIONS).await?,
+            prompts: purge(PURGE_PROMPTS).await?,
+            outbox: purge(PURGE_OUTBOX).await?,
+            inbox: purge(PURGE_INBOX).await?,
+            crm_deliveries: purge(PURGE_CRM_DELIVERIES).await?,
         })
     }
 
@@ -288,12 +220,7 @@ impl Store {
              UNION SELECT team_id FROM inbox \
              UNION SELECT team_id FROM corrections \
              ORDER BY team_id";
-        let teams = with_pool!(self, |pool| sqlx::query_scalar(SQL).fetch_all(pool).await)?;
+        let teams = sql(SQL).scalars(self).await?;
         Ok(teams)
-    }
-
-    /// Whether `team_id` appears anywhere in the database (see [`Store::known_teams`]).
-    pub async fn team_is_known(&self, team_id: &str) -> Result<bool, StoreError> {
-        Ok(self.known_teams().await?.iter().any(|t| t == team_id))
     }
 }

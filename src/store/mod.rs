@@ -1,10 +1,13 @@
 //! All SQL lives here. One `Store` over either backend: the queries are written once
-//! (`$1` placeholders work on SQLite and PostgreSQL alike) and run against whichever
-//! pool the URL chose; the few dialect differences are explicit `match`es.
-//! `tests/it/store.rs` runs the same scenarios on both backends.
+//! (`$1` placeholders work on SQLite and PostgreSQL alike) and run on whichever pool the
+//! URL chose; `db.rs` is the one place that matches on the backend, and the few dialect
+//! differences are explicit there. `tests/it/store.rs` runs the same scenarios on both
+//! backends.
 
 pub(crate) mod corrections;
+mod db;
 pub(crate) mod digest;
+mod effects;
 mod inbox;
 pub mod installations;
 pub(crate) mod lifecycle;
@@ -12,16 +15,15 @@ pub(crate) mod nudges;
 pub(crate) mod observations;
 pub(crate) mod outbox;
 pub mod sealed;
+#[cfg(feature = "test-support")]
+mod test_support;
 pub mod uninstall;
 
-use std::str::FromStr;
-use std::time::Duration;
-
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use db::{Pool, Tx, sql};
 
 pub use corrections::{CorrectionRow, NewCorrection, ReadingLabels};
-pub use digest::{ClassCounts, DigestRunRow, DigestSettingsRow, RunClaim, SpotlightRow};
+pub use digest::{ClassCounts, DigestSettingsRow, RunClaim, SpotlightRow};
+pub use effects::{Applied, Effects};
 pub use inbox::{INBOX_MAX_ATTEMPTS, InboxItem, InboxState, NewInboxItem};
 pub use installations::{
     Installation, InstallationError, InstallationKey, InstallationSummary, NewInstallation,
@@ -32,91 +34,10 @@ pub use nudges::{
     MUTED_FOREVER, NewPrompt, NudgeHistory, NudgeSubject, Prompt, TeamSettings, UserPrefs,
 };
 pub use observations::{ExportFilter, ExportRow, NewObservation, ObservationSource};
-pub use outbox::{NewOutboxMessage, OutboxItem, OutboxStatus};
+pub use outbox::{NewOutboxMessage, OutboxItem};
 pub use sealed::{KeyError, Keyring, SealError};
-
-/// What handling one event or command stores, all in one transaction.
-#[derive(Debug, Clone, Default)]
-pub struct Effects {
-    pub observation: Option<NewObservation>,
-    /// A prompt (nudge) this work sends; unique per thread.
-    pub prompt: Option<NewPrompt>,
-    pub outbox: Vec<NewOutboxMessage>,
-}
-
-/// Applies `Effects` inside an open transaction `$tx`; evaluates to an [`Applied`]
-/// whose `fresh` is `true` when the observation was new (or there was none). A repeated observation, or a prompt for a
-/// thread that already has one, skips the outbox messages, so a duplicate never causes
-/// a second reply.
-macro_rules! apply_effects {
-    ($tx:ident, $team_id:expr, $effects:expr, $now_ms:expr) => {{
-        let effects: &$crate::store::Effects = $effects;
-        let fresh = match &effects.observation {
-            Some(obs) => {
-                $crate::store::observations::insert_observation!($tx, $team_id, obs, $now_ms)
-                    .is_some()
-            }
-            None => true,
-        };
-        let prompt_fresh = match (&effects.prompt, fresh) {
-            (Some(prompt), true) => {
-                $crate::store::nudges::insert_prompt!($tx, $team_id, prompt, $now_ms)
-            }
-            _ => true,
-        };
-        let enqueued = if fresh && prompt_fresh {
-            $crate::store::outbox::insert_outbox!($tx, $team_id, &effects.outbox, $now_ms)
-        } else {
-            Vec::new()
-        };
-        $crate::store::Applied {
-            fresh,
-            observation_logged: fresh && effects.observation.is_some(),
-            enqueued,
-        }
-    }};
-}
-pub(crate) use apply_effects;
-
-/// What applying `Effects` stored, known once its transaction has committed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Applied {
-    /// The observation was new, or there was none: the effects were not a repeat.
-    pub fresh: bool,
-    /// An observation was stored.
-    pub observation_logged: bool,
-    /// Kinds of the outbox rows that were new (`nudge`, `reaction`, …).
-    pub enqueued: Vec<&'static str>,
-}
-
-impl Applied {
-    /// Counts a committed `Applied` in the metrics (call after the commit only).
-    fn count(&self, effects: &Effects) {
-        if let Some(obs) = effects
-            .observation
-            .as_ref()
-            .filter(|_| self.observation_logged)
-        {
-            crate::telemetry::metrics::observation_logged(obs.class.as_str(), obs.source.as_str());
-        }
-        count_enqueued(&self.enqueued);
-    }
-}
-
-/// Counts outbox rows a committed transaction wrote.
-fn count_enqueued(kinds: &[&'static str]) {
-    for kind in kinds {
-        crate::telemetry::metrics::outbox_enqueued(kind);
-    }
-}
-
-static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
-/// How long SQLite waits for a competing writer before giving up.
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a request waits for a pooled connection before the store reports itself unavailable.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+#[cfg(feature = "test-support")]
+pub use test_support::{DigestRunRow, OutboxStatus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -137,48 +58,10 @@ pub enum StoreError {
     MissingDatabase(String),
 }
 
-#[derive(Clone)]
-pub(crate) enum Pool {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
-}
-
-/// Runs the same query-building expression against whichever pool is in use.
-macro_rules! with_pool {
-    ($store:expr, |$pool:ident| $body:expr) => {
-        match &$store.pool {
-            $crate::store::Pool::Sqlite($pool) => $body,
-            $crate::store::Pool::Postgres($pool) => $body,
-        }
-    };
-}
-pub(crate) use with_pool;
-
-/// Runs a block inside one transaction on whichever backend is in use.
-macro_rules! in_transaction {
-    ($store:expr, |$tx:ident| $body:expr) => {
-        match &$store.pool {
-            $crate::store::Pool::Sqlite(pool) => {
-                let mut $tx = pool.begin().await?;
-                let out = $body;
-                $tx.commit().await?;
-                out
-            }
-            $crate::store::Pool::Postgres(pool) => {
-                let mut $tx = pool.begin().await?;
-                let out = $body;
-                $tx.commit().await?;
-                out
-            }
-        }
-    };
-}
-pub(crate) use in_transaction;
-
 /// The database, whichever backend the URL names.
 #[derive(Clone)]
 pub struct Store {
-    pub(crate) pool: Pool,
+    pool: Pool,
 }
 
 impl std::fmt::Debug for Store {
@@ -203,82 +86,35 @@ impl Store {
     }
 
     async fn connect_with(url: &str, create: bool) -> Result<Store, StoreError> {
-        if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)?;
-            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-            if !create && !in_memory && !options.get_filename().exists() {
-                return Err(StoreError::MissingDatabase(
-                    options.get_filename().display().to_string(),
-                ));
-            }
-            let options = options
-                .create_if_missing(create)
-                .journal_mode(SqliteJournalMode::Wal)
-                .foreign_keys(true)
-                .busy_timeout(SQLITE_BUSY_TIMEOUT);
-            let pool = SqlitePoolOptions::new()
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                // An in-memory database lives as long as its one connection.
-                .max_connections(if in_memory { 1 } else { 8 })
-                .min_connections(if in_memory { 1 } else { 0 })
-                .idle_timeout(if in_memory {
-                    None
-                } else {
-                    Some(Duration::from_secs(600))
-                })
-                .max_lifetime(if in_memory {
-                    None
-                } else {
-                    Some(Duration::from_secs(1800))
-                })
-                .connect_with(options)
-                .await?;
-            Ok(Store {
-                pool: Pool::Sqlite(pool),
-            })
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let options = PgConnectOptions::from_str(url)?;
-            let pool = PgPoolOptions::new()
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .max_connections(10)
-                .connect_with(options)
-                .await?;
-            Ok(Store {
-                pool: Pool::Postgres(pool),
-            })
-        } else {
-            Err(StoreError::UnsupportedUrl(redact_url(url)))
-        }
+        Ok(Store {
+            pool: Pool::connect(url, create).await?,
+        })
     }
 
     pub fn backend(&self) -> &'static str {
-        match self.pool {
-            Pool::Sqlite(_) => "sqlite",
-            Pool::Postgres(_) => "postgres",
-        }
+        self.pool.backend().name()
     }
 
     /// Applies pending migrations (PostgreSQL takes an advisory lock, so replicas
     /// starting together are safe).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        match &self.pool {
-            Pool::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await?,
-            Pool::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await?,
-        }
-        Ok(())
+        Ok(self.pool.migrate().await?)
     }
 
     /// Readiness: can we run a trivial query right now?
     pub async fn ping(&self) -> Result<(), StoreError> {
-        with_pool!(self, |pool| sqlx::query("SELECT 1")
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+        sql("SELECT 1").execute(self).await?;
         Ok(())
     }
 
     pub async fn close(&self) {
-        with_pool!(self, |pool| pool.close().await)
+        self.pool.close().await
+    }
+
+    /// Opens a transaction; statements take it as `&mut *tx`, and dropping it without
+    /// `commit` rolls it back.
+    pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(self.pool.begin().await?)
     }
 }
 

@@ -2,7 +2,8 @@
 //! prompts sent (for cooldowns, question history and feedback), deal mutes, reflections
 //! and CRM delivery dedupe.
 
-use super::{Store, StoreError, in_transaction, with_pool};
+use super::db::{Tx, sql};
+use super::{Store, StoreError};
 
 /// `muted_until` value that means "until unmuted".
 pub const MUTED_FOREVER: i64 = i64::MAX;
@@ -83,15 +84,18 @@ pub struct NudgeSubject<'a> {
     pub account_cooldown_ms: i64,
 }
 
-/// Inserts a prompt inside an open transaction; evaluates to `true` when it was new.
-macro_rules! insert_prompt {
-    ($tx:ident, $team_id:expr, $prompt:expr, $now_ms:expr) => {{
-        let prompt: &$crate::store::NewPrompt = $prompt;
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO prompts (team_id, channel_id, thread_key, user_id, account, kind, question_ids, stage, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (team_id, thread_key) DO NOTHING RETURNING id",
-        )
-        .bind($team_id)
+/// Inserts a prompt inside the open transaction `tx`; `true` when it was new.
+pub(super) async fn insert_prompt(
+    tx: &mut Tx,
+    team_id: &str,
+    prompt: &NewPrompt,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    const SQL: &str = "INSERT INTO prompts (team_id, channel_id, thread_key, user_id, account, kind, \
+         question_ids, stage, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (team_id, thread_key) DO NOTHING RETURNING id";
+    let id: Option<i64> = sql(SQL)
+        .bind(team_id)
         .bind(&prompt.channel_id)
         .bind(&prompt.thread_key)
         .bind(&prompt.user_id)
@@ -99,21 +103,16 @@ macro_rules! insert_prompt {
         .bind(prompt.kind)
         .bind(prompt.question_ids.join(","))
         .bind(&prompt.stage)
-        .bind($now_ms)
-        .fetch_optional(&mut *$tx)
+        .bind(now_ms)
+        .scalar_optional(&mut *tx)
         .await?;
-        id.is_some()
-    }};
+    Ok(id.is_some())
 }
-pub(crate) use insert_prompt;
 
 impl Store {
     pub async fn team_settings(&self, team_id: &str) -> Result<TeamSettings, StoreError> {
         const SQL: &str = "SELECT reaction, account_cooldown_hours, daily_nudge_limit FROM team_settings WHERE team_id = $1";
-        let row: Option<TeamSettings> = with_pool!(self, |pool| sqlx::query_as(SQL)
-            .bind(team_id)
-            .fetch_optional(pool)
-            .await)?;
+        let row: Option<TeamSettings> = sql(SQL).bind(team_id).fetch_optional(self).await?;
         Ok(row.unwrap_or_default())
     }
 
@@ -127,26 +126,25 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (team_id) DO UPDATE SET reaction = excluded.reaction, \
              account_cooldown_hours = excluded.account_cooldown_hours, daily_nudge_limit = excluded.daily_nudge_limit, \
              updated_at = excluded.updated_at";
-        with_pool!(self, |pool| sqlx::query(SQL)
+        sql(SQL)
             .bind(team_id)
             .bind(&settings.reaction)
             .bind(settings.account_cooldown_hours)
             .bind(settings.daily_nudge_limit)
             .bind(now_ms)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+            .execute(self)
+            .await?;
         Ok(())
     }
 
     pub async fn user_prefs(&self, team_id: &str, user_id: &str) -> Result<UserPrefs, StoreError> {
         const SQL: &str =
             "SELECT muted_until, opted_out FROM user_prefs WHERE team_id = $1 AND user_id = $2";
-        let row: Option<(Option<i64>, i64)> = with_pool!(self, |pool| sqlx::query_as(SQL)
+        let row: Option<(Option<i64>, i64)> = sql(SQL)
             .bind(team_id)
             .bind(user_id)
-            .fetch_optional(pool)
-            .await)?;
+            .fetch_optional(self)
+            .await?;
         Ok(row
             .map(|(muted_until, opted_out)| UserPrefs {
                 muted_until,
@@ -165,14 +163,13 @@ impl Store {
     ) -> Result<(), StoreError> {
         const SQL: &str = "INSERT INTO user_prefs (team_id, user_id, muted_until, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (team_id, user_id) DO UPDATE SET muted_until = excluded.muted_until, updated_at = excluded.updated_at";
-        with_pool!(self, |pool| sqlx::query(SQL)
+        sql(SQL)
             .bind(team_id)
             .bind(user_id)
             .bind(until_ms)
             .bind(now_ms)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+            .execute(self)
+            .await?;
         Ok(())
     }
 
@@ -184,18 +181,20 @@ impl Store {
         user_id: &str,
         now_ms: i64,
     ) -> Result<u64, StoreError> {
-        let deleted = in_transaction!(self, |tx| {
-            sqlx::query(
-                "INSERT INTO user_prefs (team_id, user_id, opted_out, updated_at) VALUES ($1, $2, 1, $3) \
-                 ON CONFLICT (team_id, user_id) DO UPDATE SET opted_out = 1, updated_at = excluded.updated_at",
-            )
+        const OPT_OUT: &str = "INSERT INTO user_prefs (team_id, user_id, opted_out, updated_at) \
+             VALUES ($1, $2, 1, $3) \
+             ON CONFLICT (team_id, user_id) DO UPDATE SET opted_out = 1, updated_at = excluded.updated_at";
+        let mut tx = self.begin().await?;
+        sql(OPT_OUT)
             .bind(team_id)
             .bind(user_id)
             .bind(now_ms)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
-            super::lifecycle::delete_person_rows!(tx, team_id, user_id).observations
-        });
+        let deleted = super::lifecycle::delete_person_rows(&mut tx, team_id, user_id)
+            .await?
+            .observations;
+        tx.commit().await?;
         Ok(deleted)
     }
 
@@ -207,13 +206,12 @@ impl Store {
     ) -> Result<(), StoreError> {
         const SQL: &str = "INSERT INTO user_prefs (team_id, user_id, opted_out, updated_at) VALUES ($1, $2, 0, $3) \
              ON CONFLICT (team_id, user_id) DO UPDATE SET opted_out = 0, updated_at = excluded.updated_at";
-        with_pool!(self, |pool| sqlx::query(SQL)
+        sql(SQL)
             .bind(team_id)
             .bind(user_id)
             .bind(now_ms)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+            .execute(self)
+            .await?;
         Ok(())
     }
 
@@ -228,15 +226,14 @@ impl Store {
         const SQL: &str = "INSERT INTO channel_settings (team_id, channel_id, nudges_off, changed_by, updated_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (team_id, channel_id) DO UPDATE SET \
              nudges_off = excluded.nudges_off, changed_by = excluded.changed_by, updated_at = excluded.updated_at";
-        with_pool!(self, |pool| sqlx::query(SQL)
+        sql(SQL)
             .bind(team_id)
             .bind(channel_id)
-            .bind(i64::from(off))
+            .bind(off)
             .bind(changed_by)
             .bind(now_ms)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+            .execute(self)
+            .await?;
         Ok(())
     }
 
@@ -261,7 +258,7 @@ impl Store {
              (SELECT COUNT(*) FROM deal_mutes WHERE team_id = $1 AND user_id = $2 AND deal_key IN ($4, $6) AND until_at > $7), \
              (SELECT COUNT(*) FROM channel_settings WHERE team_id = $1 AND channel_id = $8 AND nudges_off = 1)";
         let account = account.map(str::to_lowercase);
-        let row: (i64, i64, i64, i64, i64) = with_pool!(self, |pool| sqlx::query_as(SQL)
+        let row: (i64, i64, i64, i64, i64) = sql(SQL)
             .bind(team_id)
             .bind(user_id)
             .bind(now_ms - DAY_MS)
@@ -270,8 +267,8 @@ impl Store {
             .bind(thread_key)
             .bind(now_ms)
             .bind(channel_id)
-            .fetch_one(pool)
-            .await)?;
+            .fetch_one(self)
+            .await?;
         Ok(NudgeHistory {
             nudges_last_day: row.0,
             account_nudges_in_cooldown: row.1,
@@ -279,20 +276,6 @@ impl Store {
             deal_muted: row.3 > 0,
             channel_off: row.4 > 0,
         })
-    }
-
-    pub async fn channel_nudges_off(
-        &self,
-        team_id: &str,
-        channel_id: &str,
-    ) -> Result<bool, StoreError> {
-        const SQL: &str = "SELECT COUNT(*) FROM channel_settings WHERE team_id = $1 AND channel_id = $2 AND nudges_off = 1";
-        let n: i64 = with_pool!(self, |pool| sqlx::query_scalar(SQL)
-            .bind(team_id)
-            .bind(channel_id)
-            .fetch_one(pool)
-            .await)?;
-        Ok(n > 0)
     }
 
     /// The question ids a person was asked most recently, newest first.
@@ -303,12 +286,12 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
         const SQL: &str = "SELECT question_ids FROM prompts WHERE team_id = $1 AND user_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3";
-        let rows: Vec<String> = with_pool!(self, |pool| sqlx::query_scalar(SQL)
+        let rows: Vec<String> = sql(SQL)
             .bind(team_id)
             .bind(user_id)
             .bind(limit as i64)
-            .fetch_all(pool)
-            .await)?;
+            .scalars(self)
+            .await?;
         Ok(rows
             .iter()
             .flat_map(|ids| {
@@ -324,10 +307,7 @@ impl Store {
     pub async fn unhelpful_question_ids(&self, team_id: &str) -> Result<Vec<String>, StoreError> {
         const SQL: &str = "SELECT question_ids, feedback FROM prompts WHERE team_id = $1 AND feedback IS NOT NULL \
              ORDER BY feedback_at DESC LIMIT 500";
-        let rows: Vec<(String, String)> = with_pool!(self, |pool| sqlx::query_as(SQL)
-            .bind(team_id)
-            .fetch_all(pool)
-            .await)?;
+        let rows: Vec<(String, String)> = sql(SQL).bind(team_id).fetch_all(self).await?;
         let mut score: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
         for (ids, feedback) in rows {
             let delta = if feedback == "helpful" { -1 } else { 1 };
@@ -349,11 +329,11 @@ impl Store {
     ) -> Result<Prompt, StoreError> {
         const SQL: &str = "SELECT id, channel_id, thread_key, user_id, account, kind, question_ids, created_at \
              FROM prompts WHERE team_id = $1 AND thread_key = $2";
-        let row: Option<Prompt> = with_pool!(self, |pool| sqlx::query_as(SQL)
+        let row: Option<Prompt> = sql(SQL)
             .bind(team_id)
             .bind(thread_key)
-            .fetch_optional(pool)
-            .await)?;
+            .fetch_optional(self)
+            .await?;
         row.ok_or(StoreError::NotFound)
     }
 
@@ -366,14 +346,13 @@ impl Store {
     ) -> Result<(), StoreError> {
         const SQL: &str =
             "UPDATE prompts SET feedback = $3, feedback_at = $4 WHERE team_id = $1 AND id = $2";
-        with_pool!(self, |pool| sqlx::query(SQL)
+        sql(SQL)
             .bind(team_id)
             .bind(prompt_id)
             .bind(feedback)
             .bind(now_ms)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+            .execute(self)
+            .await?;
         Ok(())
     }
 
@@ -386,14 +365,13 @@ impl Store {
     ) -> Result<(), StoreError> {
         const SQL: &str = "INSERT INTO deal_mutes (team_id, user_id, deal_key, until_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (team_id, user_id, deal_key) DO UPDATE SET until_at = excluded.until_at";
-        with_pool!(self, |pool| sqlx::query(SQL)
+        sql(SQL)
             .bind(team_id)
             .bind(user_id)
             .bind(deal_key)
             .bind(until_ms)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+            .execute(self)
+            .await?;
         Ok(())
     }
 
@@ -408,13 +386,13 @@ impl Store {
     ) -> Result<bool, StoreError> {
         const SQL: &str = "SELECT COUNT(*) FROM deal_mutes WHERE team_id = $1 AND user_id = $2 \
              AND deal_key = $3 AND until_at > $4";
-        let n: i64 = with_pool!(self, |pool| sqlx::query_scalar(SQL)
+        let n: i64 = sql(SQL)
             .bind(team_id)
             .bind(user_id)
             .bind(deal_key)
             .bind(now_ms)
-            .fetch_one(pool)
-            .await)?;
+            .scalar(self)
+            .await?;
         Ok(n > 0)
     }
 
@@ -429,15 +407,15 @@ impl Store {
     ) -> Result<i64, StoreError> {
         const SQL: &str = "INSERT INTO reflections (team_id, prompt_id, user_id, answers, shared, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
-        let id = with_pool!(self, |pool| sqlx::query_scalar(SQL)
+        let id = sql(SQL)
             .bind(team_id)
             .bind(prompt_id)
             .bind(user_id)
             .bind(answers.to_string())
-            .bind(i64::from(shared))
+            .bind(shared)
             .bind(now_ms)
-            .fetch_one(pool)
-            .await)?;
+            .scalar(self)
+            .await?;
         Ok(id)
     }
 
@@ -448,11 +426,7 @@ impl Store {
         user_id: &str,
     ) -> Result<Vec<(String, bool)>, StoreError> {
         const SQL: &str = "SELECT answers, shared FROM reflections WHERE team_id = $1 AND user_id = $2 ORDER BY id DESC";
-        let rows: Vec<(String, i64)> = with_pool!(self, |pool| sqlx::query_as(SQL)
-            .bind(team_id)
-            .bind(user_id)
-            .fetch_all(pool)
-            .await)?;
+        let rows: Vec<(String, i64)> = sql(SQL).bind(team_id).bind(user_id).fetch_all(self).await?;
         Ok(rows.into_iter().map(|(a, s)| (a, s != 0)).collect())
     }
 
@@ -465,25 +439,19 @@ impl Store {
     ) -> Result<bool, StoreError> {
         const SQL: &str = "INSERT INTO crm_deliveries (team_id, delivery_key, received_at) VALUES ($1, $2, $3) \
              ON CONFLICT (team_id, delivery_key) DO NOTHING";
-        let n = with_pool!(self, |pool| sqlx::query(SQL)
+        let n = sql(SQL)
             .bind(team_id)
             .bind(key)
             .bind(now_ms)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+            .execute(self)
+            .await?;
         Ok(n == 1)
     }
 
     /// Forgets a CRM delivery key (its processing failed, so a redelivery must be accepted).
     pub async fn release_crm_delivery(&self, team_id: &str, key: &str) -> Result<(), StoreError> {
         const SQL: &str = "DELETE FROM crm_deliveries WHERE team_id = $1 AND delivery_key = $2";
-        with_pool!(self, |pool| sqlx::query(SQL)
-            .bind(team_id)
-            .bind(key)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+        sql(SQL).bind(team_id).bind(key).execute(self).await?;
         Ok(())
     }
 }

@@ -1,9 +1,8 @@
 //! Observations: the themes, class and score of an analysed message, never its text
 //! unless text retention is on.
 
-use futures_util::TryStreamExt;
-
-use super::{Store, StoreError, with_pool};
+use super::db::{Tx, Values, sql, values};
+use super::{Store, StoreError};
 use crate::engine::{Class, Theme};
 
 /// Where an observation came from.
@@ -76,18 +75,20 @@ struct JoinedRow {
     theme: Option<String>,
 }
 
-/// Inserts an observation and its themes inside an open transaction `$tx`.
-/// A repeated `dedupe_key` inserts nothing.
-macro_rules! insert_observation {
-    ($tx:ident, $team_id:expr, $obs:expr, $now_ms:expr) => {{
-        let obs: &$crate::store::NewObservation = $obs;
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO observations (team_id, channel_id, user_id, message_ts, source, class, \
-             score, account, dedupe_key, text, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-             ON CONFLICT (team_id, dedupe_key) DO NOTHING RETURNING id",
-        )
-        .bind($team_id)
+/// Inserts an observation and its themes inside the open transaction `tx`; returns its
+/// id, or `None` when the `dedupe_key` was already used (then nothing is inserted).
+pub(super) async fn insert_observation(
+    tx: &mut Tx,
+    team_id: &str,
+    obs: &NewObservation,
+    now_ms: i64,
+) -> Result<Option<i64>, StoreError> {
+    const SQL: &str = "INSERT INTO observations (team_id, channel_id, user_id, message_ts, source, \
+         class, score, account, dedupe_key, text, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT (team_id, dedupe_key) DO NOTHING RETURNING id";
+    let id: Option<i64> = sql(SQL)
+        .bind(team_id)
         .bind(&obs.channel_id)
         .bind(&obs.user_id)
         .bind(&obs.message_ts)
@@ -97,35 +98,39 @@ macro_rules! insert_observation {
         .bind(&obs.account)
         .bind(&obs.dedupe_key)
         .bind(&obs.text)
-        .bind($now_ms)
-        .fetch_optional(&mut *$tx)
+        .bind(now_ms)
+        .scalar_optional(&mut *tx)
         .await?;
-        if let Some(id) = inserted {
-            for theme in &obs.themes {
-                sqlx::query(
-                    "INSERT INTO observation_themes (observation_id, team_id, theme, created_at) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                )
-                .bind(id)
-                .bind($team_id)
-                .bind(theme.id())
-                .bind($now_ms)
-                .execute(&mut *$tx)
-                .await?;
-            }
+    if let Some(id) = id {
+        let mut themes = theme_rows();
+        for theme in &obs.themes {
+            themes.row(vec![
+                id.into(),
+                team_id.into(),
+                theme.id().into(),
+                now_ms.into(),
+            ]);
         }
-        inserted
-    }};
+        themes.execute(&mut *tx).await?;
+    }
+    Ok(id)
 }
-pub(crate) use insert_observation;
+
+/// A multi-row insert of `observation_themes` rows `(observation_id, team_id, theme,
+/// created_at)`; a theme already recorded is skipped.
+pub(super) fn theme_rows() -> Values<'static> {
+    values(
+        "INSERT INTO observation_themes (observation_id, team_id, theme, created_at)",
+        "ON CONFLICT DO NOTHING",
+    )
+}
 
 impl Store {
     /// Teams that have observations (export without `--team` walks them one by one,
     /// so every query stays scoped by team).
     pub async fn observed_teams(&self) -> Result<Vec<String>, StoreError> {
         const SQL: &str = "SELECT DISTINCT team_id FROM observations ORDER BY team_id";
-        let teams = with_pool!(self, |pool| sqlx::query_scalar(SQL).fetch_all(pool).await)?;
-        Ok(teams)
+        Ok(sql(SQL).scalars(self).await?)
     }
 
     /// The account of the observation stored under `dedupe_key`: `None` when there is no
@@ -136,21 +141,16 @@ impl Store {
         dedupe_key: &str,
     ) -> Result<Option<Option<String>>, StoreError> {
         const SQL: &str = "SELECT account FROM observations WHERE team_id = $1 AND dedupe_key = $2";
-        let row = with_pool!(self, |pool| sqlx::query_scalar(SQL)
+        Ok(sql(SQL)
             .bind(team_id)
             .bind(dedupe_key)
-            .fetch_optional(pool)
-            .await)?;
-        Ok(row)
+            .scalar_optional(self)
+            .await?)
     }
 
     pub async fn count_observations(&self, team_id: &str) -> Result<i64, StoreError> {
         const SQL: &str = "SELECT COUNT(*) FROM observations WHERE team_id = $1";
-        let n = with_pool!(self, |pool| sqlx::query_scalar(SQL)
-            .bind(team_id)
-            .fetch_one(pool)
-            .await)?;
-        Ok(n)
+        Ok(sql(SQL).bind(team_id).scalar(self).await?)
     }
 
     /// Streams a team's observations with their themes, oldest first, calling `sink` once
@@ -174,17 +174,11 @@ impl Store {
         let since = filter.since_ms.unwrap_or(i64::MIN);
         let until = filter.until_ms.unwrap_or(i64::MAX);
         let mut current: Option<(i64, ExportRow)> = None;
-        with_pool!(self, |pool| {
-            let mut rows = sqlx::query_as::<_, JoinedRow>(SQL)
-                .bind(team_id)
-                .bind(since)
-                .bind(until)
-                .fetch(pool);
-            while let Some(row) = rows
-                .try_next()
-                .await
-                .map_err(|e| E::from(StoreError::from(e)))?
-            {
+        sql(SQL)
+            .bind(team_id)
+            .bind(since)
+            .bind(until)
+            .for_each(self, |row: JoinedRow| -> Result<(), E> {
                 match &mut current {
                     Some((id, export)) if *id == row.id => export.themes.extend(row.theme),
                     _ => {
@@ -207,26 +201,12 @@ impl Store {
                         ));
                     }
                 }
-            }
-        });
+                Ok(())
+            })
+            .await?;
         if let Some((_, done)) = current {
             sink(done)?;
         }
         Ok(())
-    }
-
-    /// Records an observation (and what it caused) outside the inbox, e.g. for `/cusp reflect`.
-    /// Returns `false` when the dedupe key was already used.
-    pub async fn record_effects(
-        &self,
-        team_id: &str,
-        effects: &super::Effects,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let applied = super::in_transaction!(self, |tx| {
-            super::apply_effects!(tx, team_id, effects, now_ms)
-        });
-        applied.count(effects);
-        Ok(applied.fresh)
     }
 }

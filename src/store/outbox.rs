@@ -3,36 +3,25 @@
 
 use std::time::Duration;
 
-use super::{Pool, Store, StoreError, with_pool};
+use super::db::{Tx, sql};
+use super::effects::count_enqueued;
+use super::{Store, StoreError};
+use crate::slack::calls::SlackCall;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewOutboxMessage {
     /// Unique per team; enqueueing the same key twice stores one row.
     pub idempotency_key: String,
-    /// Web API method, e.g. `chat.postMessage`.
-    pub method: String,
-    /// The method's arguments.
-    pub params: serde_json::Map<String, serde_json::Value>,
+    /// The call, stored as JSON (`payload`) beside its method name (`method`, which the
+    /// rate-limit holds match on).
+    pub call: SlackCall,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutboxStatus {
-    Pending,
-    Sending,
-    Sent,
-    Dead,
-}
-
-impl OutboxStatus {
-    fn parse(s: &str) -> Result<OutboxStatus, StoreError> {
-        match s {
-            "pending" => Ok(OutboxStatus::Pending),
-            "sending" => Ok(OutboxStatus::Sending),
-            "sent" => Ok(OutboxStatus::Sent),
-            "dead" => Ok(OutboxStatus::Dead),
-            other => Err(StoreError::Corrupt(format!(
-                "unknown outbox status {other:?}"
-            ))),
+impl NewOutboxMessage {
+    pub fn new(idempotency_key: impl Into<String>, call: SlackCall) -> NewOutboxMessage {
+        NewOutboxMessage {
+            idempotency_key: idempotency_key.into(),
+            call,
         }
     }
 }
@@ -54,9 +43,10 @@ pub struct OutboxItem {
 }
 
 impl OutboxItem {
-    pub fn params(&self) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
-        serde_json::from_str(&self.payload)
-            .map_err(|e| StoreError::Corrupt(format!("outbox row {} payload: {e}", self.id)))
+    /// The call to make; rows written by older versions (bare parameters) are read too.
+    pub fn call(&self) -> Result<SlackCall, StoreError> {
+        SlackCall::from_stored(&self.method, &self.payload)
+            .map_err(|e| StoreError::Corrupt(format!("outbox row {}: {e}", self.id)))
     }
 
     /// Attempts that failed (or may have) other than by a rate limit, this one included.
@@ -65,47 +55,50 @@ impl OutboxItem {
     }
 }
 
-/// Inserts outbox rows inside an open transaction `$tx`; evaluates to the kinds
+/// Inserts outbox rows inside the open transaction `tx`; returns the kinds
 /// (`telemetry::metrics::outbox_kind`) of the rows that were new, for counting once the
 /// transaction has committed.
-macro_rules! insert_outbox {
-    ($tx:ident, $team_id:expr, $messages:expr, $now_ms:expr) => {{
-        let mut kinds: Vec<&'static str> = Vec::new();
-        for msg in $messages {
-            let msg: &$crate::store::NewOutboxMessage = msg;
-            let payload = serde_json::Value::Object(msg.params.clone()).to_string();
-            let inserted = sqlx::query(
-                "INSERT INTO outbox (team_id, idempotency_key, method, payload, next_attempt_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (team_id, idempotency_key) DO NOTHING",
-            )
-            .bind($team_id)
+pub(super) async fn insert_outbox(
+    tx: &mut Tx,
+    team_id: &str,
+    messages: &[NewOutboxMessage],
+    now_ms: i64,
+) -> Result<Vec<&'static str>, StoreError> {
+    const SQL: &str = "INSERT INTO outbox (team_id, idempotency_key, method, payload, \
+         next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $5) \
+         ON CONFLICT (team_id, idempotency_key) DO NOTHING";
+    let mut kinds = Vec::new();
+    for msg in messages {
+        let payload = msg.call.to_stored().map_err(|e| {
+            StoreError::Corrupt(format!("outbox call {}: {e}", msg.idempotency_key))
+        })?;
+        let inserted = sql(SQL)
+            .bind(team_id)
             .bind(&msg.idempotency_key)
-            .bind(&msg.method)
+            .bind(msg.call.method())
             .bind(payload)
-            .bind($now_ms)
-            .execute(&mut *$tx)
-            .await?
-            .rows_affected();
-            if inserted == 1 {
-                kinds.push($crate::telemetry::metrics::outbox_kind(&msg.idempotency_key));
-            }
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        if inserted == 1 {
+            kinds.push(crate::telemetry::metrics::outbox_kind(&msg.idempotency_key));
         }
-        kinds
-    }};
+    }
+    Ok(kinds)
 }
-pub(crate) use insert_outbox;
 
 impl Store {
-    /// Enqueues messages on their own (digests, CLI); returns how many were new.
+    /// Enqueues messages on their own (digests, CLI); a key already enqueued is skipped.
     pub async fn enqueue_outbox(
         &self,
         team_id: &str,
         messages: &[NewOutboxMessage],
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let kinds =
-            super::in_transaction!(self, |tx| insert_outbox!(tx, team_id, messages, now_ms));
-        super::count_enqueued(&kinds);
+        let mut tx = self.begin().await?;
+        let kinds = insert_outbox(&mut tx, team_id, messages, now_ms).await?;
+        tx.commit().await?;
+        count_enqueued(&kinds);
         Ok(())
     }
 
@@ -118,13 +111,10 @@ impl Store {
         now_ms: i64,
         lease: Duration,
     ) -> Result<Option<OutboxItem>, StoreError> {
-        let lock = match self.pool {
-            Pool::Sqlite(_) => "",
-            Pool::Postgres(_) => "FOR UPDATE SKIP LOCKED",
-        };
+        let lock = self.pool.backend().skip_locked();
         // SET expressions see the row's old values on both backends, so `in_doubt`
         // records whether the previous holder was still `sending`.
-        let sql = format!(
+        let statement = format!(
             "UPDATE outbox SET \
                  in_doubt = CASE WHEN status = 'sending' THEN 1 ELSE in_doubt END, \
                  status = 'sending', attempts = attempts + 1, locked_until = $2 \
@@ -139,12 +129,12 @@ impl Store {
                  created_at, rate_limited_attempts"
         );
         let until = now_ms.saturating_add(lease.as_millis() as i64);
-        let item = with_pool!(self, |pool| sqlx::query_as::<_, OutboxItem>(&sql)
+        let item = sql(&statement)
             .bind(team_id)
             .bind(until)
             .bind(now_ms)
-            .fetch_optional(pool)
-            .await)?;
+            .fetch_optional(self)
+            .await?;
         Ok(item)
     }
 
@@ -159,14 +149,13 @@ impl Store {
         // and its explanation quote the person's message (privacy, like the inbox payload).
         const SQL: &str = "UPDATE outbox SET status = 'sent', result_ts = $3, sent_at = $4, \
                            locked_until = NULL, in_doubt = 0, payload = '{}' WHERE team_id = $1 AND id = $2";
-        with_pool!(self, |pool| sqlx::query(SQL)
+        sql(SQL)
             .bind(team_id)
             .bind(id)
             .bind(result_ts)
             .bind(now_ms)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+            .execute(self)
+            .await?;
         Ok(())
     }
 
@@ -182,15 +171,14 @@ impl Store {
     ) -> Result<(), StoreError> {
         const SQL: &str = "UPDATE outbox SET status = 'pending', last_error = $3, next_attempt_at = $4, \
                            locked_until = NULL, in_doubt = $5 WHERE team_id = $1 AND id = $2";
-        with_pool!(self, |pool| sqlx::query(SQL)
+        sql(SQL)
             .bind(team_id)
             .bind(id)
             .bind(error)
             .bind(next_attempt_ms)
             .bind(i64::from(in_doubt))
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+            .execute(self)
+            .await?;
         Ok(())
     }
 
@@ -217,38 +205,22 @@ impl Store {
              VALUES ($1, $2, $3) ON CONFLICT (team_id, method) DO UPDATE SET until_ms = \
              CASE WHEN excluded.until_ms > slack_rate_limits.until_ms \
                   THEN excluded.until_ms ELSE slack_rate_limits.until_ms END";
-        super::in_transaction!(self, |tx| {
-            sqlx::query(ROW)
-                .bind(team_id)
-                .bind(id)
-                .bind(error)
-                .bind(until_ms)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(HOLD)
-                .bind(team_id)
-                .bind(limited_method)
-                .bind(until_ms)
-                .execute(&mut *tx)
-                .await?;
-        });
-        Ok(())
-    }
-
-    /// Until when calls to `method` are held back for this team, if a hold was ever set.
-    pub async fn rate_limited_until(
-        &self,
-        team_id: &str,
-        method: &str,
-    ) -> Result<Option<i64>, StoreError> {
-        const SQL: &str =
-            "SELECT until_ms FROM slack_rate_limits WHERE team_id = $1 AND method = $2";
-        let until = with_pool!(self, |pool| sqlx::query_scalar(SQL)
+        let mut tx = self.begin().await?;
+        sql(ROW)
             .bind(team_id)
-            .bind(method)
-            .fetch_optional(pool)
-            .await)?;
-        Ok(until)
+            .bind(id)
+            .bind(error)
+            .bind(until_ms)
+            .execute(&mut tx)
+            .await?;
+        sql(HOLD)
+            .bind(team_id)
+            .bind(limited_method)
+            .bind(until_ms)
+            .execute(&mut tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Gives up on a delivery, keeping its last error for the operator.
@@ -260,41 +232,20 @@ impl Store {
     ) -> Result<(), StoreError> {
         const SQL: &str = "UPDATE outbox SET status = 'dead', last_error = $3, locked_until = NULL \
                            WHERE team_id = $1 AND id = $2";
-        with_pool!(self, |pool| sqlx::query(SQL)
+        sql(SQL)
             .bind(team_id)
             .bind(id)
             .bind(error)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+            .execute(self)
+            .await?;
         Ok(())
-    }
-
-    /// Status and last error of one delivery, by idempotency key.
-    pub async fn outbox_status(
-        &self,
-        team_id: &str,
-        idempotency_key: &str,
-    ) -> Result<(OutboxStatus, Option<String>, i64), StoreError> {
-        const SQL: &str = "SELECT status, last_error, attempts FROM outbox WHERE team_id = $1 AND idempotency_key = $2";
-        let row: Option<(String, Option<String>, i64)> =
-            with_pool!(self, |pool| sqlx::query_as(SQL)
-                .bind(team_id)
-                .bind(idempotency_key)
-                .fetch_optional(pool)
-                .await)?;
-        let (status, error, attempts) = row.ok_or(StoreError::NotFound)?;
-        Ok((OutboxStatus::parse(&status)?, error, attempts))
     }
 
     /// Deliveries not yet sent or given up.
     pub async fn outbox_backlog(&self, team_id: &str) -> Result<i64, StoreError> {
         const SQL: &str =
             "SELECT COUNT(*) FROM outbox WHERE team_id = $1 AND status IN ('pending', 'sending')";
-        let n = with_pool!(self, |pool| sqlx::query_scalar(SQL)
-            .bind(team_id)
-            .fetch_one(pool)
-            .await)?;
+        let n = sql(SQL).bind(team_id).scalar(self).await?;
         Ok(n)
     }
 
@@ -303,10 +254,7 @@ impl Store {
     pub async fn outbox_depth(&self, team_id: &str) -> Result<(i64, Option<i64>), StoreError> {
         const SQL: &str = "SELECT COUNT(*), MIN(created_at) FROM outbox \
                            WHERE team_id = $1 AND status IN ('pending', 'sending')";
-        let row: (i64, Option<i64>) = with_pool!(self, |pool| sqlx::query_as(SQL)
-            .bind(team_id)
-            .fetch_one(pool)
-            .await)?;
+        let row: (i64, Option<i64>) = sql(SQL).bind(team_id).fetch_one(self).await?;
         Ok(row)
     }
 
@@ -315,10 +263,7 @@ impl Store {
     pub async fn rate_limit_holds(&self, team_id: &str) -> Result<Vec<(String, i64)>, StoreError> {
         const SQL: &str = "SELECT method, until_ms FROM slack_rate_limits \
                            WHERE team_id = $1 ORDER BY method";
-        let rows = with_pool!(self, |pool| sqlx::query_as(SQL)
-            .bind(team_id)
-            .fetch_all(pool)
-            .await)?;
+        let rows = sql(SQL).bind(team_id).fetch_all(self).await?;
         Ok(rows)
     }
 
@@ -336,25 +281,13 @@ impl Store {
              next_attempt_at = $3, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \
              in_doubt = CASE WHEN $4 = 1 THEN 1 ELSE in_doubt END \
              WHERE team_id = $1 AND id = $2 AND status = 'sending'";
-        with_pool!(self, |pool| sqlx::query(SQL)
+        sql(SQL)
             .bind(team_id)
             .bind(id)
             .bind(now_ms)
             .bind(i64::from(in_doubt))
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+            .execute(self)
+            .await?;
         Ok(())
-    }
-
-    /// Earliest time a pending delivery is due, so the worker can sleep until then.
-    pub async fn next_outbox_due(&self, team_id: &str) -> Result<Option<i64>, StoreError> {
-        const SQL: &str =
-            "SELECT MIN(next_attempt_at) FROM outbox WHERE team_id = $1 AND status = 'pending'";
-        let due: Option<i64> = with_pool!(self, |pool| sqlx::query_scalar(SQL)
-            .bind(team_id)
-            .fetch_one(pool)
-            .await)?;
-        Ok(due)
     }
 }

@@ -3,8 +3,9 @@
 //! and 30 days later everything cusp holds about the team is deleted unless it
 //! reinstalled meanwhile (a reinstall clears `installations.uninstalled_at`).
 
+use super::db::sql;
 use super::installations::InstallationKey;
-use super::{Store, StoreError, with_pool};
+use super::{Store, StoreError};
 
 /// Every table that holds a team's rows, by `team_id`, in the order the team purge
 /// deletes them; the installation row goes last
@@ -50,15 +51,14 @@ impl Store {
         team_id: &str,
         reason: &str,
     ) -> Result<u64, StoreError> {
-        let stopped = with_pool!(self, |pool| sqlx::query(
+        let stopped = sql(
             "UPDATE outbox SET status = 'dead', last_error = $2, locked_until = NULL \
-             WHERE team_id = $1 AND status IN ('pending', 'sending')"
+             WHERE team_id = $1 AND status IN ('pending', 'sending')",
         )
         .bind(team_id)
         .bind(reason)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+        .execute(self)
+        .await?;
         Ok(stopped)
     }
 
@@ -72,17 +72,16 @@ impl Store {
         reason: &str,
         now_ms: i64,
     ) -> Result<u64, StoreError> {
-        let dropped = with_pool!(self, |pool| sqlx::query(
+        let dropped = sql(
             "UPDATE inbox SET status = 'failed', payload = NULL, locked_until = NULL, \
                  last_error = $2, handled_at = $3 \
-             WHERE team_id = $1 AND status IN ('pending', 'working')"
+             WHERE team_id = $1 AND status IN ('pending', 'working')",
         )
         .bind(team_id)
         .bind(reason)
         .bind(now_ms)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+        .execute(self)
+        .await?;
         Ok(dropped)
     }
 
@@ -95,17 +94,16 @@ impl Store {
         &self,
         removed_before_ms: i64,
     ) -> Result<Vec<InstallationKey>, StoreError> {
-        let rows: Vec<(String, String)> = with_pool!(self, |pool| sqlx::query_as(
-            "SELECT enterprise_id, team_id FROM installations removed \
+        let rows: Vec<(String, String)> =
+            sql("SELECT enterprise_id, team_id FROM installations removed \
              WHERE bot_token IS NULL AND uninstalled_at IS NOT NULL AND uninstalled_at < $1 \
                  AND team_id <> '' \
                  AND NOT EXISTS (SELECT 1 FROM installations live \
                      WHERE live.team_id = removed.team_id AND live.bot_token IS NOT NULL) \
-             ORDER BY uninstalled_at"
-        )
-        .bind(removed_before_ms)
-        .fetch_all(pool)
-        .await)?;
+             ORDER BY uninstalled_at")
+            .bind(removed_before_ms)
+            .fetch_all(self)
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(enterprise_id, team_id)| InstallationKey {
@@ -124,18 +122,16 @@ impl Store {
         key: &InstallationKey,
         removed_before_ms: i64,
     ) -> Result<bool, StoreError> {
-        let found: i64 = with_pool!(self, |pool| sqlx::query_scalar(
-            "SELECT COUNT(*) FROM installations removed \
+        let found: i64 = sql("SELECT COUNT(*) FROM installations removed \
              WHERE enterprise_id = $1 AND team_id = $2 \
                  AND bot_token IS NULL AND uninstalled_at IS NOT NULL AND uninstalled_at < $3 \
                  AND NOT EXISTS (SELECT 1 FROM installations live \
-                     WHERE live.team_id = $2 AND live.bot_token IS NOT NULL)"
-        )
+                     WHERE live.team_id = $2 AND live.bot_token IS NOT NULL)")
         .bind(&key.enterprise_id)
         .bind(&key.team_id)
         .bind(removed_before_ms)
-        .fetch_one(pool)
-        .await)?;
+        .scalar(self)
+        .await?;
         Ok(found > 0)
     }
 
@@ -159,24 +155,19 @@ impl Store {
             deleted += if BATCHED.contains(table) {
                 self.delete_team_rows_in_batches(table, team, batch).await?
             } else {
-                let sql = format!("DELETE FROM {table} WHERE team_id = $1");
-                with_pool!(self, |pool| sqlx::query(&sql)
-                    .bind(team)
-                    .execute(pool)
-                    .await
-                    .map(|r| r.rows_affected()))?
+                let text = format!("DELETE FROM {table} WHERE team_id = $1");
+                sql(&text).bind(team).execute(self).await?
             };
         }
-        let removed = with_pool!(self, |pool| sqlx::query(
+        let removed = sql(
             "DELETE FROM installations WHERE enterprise_id = $1 AND team_id = $2 \
-                 AND bot_token IS NULL AND uninstalled_at IS NOT NULL AND uninstalled_at < $3"
+                 AND bot_token IS NULL AND uninstalled_at IS NOT NULL AND uninstalled_at < $3",
         )
         .bind(&key.enterprise_id)
         .bind(&key.team_id)
         .bind(removed_before_ms)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+        .execute(self)
+        .await?;
         if removed == 0 {
             return Ok(None);
         }
@@ -190,17 +181,12 @@ impl Store {
         batch: i64,
     ) -> Result<u64, StoreError> {
         // `table` comes from the constant list above, never from input.
-        let sql = format!(
+        let text = format!(
             "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE team_id = $1 LIMIT $2)"
         );
         let mut total = 0;
         loop {
-            let n = with_pool!(self, |pool| sqlx::query(&sql)
-                .bind(team)
-                .bind(batch)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected()))?;
+            let n = sql(&text).bind(team).bind(batch).execute(self).await?;
             total += n;
             if n < u64::try_from(batch).unwrap_or(u64::MAX) {
                 return Ok(total);

@@ -608,4 +608,43 @@ fn train_writes_a_model_that_eval_reads_and_cross_validation_reports_each_file()
     let out = cusp(&["train", "--cross-validate", &dev]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least two files"));
+    // By writer, two parts of one writer are one fold: nothing left to train on.
+    let part_a = dir.path().join("w1-train.jsonl");
+    let part_b = dir.path().join("w1-test.jsonl");
+    std::fs::copy(&dev, &part_a).unwrap();
+    std::fs::copy(&fresh, &part_b).unwrap();
+    let (a, b) = (part_a.display().to_string(), part_b.display().to_string());
+    let out = cusp(&["train", "--cross-validate", "--by-writer", &a, &b])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("two writers"));
+    // With another writer beside them, the writer's parts are held out together.
+    let out = cusp(&[
+        "train",
+        "--cross-validate",
+        "--by-writer",
+        "--epochs",
+        "2",
+        &a,
+        &dev,
+        &b,
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let w1 = text
+        .lines()
+        .find(|l| l.starts_with("w1 "))
+        .unwrap_or_default();
+    assert!(w1.split_whitespace().nth(1) == Some("260"), "{text}");
+    assert!(
+        text.contains("pooled over the held-out files:\nmessages: 480"),
+        "{text}"
+    );
 }

@@ -69,17 +69,17 @@ async fn retention_purges_old_rows_in_batches_and_keeps_pending_work(backend: Ba
         .await
         .unwrap();
     // A delivery still waiting is never purged, however old.
-    let mut params = serde_json::Map::new();
-    params.insert("channel".into(), "C1".into());
-    params.insert("text".into(), "still to send".into());
     store
         .enqueue_outbox(
             TEAM,
-            &[NewOutboxMessage {
-                idempotency_key: "pending-old".into(),
-                method: "chat.postMessage".into(),
-                params,
-            }],
+            &[NewOutboxMessage::new(
+                "pending-old",
+                cusp::slack::calls::SlackCall::PostMessage {
+                    channel: cusp::slack::ids::ChannelId::parse("C1").unwrap(),
+                    thread_ts: None,
+                    message: cusp::slack::calls::Message::text("still to send"),
+                },
+            )],
             now - 40 * DAY_MS,
         )
         .await

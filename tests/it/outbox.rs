@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use cusp::jobs::outbox_worker::{Delivery, MAX_ATTEMPTS, OUTBOX_LEASE};
+use cusp::slack::calls::{Message, SlackCall};
 use cusp::store::{NewOutboxMessage, OutboxStatus};
 
 use crate::backend_matrix;
@@ -11,14 +12,14 @@ use crate::support::app::{Backend, TEAM, TestApp, now_ms};
 use crate::support::fake_slack::Scripted;
 
 fn post(key: &str, channel: &str) -> NewOutboxMessage {
-    let mut params = serde_json::Map::new();
-    params.insert("channel".into(), channel.into());
-    params.insert("text".into(), format!("message {key}").into());
-    NewOutboxMessage {
-        idempotency_key: key.into(),
-        method: "chat.postMessage".into(),
-        params,
-    }
+    NewOutboxMessage::new(
+        key,
+        SlackCall::PostMessage {
+            channel: cusp::slack::ids::ChannelId::parse(channel).unwrap(),
+            thread_ts: None,
+            message: Message::text(format!("message {key}")),
+        },
+    )
 }
 
 async fn enqueue(app: &TestApp, key: &str, at_ms: i64) {
@@ -95,10 +96,14 @@ async fn a_rate_limit_holds_back_the_method_for_every_row(backend: Backend) {
     let t = now_ms();
     enqueue(&app, "k1", t).await;
     enqueue(&app, "k2", t).await;
-    let mut react = post("r1", "C_DEALS");
-    react.method = "reactions.add".into();
-    react.params.insert("timestamp".into(), "1.0001".into());
-    react.params.insert("name".into(), "eyes".into());
+    let react = NewOutboxMessage::new(
+        "r1",
+        SlackCall::AddReaction {
+            channel: cusp::slack::ids::ChannelId::parse("C_DEALS").unwrap(),
+            timestamp: "1.0001".into(),
+            name: "eyes".into(),
+        },
+    );
     app.state
         .store
         .enqueue_outbox(TEAM, &[react], t)
@@ -342,11 +347,6 @@ async fn a_crash_between_slacks_answer_and_mark_sent_does_not_post_twice(backend
         .await
         .unwrap()
         .unwrap();
-    let mut params = item.params().unwrap();
-    params.insert(
-        "metadata".into(),
-        serde_json::json!({"event_type": "cusp_outbox", "event_payload": {"key": "k1"}}),
-    );
     app.state
         .workspaces
         .for_team(TEAM)
@@ -354,7 +354,7 @@ async fn a_crash_between_slacks_answer_and_mark_sent_does_not_post_twice(backend
         .unwrap()
         .unwrap()
         .slack
-        .call("chat.postMessage", &params)
+        .send(&item.call().unwrap(), &item.idempotency_key)
         .await
         .unwrap();
     let app = app.restart().await;

@@ -194,14 +194,14 @@ async fn recent_messages_return_posts_with_metadata_in_channel_and_thread() {
         .await
         .unwrap();
     assert_eq!(thread.len(), 2, "{thread:?}");
-    assert_eq!(thread[1]["ts"], reply_ts.as_str());
-    assert_eq!(thread[1]["metadata"], metadata);
+    assert_eq!(thread[1].ts, reply_ts);
+    assert_eq!(thread[1].metadata, Some(metadata));
 
     let channel = slack
         .recent_messages("C1", None, &reply_ts, 10)
         .await
         .unwrap();
-    let texts: Vec<&str> = channel.iter().filter_map(|m| m["text"].as_str()).collect();
+    let texts: Vec<&str> = channel.iter().filter_map(|m| m.text.as_deref()).collect();
     assert_eq!(
         texts,
         ["top-level"],
@@ -230,7 +230,10 @@ async fn answer_lost_after_post_leaves_the_message_for_reconciliation() {
     assert!(err.is_retryable());
     let found = slack.recent_messages("C1", None, "0", 10).await.unwrap();
     assert_eq!(found.len(), 1);
-    assert_eq!(found[0]["metadata"]["event_payload"]["id"], "ob-9");
+    assert_eq!(
+        found[0].metadata.as_ref().unwrap()["event_payload"]["id"],
+        "ob-9"
+    );
     // The scripted fault was one-shot: the next post behaves normally.
     slack
         .call("chat.postMessage", &post("C1", "again"))
@@ -307,4 +310,96 @@ async fn fake_slack_accepts_json_bodies() {
         .unwrap();
     assert_eq!(missing_token["error"], "invalid_auth");
     assert!(!fake.calls_to("auth.test")[0].auth_present);
+}
+
+#[tokio::test]
+async fn typed_calls_send_the_requests_slack_documents() {
+    use cusp::slack::calls::{Message, SlackCall};
+    let fake = FakeSlack::start().await;
+    let slack = client(&fake);
+    let post = SlackCall::PostMessage {
+        channel: cusp::slack::ids::ChannelId::parse("C1").unwrap(),
+        thread_ts: None,
+        message: Message::blocks("draft", vec![json!({"type": "divider"})]).without_previews(),
+    };
+    let ts = slack.send(&post, "k-post").await.unwrap().ts.unwrap();
+    let call = &fake.calls_to("chat.postMessage")[0];
+    assert_eq!(call.param_str("channel").as_deref(), Some("C1"));
+    assert_eq!(call.param_str("unfurl_media").as_deref(), Some("false"));
+    assert_eq!(
+        call.param_json("metadata").unwrap()["event_payload"]["key"],
+        "k-post"
+    );
+    assert_eq!(
+        slack
+            .find_post(&post, "k-post", 0)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(ts.as_str())
+    );
+    assert_eq!(slack.find_post(&post, "k-other", 0).await.unwrap(), None);
+
+    let update = SlackCall::UpdateMessage {
+        channel: cusp::slack::ids::ChannelId::parse("C1").unwrap(),
+        ts: ts.clone(),
+        message: Message::text("final"),
+    };
+    slack.send(&update, "k-update").await.unwrap();
+    assert_eq!(fake.posted_messages()[0].text, "final");
+    assert!(
+        fake.calls_to("chat.update")[0]
+            .param_json("metadata")
+            .is_none()
+    );
+
+    let reaction = SlackCall::AddReaction {
+        channel: cusp::slack::ids::ChannelId::parse("C1").unwrap(),
+        timestamp: ts.clone(),
+        name: "eyes".into(),
+    };
+    slack.send(&reaction, "k-r").await.unwrap();
+    // Slack's `already_reacted`: the reaction is there, which is what was asked.
+    assert_eq!(slack.send(&reaction, "k-r").await.unwrap().ts, None);
+
+    let note = SlackCall::PostEphemeral {
+        channel: cusp::slack::ids::ChannelId::parse("C1").unwrap(),
+        user: cusp::slack::ids::UserId::parse("U0ANA").unwrap(),
+        text: "only you".into(),
+    };
+    assert!(slack.send(&note, "k-e").await.unwrap().ts.is_some());
+
+    let direct = SlackCall::PostDirect {
+        user: cusp::slack::ids::UserId::parse("U0ANA").unwrap(),
+        message: Message::text("your week"),
+    };
+    let dm_ts = slack.send(&direct, "k-dm").await.unwrap().ts.unwrap();
+    assert_eq!(
+        fake.calls_to("chat.postMessage")[1]
+            .param_str("channel")
+            .as_deref(),
+        Some("U0ANA"),
+        "posted to the user id, no lookup first"
+    );
+    assert!(fake.calls_to("conversations.open").is_empty());
+    assert_eq!(
+        slack.find_post(&direct, "k-dm", 0).await.unwrap(),
+        Some(dm_ts)
+    );
+    assert_eq!(
+        fake.calls_to("conversations.open").len(),
+        1,
+        "read back from the DM"
+    );
+
+    slack
+        .open_view(
+            "1.2.3",
+            json!({"type": "modal", "callback_id": "reflection"}),
+        )
+        .await
+        .unwrap();
+    let opened = &fake.calls_to("views.open")[0];
+    assert_eq!(opened.param_str("trigger_id").as_deref(), Some("1.2.3"));
+    assert_eq!(opened.param_json("view").unwrap()["type"], "modal");
 }

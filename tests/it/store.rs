@@ -27,14 +27,14 @@ fn observation(key: &str, themes: Vec<Theme>) -> NewObservation {
 }
 
 fn post(key: &str) -> NewOutboxMessage {
-    let mut params = serde_json::Map::new();
-    params.insert("channel".into(), "C1".into());
-    params.insert("text".into(), "hello".into());
-    NewOutboxMessage {
-        idempotency_key: key.into(),
-        method: "chat.postMessage".into(),
-        params,
-    }
+    NewOutboxMessage::new(
+        key,
+        cusp::slack::calls::SlackCall::PostMessage {
+            channel: cusp::slack::ids::ChannelId::parse("C1").unwrap(),
+            thread_ts: None,
+            message: cusp::slack::calls::Message::text("hello"),
+        },
+    )
 }
 
 async fn collect(
@@ -172,8 +172,14 @@ async fn failing_events_are_retried_then_parked(backend: Backend) {
 async fn a_rate_limit_holds_one_method_of_one_team(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
-    let mut react = post("r");
-    react.method = "reactions.add".into();
+    let react = NewOutboxMessage::new(
+        "r",
+        cusp::slack::calls::SlackCall::AddReaction {
+            channel: cusp::slack::ids::ChannelId::parse("C1").unwrap(),
+            timestamp: "1.0001".into(),
+            name: "eyes".into(),
+        },
+    );
     store
         .enqueue_outbox("T1", &[post("a"), post("b"), react], 1_000)
         .await
@@ -385,6 +391,55 @@ async fn outbox_claims_retries_and_records_outcomes(backend: Backend) {
     assert_eq!(store.outbox_backlog("T1").await.unwrap(), 0);
 }
 
+/// The bulk load spans several multi-row INSERTs (1,000 rows each), repeats one key inside
+/// the batch and loads the whole batch twice: each observation and theme is stored once.
+async fn a_bulk_load_larger_than_one_insert_stores_each_row_and_theme_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let (customer, seller) = (Theme::ALL[4], Theme::ALL[0]);
+    let rows: Vec<(NewObservation, i64)> = (0..2_500)
+        .map(|i| {
+            // Row 1,701 repeats row 5's key: the second one is skipped.
+            let key = if i == 1_701 {
+                "bulk:5".into()
+            } else {
+                format!("bulk:{i}")
+            };
+            let themes = if i % 10 == 0 {
+                vec![]
+            } else {
+                vec![seller, customer]
+            };
+            (observation(&key, themes), 1_000 + i)
+        })
+        .collect();
+    assert_eq!(
+        store.bulk_insert_observations("T1", &rows).await.unwrap(),
+        2_499
+    );
+    assert_eq!(
+        store.bulk_insert_observations("T1", &rows).await.unwrap(),
+        0,
+        "a second load of the same keys stores nothing"
+    );
+    assert_eq!(store.count_observations("T1").await.unwrap(), 2_499);
+    assert_eq!(store.count_observations("T2").await.unwrap(), 0);
+    // 250 rows carry no theme; row 1,701 was a repeat.
+    let mut themes = store.digest_theme_counts("T1", 0, i64::MAX).await.unwrap();
+    themes.sort();
+    let mut expected = vec![
+        (customer.id().to_string(), 2_249),
+        (seller.id().to_string(), 2_249),
+    ];
+    expected.sort();
+    assert_eq!(themes, expected);
+    let exported = collect(&store, "T1", &ExportFilter::default()).await;
+    let last = exported.last().expect("rows exported");
+    assert_eq!(last.ts.as_deref(), Some("bulk:2499.0001"));
+    assert_eq!(last.created_at_ms, 3_499);
+    assert_eq!(last.themes.len(), 2);
+}
+
 async fn migrations_apply_twice_without_harm(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
@@ -399,6 +454,7 @@ backend_matrix!(
     outbox_claims_retries_and_records_outcomes,
     a_rate_limit_holds_one_method_of_one_team,
     migrations_apply_twice_without_harm,
+    a_bulk_load_larger_than_one_insert_stores_each_row_and_theme_once,
 );
 
 #[test]

@@ -703,7 +703,7 @@ async fn the_fake_refuses_a_token_for_the_other_workspaces_channel_or_person() {
         Some("user_not_found")
     );
     let dm_id = a.open_dm("U_ALEX").await.unwrap();
-    let into_dm = params(&[("channel", &dm_id), ("text", "hi")]);
+    let into_dm = params(&[("channel", dm_id.as_str()), ("text", "hi")]);
     assert_eq!(
         b.call("chat.postMessage", &into_dm)
             .await

@@ -11,7 +11,6 @@ use std::time::Duration;
 use jiff::Timestamp;
 use jiff::civil::Weekday;
 use jiff::tz::TimeZone;
-use serde_json::{Map, Value};
 
 pub use compose::{
     Digest, Feedback, Mix, PersonalStats, SpotlightItem, WeekStats, compose, compose_personal,
@@ -19,6 +18,8 @@ pub use compose::{
 pub use week::{Due, IsoWeek, Schedule, WeekError, due_run};
 
 use crate::engine::{Engine, Theme};
+use crate::slack::calls::{Message, SlackCall};
+use crate::slack::ids::{ChannelId, UserId};
 use crate::store::{ClassCounts, DigestSettingsRow, NewOutboxMessage, RunClaim, Store, StoreError};
 
 /// A claimed run is ours for this long; composing takes well under a second.
@@ -255,19 +256,31 @@ pub async fn personal_stats(
     })
 }
 
-/// A `chat.postMessage` outbox row for a composed digest.
-pub fn post_message(key: String, channel: &str, digest: &Digest) -> NewOutboxMessage {
-    let mut params = Map::new();
-    params.insert("channel".into(), Value::from(channel));
-    params.insert("text".into(), Value::from(digest.fallback.clone()));
-    params.insert("blocks".into(), Value::Array(digest.blocks.clone()));
-    params.insert("unfurl_links".into(), Value::Bool(false));
-    params.insert("unfurl_media".into(), Value::Bool(false));
-    NewOutboxMessage {
-        idempotency_key: key,
-        method: "chat.postMessage".into(),
-        params,
-    }
+/// The outbox row posting a composed digest to `channel`.
+pub fn post_message(key: String, channel: &ChannelId, digest: &Digest) -> NewOutboxMessage {
+    NewOutboxMessage::new(
+        key,
+        SlackCall::PostMessage {
+            channel: channel.clone(),
+            thread_ts: None,
+            message: message(digest),
+        },
+    )
+}
+
+/// The outbox row sending a personal digest to `user`'s DM with cusp.
+pub fn post_direct(key: String, user: &UserId, digest: &Digest) -> NewOutboxMessage {
+    NewOutboxMessage::new(
+        key,
+        SlackCall::PostDirect {
+            user: user.clone(),
+            message: message(digest),
+        },
+    )
+}
+
+fn message(digest: &Digest) -> Message {
+    Message::blocks(digest.fallback.clone(), digest.blocks.clone()).without_previews()
 }
 
 /// The team post about `week` and, with `personal`, one DM per subscriber (their own data).
@@ -283,13 +296,21 @@ pub async fn messages_for_week(
     let stats = week_stats(store, team_id, week, tz, false).await?;
     let digest = compose(&stats, engine, seed(team_id, week));
     let key = idempotency_key(team_id, week);
-    let mut out = vec![post_message(key.clone(), channel, &digest)];
+    let channel = ChannelId::parse(channel)
+        .map_err(|e| DigestError::BadSettings(format!("digest channel: {e}")))?;
+    let mut out = vec![post_message(key.clone(), &channel, &digest)];
     if personal {
         for user in store.digest_subscribers(team_id).await? {
+            let Ok(user_id) = UserId::parse(&user) else {
+                // Stored from a Slack payload, so this does not happen; one odd row must
+                // not cost the team its digest.
+                tracing::warn!("a digest subscriber's stored user id is invalid; skipped");
+                continue;
+            };
             let mine = personal_stats(store, team_id, &user, week, tz).await?;
-            out.push(post_message(
+            out.push(post_direct(
                 format!("{key}:dm:{user}"),
-                &user,
+                &user_id,
                 &compose_personal(&mine),
             ));
         }
