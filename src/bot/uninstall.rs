@@ -11,6 +11,8 @@ use crate::store::{InstallationKey, Store, StoreError};
 
 /// What an outbox row of a removed workspace says instead of being sent.
 pub const STOPPED_REASON: &str = "the workspace removed cusp; not sent";
+/// What an inbox row of a removed workspace says instead of being handled.
+pub const DROPPED_REASON: &str = "the workspace removed cusp; not handled";
 
 /// Why an installation is being removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +67,8 @@ pub fn installation_key(callback: &EventCallback) -> InstallationKey {
 }
 
 /// Removes `key`'s installation as of `event_time_ms` (an install made after the event
-/// is spared), stops its team's pending deliveries and drops it from the cache.
+/// is spared), stops its team's pending deliveries, drops its waiting events and drops
+/// it from the cache.
 pub async fn remove(
     store: &Store,
     workspaces: &Workspaces,
@@ -89,12 +92,14 @@ pub async fn remove(
     workspaces.forget_installation(key);
     // An org-wide installation has no team id of its own: its workspaces' rows are kept
     // under their own ids, which the row does not list, so there is nothing to stop here.
-    let stopped = if key.team_id.is_empty() {
-        0
-    } else {
-        store
-            .stop_team_deliveries(&key.team_id, STOPPED_REASON)
-            .await?
-    };
+    if key.team_id.is_empty() {
+        return Ok(Removed::Removed { stopped: 0 });
+    }
+    let stopped = store
+        .stop_team_deliveries(&key.team_id, STOPPED_REASON)
+        .await?;
+    store
+        .drop_team_events(&key.team_id, DROPPED_REASON, now_ms)
+        .await?;
     Ok(Removed::Removed { stopped })
 }

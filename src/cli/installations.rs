@@ -162,6 +162,13 @@ async fn remove(store: &Store, arg: &str) -> anyhow::Result<ExitCode> {
             0
         } else {
             store
+                .drop_team_events(
+                    &target.key.team_id,
+                    crate::bot::uninstall::DROPPED_REASON,
+                    now,
+                )
+                .await?;
+            store
                 .stop_team_deliveries(&target.key.team_id, crate::bot::uninstall::STOPPED_REASON)
                 .await?
         };

@@ -71,8 +71,20 @@ fn workspace_store_error(err: crate::state::WorkspaceError) -> StoreError {
     }
 }
 
-/// Handles one due event of `team`; `false` when its inbox is empty.
+/// Handles one due event of `team`; `false` when its inbox is empty, or when its
+/// installation cannot be read now.
 async fn process_next_of(state: &AppState, team: &str, now_ms: i64) -> Result<bool, StoreError> {
+    // Resolved before claiming: an installation that cannot be read now (the database
+    // failing for a moment, a token sealed under a key no longer in CUSP_ENCRYPTION_KEY)
+    // must not use up the attempts of the team's events, which would park them with
+    // their payload deleted. They wait untouched, and the other teams carry on.
+    let workspace = match state.workspaces.for_team(team).await {
+        Ok(workspace) => workspace,
+        Err(err) => {
+            tracing::error!(team_id = %team, error = %err, "could not read the workspace's installation; its events wait");
+            return Ok(false);
+        }
+    };
     let Some(item) = state
         .store
         .claim_inbox_item(team, now_ms, INBOX_LEASE)
@@ -83,14 +95,12 @@ async fn process_next_of(state: &AppState, team: &str, now_ms: i64) -> Result<bo
     let span = tracing::info_span!("inbox", team_id = %item.team_id, event_id = %item.event_id, attempt = item.attempts);
     async {
         let started = Instant::now();
-        let workspace = state.workspaces.for_team(team).await;
         let outcome = match (item.payload.as_deref(), workspace) {
-            (Some(payload), Ok(Some(workspace))) => {
+            (Some(payload), Some(workspace)) => {
                 bot::dispatch_event(&state.team(&workspace), &item.kind, payload, now_ms).await
             }
             // Uninstalled since the event arrived: nothing is done for it.
-            (_, Ok(None)) | (None, _) => Ok(Effects::default()),
-            (Some(_), Err(err)) => Err(bot::DispatchError::Store(workspace_store_error(err))),
+            (_, None) | (None, _) => Ok(Effects::default()),
         };
         match outcome {
             Ok(effects) => {

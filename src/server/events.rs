@@ -18,9 +18,10 @@ use crate::state::AppState;
 use crate::store::NewInboxItem;
 use crate::telemetry::metrics;
 
-/// Storing the event must finish well inside Slack's 3-second deadline; past this we
+/// Everything done before the ack (a removal, reading the workspace's installation,
+/// storing the event) must finish well inside Slack's 3-second deadline; past this we
 /// answer 503 and let Slack redeliver.
-const INBOX_WRITE_TIMEOUT: Duration = Duration::from_millis(2000);
+const ACK_BUDGET: Duration = Duration::from_millis(2000);
 
 pub async fn handle(
     State(state): State<AppState>,
@@ -73,12 +74,16 @@ pub(crate) async fn accept(
         event_id = %callback.event_id,
         retry_num,
     );
-    async {
+    let work = async {
         if let Some(removal) = Removal::of(&callback.event) {
             // Before resolving: once handled, the team has no installation to resolve.
             return removed(state, &callback, removal).await;
         }
-        let workspace = match state.workspaces.resolve(enterprise_id.as_deref(), &team_id).await {
+        let workspace = match state
+            .workspaces
+            .resolve(enterprise_id.as_deref(), &team_id)
+            .await
+        {
             Ok(Some(workspace)) => workspace,
             Ok(None) => {
                 tracing::warn!("event from a workspace with no installation of cusp; dropped");
@@ -105,35 +110,44 @@ pub(crate) async fn accept(
             payload: &payload,
         };
         let now = jiff::Timestamp::now().as_millisecond();
-        match tokio::time::timeout(INBOX_WRITE_TIMEOUT, state.store.enqueue_inbox(&item, now)).await
-        {
-            Ok(Ok(true)) => {
+        match state.store.enqueue_inbox(&item, now).await {
+            Ok(true) => {
                 metrics::event_received(kind);
                 state.inbox_wake.notify_one();
                 Ok(Accepted::Done)
             }
-            Ok(Ok(false)) => {
+            Ok(false) => {
                 metrics::event_deduplicated();
                 tracing::info!("duplicate delivery ignored");
                 Ok(Accepted::Done)
             }
-            Ok(Err(err)) => {
+            Err(err) => {
                 tracing::error!(error = %err, "could not store event; asking Slack to retry");
                 Err(ApiError::Unavailable)
             }
-            Err(_) => {
-                tracing::error!("storing the event timed out; asking Slack to retry");
-                Err(ApiError::Unavailable)
-            }
+        }
+    };
+    // Dropping `work` at the deadline is safe: each step is one statement, and a removal
+    // runs in its own task (see `removed`).
+    match tokio::time::timeout(ACK_BUDGET, work.instrument(span.clone())).await {
+        Ok(accepted) => accepted,
+        Err(_) => {
+            span.in_scope(|| {
+                tracing::error!(
+                    budget_ms = ACK_BUDGET.as_millis(),
+                    "the database did not answer in time; asking Slack to retry"
+                );
+            });
+            Err(ApiError::Unavailable)
         }
     }
-    .instrument(span)
-    .await
 }
 
 /// `app_uninstalled` / `tokens_revoked`: handled at once (tokens deleted, deliveries
 /// stopped), acknowledged whether or not there was anything left to remove. A database
-/// failure is a 503, so Slack sends the event again.
+/// failure is a 503, so Slack sends the event again. The removal runs in its own task: if
+/// the ack budget runs out first, it still finishes (its tokens deleted *and* its
+/// deliveries stopped, never only the first), and Slack's retry finds it done.
 async fn removed(
     state: &AppState,
     callback: &EventCallback,
@@ -143,8 +157,31 @@ async fn removed(
     // Slack's event time has whole seconds: take the end of that second, so an install
     // made in the same second (only ever seen in tests) still counts as before it.
     let event_time_ms = callback.event_time.saturating_mul(1000).saturating_add(999);
+    let (store, workspaces) = (state.store.clone(), state.workspaces.clone());
+    let task = tokio::spawn(
+        async move { remove_and_log(&store, &workspaces, &key, removal, event_time_ms).await }
+            .in_current_span(),
+    );
+    match task.await {
+        Ok(true) => Ok(Accepted::Done),
+        Ok(false) => Err(ApiError::Unavailable),
+        Err(join) => {
+            tracing::error!(error = %join, "the removal task failed; asking Slack to retry");
+            Err(ApiError::Unavailable)
+        }
+    }
+}
+
+/// Removes `key` and logs what became of it; `false` when the database failed.
+async fn remove_and_log(
+    store: &crate::store::Store,
+    workspaces: &crate::state::Workspaces,
+    key: &crate::store::InstallationKey,
+    removal: Removal,
+    event_time_ms: i64,
+) -> bool {
     let now = jiff::Timestamp::now().as_millisecond();
-    match uninstall::remove(&state.store, &state.workspaces, &key, event_time_ms, now).await {
+    match uninstall::remove(store, workspaces, key, event_time_ms, now).await {
         Ok(Removed::Removed { stopped }) => {
             metrics::installation_removed(removal.as_str());
             tracing::info!(
@@ -166,8 +203,8 @@ async fn removed(
         }
         Err(err) => {
             tracing::error!(error = %err, installation = %key, "could not remove the installation; asking Slack to retry");
-            return Err(ApiError::Unavailable);
+            return false;
         }
     }
-    Ok(Accepted::Done)
+    true
 }

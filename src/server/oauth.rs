@@ -113,6 +113,8 @@ enum Rejection {
     SlackUnavailable(OAuthError),
     /// Slack's answer had no bot: the app has no bot user.
     NoBot,
+    /// An Enterprise Grid org installed cusp org-wide: not served (see `new_installation`).
+    OrgWide,
     Database(String),
 }
 
@@ -130,6 +132,7 @@ impl Rejection {
             | Rejection::ExpiredState
             | Rejection::ReusedState
             | Rejection::MissingCode
+            | Rejection::OrgWide
             | Rejection::CodeRefused(_) => ApiError::BadRequest(self.explanation()),
             Rejection::Misconfigured(_) | Rejection::NoBot => ApiError::Internal,
             Rejection::SlackUnavailable(_) => ApiError::Upstream(self.explanation()),
@@ -145,6 +148,7 @@ impl Rejection {
             | Rejection::NoBot
             | Rejection::SlackUnavailable(_)
             | Rejection::Database(_)
+            | Rejection::OrgWide
             | Rejection::NoPublicUrl => "cusp could not be installed",
             _ => "This install link is not valid",
         }
@@ -183,6 +187,10 @@ impl Rejection {
             Rejection::Database(_) => {
                 "cusp's database is unavailable. Try again in a minute.".into()
             }
+            Rejection::OrgWide => "cusp is installed workspace by workspace, not for a whole \
+                 Enterprise Grid org. An org admin removes the org-wide installation and adds \
+                 cusp to each workspace that wants it."
+                .into(),
         }
     }
 }
@@ -195,6 +203,10 @@ impl IntoResponse for Rejection {
             }
             Rejection::Database(err) => tracing::error!(error = %err, "OAuth install failed"),
             Rejection::NoBot => tracing::error!("OAuth install: oauth.v2.access had no bot"),
+            Rejection::OrgWide => tracing::warn!(
+                "OAuth install: an org-wide Enterprise Grid install was refused (not served; \
+                 keep org_deploy_enabled false in the manifest)"
+            ),
             _ => tracing::info!(reason = ?self.title(), "OAuth install rejected"),
         }
         let body = format!(
@@ -470,15 +482,19 @@ async fn complete_install(
     Ok(page(StatusCode::OK, "cusp is installed", &body))
 }
 
-/// The row an `oauth.v2.access` answer becomes. An org-wide install is keyed by the
-/// enterprise id with an empty team id.
+/// The row an `oauth.v2.access` answer becomes. An org-wide install is refused: the
+/// workers visit workspace-level installations (a team id per row), so the org's
+/// workspaces would have their events acknowledged and never handled. A workspace of a
+/// Grid org installs on its own and is keyed by enterprise id and team id.
 fn new_installation(access: OAuthAccess, now_ms: i64) -> Result<NewInstallation, Rejection> {
+    if access.is_enterprise_install {
+        return Err(Rejection::OrgWide);
+    }
     let bot_user_id = access.bot_user_id.ok_or(Rejection::NoBot)?;
     let enterprise_id = access.enterprise.as_ref().map(|e| e.id.as_str());
-    let team_id = match (&access.team, access.is_enterprise_install) {
-        (Some(team), false) => team.id.as_str(),
-        (_, true) if enterprise_id.is_some() => "",
-        _ => {
+    let team_id = match &access.team {
+        Some(team) => team.id.as_str(),
+        None => {
             return Err(Rejection::SlackUnavailable(OAuthError::Decode(
                 "no team in the answer".into(),
             )));

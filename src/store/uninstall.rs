@@ -62,21 +62,48 @@ impl Store {
         Ok(stopped)
     }
 
+    /// Drops a removed team's events still waiting in the inbox: their payload (the
+    /// person's words) is deleted and they are parked `failed` with `reason`, so the
+    /// text is not kept for the 30 days of grace, and a reinstall does not answer
+    /// messages from weeks ago. Returns how many were dropped.
+    pub async fn drop_team_events(
+        &self,
+        team_id: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let dropped = sql(
+            "UPDATE inbox SET status = 'failed', payload = NULL, locked_until = NULL, \
+                 last_error = $2, handled_at = $3 \
+             WHERE team_id = $1 AND status IN ('pending', 'working')",
+        )
+        .bind(team_id)
+        .bind(reason)
+        .bind(now_ms)
+        .execute(self)
+        .await?;
+        Ok(dropped)
+    }
+
     /// Workspace-level installations removed before `removed_before_ms` and never
-    /// reinstalled: whose data the purge deletes now. Reads across teams (documented
+    /// reinstalled (under any key; the purge deletes by team id): whose data the purge
+    /// deletes now. Reads across teams (documented
     /// exception, like the refresh scheduler's: the job has no team yet). An org-wide
     /// installation (no team id) has no rows of its own to delete.
     pub async fn uninstalled_before(
         &self,
         removed_before_ms: i64,
     ) -> Result<Vec<InstallationKey>, StoreError> {
-        let rows: Vec<(String, String)> = sql("SELECT enterprise_id, team_id FROM installations \
+        let rows: Vec<(String, String)> =
+            sql("SELECT enterprise_id, team_id FROM installations removed \
              WHERE bot_token IS NULL AND uninstalled_at IS NOT NULL AND uninstalled_at < $1 \
                  AND team_id <> '' \
+                 AND NOT EXISTS (SELECT 1 FROM installations live \
+                     WHERE live.team_id = removed.team_id AND live.bot_token IS NOT NULL) \
              ORDER BY uninstalled_at")
-        .bind(removed_before_ms)
-        .fetch_all(self)
-        .await?;
+            .bind(removed_before_ms)
+            .fetch_all(self)
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(enterprise_id, team_id)| InstallationKey {
@@ -86,17 +113,20 @@ impl Store {
             .collect())
     }
 
-    /// True while `key` is still removed since before `removed_before_ms` (no reinstall
-    /// came in meanwhile): the purge checks it before each table.
+    /// True while `key` is still removed since before `removed_before_ms` and no
+    /// installation serves its team (no reinstall came in meanwhile, under this key or
+    /// another: a workspace that joined an Enterprise Grid org installs again under the
+    /// org's id): the purge checks it before each table.
     async fn still_uninstalled(
         &self,
         key: &InstallationKey,
         removed_before_ms: i64,
     ) -> Result<bool, StoreError> {
-        let found: i64 = sql(
-            "SELECT COUNT(*) FROM installations WHERE enterprise_id = $1 AND team_id = $2 \
-                 AND bot_token IS NULL AND uninstalled_at IS NOT NULL AND uninstalled_at < $3",
-        )
+        let found: i64 = sql("SELECT COUNT(*) FROM installations removed \
+             WHERE enterprise_id = $1 AND team_id = $2 \
+                 AND bot_token IS NULL AND uninstalled_at IS NOT NULL AND uninstalled_at < $3 \
+                 AND NOT EXISTS (SELECT 1 FROM installations live \
+                     WHERE live.team_id = $2 AND live.bot_token IS NOT NULL)")
         .bind(&key.enterprise_id)
         .bind(&key.team_id)
         .bind(removed_before_ms)

@@ -17,6 +17,7 @@ mod lifecycle;
 mod nudges;
 mod oauth_install;
 mod oauth_mode;
+mod oauth_resilience;
 mod oauth_serve;
 mod ops;
 mod outbox;
