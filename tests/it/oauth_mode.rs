@@ -57,31 +57,8 @@ async fn nudge_in(app: &TestApp, team: &str, n: u32) -> Option<String> {
     post_tokens(app).get(before).cloned()
 }
 
-async fn sql_scalar(db: &TestDb, sql: &str, team: &str) -> i64 {
-    if db.url.starts_with("sqlite") {
-        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-        let n = sqlx::query_scalar(sql)
-            .bind(team)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        n
-    } else {
-        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-        let n = sqlx::query_scalar(sql)
-            .bind(team)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        n
-    }
-}
-
 async fn rows_of(db: &TestDb, table: &str, team: &str) -> i64 {
-    sql_scalar(
-        db,
+    db.scalar_for_team(
         &format!("SELECT COUNT(*) FROM {table} WHERE team_id = $1"),
         team,
     )
@@ -144,20 +121,21 @@ async fn an_installed_workspace_is_served_with_its_own_token(backend: Backend) {
     )
     .await;
     // Sealed at rest: the database never holds a token in the clear.
-    let stored = sql_scalar(
-        &app.db,
-        "SELECT COUNT(*) FROM installations WHERE team_id = $1 AND bot_token LIKE 'v1.%'",
-        ONE,
-    )
-    .await;
+    let stored = app
+        .db
+        .scalar_for_team(
+            "SELECT COUNT(*) FROM installations WHERE team_id = $1 AND bot_token LIKE 'v1.%'",
+            ONE,
+        )
+        .await;
     assert_eq!(stored, 1);
     assert_eq!(
-        sql_scalar(
-            &app.db,
-            "SELECT COUNT(*) FROM installations WHERE bot_token LIKE '%' || $1 || '%'",
-            "xoxb-"
-        )
-        .await,
+        app.db
+            .scalar_for_team(
+                "SELECT COUNT(*) FROM installations WHERE bot_token LIKE '%' || $1 || '%'",
+                "xoxb-"
+            )
+            .await,
         0
     );
 
@@ -263,12 +241,13 @@ async fn an_uninstall_deletes_tokens_stops_deliveries_and_purges_data_after_30_d
     ))
     .await;
     app.drain_inbox().await;
-    let pending = sql_scalar(
-        &app.db,
-        "SELECT COUNT(*) FROM outbox WHERE team_id = $1 AND status = 'pending'",
-        ONE,
-    )
-    .await;
+    let pending = app
+        .db
+        .scalar_for_team(
+            "SELECT COUNT(*) FROM outbox WHERE team_id = $1 AND status = 'pending'",
+            ONE,
+        )
+        .await;
     assert_eq!(pending, 1, "a delivery waits when cusp is removed");
 
     let removed_at = now_ms();
@@ -289,12 +268,12 @@ async fn an_uninstall_deletes_tokens_stops_deliveries_and_purges_data_after_30_d
         "{one:?}"
     );
     assert_eq!(
-        sql_scalar(
-            &app.db,
-            "SELECT COUNT(*) FROM installations WHERE team_id = $1 AND bot_token IS NOT NULL",
-            ONE
-        )
-        .await,
+        app.db
+            .scalar_for_team(
+                "SELECT COUNT(*) FROM installations WHERE team_id = $1 AND bot_token IS NOT NULL",
+                ONE
+            )
+            .await,
         0
     );
     let (status, error, _) = app

@@ -31,28 +31,6 @@ async fn sql_execute(db: &TestDb, sql: &str, team: &str) {
     }
 }
 
-async fn sql_count(db: &TestDb, sql: &str, team: &str) -> i64 {
-    if db.url.starts_with("sqlite") {
-        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-        let n = sqlx::query_scalar(sql)
-            .bind(team)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        n
-    } else {
-        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-        let n = sqlx::query_scalar(sql)
-            .bind(team)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        n
-    }
-}
-
 /// The bearer tokens of every `chat.postMessage` so far, in order.
 fn post_tokens(app: &TestApp) -> Vec<String> {
     app.slack
@@ -92,13 +70,13 @@ async fn an_unreadable_installation_does_not_use_up_its_stored_events(backend: B
             .expect("one workspace's installation must not stop the worker");
     }
     assert_eq!(
-        sql_count(
-            &app.db,
-            "SELECT COUNT(*) FROM inbox WHERE team_id = $1 AND status = 'pending' \
+        app.db
+            .scalar_for_team(
+                "SELECT COUNT(*) FROM inbox WHERE team_id = $1 AND status = 'pending' \
              AND payload IS NOT NULL",
-            TWO,
-        )
-        .await,
+                TWO,
+            )
+            .await,
         1,
         "the event waits, payload kept, for the installation to be readable again"
     );
@@ -130,7 +108,7 @@ async fn a_purge_spares_a_workspace_installed_again_under_its_grid_org(backend: 
         .await;
     app.drain_inbox().await;
     let observations = "SELECT COUNT(*) FROM observations WHERE team_id = $1";
-    assert_eq!(sql_count(&app.db, observations, ONE).await, 1);
+    assert_eq!(app.db.scalar_for_team(observations, ONE).await, 1);
     let removed_at = now_ms();
     let answer = app
         .event(&app_uninstalled(ONE, "EvU", removed_at / 1000))
@@ -154,7 +132,7 @@ async fn a_purge_spares_a_workspace_installed_again_under_its_grid_org(backend: 
     .unwrap();
     assert!(purged.is_empty(), "purged {purged:?}");
     assert_eq!(
-        sql_count(&app.db, observations, ONE).await,
+        app.db.scalar_for_team(observations, ONE).await,
         1,
         "a served workspace keeps its history"
     );
@@ -356,7 +334,7 @@ async fn events_waiting_when_a_workspace_removes_cusp_are_dropped_not_answered_l
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     let waiting = "SELECT COUNT(*) FROM inbox WHERE team_id = $1 AND payload IS NOT NULL";
     assert_eq!(
-        sql_count(&app.db, waiting, ONE).await,
+        app.db.scalar_for_team(waiting, ONE).await,
         0,
         "a removed workspace's message text is not kept for 30 days"
     );

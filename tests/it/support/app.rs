@@ -79,6 +79,30 @@ pub struct TestDb {
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 impl TestDb {
+    /// One integer that `sql` (with `$1` = `team`) reads straight from the database,
+    /// bypassing the store: what tests check production code wrote.
+    pub async fn scalar_for_team(&self, sql: &str, team: &str) -> i64 {
+        if self.url.starts_with("sqlite") {
+            let pool = sqlx::SqlitePool::connect(&self.url).await.unwrap();
+            let n = sqlx::query_scalar(sql)
+                .bind(team)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            n
+        } else {
+            let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
+            let n = sqlx::query_scalar(sql)
+                .bind(team)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            n
+        }
+    }
+
     pub async fn new(backend: Backend) -> TestDb {
         match backend {
             Backend::Sqlite => {
