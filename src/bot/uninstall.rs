@@ -6,7 +6,7 @@
 //! installation, so the inbox worker (which visits installed teams) would never reach it.
 
 use crate::slack::payloads::{EventCallback, InnerEvent};
-use crate::state::Workspaces;
+use crate::state::{WorkspaceError, Workspaces};
 use crate::store::{InstallationKey, Store, StoreError};
 
 /// What an outbox row of a removed workspace says instead of being sent.
@@ -87,6 +87,20 @@ pub async fn remove(
         .remove_installation(key, Some(event_time_ms), now_ms)
         .await?
     {
+        // Already removed, perhaps by an earlier delivery of this event that failed after
+        // deleting the tokens and before stopping the team's work: while nothing serves
+        // the team, finishing that work is harmless (both steps are idempotent), so Slack's
+        // retry completes the removal. A team served again (a reinstall) keeps its work.
+        let served = workspaces
+            .for_team(&key.team_id)
+            .await
+            .map_err(|err| match err {
+                WorkspaceError::Store(err) => err,
+                other => StoreError::Corrupt(other.to_string()),
+            })?;
+        if !key.team_id.is_empty() && served.is_none() {
+            stop_team_work(store, &key.team_id, now_ms).await?;
+        }
         return Ok(Removed::Nothing);
     }
     workspaces.forget_installation(key);
@@ -95,11 +109,16 @@ pub async fn remove(
     if key.team_id.is_empty() {
         return Ok(Removed::Removed { stopped: 0 });
     }
-    let stopped = store
-        .stop_team_deliveries(&key.team_id, STOPPED_REASON)
-        .await?;
-    store
-        .drop_team_events(&key.team_id, DROPPED_REASON, now_ms)
-        .await?;
+    let stopped = stop_team_work(store, &key.team_id, now_ms).await?;
     Ok(Removed::Removed { stopped })
+}
+
+/// Marks a removed team's pending deliveries dead and drops its waiting events (with
+/// their text); returns how many deliveries were stopped.
+async fn stop_team_work(store: &Store, team_id: &str, now_ms: i64) -> Result<u64, StoreError> {
+    let stopped = store.stop_team_deliveries(team_id, STOPPED_REASON).await?;
+    store
+        .drop_team_events(team_id, DROPPED_REASON, now_ms)
+        .await?;
+    Ok(stopped)
 }

@@ -346,6 +346,43 @@ async fn events_waiting_when_a_workspace_removes_cusp_are_dropped_not_answered_l
     assert_eq!(post_tokens(&app), Vec::<String>::new());
 }
 
+/// A removal interrupted after the tokens were deleted (a crash, a database error before
+/// the deliveries were stopped) is finished by Slack's retry of the same event: the
+/// retry finds no tokens to delete, but the team's waiting work still stops.
+async fn a_retried_uninstall_finishes_a_removal_that_stopped_half_way(backend: Backend) {
+    let app = TestApp::spawn_oauth(backend).await;
+    app.install("c1", OAuthGrant::workspace(ONE, "One", "xoxb-one"))
+        .await;
+    app.event(&message_in(ONE, "EvOne1", UPDATE, "1700000001.000100"))
+        .await;
+    app.drain_inbox().await;
+    let pending = "SELECT COUNT(*) FROM outbox WHERE team_id = $1 AND status = 'pending'";
+    assert_eq!(
+        app.db.scalar_for_team(pending, ONE).await,
+        1,
+        "a nudge waits"
+    );
+    // The first delivery of the event got as far as deleting the tokens.
+    let key = cusp::store::InstallationKey::new(None, ONE);
+    assert!(
+        app.state
+            .store
+            .remove_installation(&key, None, now_ms())
+            .await
+            .unwrap()
+    );
+    app.state.workspaces.forget(ONE);
+    let answer = app
+        .event(&app_uninstalled(ONE, "EvU", now_ms() / 1000 + 1))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(
+        app.db.scalar_for_team(pending, ONE).await,
+        0,
+        "the retry stops what the interrupted removal left pending"
+    );
+}
+
 backend_matrix!(
     an_unreadable_installation_does_not_use_up_its_stored_events,
     an_uninstall_is_answered_in_time_while_the_database_is_held,
@@ -354,4 +391,5 @@ backend_matrix!(
     an_org_wide_install_is_refused_with_a_page_saying_what_to_do,
     a_crm_hook_in_oauth_mode_must_name_an_installed_workspace,
     events_waiting_when_a_workspace_removes_cusp_are_dropped_not_answered_later,
+    a_retried_uninstall_finishes_a_removal_that_stopped_half_way,
 );
