@@ -6,7 +6,7 @@
 //! installation, so the inbox worker (which visits installed teams) would never reach it.
 
 use crate::slack::payloads::{EventCallback, InnerEvent};
-use crate::state::{WorkspaceError, Workspaces};
+use crate::state::Workspaces;
 use crate::store::{InstallationKey, Store, StoreError};
 
 /// What an outbox row of a removed workspace says instead of being sent.
@@ -91,13 +91,7 @@ pub async fn remove(
         // deleting the tokens and before stopping the team's work: while nothing serves
         // the team, finishing that work is harmless (both steps are idempotent), so Slack's
         // retry completes the removal. A team served again (a reinstall) keeps its work.
-        let served = workspaces
-            .for_team(&key.team_id)
-            .await
-            .map_err(|err| match err {
-                WorkspaceError::Store(err) => err,
-                other => StoreError::Corrupt(other.to_string()),
-            })?;
+        let served = workspaces.for_team(&key.team_id).await?;
         if !key.team_id.is_empty() && served.is_none() {
             stop_team_work(store, &key.team_id, now_ms).await?;
         }

@@ -29,10 +29,7 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
 /// One refresh over every workspace served at `now_ms` (depths add up, the oldest
 /// row and the longest hold win); tests call it directly.
 pub async fn refresh(state: &AppState, now_ms: i64) -> Result<(), StoreError> {
-    let teams = state.workspaces.teams().await.map_err(|err| match err {
-        crate::state::WorkspaceError::Store(err) => err,
-        other => StoreError::Corrupt(other.to_string()),
-    })?;
+    let teams = state.workspaces.teams().await?;
     let (mut depth, mut age_ms) = (0, 0);
     let mut holds = std::collections::BTreeMap::<String, u64>::new();
     for team in &teams {

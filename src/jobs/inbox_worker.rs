@@ -54,21 +54,13 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
 pub async fn process_next(state: &AppState, now_ms: i64) -> Result<bool, StoreError> {
     let teams = match state.workspaces.teams().await {
         Ok(teams) => teams,
-        Err(err) => return Err(workspace_store_error(err)),
+        Err(err) => return Err(err.into()),
     };
     let mut handled = false;
     for team in &teams {
         handled |= process_next_of(state, team, now_ms).await?;
     }
     Ok(handled)
-}
-
-/// A failure to list or open installations is, to the worker, the database failing.
-fn workspace_store_error(err: crate::state::WorkspaceError) -> StoreError {
-    match err {
-        crate::state::WorkspaceError::Store(err) => err,
-        other => StoreError::Corrupt(other.to_string()),
-    }
 }
 
 /// Handles one due event of `team`; `false` when its inbox is empty, or when its

@@ -160,10 +160,7 @@ async fn deliver(
     now_ms: i64,
     shutdown: Option<&watch::Receiver<bool>>,
 ) -> Result<Option<Delivery>, StoreError> {
-    let teams = state.workspaces.teams().await.map_err(|err| match err {
-        crate::state::WorkspaceError::Store(err) => err,
-        other => StoreError::Corrupt(other.to_string()),
-    })?;
+    let teams = state.workspaces.teams().await?;
     let start = NEXT_TEAM.fetch_add(1, Ordering::Relaxed);
     for i in 0..teams.len() {
         let team = &teams[start.wrapping_add(i) % teams.len()];

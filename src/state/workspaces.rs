@@ -47,6 +47,18 @@ pub enum WorkspaceError {
     BadRow { team: String, reason: String },
 }
 
+/// To a worker or a feature whose errors are store errors, an installation that cannot
+/// be read is the database failing: a store error stays itself, anything else (a token
+/// that does not open, a row Slack could never have sent) is stored data that is invalid.
+impl From<WorkspaceError> for StoreError {
+    fn from(err: WorkspaceError) -> StoreError {
+        match err {
+            WorkspaceError::Store(err) => err,
+            other => StoreError::Corrupt(other.to_string()),
+        }
+    }
+}
+
 pub enum Workspaces {
     Single(Arc<Workspace>),
     Installed(Installed),
