@@ -70,6 +70,19 @@ impl Backend {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         }
     }
+
+    /// A statement that makes transactions about the same `$1` (any text) take turns: it
+    /// waits for the other one to commit and holds the turn until this one ends.
+    /// PostgreSQL: an advisory lock in cusp's own key space (two-key form, first key
+    /// "cusp" in ASCII; a hash collision only makes two unrelated transactions wait for
+    /// each other). SQLite: nothing, since a transaction holds the database's one write
+    /// lock from its first write until it ends, so writing transactions already take turns.
+    pub(crate) fn turn_lock(self) -> Option<&'static str> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some("SELECT pg_advisory_xact_lock(1668641648, hashtext($1))"),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -156,6 +169,13 @@ pub(crate) enum Tx {
 }
 
 impl Tx {
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
+        }
+    }
+
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
             Tx::Sqlite(tx) => tx.commit().await,

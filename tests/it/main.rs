@@ -22,6 +22,7 @@ mod oauth_serve;
 mod ops;
 mod outbox;
 mod outbox_upgrade;
+mod replicas;
 mod server;
 mod slack_client;
 mod socket_mode;
