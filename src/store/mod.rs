@@ -58,6 +58,31 @@ pub enum StoreError {
     MissingDatabase(String),
 }
 
+impl StoreError {
+    /// Why the database refused a write, in a few fixed words (for `/readyz`; the
+    /// driver's own message may name hosts or paths).
+    pub fn write_refusal(&self) -> &'static str {
+        let StoreError::Backend(sqlx::Error::Database(db)) = self else {
+            return "the write failed";
+        };
+        let code = db.code().unwrap_or_default();
+        if code.len() == 5 {
+            // A PostgreSQL SQLSTATE: 25006 is read_only_sql_transaction.
+            return if code == "25006" {
+                "read-only"
+            } else {
+                "the write failed"
+            };
+        }
+        // A SQLite (extended) result code; its low byte is the primary code.
+        match code.parse::<i64>().map(|c| c & 0xff) {
+            Ok(8) => "read-only",
+            Ok(5 | 6) => "locked",
+            _ => "the write failed",
+        }
+    }
+}
+
 /// The database, whichever backend the URL names.
 #[derive(Clone)]
 pub struct Store {
@@ -104,6 +129,18 @@ impl Store {
     /// Readiness: can we run a trivial query right now?
     pub async fn ping(&self) -> Result<(), StoreError> {
         sql("SELECT 1").execute(self).await?;
+        Ok(())
+    }
+
+    /// Readiness of writes: a write statement that changes no row. It still needs what
+    /// every write needs, so it fails where they would: SQLite's write lock (held by
+    /// another process, it waits like any write) and a file SQLite could only open
+    /// read-only; PostgreSQL refuses it in a read-only session (a standby after a
+    /// failover, `default_transaction_read_only`). It stores nothing and names no team.
+    pub async fn probe_write(&self) -> Result<(), StoreError> {
+        sql("UPDATE team_settings SET updated_at = updated_at WHERE 1 = 0")
+            .execute(self)
+            .await?;
         Ok(())
     }
 

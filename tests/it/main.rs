@@ -4,6 +4,7 @@
 mod architecture;
 mod cli;
 mod crm;
+mod database_faults;
 mod demo;
 mod deploy_files;
 mod digest;

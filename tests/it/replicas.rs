@@ -3,19 +3,16 @@
 //! "Replica" here is a second `AppState` with its own pool and router, as a second
 //! `cusp serve` process would have.
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use futures_util::future::join_all;
 use serde_json::Value;
-use tower::ServiceExt;
 
 use cusp::jobs::inbox_worker::INBOX_LEASE;
-use cusp::slack::signature::sign;
 use cusp::state::AppState;
 use cusp::store::Effects;
 
 use crate::backend_matrix;
-use crate::support::app::{Backend, SECRET, TEAM, TestApp, message_event, now_ms};
+use crate::support::app::{Backend, TEAM, TestApp, message_event, now_ms, post_signed_to};
 
 /// Four seller-centric updates about four accounts: each alone gets a nudge.
 const FOUR_ACCOUNTS: [&str; 4] = [
@@ -29,19 +26,9 @@ const ACME_AGAIN: &str =
 
 /// Posts a signed event to `state`'s own router, as Slack would to that replica.
 async fn deliver(state: &AppState, envelope: &Value) -> StatusCode {
-    let body = envelope.to_string();
-    let timestamp = jiff::Timestamp::now().as_second();
-    let request = Request::post("/slack/events")
-        .header("content-type", "application/json")
-        .header("x-slack-request-timestamp", timestamp.to_string())
-        .header(
-            "x-slack-signature",
-            sign(SECRET.as_bytes(), timestamp, body.as_bytes()),
-        )
-        .body(Body::from(body))
-        .unwrap();
-    let router = cusp::app::build_router(state.clone());
-    router.oneshot(request).await.unwrap().status()
+    post_signed_to(state, "/slack/events", "application/json", &envelope.to_string())
+        .await
+        .status
 }
 
 /// Claims the next due event on `state` and decides it, storing nothing yet: what a
