@@ -174,9 +174,102 @@ async fn a_retry_landing_on_the_other_replica_is_answered_once(backend: Backend)
     replica.store.close().await;
 }
 
+/// A customer-centric root (a reaction, and the deal's account) and a reply that names
+/// no account: in the thread it is an update of that deal and gets the nudge.
+const ROOT: &str = "Ridgeway Freight QBR: their ops VP wants to cut dispatcher overtime by a third, and the \
+                    terminal managers are worried about rollout risk after a bad migration, so we are building \
+                    a joint rollout plan with them";
+const REPLY: &str = "They asked for 20% off, so I offered it if they sign this week";
+
+async fn a_thread_reply_waits_for_its_root_on_the_other_replica(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let replica = app.another_replica().await;
+    let root = message_event("EvRoot", "U_SELLER", ROOT, "5.100");
+    let mut reply = message_event("EvReply", "U_SELLER", REPLY, "5.200");
+    reply["event"]["thread_ts"] = Value::from("5.100");
+    assert_eq!(deliver(&app.state, &root).await, StatusCode::OK);
+    assert_eq!(deliver(&replica, &reply).await, StatusCode::OK);
+    // This replica has the root in hand and has not stored what it decided yet.
+    let now = now_ms();
+    let (root_id, root_effects) = decide(&app.state, now).await;
+    // The other replica's worker finds nothing it may take: the reply waits.
+    assert_eq!(
+        cusp::jobs::inbox_worker::drain(&replica, now).await.unwrap(),
+        0
+    );
+    app.state
+        .store
+        .finish_inbox_item(TEAM, root_id, &root_effects, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        cusp::jobs::inbox_worker::drain(&replica, now).await.unwrap(),
+        1
+    );
+    cusp::jobs::outbox_worker::drain(&replica, now_ms())
+        .await
+        .unwrap();
+    let posted = app.slack.posted_messages();
+    assert_eq!(posted.len(), 1, "one nudge in the thread: {posted:?}");
+    assert_eq!(posted[0].thread_ts.as_deref(), Some("5.100"));
+    assert!(
+        posted[0].text.contains("Ridgeway Freight"),
+        "the reply inherits the root's account: {}",
+        posted[0].text
+    );
+    assert_eq!(app.state.store.count_observations(TEAM).await.unwrap(), 2);
+    assert_eq!(app.slack.calls_to("reactions.add").len(), 1);
+    replica.store.close().await;
+}
+
+/// The weekly digest with two replicas' schedulers and outbox workers racing: one post.
+async fn two_replicas_post_one_digest_a_week(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let replica = app.another_replica().await;
+    let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+    app.state
+        .store
+        .save_digest_settings(
+            TEAM,
+            "C_DIGEST",
+            1,
+            9 * 60,
+            "UTC",
+            "U_LEAD",
+            at("2026-11-20T12:00:00Z").as_millisecond(),
+        )
+        .await
+        .unwrap();
+    for minute in ["09:00", "09:01", "09:02"] {
+        let now = at(&format!("2026-11-23T{minute}:00Z"));
+        let (a, b) = tokio::join!(
+            cusp::jobs::scheduler::run_tick(&app.state, TEAM, now),
+            cusp::jobs::scheduler::run_tick(&replica, TEAM, now)
+        );
+        a.unwrap();
+        b.unwrap();
+        let (a, b) = tokio::join!(
+            cusp::jobs::outbox_worker::drain(&app.state, now_ms()),
+            cusp::jobs::outbox_worker::drain(&replica, now_ms())
+        );
+        a.unwrap();
+        b.unwrap();
+    }
+    let digests: Vec<_> = app
+        .slack
+        .posted_messages()
+        .into_iter()
+        .filter(|m| m.channel == "C_DIGEST")
+        .collect();
+    assert_eq!(digests.len(), 1, "{digests:?}");
+    replica.store.close().await;
+}
+
 backend_matrix!(
     two_replicas_deciding_at_once_keep_the_daily_limit,
     two_replicas_deciding_at_once_keep_the_account_cooldown,
     two_replicas_working_one_burst_send_at_most_the_daily_limit,
     a_retry_landing_on_the_other_replica_is_answered_once,
+    a_thread_reply_waits_for_its_root_on_the_other_replica,
+    two_replicas_post_one_digest_a_week,
 );
