@@ -154,11 +154,12 @@ async fn ready(State(state): State<AppState>) -> Result<&'static str, ApiError> 
         }
         Err(_) => {
             tracing::warn!("not ready: a write did not get through in time (database locked?)");
-            Err(ApiError::DatabaseNotWritable("a write did not get through in time (locked?)"))
+            Err(ApiError::DatabaseNotWritable(
+                "a write did not get through in time (locked?)",
+            ))
         }
     }
 }
-
 
 /// A known path with the wrong method; axum still sets `Allow` on the answer.
 async fn method_not_allowed() -> ApiError {

@@ -36,7 +36,13 @@ async fn readyz(state: &AppState) -> TestResponse {
 
 async fn event(state: &AppState, event_id: &str) -> TestResponse {
     let envelope = message_event(event_id, "U_SELLER", SELLER, "1700000000.000100");
-    post_signed_to(state, "/slack/events", "application/json", &envelope.to_string()).await
+    post_signed_to(
+        state,
+        "/slack/events",
+        "application/json",
+        &envelope.to_string(),
+    )
+    .await
 }
 
 /// Runs `request` and checks it was answered inside Slack's deadline.
@@ -108,9 +114,19 @@ async fn postgres_going_away_is_reported_and_service_resumes_by_itself() {
     let body = command_body("mute 1d", "trig-down");
     let answer = in_time(post_signed_to(&server, "/slack/commands", FORM, &body)).await;
     assert_eq!(answer.status, StatusCode::OK);
-    let text = answer.json()["text"].as_str().unwrap_or_default().to_owned();
+    let text = answer.json()["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(text.contains("try again"), "{text}");
-    assert!(!app.state.store.user_prefs(TEAM, "U_SELLER").await.unwrap().is_muted(0));
+    assert!(
+        !app.state
+            .store
+            .user_prefs(TEAM, "U_SELLER")
+            .await
+            .unwrap()
+            .is_muted(0)
+    );
 
     proxy.restore();
     // The pool reconnects by itself: ready again, and Slack's retry is taken.
@@ -126,7 +142,10 @@ async fn postgres_going_away_is_reported_and_service_resumes_by_itself() {
     .await;
     assert_eq!(app.state.store.count_observations(TEAM).await.unwrap(), 1);
     let answer = post_signed_to(&server, "/slack/commands", FORM, &body).await;
-    let text = answer.json()["text"].as_str().unwrap_or_default().to_owned();
+    let text = answer.json()["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(!text.contains("try again"), "{text}");
     stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(10), inbox)
@@ -150,7 +169,10 @@ async fn workers_wait_out_a_postgres_outage_and_carry_on() {
     assert_eq!(event(&server, "EvStored").await.status, StatusCode::OK);
     proxy.cut();
     let (stop, stopped) = watch::channel(false);
-    let inbox = tokio::spawn(cusp::jobs::inbox_worker::run(server.clone(), stopped.clone()));
+    let inbox = tokio::spawn(cusp::jobs::inbox_worker::run(
+        server.clone(),
+        stopped.clone(),
+    ));
     let outbox = tokio::spawn(cusp::jobs::outbox_worker::run(server.clone(), stopped));
     // Long enough for both workers to fail against the database a few times.
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -26,9 +26,14 @@ const ACME_AGAIN: &str =
 
 /// Posts a signed event to `state`'s own router, as Slack would to that replica.
 async fn deliver(state: &AppState, envelope: &Value) -> StatusCode {
-    post_signed_to(state, "/slack/events", "application/json", &envelope.to_string())
-        .await
-        .status
+    post_signed_to(
+        state,
+        "/slack/events",
+        "application/json",
+        &envelope.to_string(),
+    )
+    .await
+    .status
 }
 
 /// Claims the next due event on `state` and decides it, storing nothing yet: what a
@@ -86,7 +91,11 @@ async fn two_replicas_deciding_at_once_keep_the_daily_limit(backend: Backend) {
         assert!(effects.prompt.is_some(), "each update alone is nudged");
         decisions.push((state, id, effects));
     }
-    assert_eq!(commit_together(&decisions, now).await, 3, "daily limit is 3");
+    assert_eq!(
+        commit_together(&decisions, now).await,
+        3,
+        "daily limit is 3"
+    );
     app.deliver_outbox_at(now_ms()).await;
     assert_eq!(app.slack.posted_messages().len(), 3);
     // Every update is still logged; only the fourth nudge was held back.
@@ -194,7 +203,9 @@ async fn a_thread_reply_waits_for_its_root_on_the_other_replica(backend: Backend
     let (root_id, root_effects) = decide(&app.state, now).await;
     // The other replica's worker finds nothing it may take: the reply waits.
     assert_eq!(
-        cusp::jobs::inbox_worker::drain(&replica, now).await.unwrap(),
+        cusp::jobs::inbox_worker::drain(&replica, now)
+            .await
+            .unwrap(),
         0
     );
     app.state
@@ -203,7 +214,9 @@ async fn a_thread_reply_waits_for_its_root_on_the_other_replica(backend: Backend
         .await
         .unwrap();
     assert_eq!(
-        cusp::jobs::inbox_worker::drain(&replica, now).await.unwrap(),
+        cusp::jobs::inbox_worker::drain(&replica, now)
+            .await
+            .unwrap(),
         1
     );
     cusp::jobs::outbox_worker::drain(&replica, now_ms())
