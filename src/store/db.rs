@@ -161,6 +161,50 @@ impl Pool {
     }
 }
 
+/// The SQLite file a store opened, as it was then: if the path later names no file or
+/// another one (deleted or replaced while cusp runs), connections still open keep writing
+/// into the old, unlinked file, and new ones would start an empty database.
+#[derive(Debug, Clone)]
+pub(crate) struct SqliteFile {
+    path: std::path::PathBuf,
+    identity: (u64, u64),
+}
+
+impl SqliteFile {
+    /// The file of a `sqlite:` URL that names one (not `:memory:`), once it exists.
+    pub(crate) fn of(url: &str) -> Option<SqliteFile> {
+        if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+            return None;
+        }
+        let options = SqliteConnectOptions::from_str(url).ok()?;
+        let path = options.get_filename().to_path_buf();
+        let identity = file_identity(&path)?;
+        Some(SqliteFile { path, identity })
+    }
+
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Whether the path still names the file that was opened.
+    pub(crate) fn still_there(&self) -> bool {
+        file_identity(&self.path) == Some(self.identity)
+    }
+}
+
+/// Device and inode: what tells a replaced file from the original.
+#[cfg(unix)]
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Elsewhere only existence is checked.
+#[cfg(not(unix))]
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|_| (0, 0))
+}
+
 /// An open transaction: statements run on it with `.execute(&mut tx)` and friends, and
 /// it is rolled back when dropped without [`Tx::commit`] (an early `?` return).
 pub(crate) enum Tx {

@@ -19,7 +19,7 @@ pub mod sealed;
 mod test_support;
 pub mod uninstall;
 
-use db::{Pool, Tx, sql};
+use db::{Pool, SqliteFile, Tx, sql};
 
 pub use corrections::{CorrectionRow, NewCorrection, ReadingLabels};
 pub use digest::{ClassCounts, DigestSettingsRow, RunClaim, SpotlightRow};
@@ -53,6 +53,10 @@ pub enum StoreError {
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
     #[error(
+        "the database file {0} was deleted or replaced while cusp was running: writes would be lost"
+    )]
+    FileGone(String),
+    #[error(
         "the database file {0} does not exist. Point DATABASE_URL (or --database-url) at the file \
          `cusp serve` or `cusp demo` uses, e.g. DATABASE_URL=sqlite://cusp.db"
     )]
@@ -63,8 +67,10 @@ impl StoreError {
     /// Why the database refused a write, in a few fixed words (for `/readyz`; the
     /// driver's own message may name hosts or paths).
     pub fn write_refusal(&self) -> &'static str {
-        let StoreError::Backend(sqlx::Error::Database(db)) = self else {
-            return "the write failed";
+        let db = match self {
+            StoreError::Backend(sqlx::Error::Database(db)) => db,
+            StoreError::FileGone(_) => return "its file was deleted or replaced",
+            _ => return "the write failed",
         };
         let code = db.code().unwrap_or_default();
         if code.len() == 5 {
@@ -88,6 +94,8 @@ impl StoreError {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// SQLite: the file opened at connect, checked by [`Store::probe_write`].
+    file: Option<SqliteFile>,
 }
 
 impl std::fmt::Debug for Store {
@@ -112,8 +120,10 @@ impl Store {
     }
 
     async fn connect_with(url: &str, create: bool) -> Result<Store, StoreError> {
+        let pool = Pool::connect(url, create).await?;
         Ok(Store {
-            pool: Pool::connect(url, create).await?,
+            pool,
+            file: SqliteFile::of(url),
         })
     }
 
@@ -138,7 +148,12 @@ impl Store {
     /// another process, it waits like any write) and a file SQLite could only open
     /// read-only; PostgreSQL refuses it in a read-only session (a standby after a
     /// failover, `default_transaction_read_only`). It stores nothing and names no team.
+    /// A SQLite file deleted or replaced since it was opened fails too: the open
+    /// connections would go on writing into the unlinked file, which nothing reads again.
     pub async fn probe_write(&self) -> Result<(), StoreError> {
+        if let Some(file) = self.file.as_ref().filter(|f| !f.still_there()) {
+            return Err(StoreError::FileGone(file.path().display().to_string()));
+        }
         sql("UPDATE team_settings SET updated_at = updated_at WHERE 1 = 0")
             .execute(self)
             .await?;

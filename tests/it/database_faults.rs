@@ -231,3 +231,18 @@ async fn a_sqlite_file_that_can_only_be_read_is_not_ready() {
     assert_eq!(app.state.store.inbox_backlog(TEAM).await.unwrap(), 0);
     read_only.store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_file_deleted_while_running_is_not_ready() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    assert_eq!(readyz(&app.state).await.status, StatusCode::OK);
+    // Open connections would go on writing into the unlinked file, which is lost.
+    let path = app.db.url.trim_start_matches("sqlite://");
+    std::fs::remove_file(path).unwrap();
+    let not_ready = in_time(readyz(&app.state)).await;
+    assert_eq!(not_ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        not_ready.body,
+        "database not writable: its file was deleted or replaced"
+    );
+}
