@@ -97,10 +97,21 @@ impl Pool {
         if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?;
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-            if !create && !in_memory && !options.get_filename().exists() {
+            let missing = !in_memory && !options.get_filename().exists();
+            if missing && !create {
                 return Err(StoreError::MissingDatabase(
                     options.get_filename().display().to_string(),
                 ));
+            }
+            if missing {
+                // Loud on purpose: on a server that ran before, a new empty file means
+                // a mistyped DATABASE_URL or a deleted database (settings, pending
+                // nudges and history are not in it).
+                tracing::warn!(
+                    path = %options.get_filename().display(),
+                    "no database file here: creating a new, empty SQLite database; \
+                     if cusp ran before, check DATABASE_URL"
+                );
             }
             let options = options
                 .create_if_missing(create)
