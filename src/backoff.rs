@@ -6,6 +6,11 @@ use std::time::Duration;
 /// Delays between attempts at a failing inbox event: 2 s doubling to 5 min.
 pub const INBOX_BACKOFF: Backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(300));
 
+/// Pauses of a worker whose database calls fail one after another: 1 s doubling to 15 s,
+/// so an outage is neither hammered nor logged every second, and work resumes within
+/// about 15 s of the database coming back (sooner when an event or message rings).
+pub const DATABASE_BACKOFF: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(15));
+
 /// Retry delays: `base · 2^(failures-1)`, capped at `max`, scaled by a jitter factor in
 /// [0.5, 1.5) so that many failures do not retry in lockstep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -399,6 +399,7 @@ async fn prompt_owner(
             kind: "crm",
             question_ids: questions.iter().map(|q| q.id.clone()).collect(),
             stage: stage.map(|s| s.as_str().to_owned()),
+            limits: None,
         }),
         outbox: vec![NewOutboxMessage::new(thread_key, call)],
     };

@@ -93,6 +93,8 @@ pub async fn on_mention(
             kind: "mention",
             question_ids: questions.iter().map(|q| q.id.clone()).collect(),
             stage: None,
+            // A person who asked is answered; limits are for unasked nudges.
+            limits: None,
         }),
         outbox: vec![NewOutboxMessage::new(
             format!("mention:{channel}:{}", event.ts),

@@ -10,7 +10,7 @@ use crate::slack::calls::SlackCall;
 use crate::slack::payloads::MessageEvent;
 use crate::state::TeamContext;
 use crate::store::{
-    Effects, NewOutboxMessage, NewPrompt, NudgeSubject, ObservationSource, StoreError,
+    Effects, NewOutboxMessage, NewPrompt, NudgeLimits, NudgeSubject, ObservationSource, StoreError,
 };
 
 /// What cusp does with a deal update, before cooldowns and mutes.
@@ -147,6 +147,11 @@ pub async fn on_message(
                 kind: "nudge",
                 question_ids: questions.iter().map(|q| q.id.clone()).collect(),
                 stage: None,
+                // Checked again when stored: another replica may nudge them meanwhile.
+                limits: Some(NudgeLimits {
+                    daily: settings.daily_nudge_limit,
+                    account_cooldown_ms: subject.account_cooldown_ms,
+                }),
             });
             effects
                 .outbox

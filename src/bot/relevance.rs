@@ -94,6 +94,17 @@ impl CheckedEvent {
         }
     }
 
+    /// `channel:root_ts` of the thread the event belongs to (its own ts when it starts
+    /// one). The inbox hands out a thread's events in arrival order across replicas, so a
+    /// reply is decided after its root.
+    pub fn thread_key(&self) -> String {
+        let (channel, ts, thread_ts) = match self {
+            CheckedEvent::Message(m) => (&m.channel, &m.ts, &m.thread_ts),
+            CheckedEvent::AppMention(m) => (&m.channel, &m.ts, &m.thread_ts),
+        };
+        format!("{channel}:{}", thread_ts.as_deref().unwrap_or(ts))
+    }
+
     /// The inbox payload: the inner event's fields that cusp reads, as JSON. Not the
     /// envelope, nor the blocks, attachments and file details Slack sends with a message.
     pub fn to_payload(&self) -> Result<String, serde_json::Error> {

@@ -22,29 +22,32 @@ pub const INBOX_LEASE: Duration = Duration::from_secs(60);
 /// Delays between attempts at a failing event: 2 s, 4 s, 8 s, … up to 5 minutes.
 /// How often the worker looks for work when nobody rang.
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
-/// Pause after a database error before trying again.
-const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 /// Handles events until `shutdown`, stopping between events (the one in hand is
 /// finished: it is bounded by the Slack call timeout).
 pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    let mut failures = 0;
     loop {
         if *shutdown.borrow() {
             return;
         }
-        match process_next(&state, jiff::Timestamp::now().as_millisecond()).await {
-            Ok(true) => continue,
-            Ok(false) => {
-                if !super::idle(&state.inbox_wake, POLL_INTERVAL, &mut shutdown).await {
-                    return;
+        let pause = match process_next(&state, jiff::Timestamp::now().as_millisecond()).await {
+            Ok(handled) => {
+                failures = 0;
+                if handled {
+                    continue;
                 }
+                POLL_INTERVAL
             }
             Err(err) => {
-                tracing::error!(error = %err, "inbox worker could not reach the database");
-                if !super::idle(&state.inbox_wake, ERROR_PAUSE, &mut shutdown).await {
-                    return;
-                }
+                failures += 1;
+                let pause = backoff::DATABASE_BACKOFF.delay(failures, rand::random::<f64>());
+                tracing::error!(error = %err, failures, pause_ms = pause.as_millis() as u64, "inbox worker could not reach the database");
+                pause
             }
+        };
+        if !super::idle(&state.inbox_wake, pause, &mut shutdown).await {
+            return;
         }
     }
 }

@@ -113,24 +113,29 @@ fn log_delivered(item: &OutboxItem, channel: Option<&str>, started: Instant) {
 /// Delivers until `shutdown`: stops between deliveries, and gives one in flight
 /// [`DELIVERY_GRACE`] before putting its row back (see [`Delivery::Interrupted`]).
 pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    let mut failures = 0;
     loop {
         if *shutdown.borrow() {
             return;
         }
         let now_ms = jiff::Timestamp::now().as_millisecond();
-        match deliver(&state, now_ms, Some(&shutdown)).await {
-            Ok(Some(_)) => continue,
-            Ok(None) => {
-                if !super::idle(&state.outbox_wake, POLL_INTERVAL, &mut shutdown).await {
-                    return;
+        let pause = match deliver(&state, now_ms, Some(&shutdown)).await {
+            Ok(delivered) => {
+                failures = 0;
+                if delivered.is_some() {
+                    continue;
                 }
+                POLL_INTERVAL
             }
             Err(err) => {
-                tracing::error!(error = %err, "outbox worker could not reach the database");
-                if !super::idle(&state.outbox_wake, POLL_INTERVAL, &mut shutdown).await {
-                    return;
-                }
+                failures += 1;
+                let pause = crate::backoff::DATABASE_BACKOFF.delay(failures, rand::random::<f64>());
+                tracing::error!(error = %err, failures, pause_ms = pause.as_millis() as u64, "outbox worker could not reach the database");
+                pause
             }
+        };
+        if !super::idle(&state.outbox_wake, pause, &mut shutdown).await {
+            return;
         }
     }
 }

@@ -40,6 +40,10 @@ pub enum ApiError {
     /// `/readyz` when the database does not answer: 503.
     #[error("database unreachable")]
     DatabaseUnreachable,
+    /// `/readyz` when the database answers but a write does not go through (locked,
+    /// read-only, or not within the probe's time): 503 with the reason.
+    #[error("database not writable: {0}")]
+    DatabaseNotWritable(&'static str),
     #[error("internal error")]
     Internal,
 }
@@ -55,9 +59,9 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotServed(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
-            ApiError::Unavailable | ApiError::DatabaseUnreachable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Unavailable
+            | ApiError::DatabaseUnreachable
+            | ApiError::DatabaseNotWritable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

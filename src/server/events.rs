@@ -103,11 +103,13 @@ pub(crate) async fn accept(
             tracing::error!(error = %err, "could not encode the event for the inbox");
             ApiError::Internal
         })?;
+        let thread_key = event.thread_key();
         let item = NewInboxItem {
             team_id: &team_id,
             event_id: callback.event_id.as_str(),
             kind,
             payload: &payload,
+            thread_key: Some(&thread_key),
         };
         let now = jiff::Timestamp::now().as_millisecond();
         match state.store.enqueue_inbox(&item, now).await {

@@ -18,7 +18,7 @@ pub mod oauth;
 pub mod socket_mode;
 pub mod verify;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -98,7 +98,7 @@ async fn index(State(state): State<AppState>) -> String {
     format!(
         "cusp {}: {}\n\n\
          GET  /healthz               liveness (always \"ok\")\n\
-         GET  /readyz                readiness (the database answers)\n\
+         GET  /readyz                readiness (the database answers and takes writes)\n\
          GET  /metrics               Prometheus metrics\n\
          POST /slack/events          Slack Events API (signed)\n\
          POST /slack/commands        Slack slash commands (signed)\n\
@@ -127,13 +127,36 @@ async fn metrics() -> Response {
         .into_response()
 }
 
-/// Ready when the database answers.
+/// How long each readiness check may take. Orchestrators give the whole probe about a
+/// second (Kubernetes' default `timeoutSeconds` is 1), and a write that waits longer than
+/// this would also outlast the events route's ack budget once requests queue behind it.
+const READY_CHECK_BUDGET: Duration = Duration::from_millis(400);
+
+/// Ready when the database answers and takes writes: Slack's requests need both, and a
+/// replica that can read but not write would acknowledge nothing (its events get 503).
 async fn ready(State(state): State<AppState>) -> Result<&'static str, ApiError> {
-    match state.store.ping().await {
-        Ok(()) => Ok("ready"),
-        Err(err) => {
-            tracing::warn!(error = %err, "database not reachable");
-            Err(ApiError::DatabaseUnreachable)
+    match tokio::time::timeout(READY_CHECK_BUDGET, state.store.ping()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "not ready: database not reachable");
+            return Err(ApiError::DatabaseUnreachable);
+        }
+        Err(_) => {
+            tracing::warn!("not ready: database did not answer in time");
+            return Err(ApiError::DatabaseUnreachable);
+        }
+    }
+    match tokio::time::timeout(READY_CHECK_BUDGET, state.store.probe_write()).await {
+        Ok(Ok(())) => Ok("ready"),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "not ready: database refuses writes");
+            Err(ApiError::DatabaseNotWritable(err.write_refusal()))
+        }
+        Err(_) => {
+            tracing::warn!("not ready: a write did not get through in time (database locked?)");
+            Err(ApiError::DatabaseNotWritable(
+                "a write did not get through in time (locked?)",
+            ))
         }
     }
 }

@@ -70,6 +70,19 @@ impl Backend {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         }
     }
+
+    /// A statement that makes transactions about the same `$1` (any text) take turns: it
+    /// waits for the other one to commit and holds the turn until this one ends.
+    /// PostgreSQL: an advisory lock in cusp's own key space (two-key form, first key
+    /// "cusp" in ASCII; a hash collision only makes two unrelated transactions wait for
+    /// each other). SQLite: nothing, since a transaction holds the database's one write
+    /// lock from its first write until it ends, so writing transactions already take turns.
+    pub(crate) fn turn_lock(self) -> Option<&'static str> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some("SELECT pg_advisory_xact_lock(1668641648, hashtext($1))"),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -84,10 +97,21 @@ impl Pool {
         if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?;
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-            if !create && !in_memory && !options.get_filename().exists() {
+            let missing = !in_memory && !options.get_filename().exists();
+            if missing && !create {
                 return Err(StoreError::MissingDatabase(
                     options.get_filename().display().to_string(),
                 ));
+            }
+            if missing {
+                // Loud on purpose: on a server that ran before, a new empty file means
+                // a mistyped DATABASE_URL or a deleted database (settings, pending
+                // nudges and history are not in it).
+                tracing::warn!(
+                    path = %options.get_filename().display(),
+                    "no database file here: creating a new, empty SQLite database; \
+                     if cusp ran before, check DATABASE_URL"
+                );
             }
             let options = options
                 .create_if_missing(create)
@@ -148,6 +172,50 @@ impl Pool {
     }
 }
 
+/// The SQLite file a store opened, as it was then: if the path later names no file or
+/// another one (deleted or replaced while cusp runs), connections still open keep writing
+/// into the old, unlinked file, and new ones would start an empty database.
+#[derive(Debug, Clone)]
+pub(crate) struct SqliteFile {
+    path: std::path::PathBuf,
+    identity: (u64, u64),
+}
+
+impl SqliteFile {
+    /// The file of a `sqlite:` URL that names one (not `:memory:`), once it exists.
+    pub(crate) fn of(url: &str) -> Option<SqliteFile> {
+        if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+            return None;
+        }
+        let options = SqliteConnectOptions::from_str(url).ok()?;
+        let path = options.get_filename().to_path_buf();
+        let identity = file_identity(&path)?;
+        Some(SqliteFile { path, identity })
+    }
+
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Whether the path still names the file that was opened.
+    pub(crate) fn still_there(&self) -> bool {
+        file_identity(&self.path) == Some(self.identity)
+    }
+}
+
+/// Device and inode: what tells a replaced file from the original.
+#[cfg(unix)]
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Elsewhere only existence is checked.
+#[cfg(not(unix))]
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|_| (0, 0))
+}
+
 /// An open transaction: statements run on it with `.execute(&mut tx)` and friends, and
 /// it is rolled back when dropped without [`Tx::commit`] (an early `?` return).
 pub(crate) enum Tx {
@@ -156,6 +224,13 @@ pub(crate) enum Tx {
 }
 
 impl Tx {
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
+        }
+    }
+
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
             Tx::Sqlite(tx) => tx.commit().await,

@@ -17,6 +17,8 @@ pub struct NewInboxItem<'a> {
     pub event_id: &'a str,
     pub kind: &'a str,
     pub payload: &'a str,
+    /// `channel:root_ts`: events with the same key are claimed in arrival order.
+    pub thread_key: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -50,14 +52,15 @@ impl Store {
         item: &NewInboxItem<'_>,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        const SQL: &str = "INSERT INTO inbox (team_id, event_id, kind, payload, received_at) \
-                           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (team_id, event_id) DO NOTHING";
+        const SQL: &str = "INSERT INTO inbox (team_id, event_id, kind, payload, received_at, thread_key) \
+                           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (team_id, event_id) DO NOTHING";
         let result = sql(SQL)
             .bind(item.team_id)
             .bind(item.event_id)
             .bind(item.kind)
             .bind(item.payload)
             .bind(now_ms)
+            .bind(item.thread_key)
             .execute(self)
             .await?;
         Ok(result == 1)
@@ -65,7 +68,9 @@ impl Store {
 
     /// Claims the oldest due event of a team for `lease`: pending and not waiting for a
     /// retry. An event whose previous holder crashed becomes claimable again once its
-    /// lease runs out.
+    /// lease runs out. An event waits while an earlier one of its thread is pending or
+    /// being handled (here or on another replica), so a reply is never decided before
+    /// its root; a parked (`failed`) or finished one no longer holds it up.
     pub async fn claim_inbox_item(
         &self,
         team_id: &str,
@@ -75,9 +80,12 @@ impl Store {
         let lock = self.pool.backend().skip_locked();
         let statement = format!(
             "UPDATE inbox SET status = 'working', attempts = attempts + 1, locked_until = $2 \
-             WHERE id = (SELECT id FROM inbox WHERE team_id = $1 \
+             WHERE id = (SELECT id FROM inbox AS due WHERE team_id = $1 \
                  AND ((status = 'pending' AND next_attempt_at <= $3) \
                    OR (status = 'working' AND locked_until < $3)) \
+                 AND NOT EXISTS (SELECT 1 FROM inbox AS earlier WHERE earlier.team_id = $1 \
+                     AND earlier.thread_key = due.thread_key AND earlier.id < due.id \
+                     AND earlier.status IN ('pending', 'working')) \
                  ORDER BY id LIMIT 1 {lock}) \
              AND team_id = $1 \
              RETURNING id, team_id, event_id, kind, payload, attempts, received_at"

@@ -19,7 +19,7 @@ pub mod sealed;
 mod test_support;
 pub mod uninstall;
 
-use db::{Pool, Tx, sql};
+use db::{Pool, SqliteFile, Tx, sql};
 
 pub use corrections::{CorrectionRow, NewCorrection, ReadingLabels};
 pub use digest::{ClassCounts, DigestSettingsRow, RunClaim, SpotlightRow};
@@ -31,7 +31,8 @@ pub use installations::{
 };
 pub use lifecycle::{ForgetCounts, PurgeCounts};
 pub use nudges::{
-    MUTED_FOREVER, NewPrompt, NudgeHistory, NudgeSubject, Prompt, TeamSettings, UserPrefs,
+    MUTED_FOREVER, NewPrompt, NudgeHistory, NudgeLimits, NudgeSubject, Prompt, TeamSettings,
+    UserPrefs,
 };
 pub use observations::{ExportFilter, ExportRow, NewObservation, ObservationSource};
 pub use outbox::{NewOutboxMessage, OutboxItem};
@@ -52,16 +53,49 @@ pub enum StoreError {
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
     #[error(
+        "the database file {0} was deleted or replaced while cusp was running: writes would be lost"
+    )]
+    FileGone(String),
+    #[error(
         "the database file {0} does not exist. Point DATABASE_URL (or --database-url) at the file \
          `cusp serve` or `cusp demo` uses, e.g. DATABASE_URL=sqlite://cusp.db"
     )]
     MissingDatabase(String),
 }
 
+impl StoreError {
+    /// Why the database refused a write, in a few fixed words (for `/readyz`; the
+    /// driver's own message may name hosts or paths).
+    pub fn write_refusal(&self) -> &'static str {
+        let db = match self {
+            StoreError::Backend(sqlx::Error::Database(db)) => db,
+            StoreError::FileGone(_) => return "its file was deleted or replaced",
+            _ => return "the write failed",
+        };
+        let code = db.code().unwrap_or_default();
+        if code.len() == 5 {
+            // A PostgreSQL SQLSTATE: 25006 is read_only_sql_transaction.
+            return if code == "25006" {
+                "read-only"
+            } else {
+                "the write failed"
+            };
+        }
+        // A SQLite (extended) result code; its low byte is the primary code.
+        match code.parse::<i64>().map(|c| c & 0xff) {
+            Ok(8) => "read-only",
+            Ok(5 | 6) => "locked",
+            _ => "the write failed",
+        }
+    }
+}
+
 /// The database, whichever backend the URL names.
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// SQLite: the file opened at connect, checked by [`Store::probe_write`].
+    file: Option<SqliteFile>,
 }
 
 impl std::fmt::Debug for Store {
@@ -86,8 +120,10 @@ impl Store {
     }
 
     async fn connect_with(url: &str, create: bool) -> Result<Store, StoreError> {
+        let pool = Pool::connect(url, create).await?;
         Ok(Store {
-            pool: Pool::connect(url, create).await?,
+            pool,
+            file: SqliteFile::of(url),
         })
     }
 
@@ -104,6 +140,23 @@ impl Store {
     /// Readiness: can we run a trivial query right now?
     pub async fn ping(&self) -> Result<(), StoreError> {
         sql("SELECT 1").execute(self).await?;
+        Ok(())
+    }
+
+    /// Readiness of writes: a write statement that changes no row. It still needs what
+    /// every write needs, so it fails where they would: SQLite's write lock (held by
+    /// another process, it waits like any write) and a file SQLite could only open
+    /// read-only; PostgreSQL refuses it in a read-only session (a standby after a
+    /// failover, `default_transaction_read_only`). It stores nothing and names no team.
+    /// A SQLite file deleted or replaced since it was opened fails too: the open
+    /// connections would go on writing into the unlinked file, which nothing reads again.
+    pub async fn probe_write(&self) -> Result<(), StoreError> {
+        if let Some(file) = self.file.as_ref().filter(|f| !f.still_there()) {
+            return Err(StoreError::FileGone(file.path().display().to_string()));
+        }
+        sql("UPDATE team_settings SET updated_at = updated_at WHERE 1 = 0")
+            .execute(self)
+            .await?;
         Ok(())
     }
 

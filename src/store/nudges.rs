@@ -50,6 +50,19 @@ pub struct NewPrompt {
     pub kind: &'static str,
     pub question_ids: Vec<String>,
     pub stage: Option<String>,
+    /// For a nudge: the limits it must still be within when it is stored.
+    pub limits: Option<NudgeLimits>,
+}
+
+/// A person's nudge limits, checked again in the transaction that stores the nudge, with
+/// that person's turn held (`Backend::turn_lock`): the decision in `bot::nudge` read the
+/// history earlier, and another worker or replica may have nudged them since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NudgeLimits {
+    /// Nudges per person in any 24 hours.
+    pub daily: i64,
+    /// How long after a nudge about an account the same person gets none about it.
+    pub account_cooldown_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -84,13 +97,20 @@ pub struct NudgeSubject<'a> {
     pub account_cooldown_ms: i64,
 }
 
-/// Inserts a prompt inside the open transaction `tx`; `true` when it was new.
+/// Inserts a prompt inside the open transaction `tx`; `true` when it was stored, `false`
+/// when its thread already had one or a nudge's limits no longer allow it.
 pub(super) async fn insert_prompt(
     tx: &mut Tx,
     team_id: &str,
     prompt: &NewPrompt,
     now_ms: i64,
 ) -> Result<bool, StoreError> {
+    if let Some(limits) = prompt.limits {
+        if !within_limits(tx, team_id, prompt, limits, now_ms).await? {
+            tracing::info!("nudge held back at commit: this person was nudged meanwhile");
+            return Ok(false);
+        }
+    }
     const SQL: &str = "INSERT INTO prompts (team_id, channel_id, thread_key, user_id, account, kind, \
          question_ids, stage, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
          ON CONFLICT (team_id, thread_key) DO NOTHING RETURNING id";
@@ -107,6 +127,36 @@ pub(super) async fn insert_prompt(
         .scalar_optional(&mut *tx)
         .await?;
     Ok(id.is_some())
+}
+
+/// Whether the person of `prompt` may still get this nudge, counted inside `tx` once
+/// their turn is held, so the count includes every nudge committed before it and none can
+/// be committed meanwhile: two replicas cannot both take the last slot of the day.
+async fn within_limits(
+    tx: &mut Tx,
+    team_id: &str,
+    prompt: &NewPrompt,
+    limits: NudgeLimits,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    if let Some(lock) = tx.backend().turn_lock() {
+        sql(lock)
+            .bind(format!("nudge:{team_id}:{}", prompt.user_id))
+            .execute(&mut *tx)
+            .await?;
+    }
+    const SQL: &str = "SELECT \
+         (SELECT COUNT(*) FROM prompts WHERE team_id = $1 AND user_id = $2 AND kind = 'nudge' AND created_at > $3), \
+         (SELECT COUNT(*) FROM prompts WHERE team_id = $1 AND user_id = $2 AND kind = 'nudge' AND account = $4 AND created_at > $5)";
+    let (last_day, same_account): (i64, i64) = sql(SQL)
+        .bind(team_id)
+        .bind(&prompt.user_id)
+        .bind(now_ms - DAY_MS)
+        .bind(&prompt.account)
+        .bind(now_ms.saturating_sub(limits.account_cooldown_ms))
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok(last_day < limits.daily && same_account == 0)
 }
 
 impl Store {

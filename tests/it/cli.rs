@@ -384,6 +384,25 @@ fn read_commands_never_create_a_database_and_name_the_missing_file() {
     }
 }
 
+#[test]
+fn creating_a_new_database_file_is_said_loudly_and_only_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("fresh.db").display());
+    let first = cusp(&["migrate"])
+        .env("DATABASE_URL", &db_url)
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", stderr_of(&first));
+    let said = "creating a new, empty SQLite database";
+    assert!(stderr_of(&first).contains(said), "{}", stderr_of(&first));
+    let again = cusp(&["migrate"])
+        .env("DATABASE_URL", &db_url)
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", stderr_of(&again));
+    assert!(!stderr_of(&again).contains(said), "{}", stderr_of(&again));
+}
+
 #[tokio::test]
 async fn an_unknown_team_is_an_error_that_lists_the_teams_the_database_holds() {
     use cusp::engine::Class;

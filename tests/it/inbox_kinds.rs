@@ -37,6 +37,7 @@ async fn store_row(app: &TestApp, event_id: &str, kind: &str, payload: &str) {
         event_id,
         kind,
         payload,
+        thread_key: None,
     };
     assert!(
         app.state

@@ -4,6 +4,7 @@
 mod architecture;
 mod cli;
 mod crm;
+mod database_faults;
 mod demo;
 mod deploy_files;
 mod digest;
@@ -22,6 +23,7 @@ mod oauth_serve;
 mod ops;
 mod outbox;
 mod outbox_upgrade;
+mod replicas;
 mod server;
 mod slack_client;
 mod socket_mode;

@@ -64,6 +64,7 @@ async fn inbox_dedupes_by_event_id_and_resumes_after_a_lease(backend: Backend) {
         event_id: "Ev1",
         kind: "event_callback",
         payload: "{}",
+        thread_key: None,
     };
     assert!(store.enqueue_inbox(&item, 1_000).await.unwrap());
     assert!(
@@ -129,6 +130,7 @@ async fn failing_events_are_retried_then_parked(backend: Backend) {
         event_id: "Ev-bad",
         kind: "event_callback",
         payload: "not json",
+        thread_key: None,
     };
     store.enqueue_inbox(&item, 0).await.unwrap();
     let claim = |at: i64| {

@@ -254,6 +254,31 @@ async fn an_event_resent_on_the_next_connection_is_handled_once(backend: Backend
     s.stop().await;
 }
 
+/// The database cannot take the event: the envelope is left unacknowledged, so Slack
+/// sends it again, and the resent one is taken once the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_database_cannot_take_is_not_acknowledged() {
+    let s = SocketApp::start(Backend::Sqlite, fast()).await;
+    let mut other = s.app.hold_sqlite_write_lock().await;
+    let event = message_event("Ev1", "U_SELLER", SELLER, "1700000000.000100");
+    s.socket
+        .send(1, &envelope("events_api", "env-1", event.clone(), 0));
+    // Past the events' 2 s ack budget, the answer is final: no ack was sent.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let acked = |frames: Vec<Value>| frames.iter().any(|f| f["envelope_id"] == "env-1");
+    assert!(!acked(s.socket.received(1)), "{:?}", s.socket.received(1));
+
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    s.socket.send(1, &envelope("events_api", "env-1", event, 1));
+    assert_eq!(
+        s.socket.ack(1, "env-1").await,
+        json!({"envelope_id": "env-1"})
+    );
+    assert_eq!(s.app.drain_inbox().await, 1);
+    assert_eq!(s.app.state.store.count_observations(TEAM).await.unwrap(), 1);
+    s.stop().await;
+}
+
 backend_matrix!(
     events_commands_and_clicks_are_answered_over_the_socket,
     an_event_resent_on_the_next_connection_is_handled_once,

@@ -245,7 +245,13 @@ impl TestApp {
     /// A second instance of the app over the same database and fake Slack, like another
     /// replica (its own connection pool).
     pub async fn another_replica(&self) -> AppState {
-        let store = Store::connect(&self.db.url).await.expect("connect");
+        self.replica_at(&self.db.url).await
+    }
+
+    /// Another instance over the same fake Slack that reaches the database through `url`
+    /// (the same database behind a proxy, or opened read-only).
+    pub async fn replica_at(&self, url: &str) -> AppState {
+        let store = Store::connect(url).await.expect("connect");
         let client = SlackClient::new(
             &self.slack.base_url(),
             SecretString::from(TOKEN),
@@ -355,6 +361,47 @@ impl TestApp {
             .await
             .expect("drain outbox")
     }
+}
+
+/// Sends `request` to a router of `state`, as a request reaching that replica.
+pub async fn request_to(state: &AppState, request: Request<Body>) -> TestResponse {
+    let response = build_router(state.clone())
+        .oneshot(request)
+        .await
+        .expect("router");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    TestResponse {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+/// POSTs `body` to `state`'s router, signed with the test secret now.
+pub async fn post_signed_to(
+    state: &AppState,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> TestResponse {
+    let timestamp = jiff::Timestamp::now().as_second();
+    let request = Request::post(path)
+        .header("content-type", content_type)
+        .header("x-slack-request-timestamp", timestamp.to_string())
+        .header(
+            "x-slack-signature",
+            sign(SECRET.as_bytes(), timestamp, body.as_bytes()),
+        )
+        .body(Body::from(body.to_owned()))
+        .expect("request");
+    request_to(state, request).await
 }
 
 pub fn now_ms() -> i64 {
