@@ -15,6 +15,13 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const HTTP_REQUESTS: &str = "cusp_http_requests_total";
 /// Time to answer an HTTP request, by `route`.
 pub const HTTP_REQUEST_DURATION: &str = "cusp_http_request_duration_seconds";
+/// TCP connections open on the HTTP listener.
+pub const HTTP_CONNECTIONS_OPEN: &str = "cusp_http_connections_open";
+/// Connections answered 503 and closed because `CUSP_MAX_CONNECTIONS` were open.
+pub const HTTP_CONNECTIONS_REFUSED: &str = "cusp_http_connections_refused_total";
+/// Connections closed for not sending a request head within
+/// `CUSP_HTTP_HEADER_TIMEOUT_SECS` (slow clients, idle keep-alives).
+pub const HTTP_CONNECTIONS_TIMED_OUT: &str = "cusp_http_connections_timed_out_total";
 /// Signed requests refused, by `source` (`slack`, `crm`, `hubspot`) and `reason`.
 pub const SIGNATURE_FAILURES: &str = "cusp_signature_failures_total";
 /// Slack events accepted into the inbox, by event `type`.
@@ -109,6 +116,18 @@ fn describe() {
         Unit::Seconds,
         "Time to answer an HTTP request"
     );
+    describe_gauge!(
+        HTTP_CONNECTIONS_OPEN,
+        "TCP connections open on the HTTP listener"
+    );
+    describe_counter!(
+        HTTP_CONNECTIONS_REFUSED,
+        "Connections refused with 503 because CUSP_MAX_CONNECTIONS were open"
+    );
+    describe_counter!(
+        HTTP_CONNECTIONS_TIMED_OUT,
+        "Connections closed for not sending a request head in time"
+    );
     describe_counter!(
         SIGNATURE_FAILURES,
         "Signed requests refused, by source and reason"
@@ -195,6 +214,22 @@ pub fn correction_recorded() {
 
 pub fn why_requested() {
     counter!(WHY_REQUESTS).increment(1);
+}
+
+pub fn http_connection_opened() {
+    gauge!(HTTP_CONNECTIONS_OPEN).increment(1.0);
+}
+
+pub fn http_connection_closed() {
+    gauge!(HTTP_CONNECTIONS_OPEN).decrement(1.0);
+}
+
+pub fn http_connection_refused() {
+    counter!(HTTP_CONNECTIONS_REFUSED).increment(1);
+}
+
+pub fn http_connection_timed_out() {
+    counter!(HTTP_CONNECTIONS_TIMED_OUT).increment(1);
 }
 
 pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {

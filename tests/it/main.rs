@@ -3,6 +3,7 @@
 
 mod architecture;
 mod cli;
+mod connections;
 mod crm;
 mod demo;
 mod deploy_files;
