@@ -9,6 +9,7 @@ mod demo;
 mod deploy_files;
 mod digest;
 mod feedback;
+mod foreign_team;
 mod hubspot;
 mod inbox;
 mod inbox_kinds;
