@@ -9,22 +9,30 @@
 //!   the same limit closes idle keep-alive connections (hyper starts that timer whenever
 //!   it waits for a head);
 //! - a whole request, body included, must be answered within `request_timeout` (408);
-//! - at most `max_connections` are open at once; one more is answered 503 and closed at
-//!   once, counted in `cusp_http_connections_refused_total` and logged (at most one line
-//!   every [`REFUSAL_LOG_INTERVAL`]), so memory and descriptors stay bounded.
+//! - at most `max_connections` are open at once. One more first makes room by closing
+//!   the connection that has waited longest for a request head (a half-sent request or
+//!   an idle keep-alive: nothing is lost), so a flood of idle clients cannot lock out
+//!   a real one; only when every connection is in the middle of a request is the new
+//!   one answered 503 and closed. Both are counted in
+//!   `cusp_http_connections_shed_total{action}` and logged at most once every
+//!   [`SHED_LOG_INTERVAL`]. Memory and descriptors stay bounded by the cap.
 
+use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::StatusCode;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
+use hyper::service::{Service as _, service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::Notify;
 use tower_http::timeout::Timeout;
 
 use crate::shutdown::Shutdown;
@@ -39,11 +47,13 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time to receive and answer a whole request when `CUSP_HTTP_REQUEST_TIMEOUT_SECS` is
 /// unset; every handler has its own, shorter budget, so this only stops slow bodies.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// At most one "connection limit reached" line per this interval, however many are refused.
-pub const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// At most one "connection limit reached" line per this interval, however many are shed.
+pub const SHED_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// After an accept error that is not the client's (out of descriptors), wait this long
 /// before accepting again, instead of spinning on the same error.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+/// How often the drain at shutdown looks whether every connection has closed.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
 
 /// The answer to a connection over the limit; written without waiting, then closed.
 const REFUSAL: &[u8] =
@@ -72,12 +82,10 @@ impl Default for HttpLimits {
 /// connection finish the request it is answering (idle ones close at once) and returns
 /// once all are closed. The caller bounds that wait.
 pub async fn serve(listener: TcpListener, router: Router, limits: HttpLimits, shutdown: Shutdown) {
-    // A semaphore holds at most u32::MAX permits; the configuration keeps far below.
-    let max = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
-    let slots = Arc::new(Semaphore::new(max as usize));
     let service =
         Timeout::with_status_code(router, StatusCode::REQUEST_TIMEOUT, limits.request_timeout);
-    let mut refusals = RefusalLog::new(limits.max_connections);
+    let open = Arc::new(OpenConnections::new(limits.max_connections.max(1)));
+    let mut shed_log = ShedLog::new(limits.max_connections);
     let mut stopping = pin!(shutdown.wait());
     loop {
         let accepted = tokio::select! {
@@ -88,41 +96,64 @@ pub async fn serve(listener: TcpListener, router: Router, limits: HttpLimits, sh
             Ok((stream, _peer)) => stream,
             Err(err) if is_the_clients(&err) => continue,
             Err(err) => {
-                refusals.accept_failed(&err);
+                shed_log.accept_failed(&err);
                 tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            refuse(stream);
-            refusals.refused(Instant::now());
-            continue;
+        let (id, tracked) = match open.admit() {
+            Admitted::Room(id, tracked) => (id, tracked),
+            Admitted::MadeRoom(id, tracked) => {
+                metrics::http_connection_shed("closed_idle");
+                shed_log.shed(Instant::now());
+                (id, tracked)
+            }
+            Admitted::Full => {
+                refuse(stream);
+                metrics::http_connection_shed("refused");
+                shed_log.shed(Instant::now());
+                continue;
+            }
         };
         let service = TowerToHyperService::new(service.clone());
         let shutdown = shutdown.clone();
+        let open = open.clone();
         let header_timeout = limits.header_timeout;
         tokio::spawn(async move {
             metrics::http_connection_opened();
-            serve_connection(stream, service, header_timeout, shutdown).await;
+            serve_connection(stream, service, &tracked, header_timeout, shutdown).await;
+            open.remove(id);
             metrics::http_connection_closed();
-            drop(slot);
         });
     }
     drop(listener);
-    // Every slot back means every connection has closed.
-    let _ = slots.acquire_many(max).await;
+    while !open.is_empty() {
+        tokio::time::sleep(DRAIN_POLL).await;
+    }
 }
-
-type Service = TowerToHyperService<Timeout<Router>>;
 
 async fn serve_connection(
     stream: TcpStream,
-    service: Service,
+    service: TowerToHyperService<Timeout<Router>>,
+    tracked: &Arc<Tracked>,
     header_timeout: Duration,
     shutdown: Shutdown,
 ) {
     // Small answers go out at once rather than waiting for more to send (Nagle).
     let _ = stream.set_nodelay(true);
+    // hyper calls the service once a request's head is in: from then until the answer
+    // the connection is busy, and is not closed to make room.
+    let marked = tracked.clone();
+    let service = service_fn(move |request: hyper::Request<Incoming>| {
+        marked.busy();
+        let answer = service.call(request);
+        let marked = marked.clone();
+        async move {
+            let answer = answer.await;
+            marked.waiting();
+            answer
+        }
+    });
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -130,6 +161,8 @@ async fn serve_connection(
     let mut conn = pin!(builder.serve_connection(TokioIo::new(stream), service));
     let result = tokio::select! {
         result = conn.as_mut() => result,
+        // Dropping the connection closes the socket.
+        () = tracked.evict.notified() => return,
         () = shutdown.wait() => {
             // Finishes the request in flight, if any, then closes.
             conn.as_mut().graceful_shutdown();
@@ -141,6 +174,103 @@ async fn serve_connection(
             metrics::http_connection_timed_out();
         }
         tracing::debug!(error = %err, "connection closed with an error");
+    }
+}
+
+/// One open connection, as the listener sees it.
+struct Tracked {
+    /// Milliseconds (since the listener started, plus one) at which the connection
+    /// began waiting for a request head; 0 while it is answering a request.
+    waiting_since: AtomicU64,
+    epoch: Instant,
+    /// Rung to close the connection and make room for a new one.
+    evict: Notify,
+}
+
+impl Tracked {
+    fn busy(&self) {
+        self.waiting_since.store(0, Ordering::Relaxed);
+    }
+
+    fn waiting(&self) {
+        let since = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.waiting_since.store(since + 1, Ordering::Relaxed);
+    }
+}
+
+enum Admitted {
+    Room(u64, Arc<Tracked>),
+    /// Admitted after closing the connection that had waited longest for a head.
+    MadeRoom(u64, Arc<Tracked>),
+    /// Every connection is answering a request.
+    Full,
+}
+
+/// The open connections, at most `max`.
+struct OpenConnections {
+    max: usize,
+    epoch: Instant,
+    next_id: AtomicU64,
+    table: Mutex<HashMap<u64, Arc<Tracked>>>,
+}
+
+impl OpenConnections {
+    fn new(max: usize) -> OpenConnections {
+        OpenConnections {
+            max,
+            epoch: Instant::now(),
+            next_id: AtomicU64::new(0),
+            table: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<Tracked>>> {
+        // The table holds only handles; a panic elsewhere leaves it usable.
+        self.table
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A place for a new connection: free, or made by closing the connection that has
+    /// waited longest for a request head (scanning at most `max` entries, only when full).
+    fn admit(&self) -> Admitted {
+        let mut table = self.lock();
+        let mut made_room = false;
+        if table.len() >= self.max {
+            let longest_waiting = table
+                .iter()
+                .map(|(id, t)| (t.waiting_since.load(Ordering::Relaxed), *id))
+                .filter(|(since, _)| *since != 0)
+                .min();
+            let Some((_, id)) = longest_waiting else {
+                return Admitted::Full;
+            };
+            if let Some(evicted) = table.remove(&id) {
+                evicted.evict.notify_one();
+            }
+            made_room = true;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let tracked = Arc::new(Tracked {
+            waiting_since: AtomicU64::new(0),
+            epoch: self.epoch,
+            evict: Notify::new(),
+        });
+        tracked.waiting();
+        table.insert(id, tracked.clone());
+        if made_room {
+            Admitted::MadeRoom(id, tracked)
+        } else {
+            Admitted::Room(id, tracked)
+        }
+    }
+
+    fn remove(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lock().is_empty()
     }
 }
 
@@ -156,51 +286,50 @@ fn is_the_clients(err: &std::io::Error) -> bool {
 /// Answers 503 without waiting (a fresh socket's send buffer is empty) and closes.
 fn refuse(stream: TcpStream) {
     let _ = stream.try_write(REFUSAL);
-    metrics::http_connection_refused();
 }
 
-/// Logs refusals and accept failures at most once per [`REFUSAL_LOG_INTERVAL`], with the
-/// count since the last line: a flood must not become a flood of log lines.
-struct RefusalLog {
+/// Logs shed connections and accept failures at most once per [`SHED_LOG_INTERVAL`],
+/// with the count since the last line: a flood must not become a flood of log lines.
+struct ShedLog {
     limit: usize,
     last_logged: Option<Instant>,
-    refused_since: u64,
+    shed_since: u64,
     last_error_logged: Option<Instant>,
 }
 
-impl RefusalLog {
-    fn new(limit: usize) -> RefusalLog {
-        RefusalLog {
+impl ShedLog {
+    fn new(limit: usize) -> ShedLog {
+        ShedLog {
             limit,
             last_logged: None,
-            refused_since: 0,
+            shed_since: 0,
             last_error_logged: None,
         }
     }
 
-    fn refused(&mut self, now: Instant) {
-        self.refused_since += 1;
+    fn shed(&mut self, now: Instant) {
+        self.shed_since += 1;
         if self
             .last_logged
-            .is_some_and(|at| now.duration_since(at) < REFUSAL_LOG_INTERVAL)
+            .is_some_and(|at| now.duration_since(at) < SHED_LOG_INTERVAL)
         {
             return;
         }
         tracing::warn!(
             limit = self.limit,
-            refused = self.refused_since,
-            "connection limit reached: refusing new connections with 503 \
-             (raise CUSP_MAX_CONNECTIONS if this is real traffic)"
+            shed = self.shed_since,
+            "connection limit reached: closing the connections idle longest, or refusing \
+             with 503 when all are busy (raise CUSP_MAX_CONNECTIONS if this is real traffic)"
         );
         self.last_logged = Some(now);
-        self.refused_since = 0;
+        self.shed_since = 0;
     }
 
     fn accept_failed(&mut self, err: &std::io::Error) {
         let now = Instant::now();
         if self
             .last_error_logged
-            .is_some_and(|at| now.duration_since(at) < REFUSAL_LOG_INTERVAL)
+            .is_some_and(|at| now.duration_since(at) < SHED_LOG_INTERVAL)
         {
             return;
         }
@@ -229,17 +358,53 @@ mod tests {
     }
 
     #[test]
-    fn refusals_are_logged_once_per_interval_with_their_count() {
-        let mut log = RefusalLog::new(4);
+    fn shedding_is_logged_once_per_interval_with_its_count() {
+        let mut log = ShedLog::new(4);
         let start = Instant::now();
-        log.refused(start);
-        assert_eq!((log.last_logged, log.refused_since), (Some(start), 0));
+        log.shed(start);
+        assert_eq!((log.last_logged, log.shed_since), (Some(start), 0));
         for i in 1..=5 {
-            log.refused(start + Duration::from_millis(i));
+            log.shed(start + Duration::from_millis(i));
         }
-        assert_eq!(log.refused_since, 5, "counted, not logged");
-        let later = start + REFUSAL_LOG_INTERVAL;
-        log.refused(later);
-        assert_eq!((log.last_logged, log.refused_since), (Some(later), 0));
+        assert_eq!(log.shed_since, 5, "counted, not logged");
+        let later = start + SHED_LOG_INTERVAL;
+        log.shed(later);
+        assert_eq!((log.last_logged, log.shed_since), (Some(later), 0));
+    }
+
+    #[test]
+    fn a_full_table_closes_the_connection_waiting_longest_and_never_a_busy_one() {
+        let open = OpenConnections::new(3);
+        let ids: Vec<(u64, Arc<Tracked>)> = (0..3)
+            .map(|_| match open.admit() {
+                Admitted::Room(id, tracked) => (id, tracked),
+                _ => (
+                    u64::MAX,
+                    Arc::new(Tracked {
+                        waiting_since: AtomicU64::new(0),
+                        epoch: open.epoch,
+                        evict: Notify::new(),
+                    }),
+                ),
+            })
+            .collect();
+        assert!(ids.iter().all(|(id, _)| *id != u64::MAX), "room for three");
+        // The oldest is answering a request; the second waited longer than the third.
+        ids[0].1.busy();
+        ids[1].1.waiting_since.store(5, Ordering::Relaxed);
+        ids[2].1.waiting_since.store(9, Ordering::Relaxed);
+        assert!(matches!(open.admit(), Admitted::MadeRoom(..)));
+        let left: Vec<u64> = {
+            let mut ids: Vec<u64> = open.lock().keys().copied().collect();
+            ids.sort_unstable();
+            ids
+        };
+        assert_eq!(left, vec![0, 2, 3], "the second was closed");
+        // Everyone busy: no room is made, the newcomer is refused.
+        for tracked in open.lock().values() {
+            tracked.busy();
+        }
+        assert!(matches!(open.admit(), Admitted::Full));
+        assert_eq!(open.lock().len(), 3);
     }
 }

@@ -17,8 +17,10 @@ pub const HTTP_REQUESTS: &str = "cusp_http_requests_total";
 pub const HTTP_REQUEST_DURATION: &str = "cusp_http_request_duration_seconds";
 /// TCP connections open on the HTTP listener.
 pub const HTTP_CONNECTIONS_OPEN: &str = "cusp_http_connections_open";
-/// Connections answered 503 and closed because `CUSP_MAX_CONNECTIONS` were open.
-pub const HTTP_CONNECTIONS_REFUSED: &str = "cusp_http_connections_refused_total";
+/// Connections shed because `CUSP_MAX_CONNECTIONS` were open, by `action`:
+/// `closed_idle` (the one waiting longest for a request was closed to make room) or
+/// `refused` (all were busy: the new one was answered 503).
+pub const HTTP_CONNECTIONS_SHED: &str = "cusp_http_connections_shed_total";
 /// Connections closed for not sending a request head within
 /// `CUSP_HTTP_HEADER_TIMEOUT_SECS` (slow clients, idle keep-alives).
 pub const HTTP_CONNECTIONS_TIMED_OUT: &str = "cusp_http_connections_timed_out_total";
@@ -121,8 +123,8 @@ fn describe() {
         "TCP connections open on the HTTP listener"
     );
     describe_counter!(
-        HTTP_CONNECTIONS_REFUSED,
-        "Connections refused with 503 because CUSP_MAX_CONNECTIONS were open"
+        HTTP_CONNECTIONS_SHED,
+        "Connections shed at CUSP_MAX_CONNECTIONS, by action (closed_idle, refused)"
     );
     describe_counter!(
         HTTP_CONNECTIONS_TIMED_OUT,
@@ -224,8 +226,8 @@ pub fn http_connection_closed() {
     gauge!(HTTP_CONNECTIONS_OPEN).decrement(1.0);
 }
 
-pub fn http_connection_refused() {
-    counter!(HTTP_CONNECTIONS_REFUSED).increment(1);
+pub fn http_connection_shed(action: &'static str) {
+    counter!(HTTP_CONNECTIONS_SHED, "action" => action).increment(1);
 }
 
 pub fn http_connection_timed_out() {

@@ -1,7 +1,8 @@
 //! The real listener on a loopback port against clients that hold connections: requests
 //! sent halfway and never finished, idle keep-alive connections, and more connections
-//! than the cap. The server must close the first two after the header timeout, refuse
-//! the excess with 503 at once, and keep answering `/healthz` to everyone else.
+//! than the cap. The server must close the first two after the header timeout, close
+//! the one idle longest to make room at the cap (503 only when every connection is
+//! busy), and keep answering `/healthz` to everyone else.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -22,6 +23,9 @@ use crate::support::app::{Backend, TestApp};
 const PATIENCE: Duration = Duration::from_secs(30);
 /// A request line cut off in the middle, as a slow or hostile client leaves it.
 const HALF_SENT: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: cu";
+/// A whole request head, then a tenth of the body it announces.
+const SLOW_BODY: &[u8] = b"POST /hooks/deals HTTP/1.1\r\nHost: cusp\r\n\
+Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"deal_id\":";
 
 struct Served {
     addr: SocketAddr,
@@ -100,11 +104,11 @@ async fn half_sent(addr: SocketAddr, count: usize) -> Vec<TcpStream> {
     held
 }
 
-fn refused_so_far() -> f64 {
+fn shed_so_far(action: &str) -> f64 {
     sample(
         &cusp::telemetry::metrics::render(),
-        "cusp_http_connections_refused_total",
-        &[],
+        "cusp_http_connections_shed_total",
+        &[("action", action)],
     )
 }
 
@@ -155,17 +159,54 @@ async fn an_idle_kept_alive_connection_is_closed_after_the_header_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_over_the_cap_are_refused_at_once_until_slots_free_up() {
+async fn at_the_cap_the_connection_idle_longest_makes_room_for_a_new_one() {
     let served = Served::start(HttpLimits {
         max_connections: 8,
-        header_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_secs(5),
+        // Longer than the test waits for the eviction: what closes them is the cap.
+        header_timeout: Duration::from_secs(60),
+        request_timeout: Duration::from_secs(60),
     })
     .await;
-    let refused_before = refused_so_far();
+    let closed_before = shed_so_far("closed_idle");
     let mut held = half_sent(served.addr, 8).await;
 
-    // The ninth is answered 503 and closed, well before any header timeout.
+    // Each new request closes the oldest half-sent connection and is answered. (Its own
+    // connection closes after the answer, so another half-sent one refills the table.)
+    for round in 0..3 {
+        let answer = healthz(served.addr).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "round {round}: {answer}"
+        );
+        let closed = timeout(Duration::from_secs(5), read_until_closed(&mut held[round]))
+            .await
+            .expect("the oldest half-sent connection is closed at once");
+        assert!(closed.is_empty(), "{closed}");
+        held.extend(half_sent(served.addr, 1).await);
+    }
+    assert!(shed_so_far("closed_idle") - closed_before >= 3.0);
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_every_connection_is_busy_a_new_one_is_refused_at_once() {
+    let served = Served::start(HttpLimits {
+        max_connections: 4,
+        header_timeout: Duration::from_secs(60),
+        request_timeout: Duration::from_secs(2),
+    })
+    .await;
+    let refused_before = shed_so_far("refused");
+    // Four requests whose bodies never finish: each connection is in a request.
+    let mut busy = Vec::new();
+    for _ in 0..4 {
+        let mut stream = TcpStream::connect(served.addr).await.unwrap();
+        stream.write_all(SLOW_BODY).await.unwrap();
+        busy.push(stream);
+    }
+    // Let the server read the four heads (it cannot know they are busy before).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
     let started = std::time::Instant::now();
     let answer = healthz(served.addr).await;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
@@ -174,11 +215,12 @@ async fn connections_over_the_cap_are_refused_at_once_until_slots_free_up() {
         started.elapsed() < Duration::from_secs(2),
         "refused at once"
     );
-    assert!(refused_so_far() - refused_before >= 1.0);
+    assert!(shed_so_far("refused") - refused_before >= 1.0);
 
-    // The held ones time out, and the server answers again.
-    for stream in &mut held {
-        read_until_closed(stream).await;
+    // The slow requests get their 408, and the server answers again.
+    for stream in &mut busy {
+        let answer = read_until_closed(stream).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     }
     let answer = timeout(PATIENCE, async {
         loop {
@@ -191,7 +233,7 @@ async fn connections_over_the_cap_are_refused_at_once_until_slots_free_up() {
         }
     })
     .await
-    .expect("healthz answers once the held connections are closed");
+    .expect("healthz answers once the slow requests are closed");
     assert!(answer.ends_with("ok"), "{answer}");
     served.stop().await;
 }
@@ -205,13 +247,7 @@ async fn a_body_that_never_finishes_is_answered_408() {
     })
     .await;
     let mut stream = TcpStream::connect(served.addr).await.unwrap();
-    stream
-        .write_all(
-            b"POST /hooks/deals HTTP/1.1\r\nHost: cusp\r\nContent-Type: application/json\r\n\
-              Content-Length: 100\r\n\r\n{\"deal_id\":",
-        )
-        .await
-        .unwrap();
+    stream.write_all(SLOW_BODY).await.unwrap();
     let answer = read_until_closed(&mut stream).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     served.stop().await;
