@@ -25,7 +25,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::http::StatusCode;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::{Service as _, service_fn};
@@ -35,6 +34,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tower_http::timeout::Timeout;
 
+use super::error::REQUEST_TIMED_OUT;
 use crate::shutdown::Shutdown;
 use crate::telemetry::metrics;
 
@@ -55,7 +55,8 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// How often the drain at shutdown looks whether every connection has closed.
 const DRAIN_POLL: Duration = Duration::from_millis(20);
 
-/// The answer to a connection over the limit; written without waiting, then closed.
+/// The answer to a connection over the limit, before hyper (and so `ApiError`) is
+/// involved: raw bytes written without waiting, then the socket is closed.
 const REFUSAL: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\nconnection: close\r\n\
 content-type: text/plain; charset=utf-8\r\ncontent-length: 27\r\n\r\ntoo many connections, retry";
