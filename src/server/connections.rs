@@ -83,8 +83,7 @@ impl Default for HttpLimits {
 /// connection finish the request it is answering (idle ones close at once) and returns
 /// once all are closed. The caller bounds that wait.
 pub async fn serve(listener: TcpListener, router: Router, limits: HttpLimits, shutdown: Shutdown) {
-    let service =
-        Timeout::with_status_code(router, StatusCode::REQUEST_TIMEOUT, limits.request_timeout);
+    let service = Timeout::with_status_code(router, REQUEST_TIMED_OUT, limits.request_timeout);
     let open = Arc::new(OpenConnections::new(limits.max_connections.max(1)));
     let mut shed_log = ShedLog::new(limits.max_connections);
     let mut stopping = pin!(shutdown.wait());
