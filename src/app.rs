@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::config::oauth::OAuthConfig;
 use crate::config::{ServeConfig, WorkspaceMode};
 use crate::engine::Engine;
+use crate::server::connections::HttpLimits;
 use crate::shutdown::Shutdown;
 use crate::slack::ids::BotIdentity;
 use crate::slack::oauth::OAuthClient;
@@ -165,8 +166,14 @@ pub async fn serve_with_shutdown(
                 config.addr
             )
         })?;
-    tracing::info!(addr = %config.addr, "listening");
-    let result = run_server(listener, state, shutdown).await;
+    tracing::info!(
+        addr = %config.addr,
+        max_connections = config.http_limits.max_connections,
+        header_timeout_secs = config.http_limits.header_timeout.as_secs(),
+        request_timeout_secs = config.http_limits.request_timeout.as_secs(),
+        "listening"
+    );
+    let result = run_server_with_limits(listener, state, shutdown, config.http_limits).await;
     // `run_server` has triggered the shutdown on its way out; the socket loop sees it.
     if let Some(socket_mode) = socket_mode {
         let _ = socket_mode.await;
@@ -175,13 +182,25 @@ pub async fn serve_with_shutdown(
     result
 }
 
-/// Serves `state` on `listener` with the background workers until `shutdown`: then
-/// stops accepting, finishes the requests in flight (at most `HTTP_DRAIN_TIMEOUT`),
-/// lets the workers finish their current item, and returns. The store stays open.
+/// Serves `state` on `listener` with the background workers until `shutdown`, with the
+/// default connection limits; see [`run_server_with_limits`].
 pub async fn run_server(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    run_server_with_limits(listener, state, shutdown, HttpLimits::default()).await
+}
+
+/// Serves `state` on `listener` with the background workers until `shutdown`: then
+/// stops accepting, finishes the requests in flight (at most `HTTP_DRAIN_TIMEOUT`),
+/// lets the workers finish their current item, and returns. The store stays open.
+/// `limits` bounds what clients can hold (`server::connections`).
+pub async fn run_server_with_limits(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: Shutdown,
+    limits: HttpLimits,
 ) -> anyhow::Result<()> {
     let workers = [
         tokio::spawn(crate::jobs::inbox_worker::run(
@@ -210,28 +229,26 @@ pub async fn run_server(
             shutdown.subscribe(),
         )),
     ];
-    let stop_accepting = shutdown.clone();
-    let server = axum::serve(listener, build_router(state))
-        .with_graceful_shutdown(async move { stop_accepting.wait().await });
+    let server =
+        crate::server::connections::serve(listener, build_router(state), limits, shutdown.clone());
     let drain_deadline = async {
         shutdown.wait().await;
         tokio::time::sleep(crate::shutdown::HTTP_DRAIN_TIMEOUT).await;
     };
-    let served = tokio::select! {
-        served = server => served.context("server error"),
+    tokio::select! {
+        () = server => {}
         () = drain_deadline => {
             tracing::warn!(
                 timeout_secs = crate::shutdown::HTTP_DRAIN_TIMEOUT.as_secs(),
                 "requests still in flight after the drain timeout; stopping anyway"
             );
-            Ok(())
         }
-    };
-    // The server can also stop on its own (an error): the workers must stop with it.
+    }
+    // The server only returns on shutdown, but make sure the workers stop with it.
     shutdown.trigger();
     for worker in workers {
         let _ = worker.await;
     }
     tracing::info!("stopped");
-    served
+    Ok(())
 }

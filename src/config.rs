@@ -9,6 +9,9 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::engine::Engine;
+use crate::server::connections::{
+    DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT, HttpLimits,
+};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://cusp.db";
 pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api";
@@ -115,6 +118,48 @@ pub struct ServeArgs {
     /// (HubSpot signs the full URL).
     #[arg(long, env = "CUSP_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// At most this many HTTP connections open at once; one more is answered 503 and
+    /// closed (a flood of idle clients cannot exhaust memory or file descriptors).
+    #[arg(long, env = "CUSP_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = parse_max_connections)]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's line and headers, on a new connection
+    /// or a kept-alive one between requests; then the connection is closed.
+    #[arg(long, env = "CUSP_HTTP_HEADER_TIMEOUT_SECS", default_value_t = DEFAULT_HEADER_TIMEOUT.as_secs(), value_parser = parse_header_timeout)]
+    pub http_header_timeout_secs: u64,
+    /// Seconds to receive and answer a whole request, body included; then 408.
+    #[arg(long, env = "CUSP_HTTP_REQUEST_TIMEOUT_SECS", default_value_t = DEFAULT_REQUEST_TIMEOUT.as_secs(), value_parser = parse_request_timeout)]
+    pub http_request_timeout_secs: u64,
+}
+
+/// More than this is surely a typo (and past any descriptor limit).
+const MAX_MAX_CONNECTIONS: usize = 1_000_000;
+/// An hour: a longer wait for a request head only helps a slow client hold a connection.
+const MAX_HTTP_TIMEOUT_SECS: u64 = 3_600;
+
+fn parse_max_connections(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_MAX_CONNECTIONS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "CUSP_MAX_CONNECTIONS must be a whole number from 1 to {MAX_MAX_CONNECTIONS} (e.g. {DEFAULT_MAX_CONNECTIONS}), got {s:?}"
+        )),
+    }
+}
+
+fn parse_header_timeout(s: &str) -> Result<u64, String> {
+    parse_timeout_secs("CUSP_HTTP_HEADER_TIMEOUT_SECS", s)
+}
+
+fn parse_request_timeout(s: &str) -> Result<u64, String> {
+    parse_timeout_secs("CUSP_HTTP_REQUEST_TIMEOUT_SECS", s)
+}
+
+fn parse_timeout_secs(name: &str, s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(secs) if (1..=MAX_HTTP_TIMEOUT_SECS).contains(&secs) => Ok(secs),
+        _ => Err(format!(
+            "{name} must be a whole number of seconds from 1 to {MAX_HTTP_TIMEOUT_SECS} (e.g. 10), got {s:?}"
+        )),
+    }
 }
 
 /// HubSpot webhook settings, present only when all required values are.
@@ -207,6 +252,8 @@ pub struct ServeConfig {
     /// `CUSP_PUBLIC_URL` without a trailing slash: the base of the OAuth `redirect_uri`
     /// (else built from the request's `Host`) and of the URL HubSpot signs.
     pub public_url: Option<String>,
+    /// What HTTP clients may hold: connections, and time to send a request.
+    pub http_limits: HttpLimits,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -224,6 +271,7 @@ impl std::fmt::Debug for ServeConfig {
             )
             .field("addr", &self.addr)
             .field("slack_api_url", &self.slack_api_url)
+            .field("http_limits", &self.http_limits)
             .field(
                 "webhook_secret",
                 &self.webhook_secret.as_ref().map(|_| "[redacted]"),
@@ -280,6 +328,11 @@ impl ServeArgs {
                 .map(|s| SecretString::from(s.to_owned())),
             hubspot: self.hubspot()?,
             public_url: self.public_url(),
+            http_limits: HttpLimits {
+                max_connections: self.max_connections,
+                header_timeout: Duration::from_secs(self.http_header_timeout_secs),
+                request_timeout: Duration::from_secs(self.http_request_timeout_secs),
+            },
         })
     }
 }
@@ -362,7 +415,28 @@ mod tests {
             hubspot_access_token: None,
             hubspot_api_url: crate::hubspot::DEFAULT_API_URL.into(),
             public_url: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            http_header_timeout_secs: DEFAULT_HEADER_TIMEOUT.as_secs(),
+            http_request_timeout_secs: DEFAULT_REQUEST_TIMEOUT.as_secs(),
         }
+    }
+
+    #[test]
+    fn http_limits_are_bounded_and_name_their_variable() {
+        assert_eq!(parse_max_connections(" 64 "), Ok(64));
+        for bad in ["0", "-1", "lots", "1000001"] {
+            let err = parse_max_connections(bad).unwrap_err();
+            assert!(err.contains("CUSP_MAX_CONNECTIONS"), "{err}");
+        }
+        assert_eq!(parse_header_timeout("5"), Ok(5));
+        for bad in ["0", "1.5", "3601", ""] {
+            let err = parse_header_timeout(bad).unwrap_err();
+            assert!(err.contains("CUSP_HTTP_HEADER_TIMEOUT_SECS"), "{err}");
+            let err = parse_request_timeout(bad).unwrap_err();
+            assert!(err.contains("CUSP_HTTP_REQUEST_TIMEOUT_SECS"), "{err}");
+        }
+        let config = args(Some("s"), Some("xoxb-1")).validate().unwrap();
+        assert_eq!(config.http_limits, HttpLimits::default());
     }
 
     #[test]

@@ -142,7 +142,9 @@ pub fn matches_any<S: AsRef<[u8]>>(secrets: &[S], signed: &[&[u8]], expected: &[
     })
 }
 
-fn decode(scheme: &Scheme, signature: &[u8]) -> Option<Vec<u8>> {
+/// The bytes a signature header encodes, however it is spelt (hex in either case): two
+/// requests carry the same signature exactly when these are equal.
+pub fn decode(scheme: &Scheme, signature: &[u8]) -> Option<Vec<u8>> {
     match scheme.encoding {
         Encoding::Hex { prefix } => hex::decode(signature.strip_prefix(prefix.as_bytes())?).ok(),
         Encoding::Base64 => base64::engine::general_purpose::STANDARD

@@ -185,17 +185,47 @@ pub enum CrmError {
     },
 }
 
-/// A delivery to `POST /hooks/deals`, verified and parsed: dedupe it by its id or by
-/// deal, stage and the day it was signed, then prompt the owner.
+/// How a verified `POST /hooks/deals` request arrived.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    /// `X-Cusp-Delivery`, if the CRM sent one. Not signed: anyone holding a captured
+    /// request can put any id here.
+    pub id: Option<&'a str>,
+    pub signed_at: jiff::Timestamp,
+    /// The HMAC the request was signed with.
+    pub mac: &'a [u8],
+}
+
+impl Delivery<'_> {
+    /// The dedupe key of this exact signed request: a replay, under whatever delivery id,
+    /// carries the same signature. Hashed, so the database holds nothing that verifies.
+    pub fn replay_key(&self) -> String {
+        use sha2::Digest;
+        format!("signature:{}", hex::encode(sha2::Sha256::digest(self.mac)))
+    }
+}
+
+/// A delivery to `POST /hooks/deals`, verified and parsed: a replay of a request already
+/// seen (the same signature) is a duplicate; otherwise dedupe it by its id or by deal,
+/// stage and the day it was signed, then prompt the owner.
 pub async fn on_crm_delivery(
     ctx: &TeamContext<'_>,
     update: &DealUpdate,
-    delivery_id: Option<&str>,
-    signed_at: jiff::Timestamp,
+    delivery: &Delivery<'_>,
     now_ms: i64,
 ) -> Result<CrmOutcome, CrmError> {
-    let key = delivery_key(delivery_id, update, signed_at);
-    on_deal_update(ctx, update, &key, now_ms).await
+    let team = ctx.team();
+    let replay = delivery.replay_key();
+    if !ctx.store.claim_crm_delivery(team, &replay, now_ms).await? {
+        return Ok(CrmOutcome::Duplicate);
+    }
+    let key = delivery_key(delivery.id, update, delivery.signed_at);
+    let result = on_deal_update(ctx, update, &key, now_ms).await;
+    if matches!(result, Err(CrmError::Slack(_)) | Err(CrmError::Store(_))) {
+        // As in `on_deal_update`: nothing was stored, so the same request may come again.
+        ctx.store.release_crm_delivery(team, &replay).await?;
+    }
+    result
 }
 
 /// What became of a HubSpot delivery (a batch of events).

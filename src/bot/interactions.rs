@@ -15,7 +15,7 @@ use crate::slack::ids::{ChannelId, UserId};
 use crate::slack::payloads::{BlockActions, InteractionPayload, ViewSubmission};
 use crate::slack::{blocks, responses};
 use crate::state::TeamContext;
-use crate::store::{NewOutboxMessage, Prompt, StoreError};
+use crate::store::{NewOutboxMessage, NewReflection, Prompt, StoreError};
 
 pub const REFLECTION_CALLBACK: &str = "cusp_reflection";
 const SHARE_BLOCK: &str = "share";
@@ -305,6 +305,11 @@ async fn on_view_submission(
             blocks::truncate(&submission.view.callback_id, 40)
         )));
     }
+    if !is_view_id(&submission.view.id) {
+        return Err(InteractionError::BadRequest(
+            "view_submission without a valid view id".into(),
+        ));
+    }
     let team = submission.team.id.as_str();
     let prompt = find_prompt(ctx, team, &submission.view.private_metadata).await?;
     if prompt.user_id != submission.user.id.as_str() {
@@ -352,17 +357,30 @@ async fn on_view_submission(
         .state
         .selected_values(SHARE_BLOCK, SHARE_BLOCK)
         .contains(&SHARE_VALUE);
-    ctx.store
-        .save_reflection(
-            team,
-            prompt.id,
-            submission.user.id.as_str(),
-            &Value::Array(answers),
-            shared,
-            now_ms,
-        )
+    let answers = Value::Array(answers);
+    let reflection = NewReflection {
+        prompt_id: prompt.id,
+        user_id: submission.user.id.as_str(),
+        answers: &answers,
+        shared,
+    };
+    // Slack retries a submission it got no answer to, and a captured one can be replayed
+    // inside the signature's window: the modal's id makes them all one reflection, and
+    // each is answered the same way.
+    let stored = ctx
+        .store
+        .save_reflection_once(team, &submission.view.id, &reflection, now_ms)
         .await?;
+    if !stored {
+        tracing::info!(view_id = %submission.view.id, "reflection already saved from this modal");
+    }
     Ok(InteractionReply::Ack)
+}
+
+/// Slack's view ids are short and alphanumeric (`V0123ABCD`); the id is stored as the
+/// reflection's dedupe key, so nothing longer or stranger is accepted.
+fn is_view_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 async fn enqueue_ephemeral(

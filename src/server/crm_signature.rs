@@ -13,24 +13,39 @@ pub const SCHEME: Scheme = Scheme {
     encoding: Encoding::Hex { prefix: "sha256=" },
 };
 
-/// Returns the signed timestamp (Unix seconds): without a delivery id, the day it names
-/// is part of the delivery's dedupe key.
+/// What a verified delivery proved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The signed timestamp (Unix seconds): without a delivery id, the day it names is
+    /// part of the delivery's dedupe key.
+    pub signed_at: i64,
+    /// The HMAC the request carried. `X-Cusp-Delivery` is not signed, so a captured
+    /// request can be replayed under any delivery id; the same signature is what gives
+    /// the replay away.
+    pub mac: Vec<u8>,
+}
+
 pub fn verify(
     secret: &[u8],
     timestamp: Option<&[u8]>,
     signature: Option<&[u8]>,
     body: &[u8],
     now_unix: i64,
-) -> Result<i64, SignatureError> {
+) -> Result<Verified, SignatureError> {
     let signed: [&[u8]; 3] = [timestamp.unwrap_or_default(), b".", body];
-    signing::verify(
+    let signed_at = signing::verify(
         &SCHEME,
         &[secret],
         timestamp,
         signature,
         &signed,
         now_unix.saturating_mul(1000),
-    )
+    )?;
+    // Verified, so present and decodable.
+    let mac = signature
+        .and_then(|signature| signing::decode(&SCHEME, signature))
+        .ok_or(SignatureError::MalformedSignature(SCHEME.signature_header))?;
+    Ok(Verified { signed_at, mac })
 }
 
 /// The header value a CRM integration sends; used by tests and integrators' tooling.
@@ -54,7 +69,24 @@ mod tests {
             b"{\"deal_id\":\"1\"}",
             1_700_000_100,
         );
-        assert_eq!(ok, Ok(1_700_000_000));
+        let mac = hex::decode(sig.trim_start_matches("sha256=")).unwrap_or_default();
+        assert_eq!(
+            ok,
+            Ok(Verified {
+                signed_at: 1_700_000_000,
+                mac: mac.clone()
+            })
+        );
+        // The same signature spelt in upper case is the same MAC: a replay's key.
+        let upper = format!("sha256={}", hex::encode_upper(&mac));
+        let again = verify(
+            b"whsec",
+            Some(b"1700000000"),
+            Some(upper.as_bytes()),
+            b"{\"deal_id\":\"1\"}",
+            1_700_000_100,
+        );
+        assert_eq!(again.map(|v| v.mac), Ok(mac));
         let changed = verify(
             b"whsec",
             Some(b"1700000000"),

@@ -6,6 +6,10 @@ use axum::Json;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+/// A request not received and answered within `CUSP_HTTP_REQUEST_TIMEOUT_SECS`
+/// (`connections.rs` answers it through tower-http's timeout layer).
+pub const REQUEST_TIMED_OUT: StatusCode = StatusCode::REQUEST_TIMEOUT;
+
 /// Tells Slack not to redeliver an event we will never accept.
 pub const NO_RETRY: HeaderName = HeaderName::from_static("x-slack-no-retry");
 

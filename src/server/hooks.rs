@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use super::crm_signature;
 use super::error::{ApiError, HookReply};
-use crate::bot::crm::{CrmError, on_crm_delivery, on_hubspot_events, parse_deal_update};
+use crate::bot::crm::{CrmError, Delivery, on_crm_delivery, on_hubspot_events, parse_deal_update};
 use crate::state::{AppState, Workspace, Workspaces};
 
 pub async fn deals(
@@ -35,7 +35,7 @@ pub async fn deals_at(
             "CRM webhooks are not enabled: set CUSP_WEBHOOK_SECRET",
         ));
     };
-    let signed_at = crm_signature::verify(
+    let verified = crm_signature::verify(
         secret.expose_secret().as_bytes(),
         headers.get("x-cusp-timestamp").map(|v| v.as_bytes()),
         headers.get("x-cusp-signature").map(|v| v.as_bytes()),
@@ -49,16 +49,20 @@ pub async fn deals_at(
     })?;
     // Verified, so within five minutes of `now`; `now` stands in only if it cannot be a
     // time at all.
-    let signed_at = jiff::Timestamp::from_second(signed_at).unwrap_or(now);
+    let signed_at = jiff::Timestamp::from_second(verified.signed_at).unwrap_or(now);
     let update = parse_deal_update(body).map_err(ApiError::BadRequest)?;
     let workspace = hook_workspace(state, update.team_id.as_deref(), "a `team_id` field").await?;
     let delivery_id = headers.get("x-cusp-delivery").and_then(|v| v.to_str().ok());
     let span = tracing::info_span!("crm", deal_id = %update.deal_id, stage = %update.stage);
+    let delivery = Delivery {
+        id: delivery_id,
+        signed_at,
+        mac: &verified.mac,
+    };
     let outcome = on_crm_delivery(
         &state.team(&workspace),
         &update,
-        delivery_id,
-        signed_at,
+        &delivery,
         now.as_millisecond(),
     )
     .instrument(span)

@@ -9,6 +9,7 @@
 //! in `cusp_http_requests_total` under its route template.
 
 mod commands;
+pub mod connections;
 pub mod crm_signature;
 pub mod error;
 mod events;

@@ -31,7 +31,8 @@ pub use installations::{
 };
 pub use lifecycle::{ForgetCounts, PurgeCounts};
 pub use nudges::{
-    MUTED_FOREVER, NewPrompt, NudgeHistory, NudgeLimits, NudgeSubject, Prompt, TeamSettings,
+    MUTED_FOREVER, NewPrompt, NewReflection, NudgeHistory, NudgeLimits, NudgeSubject, Prompt,
+    TeamSettings,
     UserPrefs,
 };
 pub use observations::{ExportFilter, ExportRow, NewObservation, ObservationSource};

@@ -446,6 +446,7 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// Saves a reflection with no modal behind it (seeding, imports): nothing dedupes it.
     pub async fn save_reflection(
         &self,
         team_id: &str,
@@ -467,6 +468,30 @@ impl Store {
             .scalar(self)
             .await?;
         Ok(id)
+    }
+
+    /// Saves the reflection submitted from the modal `view_id`, unless that modal's was
+    /// saved already (a retried or replayed submission): `true` when stored now.
+    pub async fn save_reflection_once(
+        &self,
+        team_id: &str,
+        view_id: &str,
+        reflection: &NewReflection<'_>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        const SQL: &str = "INSERT INTO reflections (team_id, prompt_id, user_id, answers, shared, created_at, view_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (team_id, view_id) DO NOTHING";
+        let stored = sql(SQL)
+            .bind(team_id)
+            .bind(reflection.prompt_id)
+            .bind(reflection.user_id)
+            .bind(reflection.answers.to_string())
+            .bind(reflection.shared)
+            .bind(now_ms)
+            .bind(view_id)
+            .execute(self)
+            .await?;
+        Ok(stored > 0)
     }
 
     /// A person's own reflections (answers JSON, shared flag), newest first.
@@ -504,4 +529,14 @@ impl Store {
         sql(SQL).bind(team_id).bind(key).execute(self).await?;
         Ok(())
     }
+}
+
+/// A person's answers to a prompt's questions.
+#[derive(Debug, Clone, Copy)]
+pub struct NewReflection<'a> {
+    pub prompt_id: i64,
+    pub user_id: &'a str,
+    pub answers: &'a serde_json::Value,
+    /// Shared with the team digest.
+    pub shared: bool,
 }

@@ -15,6 +15,15 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const HTTP_REQUESTS: &str = "cusp_http_requests_total";
 /// Time to answer an HTTP request, by `route`.
 pub const HTTP_REQUEST_DURATION: &str = "cusp_http_request_duration_seconds";
+/// TCP connections open on the HTTP listener.
+pub const HTTP_CONNECTIONS_OPEN: &str = "cusp_http_connections_open";
+/// Connections shed because `CUSP_MAX_CONNECTIONS` were open, by `action`:
+/// `closed_idle` (the one waiting longest for a request was closed to make room) or
+/// `refused` (all were busy: the new one was answered 503).
+pub const HTTP_CONNECTIONS_SHED: &str = "cusp_http_connections_shed_total";
+/// Connections closed for not sending a request head within
+/// `CUSP_HTTP_HEADER_TIMEOUT_SECS` (slow clients, idle keep-alives).
+pub const HTTP_CONNECTIONS_TIMED_OUT: &str = "cusp_http_connections_timed_out_total";
 /// Signed requests refused, by `source` (`slack`, `crm`, `hubspot`) and `reason`.
 pub const SIGNATURE_FAILURES: &str = "cusp_signature_failures_total";
 /// Slack events accepted into the inbox, by event `type`.
@@ -109,6 +118,18 @@ fn describe() {
         Unit::Seconds,
         "Time to answer an HTTP request"
     );
+    describe_gauge!(
+        HTTP_CONNECTIONS_OPEN,
+        "TCP connections open on the HTTP listener"
+    );
+    describe_counter!(
+        HTTP_CONNECTIONS_SHED,
+        "Connections shed at CUSP_MAX_CONNECTIONS, by action (closed_idle, refused)"
+    );
+    describe_counter!(
+        HTTP_CONNECTIONS_TIMED_OUT,
+        "Connections closed for not sending a request head in time"
+    );
     describe_counter!(
         SIGNATURE_FAILURES,
         "Signed requests refused, by source and reason"
@@ -195,6 +216,22 @@ pub fn correction_recorded() {
 
 pub fn why_requested() {
     counter!(WHY_REQUESTS).increment(1);
+}
+
+pub fn http_connection_opened() {
+    gauge!(HTTP_CONNECTIONS_OPEN).increment(1.0);
+}
+
+pub fn http_connection_closed() {
+    gauge!(HTTP_CONNECTIONS_OPEN).decrement(1.0);
+}
+
+pub fn http_connection_shed(action: &'static str) {
+    counter!(HTTP_CONNECTIONS_SHED, "action" => action).increment(1);
+}
+
+pub fn http_connection_timed_out() {
+    counter!(HTTP_CONNECTIONS_TIMED_OUT).increment(1);
 }
 
 pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {

@@ -256,12 +256,14 @@ async fn a_muted_owner_gets_no_dm_but_the_deal_is_logged(backend: Backend) {
     );
 
     slash_as_seller(&app, "unmute").await;
+    // Signed a second later: the same body signed in the same second is the same
+    // signature, which is a replay of the first request whatever its delivery id.
     let unmuted = post_deal(
         &app,
         &deal(json!({"slack_user_id": "U_SELLER"})),
         Some("dlv-unmuted"),
         WEBHOOK_SECRET,
-        now(),
+        now() + 1,
     )
     .await;
     assert_eq!(unmuted.json()["status"], "queued", "{}", unmuted.body);
@@ -412,7 +414,87 @@ backend_matrix!(
     a_retry_without_a_delivery_id_ten_minutes_later_sends_one_dm,
     the_dm_asks_questions_that_fit_the_new_stage,
     unsigned_stale_and_malformed_deal_updates_are_refused,
+    a_captured_request_replayed_under_new_delivery_ids_is_queued_once,
+    the_same_request_sent_again_after_a_failure_is_handled,
 );
+
+/// `POST /hooks/deals` with exactly these headers: a captured request, resent.
+async fn resend(app: &TestApp, body: &str, ts: i64, signature: &str, delivery: &str) -> Value {
+    let request = Request::post("/hooks/deals")
+        .header("content-type", "application/json")
+        .header("x-cusp-timestamp", ts.to_string())
+        .header("x-cusp-signature", signature)
+        .header("x-cusp-delivery", delivery)
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    let response = app.request(request).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    response.json()
+}
+
+async fn a_captured_request_replayed_under_new_delivery_ids_is_queued_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let body = deal(json!({"slack_user_id": "U_SELLER"})).to_string();
+    let ts = now();
+    let signature =
+        cusp::server::crm_signature::sign(WEBHOOK_SECRET.as_bytes(), ts, body.as_bytes());
+    let first = resend(&app, &body, ts, &signature, "dlv-captured").await;
+    assert_eq!(first["status"], "queued");
+    // The delivery id is not signed, and hex is read in either case: all the same request.
+    let shouting = format!(
+        "sha256={}",
+        signature.trim_start_matches("sha256=").to_uppercase()
+    );
+    for (i, sig) in [&signature, &signature, &shouting, &signature]
+        .iter()
+        .enumerate()
+    {
+        let replay = resend(&app, &body, ts, sig, &format!("dlv-replay-{i}")).await;
+        assert_eq!(replay["status"], "duplicate", "replay {i}");
+    }
+    app.deliver_outbox_at(now_ms()).await;
+    assert_eq!(app.slack.posted_messages().len(), 1, "one DM");
+    assert_eq!(crm_observations(&app).await, 1);
+    // A new update, signed anew, still goes through.
+    let mut next = deal(json!({"slack_user_id": "U_SELLER"}));
+    next["stage"] = json!("closedlost");
+    let next = post_deal(&app, &next, Some("dlv-next"), WEBHOOK_SECRET, ts).await;
+    assert_eq!(next.json()["status"], "queued", "{}", next.body);
+}
+
+async fn the_same_request_sent_again_after_a_failure_is_handled(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let body = deal(json!({"slack_user_id": "U_SELLER"})).to_string();
+    let ts = now();
+    let signature =
+        cusp::server::crm_signature::sign(WEBHOOK_SECRET.as_bytes(), ts, body.as_bytes());
+    app.slack.push_response(
+        "conversations.open",
+        crate::support::fake_slack::Scripted::Status(500),
+    );
+    let request = |delivery: &str| {
+        Request::post("/hooks/deals")
+            .header("content-type", "application/json")
+            .header("x-cusp-timestamp", ts.to_string())
+            .header("x-cusp-signature", signature.as_str())
+            .header("x-cusp-delivery", delivery)
+            .body(Body::from(body.clone()))
+            .unwrap()
+    };
+    let failed = app.request(request("dlv-1")).await;
+    assert_eq!(
+        failed.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        failed.body
+    );
+    // Nothing was stored, so the identical request is not a replay of anything.
+    let again = app.request(request("dlv-1")).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(again.json()["status"], "queued");
+    app.deliver_outbox_at(now_ms()).await;
+    assert_eq!(app.slack.posted_messages().len(), 1);
+}
 
 async fn unsigned_stale_and_malformed_deal_updates_are_refused(backend: Backend) {
     let app = TestApp::spawn(backend).await;

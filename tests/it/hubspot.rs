@@ -181,7 +181,41 @@ backend_matrix!(
     a_deal_without_an_owner_is_answered_202,
     bad_signatures_stale_requests_and_bad_bodies_are_refused,
     an_owner_slack_cannot_dm_or_who_muted_cusp_is_answered_202,
+    a_webhook_naming_another_workspace_stores_nothing,
 );
+
+/// Single-workspace mode: `?team=` naming another team (signed, since HubSpot signs the
+/// URL) is refused with 422 and stores nothing.
+async fn a_webhook_naming_another_workspace_stores_nothing(backend: Backend) {
+    let app = app_with_hubspot(backend).await;
+    let before = crate::support::two_teams::snapshot(&app.db).await;
+    let body = json!([stage_change(1, 7, "contractsent")]).to_string();
+    let ts_ms = now_ms();
+    let signature = sign_v3(
+        CLIENT_SECRET.as_bytes(),
+        "POST",
+        &format!("{PUBLIC_URL}/hooks/hubspot?team=T_FOREIGN"),
+        body.as_bytes(),
+        ts_ms,
+    );
+    let request = Request::post("/hooks/hubspot?team=T_FOREIGN")
+        .header("content-type", "application/json")
+        .header("x-hubspot-request-timestamp", ts_ms.to_string())
+        .header("x-hubspot-signature-v3", signature)
+        .body(Body::from(body))
+        .unwrap();
+    let response = app.request(request).await;
+    assert_eq!(
+        response.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        response.body
+    );
+    assert!(response.body.contains("T_FOREIGN"), "{}", response.body);
+    app.deliver_outbox_at(now_ms()).await;
+    assert_eq!(crate::support::two_teams::snapshot(&app.db).await, before);
+    assert!(app.slack.posted_messages().is_empty());
+}
 
 /// No storage involved (the route answers before reading anything): SQLite only.
 #[tokio::test]

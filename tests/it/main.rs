@@ -3,12 +3,14 @@
 
 mod architecture;
 mod cli;
+mod connections;
 mod crm;
 mod database_faults;
 mod demo;
 mod deploy_files;
 mod digest;
 mod feedback;
+mod foreign_team;
 mod hubspot;
 mod inbox;
 mod inbox_kinds;

@@ -282,7 +282,66 @@ async fn an_event_the_database_cannot_take_is_not_acknowledged() {
 backend_matrix!(
     events_commands_and_clicks_are_answered_over_the_socket,
     an_event_resent_on_the_next_connection_is_handled_once,
+    another_teams_envelopes_are_acked_and_store_nothing,
 );
+
+/// Envelopes naming a team this single-workspace server does not serve: each acked (an
+/// unacked envelope only comes back), the command told cusp is not installed there, and
+/// not a row stored anywhere.
+async fn another_teams_envelopes_are_acked_and_store_nothing(backend: Backend) {
+    const FOREIGN: &str = "T_FOREIGN";
+    let s = SocketApp::start(backend, fast()).await;
+    let before = crate::support::two_teams::snapshot(&s.app.db).await;
+    let mut event = message_event("EvForeign", "U_SELLER", SELLER, "1700000000.000100");
+    event["team_id"] = json!(FOREIGN);
+    let mut command = slash(&format!("reflect {SELLER}"));
+    command["team_id"] = json!(FOREIGN);
+    let click = json!({
+        "type": "block_actions", "team": {"id": FOREIGN}, "user": {"id": "U_SELLER"},
+        "channel": {"id": "C_DEALS"}, "trigger_id": "t1",
+        "actions": [{"action_id": "cusp_optout_confirm", "block_id": "b", "value": "U_SELLER", "type": "button"}],
+    });
+    let submission = json!({
+        "type": "view_submission", "team": {"id": FOREIGN}, "user": {"id": "U_SELLER"},
+        "view": {"id": "V1", "callback_id": "cusp_reflection", "private_metadata": "nudge:C_DEALS:1",
+                 "state": {"values": {"q0": {"answer": {"type": "plain_text_input", "value": "x"}}}}},
+    });
+    s.socket
+        .send(1, &envelope("events_api", "env-ev", event, 0));
+    s.socket
+        .send(1, &envelope("slash_commands", "env-cmd", command, 0));
+    s.socket
+        .send(1, &envelope("interactive", "env-click", click, 0));
+    s.socket
+        .send(1, &envelope("interactive", "env-view", submission, 0));
+    assert_eq!(
+        s.socket.ack(1, "env-ev").await,
+        json!({"envelope_id": "env-ev"})
+    );
+    let answer = s.socket.ack(1, "env-cmd").await;
+    assert!(
+        answer["payload"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("isn't installed")),
+        "{answer}"
+    );
+    assert_eq!(
+        s.socket.ack(1, "env-click").await,
+        json!({"envelope_id": "env-click"})
+    );
+    assert_eq!(
+        s.socket.ack(1, "env-view").await,
+        json!({"envelope_id": "env-view"})
+    );
+    s.settle().await;
+    assert_eq!(
+        crate::support::two_teams::rows_naming(&s.app.db, FOREIGN).await,
+        vec![]
+    );
+    assert_eq!(crate::support::two_teams::snapshot(&s.app.db).await, before);
+    assert!(s.app.slack.posted_messages().is_empty());
+    s.stop().await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_requested_opens_the_next_connection_before_closing_the_old() {
