@@ -32,8 +32,7 @@ pub use installations::{
 pub use lifecycle::{ForgetCounts, PurgeCounts};
 pub use nudges::{
     MUTED_FOREVER, NewPrompt, NewReflection, NudgeHistory, NudgeLimits, NudgeSubject, Prompt,
-    TeamSettings,
-    UserPrefs,
+    TeamSettings, UserPrefs,
 };
 pub use observations::{ExportFilter, ExportRow, NewObservation, ObservationSource};
 pub use outbox::{NewOutboxMessage, OutboxItem};
