@@ -167,9 +167,12 @@ pub struct TrainParams {
     /// Keep a word feature seen in at least this many messages.
     #[arg(long, default_value_t = TrainConfig::default().min_count)]
     pub min_count: u32,
-    /// Probability at which an output fires.
+    /// Probability at which a theme fires.
     #[arg(long, default_value_t = TrainConfig::default().threshold)]
     pub threshold: f64,
+    /// Probability at which a message is a deal update.
+    #[arg(long, default_value_t = TrainConfig::default().deal_threshold)]
+    pub deal_threshold: f64,
     /// Probability a theme needs when the lexicon found no cue of it.
     #[arg(long, default_value_t = TrainConfig::default().bare_threshold)]
     pub bare_threshold: f64,
@@ -192,6 +195,7 @@ impl TrainParams {
             l2: self.l2,
             min_count: self.min_count,
             threshold: self.threshold,
+            deal_threshold: self.deal_threshold,
             bare_threshold: self.bare_threshold,
             veto_threshold: self.veto_threshold,
             positive_weight: self.positive_weight,

@@ -193,6 +193,68 @@ fn length_bucket(words: usize) -> &'static str {
     }
 }
 
+/// The layout of a message, counted in the same pass as its words: team posts (quota
+/// tables, rotas, leaderboards, tool notices) are many short lines of numbers or fields.
+#[derive(Default)]
+struct Shape {
+    lines: u32,
+    /// Lines with a number in them.
+    numeric: u32,
+    /// Lines that start with a short `label:`.
+    fields: u32,
+    line_words: u32,
+    line_numeric: bool,
+    line_field: bool,
+}
+
+impl Shape {
+    fn mark(&mut self, b: u8) {
+        match b {
+            b'\n' => self.end_line(),
+            b':' if self.line_words > 0 && self.line_words <= 3 => self.line_field = true,
+            _ => {}
+        }
+    }
+
+    fn word(&mut self, w: &str) {
+        self.line_words += 1;
+        // Every number was written `0` by the normaliser.
+        self.line_numeric |= w.contains('0');
+    }
+
+    fn end_line(&mut self) {
+        if self.line_words > 0 {
+            self.lines += 1;
+            self.numeric += u32::from(self.line_numeric);
+            self.fields += u32::from(self.line_field);
+        }
+        self.line_words = 0;
+        self.line_numeric = false;
+        self.line_field = false;
+    }
+
+    fn is_table(&self) -> bool {
+        self.lines >= 3 && self.numeric * 2 >= self.lines
+    }
+
+    fn emit(&mut self, sink: &mut impl Sink) {
+        self.end_line();
+        let lines = match self.lines {
+            0 | 1 => "g:l1",
+            2 | 3 => "g:l2",
+            4..=6 => "g:l4",
+            _ => "g:l7",
+        };
+        sink.emit(&[lines], 1.0, None);
+        if self.is_table() {
+            sink.emit(&["g:table"], 1.0, None);
+        }
+        if self.fields >= 2 {
+            sink.emit(&["g:card"], 1.0, None);
+        }
+    }
+}
+
 /// Every feature of one message, in a fixed order.
 pub(crate) fn extract(sig: &Signals, sink: &mut impl Sink) {
     let norm = sig.p.norm.as_str();
@@ -203,10 +265,12 @@ pub(crate) fn extract(sig: &Signals, sink: &mut impl Sink) {
     let mut bigram = BIGRAM;
     let mut negated = false;
     let mut words = 0usize;
+    let mut shape = Shape::default();
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
         if !is_word(b) {
+            shape.mark(b);
             if matches!(
                 b,
                 b'.' | b',' | b';' | b':' | b'!' | b'?' | b'\n' | b'(' | b')'
@@ -226,6 +290,7 @@ pub(crate) fn extract(sig: &Signals, sink: &mut impl Sink) {
             continue;
         }
         words += 1;
+        shape.word(w);
         let [first, word, neg, pair, next_pair] =
             add_to_each([FIRST, WORD, NEGATED, bigram, BIGRAM], w.as_bytes());
         if words == 1 {
@@ -258,8 +323,26 @@ pub(crate) fn extract(sig: &Signals, sink: &mut impl Sink) {
         bigram = next_pair.add(b" ");
     }
     sink.emit(&["len:", length_bucket(words)], 1.0, None);
-    if norm.contains('?') {
+    let question = norm.contains('?');
+    if question {
         sink.emit(&["q:?"], 1.0, None);
+    }
+    shape.emit(sink);
+    // Pairs a linear model cannot add up: a question about a named account is usually a
+    // deal (asking the team for help on it), a question without one is usually not; deal
+    // words beside an account; off-topic or table-shaped posts that name no account.
+    let account = sig.account.is_some();
+    let pairs = [
+        (question && account, "x:q+acct"),
+        (question && !account, "x:q-acct"),
+        (account && sig.deal > 0.0, "x:acct+deal"),
+        (!account && sig.not_deal > 0.0, "x:off-acct"),
+        (!account && shape.is_table(), "x:table-acct"),
+    ];
+    for (on, name) in pairs {
+        if on {
+            sink.emit(&[name], 1.0, None);
+        }
     }
     for t in Theme::ALL {
         let s = sig.sum(t);

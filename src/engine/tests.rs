@@ -932,3 +932,20 @@ fn word_feature_hashes_are_the_hashes_of_their_names() {
     }
     assert!(check.0 > 30, "{} word features", check.0);
 }
+
+#[test]
+fn a_crm_owner_field_is_not_their_stakeholder() {
+    let text = "Salesforce ▸ Opportunity updated\nAccount: Lakeside Foods\nOwner: Priya S.\nStage: Proposal\nClose date: 03/31";
+    for e in [Engine::lexicon_only(), engine()] {
+        assert!(
+            !e.analyze(text).has(Theme::Stakeholders),
+            "{:?}",
+            e.analyze(text).themes
+        );
+    }
+    // Their owner, in prose, still is one.
+    assert_theme(
+        "Lakeside Foods: met the owner and their ops manager, both keen on the pilot",
+        Theme::Stakeholders,
+    );
+}

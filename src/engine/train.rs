@@ -27,8 +27,11 @@ pub struct TrainConfig {
     pub l2: f64,
     /// A word feature is kept when it occurs in at least this many messages.
     pub min_count: u32,
-    /// Probability at which an output fires.
+    /// Probability at which a theme fires.
     pub threshold: f64,
+    /// Probability at which a message is a deal update: higher than the themes', because a
+    /// false alarm (a team post nudged as a deal) costs more than a miss.
+    pub deal_threshold: f64,
     /// Probability a theme needs when the lexicon found no cue of it.
     pub bare_threshold: f64,
     /// Below this probability a theme the lexicon fires on is dropped.
@@ -47,6 +50,7 @@ impl Default for TrainConfig {
             l2: 3e-3,
             min_count: 2,
             threshold: 0.25,
+            deal_threshold: 0.4,
             bare_threshold: 0.6,
             veto_threshold: 0.1,
             positive_weight: 3.0,
@@ -63,6 +67,7 @@ impl TrainConfig {
             format!("param l2 {}", self.l2),
             format!("param min_count {}", self.min_count),
             format!("param threshold {}", self.threshold),
+            format!("param deal_threshold {}", self.deal_threshold),
             format!("param bare_threshold {}", self.bare_threshold),
             format!("param veto_threshold {}", self.veto_threshold),
             format!("param positive_weight {}", self.positive_weight),
@@ -82,6 +87,7 @@ impl TrainConfig {
                 "l2" => c.l2 = v.parse().ok()?,
                 "min_count" => c.min_count = v.parse().ok()?,
                 "threshold" => c.threshold = v.parse().ok()?,
+                "deal_threshold" => c.deal_threshold = v.parse().ok()?,
                 "bare_threshold" => c.bare_threshold = v.parse().ok()?,
                 "veto_threshold" => c.veto_threshold = v.parse().ok()?,
                 "positive_weight" => c.positive_weight = v.parse().ok()?,
@@ -90,7 +96,7 @@ impl TrainConfig {
             }
             seen += 1;
         }
-        (seen == 9).then_some(c)
+        (seen == 10).then_some(c)
     }
 }
 
@@ -255,7 +261,8 @@ fn fit(examples: &[Example], inputs: &[(String, String)], cfg: &TrainConfig) -> 
         }
     }
     let bias = b.map(quant);
-    let thresholds = [quant(cfg.threshold); OUTPUTS];
+    let mut thresholds = [quant(cfg.threshold); OUTPUTS];
+    thresholds[0] = quant(cfg.deal_threshold);
     let mut header = cfg.params();
     for (path, sha) in inputs {
         header.push(format!("input {path} {sha}"));
