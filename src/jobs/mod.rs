@@ -4,6 +4,8 @@
 
 pub mod gauges;
 pub mod inbox_worker;
+mod group_commit;
+mod lanes;
 pub mod outbox_worker;
 pub mod scheduler;
 pub mod token_refresh;
