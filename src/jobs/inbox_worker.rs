@@ -84,28 +84,54 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
 /// event that fails is not due again at the same `now_ms`, so this tries it once.
 pub async fn drain(state: &AppState, now_ms: i64) -> Result<usize, StoreError> {
     let mut worker = Worker::new(state.clone());
-    let mut handled = 0;
-    let mut first_error = None;
+    let mut done = Done::default();
     loop {
-        if worker.in_hand() <= REFILL_AT
-            && first_error.is_none()
-            && let Err(err) = worker.fill(now_ms).await
-        {
-            first_error = Some(err);
+        if worker.in_hand() <= REFILL_AT && done.error.is_none() {
+            let claimed = worker.fill(now_ms).await;
+            done.add(claimed.map(|_| 0));
         }
-        let Some(done) = worker.tasks.join_next().await else {
+        let Some(finished) = worker.tasks.join_next().await else {
             break;
         };
-        match log_failure(done) {
-            Ok(()) => handled += 1,
+        done.add(log_failure(finished).map(|()| 1));
+    }
+    done.into_result()
+}
+
+/// One pass of the worker (tests): claims up to [`IN_HAND`] due events, an equal share
+/// per workspace, handles them, and returns how many.
+pub async fn process_batch(state: &AppState, now_ms: i64) -> Result<usize, StoreError> {
+    let mut worker = Worker::new(state.clone());
+    let mut done = Done::default();
+    done.add(worker.fill(now_ms).await.map(|_| 0));
+    while let Some(finished) = worker.tasks.join_next().await {
+        done.add(log_failure(finished).map(|()| 1));
+    }
+    done.into_result()
+}
+
+/// How many events a drain handled, and the first database error it met.
+#[derive(Default)]
+struct Done {
+    handled: usize,
+    error: Option<StoreError>,
+}
+
+impl Done {
+    fn add(&mut self, result: Result<usize, StoreError>) {
+        match result {
+            Ok(n) => self.handled += n,
             Err(err) => {
-                first_error.get_or_insert(err);
+                self.error.get_or_insert(err);
             }
         }
     }
-    match first_error {
-        Some(err) => Err(err),
-        None => Ok(handled),
+
+    fn into_result(self) -> Result<usize, StoreError> {
+        match self.error {
+            Some(err) => Err(err),
+            None => Ok(self.handled),
+        }
     }
 }
 

@@ -10,6 +10,7 @@ mod digest;
 mod feedback;
 mod hubspot;
 mod inbox;
+mod inbox_concurrency;
 mod inbox_kinds;
 mod installations;
 mod installations_cli;
