@@ -6,7 +6,8 @@
 //! `cargo bench --bench inbox` (SQLite file; also PostgreSQL when
 //! `CUSP_TEST_POSTGRES_URL` is set). `CUSP_BENCH_EVENTS` (default 5,000) and
 //! `CUSP_BENCH_CHANNELS` (default 50) size the run. Prints events/s for both, the ratio,
-//! what was stored (both must store the same), and the peak RSS of the drain.
+//! the CPU time per event, what was stored (both must store the same), and the RSS
+//! before and at most during the drain.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
@@ -111,7 +112,10 @@ async fn fill(state: &AppState, events: usize, channels: usize) {
         let request = Request::post("/slack/events")
             .header("content-type", "application/json")
             .header("x-slack-request-timestamp", now.to_string())
-            .header("x-slack-signature", sign(SECRET.as_bytes(), now, body.as_bytes()))
+            .header(
+                "x-slack-signature",
+                sign(SECRET.as_bytes(), now, body.as_bytes()),
+            )
             .body(Body::from(body))
             .unwrap();
         let response = router.clone().oneshot(request).await.unwrap();
@@ -159,7 +163,10 @@ struct Stored {
 async fn stored(store: &Store) -> Stored {
     Stored {
         observations: store.count_observations(TEAM).await.unwrap(),
-        nudges: store.count_outbox_with_prefix(TEAM, "nudge:").await.unwrap(),
+        nudges: store
+            .count_outbox_with_prefix(TEAM, "nudge:")
+            .await
+            .unwrap(),
         reactions: store
             .count_outbox_with_prefix(TEAM, "reaction:")
             .await
@@ -167,12 +174,28 @@ async fn stored(store: &Store) -> Stored {
     }
 }
 
-/// Linux: the peak RSS since the last [`reset_peak_rss`], in MiB.
-fn peak_rss_mib() -> Option<f64> {
+/// Linux: a `/proc/self/status` figure in MiB (`VmHWM`: the peak RSS since the last
+/// [`reset_peak_rss`]; `VmRSS`: now).
+fn status_mib(field: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
+}
+
+fn mib(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".to_owned(), |m| format!("{m:.1} MiB"))
+}
+
+/// Linux: CPU time this process used so far (user + system), in seconds.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some(ticks / 100.0)
 }
 
 /// Linux: starts the peak RSS afresh (writing 5 to clear_refs resets VmHWM).
@@ -201,7 +224,9 @@ async fn run(url: &str, way: Way, events: usize, channels: usize) -> (f64, Store
     store.migrate().await.unwrap();
     let state = state(store.clone());
     fill(&state, events, channels).await;
+    let rss_before = status_mib("VmRSS:");
     reset_peak_rss();
+    let cpu_before = cpu_seconds();
     let now = jiff::Timestamp::now().as_millisecond();
     let started = Instant::now();
     let handled = match way {
@@ -209,24 +234,38 @@ async fn run(url: &str, way: Way, events: usize, channels: usize) -> (f64, Store
         Way::Worker => inbox_worker::drain(&state, now).await.unwrap(),
     };
     let elapsed = started.elapsed();
+    let cpu = cpu_seconds()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
+    let peak = status_mib("VmHWM:");
     assert_eq!(handled, events);
     assert_eq!(store.inbox_backlog(TEAM).await.unwrap(), 0);
     let rate = events as f64 / elapsed.as_secs_f64();
     let stored = stored(&store).await;
-    let rss = peak_rss_mib().map_or_else(|| "n/a".to_owned(), |m| format!("{m:.1} MiB"));
+    let cpu = cpu.map_or_else(
+        || "n/a".to_owned(),
+        |cpu| format!("{:.0} µs CPU/event", cpu * 1e6 / events as f64),
+    );
     println!(
-        "  {:<24} {events} events in {:>6.2} s = {rate:>7.0} events/s; {} observations, {} nudges, {} reactions; peak RSS {rss}",
+        "  {:<24} {events} events in {:>6.2} s = {rate:>7.0} events/s ({cpu}); {} observations, {} nudges, {} reactions; RSS {} before the drain, peak {} during it",
         way.label(),
         elapsed.as_secs_f64(),
         stored.observations,
         stored.nudges,
         stored.reactions,
+        mib(rss_before),
+        mib(peak),
     );
     store.close().await;
     (rate, stored)
 }
 
-async fn compare(label: &str, mut fresh_url: impl FnMut() -> String, events: usize, channels: usize) {
+async fn compare(
+    label: &str,
+    mut fresh_url: impl FnMut() -> String,
+    events: usize,
+    channels: usize,
+) {
     println!("{label}: {events} events across {channels} channels, {USERS} people");
     let (before, stored_before) = run(&fresh_url(), Way::OneAtATime, events, channels).await;
     let (after, stored_after) = run(&fresh_url(), Way::Worker, events, channels).await;
@@ -245,7 +284,9 @@ async fn postgres_db(admin: &str, name: &str) -> String {
         .await
         .unwrap();
     pool.close().await;
-    let (base, query) = admin.split_once('?').map_or((admin, None), |(b, q)| (b, Some(q)));
+    let (base, query) = admin
+        .split_once('?')
+        .map_or((admin, None), |(b, q)| (b, Some(q)));
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
     let base = base[scheme_end..]
         .find('/')
@@ -269,7 +310,10 @@ fn main() {
         let mut n = 0;
         let sqlite = || {
             n += 1;
-            format!("sqlite://{}", dir.path().join(format!("inbox-{n}.db")).display())
+            format!(
+                "sqlite://{}",
+                dir.path().join(format!("inbox-{n}.db")).display()
+            )
         };
         compare("SQLite (file, WAL)", sqlite, events, channels).await;
 
@@ -283,13 +327,7 @@ fn main() {
                 urls.push(postgres_db(&admin, name).await);
             }
             let mut urls = urls.into_iter();
-            compare(
-                "PostgreSQL",
-                || urls.next().unwrap(),
-                events,
-                channels,
-            )
-            .await;
+            compare("PostgreSQL", || urls.next().unwrap(), events, channels).await;
             let pool = sqlx::PgPool::connect(&admin).await.unwrap();
             for name in names {
                 let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

@@ -3,8 +3,8 @@
 //! purge of removed workspaces. Each exposes a step function that tests call directly.
 
 pub mod gauges;
-pub mod inbox_worker;
 mod group_commit;
+pub mod inbox_worker;
 mod lanes;
 pub mod outbox_worker;
 pub mod scheduler;

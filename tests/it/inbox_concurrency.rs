@@ -60,12 +60,20 @@ async fn observations_in_order(db: &TestDb, team: &str) -> Vec<(String, String, 
                        WHERE team_id = $1 ORDER BY id";
     if db.url.starts_with("sqlite") {
         let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-        let rows = sqlx::query_as(SQL).bind(team).fetch_all(&pool).await.unwrap();
+        let rows = sqlx::query_as(SQL)
+            .bind(team)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
         pool.close().await;
         rows
     } else {
         let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-        let rows = sqlx::query_as(SQL).bind(team).fetch_all(&pool).await.unwrap();
+        let rows = sqlx::query_as(SQL)
+            .bind(team)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
         pool.close().await;
         rows
     }
@@ -100,7 +108,11 @@ async fn each_channels_events_are_handled_in_order_while_channels_run_side_by_si
                 (REPLY.to_owned(), Some(ts(0, c)))
             };
             let ts = ts(round, c);
-            send(&app, &message_in(&channel, &user, &text, &ts, thread.as_deref())).await;
+            send(
+                &app,
+                &message_in(&channel, &user, &text, &ts, thread.as_deref()),
+            )
+            .await;
         }
     }
     assert_eq!(app.drain_inbox().await, CHANNELS * PER_CHANNEL);
@@ -141,7 +153,11 @@ async fn a_persons_daily_limit_holds_when_their_channels_are_handled_side_by_sid
     for c in 0..8 {
         let channel = format!("C{c:03}");
         let ts = ts(0, c);
-        send(&app, &message_in(&channel, "U_SELLER", &root_text(c), &ts, None)).await;
+        send(
+            &app,
+            &message_in(&channel, "U_SELLER", &root_text(c), &ts, None),
+        )
+        .await;
     }
     assert_eq!(app.drain_inbox().await, 8);
     assert_eq!(app.state.store.count_observations(TEAM).await.unwrap(), 8);
@@ -157,7 +173,12 @@ async fn a_persons_daily_limit_holds_when_their_channels_are_handled_side_by_sid
 }
 
 /// Runs the real worker loop on `state` until `stop` is sent.
-fn start_worker(state: AppState) -> (tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+fn start_worker(
+    state: AppState,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let handle = tokio::spawn(inbox_worker::run(state, stopped));
     (stop, handle)
@@ -201,7 +222,10 @@ async fn two_workers_on_one_database_handle_each_event_once(backend: Backend) {
     );
     assert_eq!(store.count_observations(TEAM).await.unwrap(), EVENTS as i64);
     assert_eq!(
-        store.count_outbox_with_prefix(TEAM, "nudge:").await.unwrap(),
+        store
+            .count_outbox_with_prefix(TEAM, "nudge:")
+            .await
+            .unwrap(),
         EVENTS as i64
     );
 }
@@ -212,8 +236,14 @@ async fn a_busy_workspace_does_not_hold_up_another(backend: Backend) {
     for i in 0..busy {
         let ts = format!("1700000000.{i:06}");
         let user = if i % 2 == 0 { SAM } else { KIM };
-        app.say_in(T_A, channel_of(T_A), user, "quick sync with Globex done", &ts)
-            .await;
+        app.say_in(
+            T_A,
+            channel_of(T_A),
+            user,
+            "quick sync with Globex done",
+            &ts,
+        )
+        .await;
     }
     // Arrived last.
     for (i, user) in [SAM, KIM].into_iter().enumerate() {
@@ -230,7 +260,10 @@ async fn a_busy_workspace_does_not_hold_up_another(backend: Backend) {
     let handled = inbox_worker::process_batch(&app.state, now_ms())
         .await
         .unwrap();
-    assert!(handled <= IN_HAND, "one pass holds at most IN_HAND: {handled}");
+    assert!(
+        handled <= IN_HAND,
+        "one pass holds at most IN_HAND: {handled}"
+    );
     assert_eq!(
         app.state.store.inbox_backlog(T_B).await.unwrap(),
         0,
