@@ -45,20 +45,30 @@ pub const AT_ONCE: usize = 8;
 /// the events in hand are finished (each is bounded by the Slack call timeout).
 pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     let mut worker = Worker::new(state.clone());
+    // The last claim found fewer due events than it had room for: claim again when new
+    // events ring, the poll interval passes or nothing is left in hand, not each time an
+    // event finishes.
+    let mut caught_up = false;
     loop {
         if *shutdown.borrow() {
             worker.finish().await;
             return;
         }
-        if worker.in_hand() <= REFILL_AT
-            && let Err(err) = worker.fill(jiff::Timestamp::now().as_millisecond()).await
-        {
-            tracing::error!(error = %err, "inbox worker could not reach the database");
-            if !super::idle(&state.inbox_wake, ERROR_PAUSE, &mut shutdown).await {
-                worker.finish().await;
-                return;
+        if worker.in_hand() == 0 {
+            caught_up = false;
+        }
+        if worker.in_hand() <= REFILL_AT && !caught_up {
+            match worker.fill(jiff::Timestamp::now().as_millisecond()).await {
+                Ok(fill) => caught_up = fill.claimed < fill.asked,
+                Err(err) => {
+                    tracing::error!(error = %err, "inbox worker could not reach the database");
+                    if !super::idle(&state.inbox_wake, ERROR_PAUSE, &mut shutdown).await {
+                        worker.finish().await;
+                        return;
+                    }
+                    continue;
+                }
             }
-            continue;
         }
         if worker.in_hand() == 0 {
             if !super::idle(&state.inbox_wake, POLL_INTERVAL, &mut shutdown).await {
@@ -73,8 +83,8 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             Some(done) = worker.tasks.join_next() => {
                 let _ = log_failure(done);
             }
-            () = state.inbox_wake.notified(), if room => {}
-            () = tokio::time::sleep(POLL_INTERVAL) => {}
+            () = state.inbox_wake.notified(), if room => caught_up = false,
+            () = tokio::time::sleep(POLL_INTERVAL) => caught_up = false,
             _ = shutdown.changed() => {}
         }
     }
@@ -108,6 +118,13 @@ pub async fn process_batch(state: &AppState, now_ms: i64) -> Result<usize, Store
         done.add(log_failure(finished).map(|()| 1));
     }
     done.into_result()
+}
+
+/// What one pass over the workspaces claimed, of how many it asked for.
+#[derive(Debug, Default, Clone, Copy)]
+struct Fill {
+    asked: usize,
+    claimed: usize,
 }
 
 /// How many events a drain handled, and the first database error it met.
@@ -164,24 +181,25 @@ impl Worker {
 
     /// Claims due events up to [`IN_HAND`], an equal share per workspace served (at least
     /// one each, the first workspace taking turns), so a busy workspace does not hold up
-    /// the others, and starts handling them. Returns how many were claimed.
-    async fn fill(&mut self, now_ms: i64) -> Result<usize, StoreError> {
+    /// the others, and starts handling them.
+    async fn fill(&mut self, now_ms: i64) -> Result<Fill, StoreError> {
         let teams = self.state.workspaces.teams().await?;
+        let mut fill = Fill::default();
         if teams.is_empty() {
-            return Ok(0);
+            return Ok(fill);
         }
         let share = (IN_HAND.saturating_sub(self.in_hand()) / teams.len()).max(1);
         let first = self.turn % teams.len();
         self.turn = self.turn.wrapping_add(1);
-        let mut claimed = 0;
         for team in teams.iter().cycle().skip(first).take(teams.len()) {
             let room = IN_HAND.saturating_sub(self.in_hand());
             if room == 0 {
                 break;
             }
-            claimed += self.claim(team, share.min(room), now_ms).await?;
+            fill.asked += share.min(room);
+            fill.claimed += self.claim(team, share.min(room), now_ms).await?;
         }
-        Ok(claimed)
+        Ok(fill)
     }
 
     /// Claims up to `limit` of `team`'s due events; each waits for its turn (its channel
