@@ -11,6 +11,7 @@
 //! fails, its events are committed one by one, so one bad event fails alone.
 
 use tokio::sync::{mpsc, oneshot};
+use tracing::instrument::WithSubscriber;
 
 use crate::store::{Applied, Effects, HandledItem, Store, StoreError};
 
@@ -34,7 +35,7 @@ struct Handled {
 impl GroupCommit {
     pub(crate) fn start(store: Store) -> GroupCommit {
         let (queue, pending) = mpsc::unbounded_channel();
-        tokio::spawn(commit_groups(store, pending));
+        tokio::spawn(commit_groups(store, pending).with_current_subscriber());
         GroupCommit { queue }
     }
 

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
+use tracing::instrument::WithSubscriber;
 
 use super::group_commit::GroupCommit;
 use super::lanes::{Lanes, Ticket};
@@ -239,8 +240,12 @@ impl Worker {
                 event,
                 now_ms,
             };
-            self.tasks
-                .spawn(handling.run_in_turn(ticket, self.at_once.clone()));
+            // With the caller's subscriber: its log lines go where the worker's go.
+            self.tasks.spawn(
+                handling
+                    .run_in_turn(ticket, self.at_once.clone())
+                    .with_current_subscriber(),
+            );
         }
         Ok(claimed)
     }
