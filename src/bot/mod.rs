@@ -66,10 +66,22 @@ pub async fn dispatch_event(
     let event = CheckedEvent::from_inbox(&ctx.workspace.identity, kind, payload)
         .map_err(|e| DispatchError::BadPayload(e.to_string()))?;
     match event {
-        Some(CheckedEvent::Message(message)) => Ok(nudge::on_message(ctx, &message, now_ms).await?),
-        Some(CheckedEvent::AppMention(mention)) => mention::on_mention(ctx, &mention).await,
+        Some(event) => dispatch_checked(ctx, &event, now_ms).await,
         // A row stored before the upgrade that the edge would now drop.
         None => Ok(Effects::default()),
+    }
+}
+
+/// [`dispatch_event`] for an event already read back from its inbox row (the inbox
+/// worker reads it first to learn its [`CheckedEvent::serial_keys`]).
+pub async fn dispatch_checked(
+    ctx: &TeamContext<'_>,
+    event: &CheckedEvent,
+    now_ms: i64,
+) -> Result<Effects, DispatchError> {
+    match event {
+        CheckedEvent::Message(message) => Ok(nudge::on_message(ctx, message, now_ms).await?),
+        CheckedEvent::AppMention(mention) => mention::on_mention(ctx, mention).await,
     }
 }
 

@@ -105,6 +105,23 @@ impl CheckedEvent {
         format!("{channel}:{}", thread_ts.as_deref().unwrap_or(ts))
     }
 
+    /// What handling this event must not overlap with: its channel (a thread reply is
+    /// handled after its root, which it reads back, and a channel's messages in the order
+    /// they came) and the person it is about (their daily nudge limit, cooldowns and
+    /// recent questions are read, then added to). The inbox worker handles events that
+    /// share neither side by side.
+    pub fn serial_keys(&self) -> (&str, Option<&str>) {
+        match self {
+            CheckedEvent::Message(message) => (
+                message.channel.as_str(),
+                message.user.as_ref().map(|u| u.as_str()),
+            ),
+            CheckedEvent::AppMention(mention) => {
+                (mention.channel.as_str(), Some(mention.user.as_str()))
+            }
+        }
+    }
+
     /// The inbox payload: the inner event's fields that cusp reads, as JSON. Not the
     /// envelope, nor the blocks, attachments and file details Slack sends with a message.
     pub fn to_payload(&self) -> Result<String, serde_json::Error> {

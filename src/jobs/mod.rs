@@ -3,7 +3,9 @@
 //! purge of removed workspaces. Each exposes a step function that tests call directly.
 
 pub mod gauges;
+mod group_commit;
 pub mod inbox_worker;
+mod lanes;
 pub mod outbox_worker;
 pub mod scheduler;
 pub mod token_refresh;

@@ -22,6 +22,10 @@ use crate::store::{InstallationError, InstallationKey, Keyring, Store, StoreErro
 
 /// How long a resolved installation is reused before its row is read again.
 pub const CACHE_TTL: Duration = Duration::from_secs(30);
+/// How long the list of installed teams is reused: the workers ask for it on every pass
+/// (the inbox worker many times a second under load). An install or removal in this
+/// process drops it at once; another replica's is seen within this time.
+pub const TEAMS_TTL: Duration = Duration::from_secs(5);
 
 /// One workspace cusp serves: who cusp is there and a client holding its token.
 #[derive(Debug)]
@@ -82,6 +86,7 @@ pub struct Installed {
     keyring: Arc<Keyring>,
     connector: SlackConnector,
     cache: Mutex<HashMap<String, (Arc<Workspace>, Instant)>>,
+    teams: Mutex<Option<(Arc<[String]>, Instant)>>,
 }
 
 impl Workspaces {
@@ -95,6 +100,7 @@ impl Workspaces {
             keyring,
             connector,
             cache: Mutex::new(HashMap::new()),
+            teams: Mutex::new(None),
         })
     }
 
@@ -132,7 +138,7 @@ impl Workspaces {
     pub async fn teams(&self) -> Result<Vec<String>, WorkspaceError> {
         match self {
             Workspaces::Single(workspace) => Ok(vec![workspace.team_id().to_owned()]),
-            Workspaces::Installed(installed) => Ok(installed.store.installed_teams().await?),
+            Workspaces::Installed(installed) => Ok(installed.teams().await?.to_vec()),
         }
     }
 
@@ -143,6 +149,7 @@ impl Workspaces {
             return self.forget(&key.team_id);
         }
         if let Workspaces::Installed(installed) = self {
+            installed.forget_teams();
             let org = format!("{}/", key.enterprise_id);
             installed
                 .lock_cache()
@@ -154,6 +161,7 @@ impl Workspaces {
     /// or a token refresh), so the next use reads the row again.
     pub fn forget(&self, team_id: &str) {
         if let Workspaces::Installed(installed) = self {
+            installed.forget_teams();
             installed
                 .lock_cache()
                 .retain(|_, (workspace, _)| workspace.team_id() != team_id);
@@ -167,6 +175,28 @@ impl Installed {
         self.cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lock_teams(&self) -> std::sync::MutexGuard<'_, Option<(Arc<[String]>, Instant)>> {
+        // Only a cached list is kept here: still usable after a panic elsewhere.
+        self.teams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn forget_teams(&self) {
+        *self.lock_teams() = None;
+    }
+
+    async fn teams(&self) -> Result<Arc<[String]>, StoreError> {
+        if let Some((teams, at)) = self.lock_teams().as_ref()
+            && at.elapsed() < TEAMS_TTL
+        {
+            return Ok(teams.clone());
+        }
+        let teams: Arc<[String]> = self.store.installed_teams().await?.into();
+        *self.lock_teams() = Some((teams.clone(), Instant::now()));
+        Ok(teams)
     }
 
     async fn resolve(

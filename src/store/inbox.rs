@@ -21,6 +21,19 @@ pub struct NewInboxItem<'a> {
     pub thread_key: Option<&'a str>,
 }
 
+/// Marks an event handled; its payload (a person's words) is not kept.
+const FINISH_SQL: &str = "UPDATE inbox SET status = 'done', payload = NULL, locked_until = NULL, \
+                          handled_at = $3 WHERE team_id = $1 AND id = $2";
+
+/// A handled event and what it caused, for [`Store::finish_inbox_items`].
+#[derive(Debug, Clone, Copy)]
+pub struct HandledItem<'a> {
+    pub team_id: &'a str,
+    pub id: i64,
+    pub effects: &'a Effects,
+    pub now_ms: i64,
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct InboxItem {
     pub id: i64,
@@ -77,27 +90,44 @@ impl Store {
         now_ms: i64,
         lease: Duration,
     ) -> Result<Option<InboxItem>, StoreError> {
+        let mut items = self.claim_inbox_items(team_id, now_ms, lease, 1).await?;
+        Ok(items.pop())
+    }
+
+    /// Claims up to `limit` of a team's oldest due events for `lease` in one statement,
+    /// oldest first; see [`Store::claim_inbox_item`]. On PostgreSQL, rows another replica
+    /// is claiming at the same moment are skipped rather than waited for.
+    pub async fn claim_inbox_items(
+        &self,
+        team_id: &str,
+        now_ms: i64,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<InboxItem>, StoreError> {
         let lock = self.pool.backend().skip_locked();
         let statement = format!(
             "UPDATE inbox SET status = 'working', attempts = attempts + 1, locked_until = $2 \
-             WHERE id = (SELECT id FROM inbox AS due WHERE team_id = $1 \
+             WHERE id IN (SELECT id FROM inbox AS due WHERE team_id = $1 \
                  AND ((status = 'pending' AND next_attempt_at <= $3) \
                    OR (status = 'working' AND locked_until < $3)) \
                  AND NOT EXISTS (SELECT 1 FROM inbox AS earlier WHERE earlier.team_id = $1 \
                      AND earlier.thread_key = due.thread_key AND earlier.id < due.id \
                      AND earlier.status IN ('pending', 'working')) \
-                 ORDER BY id LIMIT 1 {lock}) \
+                 ORDER BY id LIMIT $4 {lock}) \
              AND team_id = $1 \
              RETURNING id, team_id, event_id, kind, payload, attempts, received_at"
         );
         let until = now_ms.saturating_add(lease.as_millis() as i64);
-        let item = sql(&statement)
+        let mut items: Vec<InboxItem> = sql(&statement)
             .bind(team_id)
             .bind(until)
             .bind(now_ms)
-            .fetch_optional(self)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(self)
             .await?;
-        Ok(item)
+        // RETURNING promises no order; the worker relies on arrival order.
+        items.sort_by_key(|item| item.id);
+        Ok(items)
     }
 
     /// Marks an event handled and applies everything it caused, in one transaction:
@@ -109,10 +139,8 @@ impl Store {
         effects: &Effects,
         now_ms: i64,
     ) -> Result<Applied, StoreError> {
-        const SQL: &str = "UPDATE inbox SET status = 'done', payload = NULL, locked_until = NULL, \
-                           handled_at = $3 WHERE team_id = $1 AND id = $2";
         let mut tx = self.begin().await?;
-        sql(SQL)
+        sql(FINISH_SQL)
             .bind(team_id)
             .bind(id)
             .bind(now_ms)
@@ -121,6 +149,44 @@ impl Store {
         let applied = apply_effects(&mut tx, team_id, effects, now_ms).await?;
         tx.commit().await?;
         applied.count(effects);
+        Ok(applied)
+    }
+
+    /// Like [`Store::finish_inbox_item`] for several handled events at once, in ONE
+    /// transaction: one commit (one fsync on SQLite) for the lot. Either every event is
+    /// marked done with its effects or none is; the caller retries them one by one when
+    /// the lot fails, so one bad event cannot hold up the others. The events must not
+    /// depend on each other's effects (the inbox worker groups only events of different
+    /// channels and people).
+    pub async fn finish_inbox_items(
+        &self,
+        handled: &[HandledItem<'_>],
+    ) -> Result<Vec<Applied>, StoreError> {
+        // A nudge holds its person's turn until the commit (`nudges::within_limits`); a
+        // group takes those turns in one order (team, person), so two replicas committing
+        // groups at once wait for each other instead of deadlocking.
+        let mut order: Vec<usize> = (0..handled.len()).collect();
+        order.sort_by_key(|&i| {
+            let item = &handled[i];
+            let person = item.effects.prompt.as_ref().map(|p| p.user_id.as_str());
+            (item.team_id, person.unwrap_or(""), item.id)
+        });
+        let mut tx = self.begin().await?;
+        let mut applied = vec![Applied::default(); handled.len()];
+        for i in order {
+            let item = &handled[i];
+            sql(FINISH_SQL)
+                .bind(item.team_id)
+                .bind(item.id)
+                .bind(item.now_ms)
+                .execute(&mut tx)
+                .await?;
+            applied[i] = apply_effects(&mut tx, item.team_id, item.effects, item.now_ms).await?;
+        }
+        tx.commit().await?;
+        for (item, applied) in handled.iter().zip(&applied) {
+            applied.count(item.effects);
+        }
         Ok(applied)
     }
 

@@ -24,7 +24,7 @@ use db::{Pool, SqliteFile, Tx, sql};
 pub use corrections::{CorrectionRow, NewCorrection, ReadingLabels};
 pub use digest::{ClassCounts, DigestSettingsRow, RunClaim, SpotlightRow};
 pub use effects::{Applied, Effects};
-pub use inbox::{INBOX_MAX_ATTEMPTS, InboxItem, InboxState, NewInboxItem};
+pub use inbox::{HandledItem, INBOX_MAX_ATTEMPTS, InboxItem, InboxState, NewInboxItem};
 pub use installations::{
     Installation, InstallationError, InstallationKey, InstallationSummary, NewInstallation,
     RefreshClaim, RefreshedTokens, ResealCounts, SaveOutcome, StateCheck,

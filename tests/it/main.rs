@@ -13,6 +13,7 @@ mod feedback;
 mod foreign_team;
 mod hubspot;
 mod inbox;
+mod inbox_concurrency;
 mod inbox_kinds;
 mod installations;
 mod installations_cli;
