@@ -8,6 +8,7 @@ mod demo;
 mod deploy_files;
 mod digest;
 mod feedback;
+mod group_commit;
 mod hubspot;
 mod inbox;
 mod inbox_kinds;
