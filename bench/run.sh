@@ -107,6 +107,14 @@ run() {
   grep '^BENCH' "$work/$name.wrk" >"$work/$name.out" || { cat "$work/$name.wrk" >&2; exit 1; }
   echo "pool=$pool" >>"$work/$name.out"
 }
+# CPU time (clock ticks) and context switches of cusp's threads so far: where the time goes.
+ticks() { awk '{ print $14 + $15 }' "/proc/$cusp_pid/stat"; }
+switches() { cat /proc/"$cusp_pid"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { n += $2 } END { print n }'; }
+# cost NAME ANSWERED TICKS0 SWITCHES0: cusp's CPU µs and context switches per answered request.
+cost() {
+  awk -v t="$(( $(ticks) - $3 ))" -v hz="$(getconf CLK_TCK)" -v s="$(( $(switches) - $4 ))" -v n="$2" -v name="$1" \
+    'BEGIN { if (n > 0) printf "%s: cusp used %.0f us of CPU and %.1f context switches per request\n", name, t / hz * 1e6 / n, s / n }'
+}
 field() { sed -n "s/.*\b$2=\([0-9]*\).*/\1/p" "$work/$1.out" | head -1; }
 ok() { echo $(( $(field "$1" requests) - $(field "$1" non2xx) )); }
 rps() { echo "$1 $(field "$2" duration_us)" | awk '{ printf "%.0f", $1 / ($2 / 1e6) }'; }
@@ -126,15 +134,19 @@ run ceiling32 "$ceiling" /slack/commands command 32 200000
 run ceiling1 "$ceiling" /slack/commands command 1 100000
 
 rows0=$(count "SELECT COUNT(*) FROM observations")
+t0=$(ticks); s0=$(switches)
 run reflect32 "$server" /slack/commands command 32 400000
 sleep 1
 rows1=$(count "SELECT COUNT(*) FROM observations")
+reflect_cost=$(cost "reflect @32" "$(ok reflect32)" "$t0" "$s0")
 run reflect1 "$server" /slack/commands command 1 200000
 sleep 1
 rows2=$(count "SELECT COUNT(*) FROM observations")
 
 inbox0=$(count "SELECT COUNT(*) FROM inbox")
+t0=$(ticks); s0=$(switches)
 run events32 "$server" /slack/events event 32 400000
+events_cost=$(cost "events @32" "$(ok events32)" "$t0" "$s0")
 sleep 1
 inbox1=$(count "SELECT COUNT(*) FROM inbox")
 drain_start=$(date +%s.%N)
@@ -165,6 +177,8 @@ printf '| %-44s | %10s | %7s | %7s | %9s | %7s | %-10s | %s |\n' "cusp Events AP
   "$(lost "$e32" 400000 $((inbox1 - inbox0))) of $e32"
 awk -v r="$(rps "$r32" reflect32)" -v c="$(rps "$c32" ceiling32)" 'BEGIN { printf "\nreflect at 32 conns: %.2fx the ceiling\n", r / c }'
 echo "non-2xx: ceiling $(field ceiling32 non2xx)/$(field ceiling1 non2xx), reflect $(field reflect32 non2xx)/$(field reflect1 non2xx), events $(field events32 non2xx); socket errors: reflect $(field reflect32 socket_errors), events $(field events32 socket_errors)"
+echo "$reflect_cost (the 1 s pause after the run included)"
+echo "$events_cost"
 echo "inbox drained (handled by the inbox worker after the ack): $drained"
 echo "cusp warnings/errors logged: $(grep -c -E 'WARN|ERROR' "$work/cusp.log" || true)"
 grep -E 'ERROR' "$work/cusp.log" | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-200 | sort | uniq -c | sort -rn | head -5 || true

@@ -183,7 +183,11 @@ fn command_body(run: &str, i: u64, user: &str) -> String {
 /// A person's `message` in a channel: cusp stores it in the inbox before the 200.
 fn event_body(run: &str, i: u64, user: &str, now: i64) -> anyhow::Result<String> {
     // Slack's `ts` is seconds and six digits of microseconds; distinct per event.
-    let ts = format!("{}.{:06}", now - 3600 + (i / 1_000_000) as i64, i % 1_000_000);
+    let ts = format!(
+        "{}.{:06}",
+        now - 3600 + (i / 1_000_000) as i64,
+        i % 1_000_000
+    );
     let body = json!({
         "token": "bench",
         "team_id": cusp::demo::fake_slack::TEAM_ID,
