@@ -8,7 +8,7 @@ use cusp::engine::{Class, Theme};
 use cusp::store::{Effects, NewInboxItem, NewObservation, ObservationSource, Store};
 
 use crate::backend_matrix;
-use crate::support::app::{Backend, TestDb};
+use crate::support::app::{Backend, TestApp, TestDb, command_body};
 
 const TEAM: &str = "T1";
 /// Enough concurrent writers that the writer batches several of them together.
@@ -211,6 +211,52 @@ async fn an_opted_out_persons_reflection_is_not_stored(backend: Backend) {
             .await,
         1
     );
+}
+
+/// Before the writer, a reflection whose write waited past its 1 s budget was dropped
+/// ("could not log the reflect observation: database timed out"): lost exactly when the
+/// database was busiest. Now the answer says it could not confirm the save, and the write
+/// commits as soon as the lock is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reflection_that_waits_past_its_budget_is_still_stored() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    // Another process holds SQLite's write lock for longer than reflect's 1 s budget but
+    // less than the 5 s busy timeout.
+    let mut other = app.hold_sqlite_write_lock().await;
+    let body = command_body(
+        "reflect Acme: need them to sign by Friday so I hit my quota",
+        "trigger-busy",
+    );
+    let answer = tokio::time::timeout(
+        LIMIT,
+        app.post_signed(
+            "/slack/commands",
+            "application/x-www-form-urlencoded",
+            &body,
+        ),
+    )
+    .await
+    .expect("answered");
+    assert_eq!(answer.status, axum::http::StatusCode::OK);
+    let rendered = answer.json()["blocks"].to_string();
+    assert!(rendered.contains("Questions to consider"), "{rendered}");
+    assert!(rendered.contains("couldn't confirm"), "{rendered}");
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    let stored = async {
+        while app
+            .state
+            .store
+            .count_observations(crate::support::app::TEAM)
+            .await
+            .unwrap()
+            == 0
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), stored)
+        .await
+        .expect("the reflection's observation was stored once the lock was released");
 }
 
 backend_matrix!(
