@@ -80,7 +80,7 @@ cusp_port=$(free_port)
 # From $work, so that no .env of the checkout applies.
 (cd "$work" && exec env -i PATH="$PATH" HOME="$work" DATABASE_URL="$db_url" SLACK_SIGNING_SECRET="$secret" \
   SLACK_BOT_TOKEN="$token" SLACK_API_URL="$slack_url" CUSP_ADDR="127.0.0.1:$cusp_port" \
-  RUST_LOG="${RUST_LOG:-warn}" "$cusp_bin" serve >"$work/cusp.log" 2>&1) &
+  ${MALLOC_ARENA_MAX:+MALLOC_ARENA_MAX=$MALLOC_ARENA_MAX} RUST_LOG="${RUST_LOG:-warn}" "$cusp_bin" serve >"$work/cusp.log" 2>&1) &
 cusp_pid=$!
 pids+=($cusp_pid)
 ceiling_port=$(free_port)
