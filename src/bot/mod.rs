@@ -100,11 +100,10 @@ pub(crate) async fn questions_for(
     stage: Option<Stage>,
     seed: u64,
 ) -> Result<Vec<Question>, StoreError> {
-    let recent = ctx
+    let (recent, unhelpful) = ctx
         .store
-        .recent_question_ids(team, user, QUESTION_HISTORY)
+        .question_history(team, user, QUESTION_HISTORY)
         .await?;
-    let unhelpful = ctx.store.unhelpful_question_ids(team).await?;
     let question_ctx = QuestionContext {
         text,
         recent: &recent,

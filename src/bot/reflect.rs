@@ -76,28 +76,38 @@ pub async fn on_command(
             )
         }
     };
-    let log = async {
-        // Only deal updates are observations: the digest counts them as such.
-        if !analysis.is_deal_update
-            || ctx
-                .store
-                .user_prefs(team_id, asker.user_id)
-                .await?
-                .opted_out
-        {
-            return Ok(false);
+    // Only deal updates are observations: the digest counts them as such. The write goes
+    // through the store's group-commit writer and the answer waits for its commit, so an
+    // answered reflection is a stored one; the opt-out is checked in that transaction.
+    let saved = !analysis.is_deal_update || {
+        let effects = effects(&analysis, asker);
+        let write =
+            ctx.store
+                .record_effects_unless_opted_out(team_id, asker.user_id, &effects, now_ms);
+        match tokio::time::timeout(DB_BUDGET, write).await {
+            Ok(Ok(_)) => true,
+            Ok(Err(err)) => {
+                tracing::error!(error = %err, "could not log the reflect observation");
+                false
+            }
+            Err(_) => {
+                // The write stays queued: it commits when the database answers, and the
+                // writer logs it if it fails then.
+                tracing::warn!("the reflect observation was not committed within the budget");
+                false
+            }
         }
-        ctx.store
-            .record_effects(team_id, &effects(&analysis, asker), now_ms)
-            .await
     };
-    match tokio::time::timeout(DB_BUDGET, log).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(err)) => tracing::error!(error = %err, "could not log the reflect observation"),
-        Err(_) => tracing::error!("could not log the reflect observation: database timed out"),
+    let mut reply = render(&analysis, &questions);
+    if !saved {
+        reply.blocks.push(blocks::context(&[NOT_CONFIRMED]));
     }
-    render(&analysis, &questions)
+    reply
 }
+
+/// Said under the reflection when its observation could not be confirmed as stored.
+const NOT_CONFIRMED: &str =
+    "_I couldn't confirm this reflection was saved for your weekly figures just now._";
 
 /// What a reflection stores: the observation (themes, never the text).
 fn effects(analysis: &Analysis, asker: &Asker<'_>) -> Effects {

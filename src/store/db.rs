@@ -33,7 +33,7 @@ use futures_util::TryStreamExt;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions,
-    SqliteRow,
+    SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Arguments, FromRow, PgPool, Postgres, QueryBuilder, Sqlite, SqlitePool};
 
@@ -116,6 +116,10 @@ impl Pool {
             let options = options
                 .create_if_missing(create)
                 .journal_mode(SqliteJournalMode::Wal)
+                // With WAL, NORMAL syncs at checkpoints instead of at every commit: a
+                // process crash loses nothing, a power loss may roll back the last
+                // commits (README "Performance" says so).
+                .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT);
             let pool = SqlitePoolOptions::new()
@@ -160,6 +164,16 @@ impl Pool {
     pub(crate) async fn begin(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {
             Pool::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Pool::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// A transaction that takes SQLite's write lock at once (`BEGIN IMMEDIATE`): one that
+    /// reads first and writes later would otherwise fail with `SQLITE_BUSY` instead of
+    /// waiting, when another connection wrote in between. PostgreSQL's `BEGIN` as usual.
+    pub(crate) async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Pool::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Pool::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }

@@ -1,7 +1,7 @@
 //! What handling one event or command stores, applied in one transaction.
 
 use super::db::Tx;
-use super::{NewObservation, NewOutboxMessage, NewPrompt, Store, StoreError};
+use super::{NewObservation, NewOutboxMessage, NewPrompt, Store, StoreError, Write, Written};
 
 /// What handling one event or command stores, all in one transaction.
 #[derive(Debug, Clone, Default)]
@@ -77,18 +77,56 @@ pub(super) async fn apply_effects(
 }
 
 impl Store {
-    /// Records an observation (and what it caused) outside the inbox, e.g. for `/cusp reflect`.
-    /// Returns `false` when the dedupe key was already used.
+    /// Records an observation (and what it caused) outside the inbox, e.g. for the CRM
+    /// hooks. Returns `false` when the dedupe key was already used. Goes through the
+    /// group-commit writer: when this returns `Ok`, the write is committed.
     pub async fn record_effects(
         &self,
         team_id: &str,
         effects: &Effects,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
-        let applied = apply_effects(&mut tx, team_id, effects, now_ms).await?;
-        tx.commit().await?;
-        applied.count(effects);
-        Ok(applied.fresh)
+        let applied = self.write_effects(team_id, effects, None, now_ms).await?;
+        Ok(applied.is_some_and(|applied| applied.fresh))
+    }
+
+    /// Like [`Store::record_effects`], but stores nothing when `user_id` opted out,
+    /// checked in the same transaction as the write (an opt-out committed first always
+    /// wins). `None` when they opted out. For `/cusp reflect`.
+    pub async fn record_effects_unless_opted_out(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        effects: &Effects,
+        now_ms: i64,
+    ) -> Result<Option<Applied>, StoreError> {
+        self.write_effects(team_id, effects, Some(user_id.to_owned()), now_ms)
+            .await
+    }
+
+    async fn write_effects(
+        &self,
+        team_id: &str,
+        effects: &Effects,
+        unless_opted_out: Option<String>,
+        now_ms: i64,
+    ) -> Result<Option<Applied>, StoreError> {
+        let write = Write::Effects {
+            team_id: team_id.to_owned(),
+            effects: Box::new(effects.clone()),
+            unless_opted_out,
+            now_ms,
+        };
+        let written = self.writer.write(write).await?;
+        if let Some(prompt) = &effects.prompt {
+            self.prompt_written(team_id, &prompt.user_id);
+        }
+        match written {
+            Written::Effects(applied) => Ok(Some(applied)),
+            Written::OptedOut => Ok(None),
+            other => Err(StoreError::Corrupt(format!(
+                "the writer answered {other:?} to effects"
+            ))),
+        }
     }
 }

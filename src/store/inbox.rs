@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::db::sql;
 use super::effects::apply_effects;
-use super::{Applied, Effects, Store, StoreError};
+use super::{Applied, Effects, Store, StoreError, Write, Written};
 
 /// How many times a failing event is tried before it is parked as `failed`. With the
 /// inbox worker's backoff (2 s doubling) the attempts span about four minutes, long
@@ -59,24 +59,27 @@ pub struct InboxState {
 
 impl Store {
     /// Stores an event; `false` when this `event_id` was already stored (a Slack retry,
-    /// or another replica got it first).
+    /// or another replica got it first). Goes through the group-commit writer: when this
+    /// returns `Ok`, the row is committed, so the ack may go out.
     pub async fn enqueue_inbox(
         &self,
         item: &NewInboxItem<'_>,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        const SQL: &str = "INSERT INTO inbox (team_id, event_id, kind, payload, received_at, thread_key) \
-                           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (team_id, event_id) DO NOTHING";
-        let result = sql(SQL)
-            .bind(item.team_id)
-            .bind(item.event_id)
-            .bind(item.kind)
-            .bind(item.payload)
-            .bind(now_ms)
-            .bind(item.thread_key)
-            .execute(self)
-            .await?;
-        Ok(result == 1)
+        let write = Write::Inbox {
+            team_id: item.team_id.to_owned(),
+            event_id: item.event_id.to_owned(),
+            kind: item.kind.to_owned(),
+            payload: item.payload.to_owned(),
+            thread_key: item.thread_key.map(str::to_owned),
+            now_ms,
+        };
+        match self.writer.write(write).await? {
+            Written::Inbox { new } => Ok(new),
+            other => Err(StoreError::Corrupt(format!(
+                "the writer answered {other:?} to an inbox row"
+            ))),
+        }
     }
 
     /// Claims the oldest due event of a team for `lease`: pending and not waiting for a
@@ -149,6 +152,9 @@ impl Store {
         let applied = apply_effects(&mut tx, team_id, effects, now_ms).await?;
         tx.commit().await?;
         applied.count(effects);
+        if let Some(prompt) = &effects.prompt {
+            self.prompt_written(team_id, &prompt.user_id);
+        }
         Ok(applied)
     }
 

@@ -143,6 +143,7 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
+        self.prompt_written(team_id, user_id);
         Ok(counts)
     }
 

@@ -14,12 +14,17 @@ pub(crate) mod lifecycle;
 pub(crate) mod nudges;
 pub(crate) mod observations;
 pub(crate) mod outbox;
+mod question_cache;
 pub mod sealed;
 #[cfg(feature = "test-support")]
 mod test_support;
 pub mod uninstall;
+mod writer;
 
 use db::{Pool, SqliteFile, Tx, sql};
+use question_cache::QuestionCache;
+use writer::Writer;
+pub(crate) use writer::{Write, Written};
 
 pub use corrections::{CorrectionRow, NewCorrection, ReadingLabels};
 pub use digest::{ClassCounts, DigestSettingsRow, RunClaim, SpotlightRow};
@@ -50,6 +55,8 @@ pub enum StoreError {
     Backend(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("the database writer has stopped (the server is shutting down)")]
+    WriterStopped,
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
     #[error(
@@ -96,6 +103,10 @@ pub struct Store {
     pool: Pool,
     /// SQLite: the file opened at connect, checked by [`Store::probe_write`].
     file: Option<SqliteFile>,
+    /// The group-commit writer (`writer.rs`) the request paths' writes go through.
+    writer: Writer,
+    /// What question selection reads on every reflection (`question_cache.rs`).
+    questions: std::sync::Arc<QuestionCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -122,8 +133,10 @@ impl Store {
     async fn connect_with(url: &str, create: bool) -> Result<Store, StoreError> {
         let pool = Pool::connect(url, create).await?;
         Ok(Store {
+            writer: Writer::spawn(pool.clone()),
             pool,
             file: SqliteFile::of(url),
+            questions: std::sync::Arc::default(),
         })
     }
 

@@ -2,6 +2,8 @@
 //! prompts sent (for cooldowns, question history and feedback), deal mutes, reflections
 //! and CRM delivery dedupe.
 
+use std::sync::Arc;
+
 use super::db::{Tx, sql};
 use super::{Store, StoreError};
 
@@ -245,6 +247,7 @@ impl Store {
             .await?
             .observations;
         tx.commit().await?;
+        self.questions.forget_user(team_id, user_id);
         Ok(deleted)
     }
 
@@ -353,6 +356,39 @@ impl Store {
             .collect())
     }
 
+    /// [`Store::recent_question_ids`] and [`Store::unhelpful_question_ids`] for question
+    /// selection, served from a short-lived cache that this process's writes go through
+    /// (`question_cache.rs` says what it may cost).
+    pub async fn question_history(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        limit: usize,
+    ) -> Result<(Arc<Vec<String>>, Arc<Vec<String>>), StoreError> {
+        let recent = match self.questions.recent(team_id, user_id) {
+            Some(ids) => ids,
+            None => {
+                let ids = Arc::new(self.recent_question_ids(team_id, user_id, limit).await?);
+                self.questions.put_recent(team_id, user_id, ids.clone());
+                ids
+            }
+        };
+        let unhelpful = match self.questions.unhelpful(team_id) {
+            Some(ids) => ids,
+            None => {
+                let ids = Arc::new(self.unhelpful_question_ids(team_id).await?);
+                self.questions.put_unhelpful(team_id, ids.clone());
+                ids
+            }
+        };
+        Ok((recent, unhelpful))
+    }
+
+    /// After a committed write of a prompt for `user_id`: their history changed.
+    pub(super) fn prompt_written(&self, team_id: &str, user_id: &str) {
+        self.questions.forget_user(team_id, user_id);
+    }
+
     /// Question ids the team marked "Not now" more often than "Helpful": asked less.
     pub async fn unhelpful_question_ids(&self, team_id: &str) -> Result<Vec<String>, StoreError> {
         const SQL: &str = "SELECT question_ids, feedback FROM prompts WHERE team_id = $1 AND feedback IS NOT NULL \
@@ -403,6 +439,7 @@ impl Store {
             .bind(now_ms)
             .execute(self)
             .await?;
+        self.questions.forget_team(team_id);
         Ok(())
     }
 

@@ -11,6 +11,7 @@ mod deploy_files;
 mod digest;
 mod feedback;
 mod foreign_team;
+mod group_commit;
 mod hubspot;
 mod inbox;
 mod inbox_concurrency;

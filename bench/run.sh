@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# Measures the ack path side by side, in one run, on this machine:
+#   - the bare-axum ceiling (verify + parse + fixed answer; examples/bench_peer.rs),
+#   - cusp answering `/cusp reflect` with the observation durably logged,
+#   - cusp acknowledging Events API `message` events, each in the inbox before its 200,
+# and prints req/s, p50/p99 at 32 connections and at 1, peak RSS (VmHWM) and rows lost
+# (rows stored vs requests answered 200; every request has its own trigger_id/event_id).
+#
+# Usage: bench/run.sh [--postgres [URL]] [--duration 10s] [--no-build]
+#   --postgres  run cusp on a fresh database created on URL's server
+#               (default postgres://postgres@127.0.0.1:5432/test), dropped afterwards.
+# Needs: cargo, wrk (installed from Debian's packages if missing), sqlite3 or psql.
+# Everything listens on 127.0.0.1; nothing leaves the machine.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+duration=10s
+pg_url=""
+build=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --postgres)
+      if [ $# -gt 1 ] && [[ "$2" == postgres* ]]; then pg_url=$2; shift; else pg_url=postgres://postgres@127.0.0.1:5432/test; fi ;;
+    --duration) duration=$2; shift ;;
+    --no-build) build=0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+if ! command -v wrk >/dev/null; then
+  echo "wrk is missing; installing it from Debian's packages" >&2
+  if [ "$(id -u)" = 0 ]; then apt-get install -y wrk >/dev/null; else sudo apt-get install -y wrk >/dev/null; fi
+fi
+
+target=${CARGO_TARGET_DIR:-$root/target}
+if [ "$build" = 1 ]; then
+  (cd "$root" && cargo build --release --locked --bin cusp --example bench_peer)
+fi
+cusp_bin=$target/release/cusp
+peer_bin=$target/release/examples/bench_peer
+
+work=$(mktemp -d /tmp/cusp-bench.XXXXXX)
+pids=()
+pg_db=""
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ -n "$pg_db" ]; then psql -q "$pg_url" -c "DROP DATABASE IF EXISTS $pg_db" >/dev/null 2>&1 || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+secret=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+token="xoxb-bench-$secret"
+run_id=$(date +%s)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# The Slack stand-in: auth.test for cusp's start, somewhere for the workers to post.
+"$peer_bin" slack --token "$token" >"$work/slack.url" 2>"$work/slack.log" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/slack.url" ] && break; sleep 0.1; done
+slack_url=$(head -1 "$work/slack.url")
+
+if [ -n "$pg_url" ]; then
+  pg_db="cusp_bench_$$"
+  psql -q "$pg_url" -c "CREATE DATABASE $pg_db" >/dev/null
+  db_url="${pg_url%/*}/$pg_db"
+  count() { psql -qtA "$db_url" -c "$1"; }
+  backend=postgres
+else
+  db_url="sqlite://$work/cusp.db"
+  count() { sqlite3 "$work/cusp.db" "$1"; }
+  backend=sqlite
+fi
+
+cusp_port=$(free_port)
+# From $work, so that no .env of the checkout applies.
+(cd "$work" && exec env -i PATH="$PATH" HOME="$work" DATABASE_URL="$db_url" SLACK_SIGNING_SECRET="$secret" \
+  SLACK_BOT_TOKEN="$token" SLACK_API_URL="$slack_url" CUSP_ADDR="127.0.0.1:$cusp_port" \
+  ${MALLOC_ARENA_MAX:+MALLOC_ARENA_MAX=$MALLOC_ARENA_MAX} RUST_LOG="${RUST_LOG:-warn}" "$cusp_bin" serve >"$work/cusp.log" 2>&1) &
+cusp_pid=$!
+pids+=($cusp_pid)
+ceiling_port=$(free_port)
+"$peer_bin" ceiling --addr "127.0.0.1:$ceiling_port" --secret "$secret" >"$work/ceiling.log" 2>&1 &
+ceiling_pid=$!
+pids+=($ceiling_pid)
+for _ in $(seq 300); do
+  curl -fs "http://127.0.0.1:$cusp_port/healthz" >/dev/null 2>&1 && break
+  kill -0 "$cusp_pid" 2>/dev/null || { echo "cusp did not start:" >&2; cat "$work/cusp.log" >&2; exit 1; }
+  sleep 0.1
+done
+
+# run NAME URL PATH KIND CONNS POOL: one wrk run over a freshly signed pool (the
+# timestamps must be within Slack's 5 minutes); leaves its BENCH line in $work/NAME.out.
+run() {
+  local name=$1 url=$2 path=$3 kind=$4 conns=$5 pool=$6 ctype
+  case "$kind" in
+    command) ctype=application/x-www-form-urlencoded ;;
+    event) ctype=application/json ;;
+  esac
+  "$peer_bin" sign --secret "$secret" --kind "$kind" --count "$pool" --run "r${run_id}${name}" >"$work/pool"
+  BENCH_POOL="$work/pool" BENCH_PATH="$path" BENCH_CTYPE="$ctype" \
+    wrk -t1 -c"$conns" -d"$duration" -s "$here/sign.lua" "$url" >"$work/$name.wrk" 2>&1
+  grep '^BENCH' "$work/$name.wrk" >"$work/$name.out" || { cat "$work/$name.wrk" >&2; exit 1; }
+  echo "pool=$pool" >>"$work/$name.out"
+}
+# CPU time (clock ticks) and context switches of cusp's threads so far: where the time goes.
+ticks() { awk '{ print $14 + $15 }' "/proc/$cusp_pid/stat"; }
+switches() { cat /proc/"$cusp_pid"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { n += $2 } END { print n }'; }
+# cost NAME ANSWERED TICKS0 SWITCHES0: cusp's CPU µs and context switches per answered request.
+cost() {
+  awk -v t="$(( $(ticks) - $3 ))" -v hz="$(getconf CLK_TCK)" -v s="$(( $(switches) - $4 ))" -v n="$2" -v name="$1" \
+    'BEGIN { if (n > 0) printf "%s: cusp used %.0f us of CPU and %.1f context switches per request\n", name, t / hz * 1e6 / n, s / n }'
+}
+field() { sed -n "s/.*\b$2=\([0-9]*\).*/\1/p" "$work/$1.out" | head -1; }
+ok() { echo $(( $(field "$1" requests) - $(field "$1" non2xx) )); }
+rps() { echo "$1 $(field "$2" duration_us)" | awk '{ printf "%.0f", $1 / ($2 / 1e6) }'; }
+ms() { awk -v us="$(field "$1" "$2")" 'BEGIN { printf "%.2f", us / 1000 }'; }
+# Rows expected but missing; a wrapped pool repeats ids, so only the pool's size counts.
+lost() {
+  local answered=$1 pool=$2 stored=$3
+  [ "$answered" -gt "$pool" ] && answered=$pool
+  echo $(( answered > stored ? answered - stored : 0 ))
+}
+
+ceiling="http://127.0.0.1:$ceiling_port"
+server="http://127.0.0.1:$cusp_port"
+echo "cusp on $backend; wrk -t1 for $duration per run; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+
+run ceiling32 "$ceiling" /slack/commands command 32 200000
+run ceiling1 "$ceiling" /slack/commands command 1 100000
+
+rows0=$(count "SELECT COUNT(*) FROM observations")
+t0=$(ticks); s0=$(switches)
+run reflect32 "$server" /slack/commands command 32 400000
+sleep 1
+rows1=$(count "SELECT COUNT(*) FROM observations")
+reflect_cost=$(cost "reflect @32" "$(ok reflect32)" "$t0" "$s0")
+run reflect1 "$server" /slack/commands command 1 200000
+sleep 1
+rows2=$(count "SELECT COUNT(*) FROM observations")
+
+inbox0=$(count "SELECT COUNT(*) FROM inbox")
+t0=$(ticks); s0=$(switches)
+run events32 "$server" /slack/events event 32 400000
+events_cost=$(cost "events @32" "$(ok events32)" "$t0" "$s0")
+sleep 1
+inbox1=$(count "SELECT COUNT(*) FROM inbox")
+drain_start=$(date +%s.%N)
+drained="no"
+for _ in $(seq 600); do
+  pending=$(count "SELECT COUNT(*) FROM inbox WHERE status IN ('pending','working')")
+  [ "$pending" = 0 ] && { drained=$(awk -v s="$drain_start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f s", e - s }'); break; }
+  sleep 0.1
+done
+[ "$drained" = "no" ] && drained="not within 60 s ($pending pending)"
+
+rss() { awk '/VmHWM/ { printf "%.1f MiB", $2 / 1024 }' "/proc/$1/status"; }
+cusp_rss=$(rss "$cusp_pid")
+ceiling_rss=$(rss "$ceiling_pid")
+
+c32=$(ok ceiling32); c1=$(ok ceiling1)
+r32=$(ok reflect32); r1=$(ok reflect1); e32=$(ok events32)
+printf '\n%s\n' "Ack path, $backend, wrk -t1 -d$duration, $(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '| %-44s | %10s | %7s | %7s | %9s | %7s | %-10s | %s |\n' "stack" "req/s @32" "p50" "p99" "req/s @1" "p50 @1" "peak RSS" "lost"
+printf '| %-44s | %10s | %7s | %7s | %9s | %7s | %-10s | %s |\n' "---" "---" "---" "---" "---" "---" "---" "---"
+printf '| %-44s | %10s | %7s | %7s | %9s | %7s | %-10s | %s |\n' "bare axum: verify + parse + fixed answer" \
+  "$(rps "$c32" ceiling32)" "$(ms ceiling32 p50_us)" "$(ms ceiling32 p99_us)" "$(rps "$c1" ceiling1)" "$(ms ceiling1 p50_us)" "$ceiling_rss" "-"
+printf '| %-44s | %10s | %7s | %7s | %9s | %7s | %-10s | %s |\n' "cusp /cusp reflect ($backend)" \
+  "$(rps "$r32" reflect32)" "$(ms reflect32 p50_us)" "$(ms reflect32 p99_us)" "$(rps "$r1" reflect1)" "$(ms reflect1 p50_us)" "$cusp_rss" \
+  "$(lost "$r32" 400000 $((rows1 - rows0))) of $r32 @32, $(lost "$r1" 200000 $((rows2 - rows1))) of $r1 @1"
+printf '| %-44s | %10s | %7s | %7s | %9s | %7s | %-10s | %s |\n' "cusp Events API message ack ($backend)" \
+  "$(rps "$e32" events32)" "$(ms events32 p50_us)" "$(ms events32 p99_us)" "-" "-" "$cusp_rss" \
+  "$(lost "$e32" 400000 $((inbox1 - inbox0))) of $e32"
+awk -v r="$(rps "$r32" reflect32)" -v c="$(rps "$c32" ceiling32)" 'BEGIN { printf "\nreflect at 32 conns: %.2fx the ceiling\n", r / c }'
+echo "non-2xx: ceiling $(field ceiling32 non2xx)/$(field ceiling1 non2xx), reflect $(field reflect32 non2xx)/$(field reflect1 non2xx), events $(field events32 non2xx); socket errors: reflect $(field reflect32 socket_errors), events $(field events32 socket_errors)"
+echo "$reflect_cost (the 1 s pause after the run included)"
+echo "$events_cost"
+echo "inbox drained (handled by the inbox worker after the ack): $drained"
+echo "cusp warnings/errors logged: $(grep -c -E 'WARN|ERROR' "$work/cusp.log" || true)"
+grep -E 'ERROR' "$work/cusp.log" | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-200 | sort | uniq -c | sort -rn | head -5 || true
