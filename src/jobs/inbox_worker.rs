@@ -1,5 +1,6 @@
 //! Handles stored events one at a time: claim, decide (bot), store the effects and mark
-//! the event done in one transaction. Events left by a crash are resumed after their lease.
+//! the event done in one transaction. The claim is a short lease (`jobs::lease`), renewed
+//! while the event is handled, so events left by a crash are resumed within seconds.
 //!
 //! A failed attempt is retried later, not at once: the event waits `AppState::inbox_backoff`
 //! (2 s doubling, jittered) or, when Slack rate-limited the call, at least its
@@ -11,15 +12,16 @@ use tracing::Instrument;
 
 use tokio::sync::watch;
 
+use super::lease;
 use crate::backoff;
 use crate::bot;
 use crate::state::AppState;
 use crate::store::{Applied, Effects, InboxItem, StoreError};
 use crate::telemetry::metrics;
 
-/// How long a claimed event is ours before another worker may take it over.
-pub const INBOX_LEASE: Duration = Duration::from_secs(60);
-/// Delays between attempts at a failing event: 2 s, 4 s, 8 s, … up to 5 minutes.
+/// How long a claimed event is ours, unless renewed, before another worker may take it
+/// over; renewed every second while the event is handled (`lease::CLAIM`).
+pub const INBOX_LEASE: Duration = lease::CLAIM.length;
 /// How often the worker looks for work when nobody rang.
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -90,12 +92,29 @@ async fn process_next_of(state: &AppState, team: &str, now_ms: i64) -> Result<bo
     let span = tracing::info_span!("inbox", team_id = %item.team_id, event_id = %item.event_id, attempt = item.attempts);
     async {
         let started = Instant::now();
-        let outcome = match (item.payload.as_deref(), workspace) {
-            (Some(payload), Some(workspace)) => {
-                bot::dispatch_event(&state.team(&workspace), &item.kind, payload, now_ms).await
+        let dispatched = async {
+            match (item.payload.as_deref(), workspace) {
+                (Some(payload), Some(workspace)) => {
+                    bot::dispatch_event(&state.team(&workspace), &item.kind, payload, now_ms).await
+                }
+                // Uninstalled since the event arrived: nothing is done for it.
+                (_, None) | (None, _) => Ok(Effects::default()),
             }
-            // Uninstalled since the event arrived: nothing is done for it.
-            (_, None) | (None, _) => Ok(Effects::default()),
+        };
+        let renew = |until_ms| {
+            state
+                .store
+                .renew_inbox_lease(team, item.id, item.attempts, until_ms)
+        };
+        let outcome = tokio::select! {
+            biased;
+            outcome = dispatched => outcome,
+            lost = lease::CLAIM.keep(now_ms, renew) => {
+                // Stopped before the lease ran out; the next holder handles the event
+                // (its effects are deduplicated, so a half-done attempt causes no double).
+                tracing::warn!(?lost, "could not keep the claim; event left to the next holder");
+                return Ok(true);
+            }
         };
         match outcome {
             Ok(effects) => {

@@ -4,6 +4,7 @@
 
 pub mod gauges;
 pub mod inbox_worker;
+pub mod lease;
 pub mod outbox_worker;
 pub mod scheduler;
 pub mod token_refresh;

@@ -138,6 +138,28 @@ impl Store {
         Ok(item)
     }
 
+    /// Extends the lease of a delivery in flight to `until_ms`; `false` when the claim
+    /// numbered `attempts` is no longer the row's (its lease ran out and another holder
+    /// claimed it), which every claim changes by counting an attempt.
+    pub async fn renew_outbox_lease(
+        &self,
+        team_id: &str,
+        id: i64,
+        attempts: i64,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        const SQL: &str = "UPDATE outbox SET locked_until = $4 WHERE team_id = $1 AND id = $2 \
+                           AND status = 'sending' AND attempts = $3";
+        let renewed = sql(SQL)
+            .bind(team_id)
+            .bind(id)
+            .bind(attempts)
+            .bind(until_ms)
+            .execute(self)
+            .await?;
+        Ok(renewed == 1)
+    }
+
     pub async fn mark_outbox_sent(
         &self,
         team_id: &str,

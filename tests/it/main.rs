@@ -4,6 +4,7 @@
 mod architecture;
 mod cli;
 mod connections;
+mod crash_recovery;
 mod crm;
 mod database_faults;
 mod demo;
