@@ -32,6 +32,7 @@ use crate::shutdown::DELIVERY_GRACE;
 use crate::slack::calls::SlackCall;
 use crate::slack::web_api::{SlackApiError, SlackClient};
 use crate::state::AppState;
+use crate::state::holds::StoreHolds;
 use crate::store::{OutboxItem, StoreError};
 use crate::telemetry::metrics;
 
@@ -220,6 +221,10 @@ async fn deliver_for(
                 return Err(StoreError::Corrupt(err.to_string()));
             }
         };
+        // The claim skipped held methods; the client also keeps to holds set since (by a
+        // direct call, or another replica) and to those of the history reads that
+        // `find_post` makes, and records the rate limits it gets.
+        let holds = StoreHolds::new(state.store.clone(), team);
         let slack = &workspace.slack;
         let call = match item.call() {
             Ok(call) => call,
@@ -239,7 +244,7 @@ async fn deliver_for(
         };
         let delivery = tokio::select! {
             biased;
-            delivery = attempt(slack, &item, &call, now_ms) => delivery,
+            delivery = attempt(slack, holds, &item, &call, now_ms) => delivery,
             lost = lease::CLAIM.keep(now_ms, renew) => Delivery::LeaseLost(lost),
             () = grace_expired(shutdown.cloned()) => Delivery::Interrupted,
         };
@@ -294,12 +299,11 @@ async fn deliver_for(
                 method,
                 error,
             } => {
-                metrics::rate_limit_hold(method);
                 tracing::warn!(
                     error,
                     limited_method = method,
                     retry_at_ms = at_ms,
-                    "rate limited; holding the method until Retry-After"
+                    "rate limited or held; trying again when the hold ends"
                 );
                 state
                     .store
@@ -319,6 +323,7 @@ async fn deliver_for(
 
 async fn attempt(
     slack: &SlackClient,
+    holds: StoreHolds,
     item: &OutboxItem,
     call: &SlackCall,
     now_ms: i64,
@@ -326,6 +331,9 @@ async fn attempt(
     // Slack's Retry-After counts from its answer, and a call can take seconds: delays are
     // measured from when the answer came, not from `now_ms`.
     let started = Instant::now();
+    // On the same clock, from no earlier: a hold the client writes never ends after
+    // the one this attempt reports.
+    let slack = &holds.at(now_ms).client(slack);
     let answered_ms = || now_ms.saturating_add(ceil_millis(started.elapsed()));
     if item.in_doubt != 0 {
         match slack

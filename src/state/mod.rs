@@ -5,6 +5,7 @@
 //! features that use it, so there is no import cycle. `app.rs` builds an [`AppState`] and
 //! wires it to the router and the workers.
 
+pub mod holds;
 pub mod workspaces;
 
 use std::sync::Arc;
@@ -145,6 +146,13 @@ impl TeamContext<'_> {
     /// The team this context acts for; every query it makes is scoped by it.
     pub fn team(&self) -> &str {
         self.workspace.team_id()
+    }
+
+    /// The workspace's Web API client for calls made now rather than through the outbox
+    /// (`views.open`, `users.lookupByEmail`, …). It keeps to the team's per-method
+    /// rate-limit holds, the ones the outbox keeps to, and sets them on a rate limit.
+    pub fn slack(&self) -> SlackClient {
+        holds::StoreHolds::new(self.store.clone(), self.team()).client(&self.workspace.slack)
     }
 }
 
