@@ -77,7 +77,10 @@ impl MethodHolds for StoreHolds {
                     None
                 }
                 Err(_) => {
-                    tracing::warn!(method, "reading the rate-limit hold timed out; calling anyway");
+                    tracing::warn!(
+                        method,
+                        "reading the rate-limit hold timed out; calling anyway"
+                    );
                     None
                 }
             }

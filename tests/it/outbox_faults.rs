@@ -2,11 +2,13 @@
 //! is unwell: a 429 burst with `Retry-After`, `ratelimited` on an HTTP 200, 500s and
 //! 503s, `ok:false` with a retryable error, and stalls past the client's timeout (done
 //! by Slack, or never done). Every message is posted exactly once once Slack recovers,
-//! and no call to the method reaches Slack before a `Retry-After` has passed.
+//! and no call to the method reaches Slack before a `Retry-After` has passed. A call
+//! slower than the claim's lease keeps its claim.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use cusp::jobs::outbox_worker::{Delivery, OUTBOX_LEASE};
 use cusp::slack::calls::{Message, SlackCall};
 use cusp::slack::ids::ChannelId;
 use cusp::store::{NewOutboxMessage, OutboxStatus};
@@ -111,8 +113,61 @@ async fn every_message_is_posted_once_through_a_storm_of_faults(backend: Backend
     for (i, wait) in limits {
         let (limited, next) = (&calls[i], &calls[i + 1]);
         let gap = next.at.duration_since(limited.at);
-        assert!(gap >= wait, "call {} came {gap:?} after a {wait:?} hold", i + 1);
+        assert!(
+            gap >= wait,
+            "call {} came {gap:?} after a {wait:?} hold",
+            i + 1
+        );
     }
 }
 
-backend_matrix!(every_message_is_posted_once_through_a_storm_of_faults);
+/// A call slower than the lease keeps its claim, renewed while it is in flight: another
+/// replica looking for due work all along never takes the row, so nothing is posted
+/// twice although Slack has not done the first call when the lease would have ended.
+async fn a_call_slower_than_the_lease_keeps_its_claim(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let slow = OUTBOX_LEASE + Duration::from_secs(2);
+    app.slack
+        .push_response("chat.postMessage", Scripted::Slow(slow));
+    app.state
+        .store
+        .enqueue_outbox(TEAM, &[nudge("n1", "C_DEALS")], now_ms())
+        .await
+        .unwrap();
+    let patient = app
+        .another_replica_waiting(slow + Duration::from_secs(5))
+        .await;
+    let first =
+        tokio::spawn(
+            async move { cusp::jobs::outbox_worker::deliver_next(&patient, now_ms()).await },
+        );
+    let deadline = Instant::now() + slow + Duration::from_secs(10);
+    while app.slack.calls_to("chat.postMessage").is_empty() {
+        assert!(Instant::now() < deadline, "the first replica never called");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    while !first.is_finished() {
+        assert!(Instant::now() < deadline, "the slow call never ended");
+        let taken = app.deliver_outbox_at(now_ms()).await;
+        assert_eq!(
+            taken,
+            vec![],
+            "another replica took a row whose call was in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let delivered = first.await.unwrap().unwrap();
+    assert!(
+        matches!(delivered, Some(Delivery::Sent { .. })),
+        "{delivered:?}"
+    );
+    assert_eq!(app.slack.calls_to("chat.postMessage").len(), 1);
+    assert_eq!(app.slack.posted_messages().len(), 1);
+    let (status, _, _) = app.state.store.outbox_status(TEAM, "n1").await.unwrap();
+    assert_eq!(status, OutboxStatus::Sent);
+}
+
+backend_matrix!(
+    every_message_is_posted_once_through_a_storm_of_faults,
+    a_call_slower_than_the_lease_keeps_its_claim,
+);

@@ -69,9 +69,17 @@ async fn a_rate_limited_direct_call_holds_the_outbox_back(backend: Backend) {
         now(),
     )
     .await;
-    assert_eq!(hook.status, StatusCode::SERVICE_UNAVAILABLE, "{}", hook.body);
+    assert_eq!(
+        hook.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        hook.body
+    );
     let until = hold_until(&app, "conversations.open").await;
-    assert!(until >= t + 30_000, "held from Slack's answer: {until} vs {t}");
+    assert!(
+        until >= t + 30_000,
+        "held from Slack's answer: {until} vs {t}"
+    );
 
     let held = app.deliver_outbox_at(t + 1_000).await;
     let [Delivery::RateLimited { method, at_ms, .. }] = held.as_slice() else {
@@ -88,7 +96,10 @@ async fn a_rate_limited_direct_call_holds_the_outbox_back(backend: Backend) {
 
     assert_eq!(app.deliver_outbox_at(until - 1).await, vec![]);
     let after = app.deliver_outbox_at(*at_ms).await;
-    assert!(matches!(after.as_slice(), [Delivery::Sent { .. }]), "{after:?}");
+    assert!(
+        matches!(after.as_slice(), [Delivery::Sent { .. }]),
+        "{after:?}"
+    );
     assert_eq!(app.slack.posted_messages().len(), 1);
 }
 
@@ -113,7 +124,12 @@ async fn a_rate_limited_outbox_call_holds_direct_calls_back(backend: Backend) {
 
     let owner = deal(json!({"slack_user_id": "U_OWNER"}));
     let held = post_deal(&app, &owner, Some("dlv-1"), WEBHOOK_SECRET, now()).await;
-    assert_eq!(held.status, StatusCode::SERVICE_UNAVAILABLE, "{}", held.body);
+    assert_eq!(
+        held.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        held.body
+    );
     let calls = app.slack.calls_to("conversations.open");
     assert_eq!(calls.len(), 1, "the held call was not made");
 

@@ -59,6 +59,9 @@ pub enum Scripted {
     /// never got round to it. A caller that gives up first (timeout, crash) leaves no
     /// effect behind.
     Hang(Duration),
+    /// Do the call only after this long, then answer: a Slack slow to act, so a caller
+    /// that looks for the effect meanwhile does not find it yet.
+    Slow(Duration),
     /// HTTP 200 with `{"ok":false,"error":"ratelimited"}` and a `Retry-After` header: a
     /// rate limit that does not come as a 429.
     OkFalseRateLimited { retry_after_secs: u64 },
@@ -384,6 +387,10 @@ async fn handle(
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             return r;
+        }
+        Some(Scripted::Slow(d)) => {
+            tokio::time::sleep(d).await;
+            return default_behaviour(&state, &method, &params, caller.as_ref());
         }
         Some(Scripted::Hang(d)) => {
             tokio::time::sleep(d).await;
