@@ -3,19 +3,23 @@
 //! back, a 429 in the outbox holds those calls back, and a held method is not called
 //! at all (the fake Slack sees no call before the hold ends).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use cusp::jobs::outbox_worker::{Delivery, OUTBOX_LEASE};
 use cusp::slack::calls::{Message, SlackCall};
+use cusp::slack::holds::MethodHolds;
 use cusp::slack::ids::UserId;
+use cusp::slack::web_api::{SlackApiError, SlackClient};
 use cusp::store::NewOutboxMessage;
 use serde_json::json;
 
 use crate::backend_matrix;
 use crate::crm::{deal, now, post_deal};
 use crate::support::app::{Backend, TEAM, TestApp, WEBHOOK_SECRET, now_ms};
-use crate::support::fake_slack::Scripted;
+use crate::support::fake_slack::{FakeSlack, Scripted, TEST_TOKEN};
 
 /// A DM to `user` whose earlier attempt may have reached Slack (as after a crash), due at
 /// `t`: delivering it first reads the DM back, which starts with `conversations.open`.
@@ -171,6 +175,85 @@ async fn a_rate_limited_direct_call_is_not_repeated_before_retry_after(backend: 
     assert_eq!(app.slack.calls_to("users.lookupByEmail").len(), 1);
     let until = hold_until(&app, "users.lookupByEmail").await;
     assert!(until >= now_ms() + 25_000, "{until}");
+}
+
+/// Holds in memory: the wait each method was last given.
+#[derive(Default)]
+struct MemoryHolds(Mutex<HashMap<String, Duration>>);
+
+impl MethodHolds for MemoryHolds {
+    fn remaining<'a>(
+        &'a self,
+        method: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Option<Duration>> {
+        let left = self.0.lock().unwrap().get(method).copied();
+        Box::pin(async move { left })
+    }
+
+    fn hold<'a>(
+        &'a self,
+        method: &'a str,
+        wait: Duration,
+    ) -> futures_util::future::BoxFuture<'a, ()> {
+        self.0.lock().unwrap().insert(method.to_owned(), wait);
+        Box::pin(async {})
+    }
+}
+
+/// The client itself: a rate limit (a 429, or `ratelimited` on a 200 with its
+/// `Retry-After`) is recorded with Slack's wait, a held method is not called, and other
+/// methods are.
+#[tokio::test]
+async fn a_client_with_holds_records_rate_limits_and_skips_held_methods() {
+    let fake = FakeSlack::start().await;
+    let holds = Arc::new(MemoryHolds::default());
+    let client = SlackClient::new(
+        &fake.base_url(),
+        secrecy::SecretString::from(TEST_TOKEN),
+        Duration::from_secs(5),
+    )
+    .unwrap()
+    .with_holds(holds.clone());
+    fake.push_response(
+        "users.lookupByEmail",
+        Scripted::OkFalseRateLimited {
+            retry_after_secs: 9,
+        },
+    );
+    let limited = client
+        .lookup_user_by_email("sam@acme.test")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(limited, SlackApiError::RateLimited { .. }),
+        "{limited:?}"
+    );
+    assert_eq!(limited.retry_after(), Some(Duration::from_secs(9)));
+    assert_eq!(
+        holds.0.lock().unwrap().get("users.lookupByEmail"),
+        Some(&Duration::from_secs(9))
+    );
+
+    let held = client
+        .lookup_user_by_email("sam@acme.test")
+        .await
+        .unwrap_err();
+    assert!(matches!(held, SlackApiError::Held { .. }), "{held:?}");
+    assert!(held.is_retryable());
+    assert_eq!(held.retry_after(), Some(Duration::from_secs(9)));
+    assert_eq!(held.method(), Some("users.lookupByEmail"));
+    assert_eq!(
+        fake.calls_to("users.lookupByEmail").len(),
+        1,
+        "the held call was not made"
+    );
+
+    client.open_dm("U_SAM").await.unwrap();
+    assert_eq!(
+        fake.calls_to("conversations.open").len(),
+        1,
+        "other methods go on"
+    );
 }
 
 backend_matrix!(
