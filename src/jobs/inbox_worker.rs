@@ -57,20 +57,26 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
 /// Handles at most one due event of each workspace served, so a busy workspace does not
 /// hold up the others; `false` when no inbox had one.
 pub async fn process_next(state: &AppState, now_ms: i64) -> Result<bool, StoreError> {
+    // `now_ms` as of this instant: the clock the step's Slack calls measure holds on.
+    let clock = (now_ms, Instant::now());
     let teams = match state.workspaces.teams().await {
         Ok(teams) => teams,
         Err(err) => return Err(err.into()),
     };
     let mut handled = false;
     for team in &teams {
-        handled |= process_next_of(state, team, now_ms).await?;
+        handled |= process_next_of(state, team, clock).await?;
     }
     Ok(handled)
 }
 
 /// Handles one due event of `team`; `false` when its inbox is empty, or when its
 /// installation cannot be read now.
-async fn process_next_of(state: &AppState, team: &str, now_ms: i64) -> Result<bool, StoreError> {
+async fn process_next_of(
+    state: &AppState,
+    team: &str,
+    (now_ms, at): (i64, Instant),
+) -> Result<bool, StoreError> {
     // Resolved before claiming: an installation that cannot be read now (the database
     // failing for a moment, a token sealed under a key no longer in CUSP_ENCRYPTION_KEY)
     // must not use up the attempts of the team's events, which would park them with
@@ -95,7 +101,8 @@ async fn process_next_of(state: &AppState, team: &str, now_ms: i64) -> Result<bo
         let dispatched = async {
             match (item.payload.as_deref(), workspace) {
                 (Some(payload), Some(workspace)) => {
-                    bot::dispatch_event(&state.team(&workspace), &item.kind, payload, now_ms).await
+                    let ctx = state.team_on_clock(&workspace, now_ms, at);
+                    bot::dispatch_event(&ctx, &item.kind, payload, now_ms).await
                 }
                 // Uninstalled since the event arrived: nothing is done for it.
                 (_, None) | (None, _) => Ok(Effects::default()),

@@ -331,9 +331,9 @@ async fn attempt(
     // Slack's Retry-After counts from its answer, and a call can take seconds: delays are
     // measured from when the answer came, not from `now_ms`.
     let started = Instant::now();
-    // On the same clock, from no earlier: a hold the client writes never ends after
-    // the one this attempt reports.
-    let slack = &holds.at(now_ms).client(slack);
+    // On this attempt's clock, so a hold the client writes ends when the one this
+    // attempt reports does.
+    let slack = &holds.on_clock(now_ms, started).client(slack);
     let answered_ms = || now_ms.saturating_add(ceil_millis(started.elapsed()));
     if item.in_doubt != 0 {
         match slack

@@ -40,9 +40,9 @@ impl StoreHolds {
         }
     }
 
-    /// Measures time from `now_ms`, as of this moment, instead of the wall clock.
-    pub fn at(mut self, now_ms: i64) -> StoreHolds {
-        self.clock = Some((now_ms, Instant::now()));
+    /// Measures time as `now_ms` at the instant `at`, instead of the wall clock.
+    pub fn on_clock(mut self, now_ms: i64, at: Instant) -> StoreHolds {
+        self.clock = Some((now_ms, at));
         self
     }
 
