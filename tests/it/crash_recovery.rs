@@ -104,6 +104,7 @@ async fn only_the_current_claim_renews_its_lease(backend: Backend) {
         event_id: "Ev1",
         kind: "message",
         payload: "{}",
+        thread_key: None,
     };
     assert!(store.enqueue_inbox(&event, t).await.unwrap());
     let first = store
