@@ -143,12 +143,24 @@ async fn process_next_of(
                     .await?;
             }
             Err(err) => {
-                // Slack's Retry-After is a floor: retrying earlier would only be refused again.
-                let delay = state
-                    .inbox_backoff
-                    .delay(item.attempts, rand::random::<f64>())
-                    .max(err.retry_after().unwrap_or_default());
-                let retry_at = Some(backoff::after(now_ms, delay));
+                // Slack's Retry-After is a floor: retrying earlier would only be refused
+                // again. It counts from Slack's answer (on the step's clock, rounded up),
+                // as the method's hold does, so the retry never comes before the hold ends.
+                let backoff_at = backoff::after(
+                    now_ms,
+                    state
+                        .inbox_backoff
+                        .delay(item.attempts, rand::random::<f64>()),
+                );
+                let answered_ms = now_ms.saturating_add(
+                    i64::try_from(at.elapsed().as_millis())
+                        .unwrap_or(i64::MAX)
+                        .saturating_add(1),
+                );
+                let retry_at = Some(match err.retry_after() {
+                    Some(wait) => backoff_at.max(backoff::after(answered_ms, wait)),
+                    None => backoff_at,
+                });
                 metrics::event_failed(item.attempts >= crate::store::INBOX_MAX_ATTEMPTS);
                 tracing::warn!(error = %err, ?retry_at, "event could not be handled");
                 state
