@@ -320,7 +320,7 @@ async fn prompt_owner(
     let team = ctx.workspace.identity.team_id.as_str();
     let owner = match (&update.owner_slack_user_id, &update.owner_email) {
         (Some(id), _) => id.clone(),
-        (None, Some(email)) => match ctx.workspace.slack.lookup_user_by_email(email).await {
+        (None, Some(email)) => match ctx.slack().lookup_user_by_email(email).await {
             Ok(Some(user)) => user.as_str().to_owned(),
             Ok(None) => {
                 tracing::warn!(deal_id = %update.deal_id, "no Slack user for the deal owner's email");
@@ -459,7 +459,7 @@ enum DmChannel {
 /// a bot) is `Unreachable`, not an error: a retry would fail the same way, so the CRM
 /// must not be told to retry.
 async fn open_dm(ctx: &TeamContext<'_>, user: &str) -> Result<DmChannel, CrmError> {
-    match ctx.workspace.slack.open_dm(user).await {
+    match ctx.slack().open_dm(user).await {
         Ok(id) => Ok(DmChannel::Open(id)),
         Err(err) if err.is_unreachable_user() => Ok(DmChannel::Unreachable(
             err.code().unwrap_or_default().to_owned(),

@@ -216,12 +216,7 @@ pub(super) async fn open_modal(
     button: &str,
     now_ms: i64,
 ) -> Result<InteractionReply, InteractionError> {
-    match ctx
-        .workspace
-        .slack
-        .open_view(&payload.trigger_id, view)
-        .await
-    {
+    match ctx.slack().open_view(&payload.trigger_id, view).await {
         Ok(_) => Ok(InteractionReply::Ack),
         Err(err) => {
             tracing::warn!(error = %err, button, "could not open a modal");

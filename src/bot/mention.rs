@@ -163,10 +163,6 @@ async fn thread_parent(
     channel: &str,
     thread_ts: &str,
 ) -> Result<Option<(String, String)>, DispatchError> {
-    let parent = ctx
-        .workspace
-        .slack
-        .thread_parent(channel, thread_ts)
-        .await?;
+    let parent = ctx.slack().thread_parent(channel, thread_ts).await?;
     Ok(parent.and_then(|m| Some((m.text?, m.user?))))
 }

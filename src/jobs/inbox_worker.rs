@@ -3,7 +3,9 @@
 //! channel, and of one person, are handled one after the other in the order they came
 //! (`lanes.rs`). Each event's effects are stored, and the event marked done, in one
 //! transaction, and the event's channel and person are free for the next one only once
-//! that has committed. Events left by a crash are resumed after their lease.
+//! that has committed. A claim is a short lease (`jobs::lease`), renewed from the claim
+//! until the commit — while an event waits for its turn too — so events left by a crash
+//! are resumed within seconds.
 //!
 //! A failed attempt is retried later, not at once: the event waits `AppState::inbox_backoff`
 //! (2 s doubling, jittered) or, when Slack rate-limited the call, at least its
@@ -20,14 +22,16 @@ use tracing::instrument::WithSubscriber;
 
 use super::group_commit::GroupCommit;
 use super::lanes::{Lanes, Ticket};
+use super::lease;
 use crate::backoff;
 use crate::bot::{self, DispatchError, relevance::CheckedEvent};
 use crate::state::{AppState, Workspace};
 use crate::store::{Applied, Effects, InboxItem, StoreError};
 use crate::telemetry::metrics;
 
-/// How long a claimed event is ours before another worker may take it over.
-pub const INBOX_LEASE: Duration = Duration::from_secs(60);
+/// How long a claimed event is ours, unless renewed, before another worker may take it
+/// over; renewed every second while the event is in hand (`lease::CLAIM`).
+pub const INBOX_LEASE: Duration = lease::CLAIM.length;
 /// How often the worker looks for work when nobody rang.
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// How many claimed events a process holds at most, being handled or waiting for their
@@ -228,6 +232,8 @@ impl Worker {
             .store
             .claim_inbox_items(team, now_ms, INBOX_LEASE, limit)
             .await?;
+        // `now_ms` as of this instant: the clock the handling's Slack calls measure holds on.
+        let claimed_at = Instant::now();
         let claimed = items.len();
         for item in items {
             let event = read_event(&item, workspace.as_deref());
@@ -245,6 +251,7 @@ impl Worker {
                 item,
                 event,
                 now_ms,
+                at: claimed_at,
             };
             // With the caller's subscriber: its log lines go where the worker's go.
             self.tasks.spawn(
@@ -312,24 +319,43 @@ struct Handling {
     item: InboxItem,
     event: Result<Option<CheckedEvent>, DispatchError>,
     now_ms: i64,
+    /// The instant `now_ms` was read at the claim.
+    at: Instant,
 }
 
 impl Handling {
     /// Waits for the event's turn, handles it, and frees its channel and person only once
-    /// its effects are committed (the ticket is dropped on return).
+    /// its effects are committed (the ticket is dropped on return). The claim is renewed
+    /// all along, waiting included; a claim that cannot be kept is given up before it runs
+    /// out and the event left to the next holder (its effects are deduplicated, so a
+    /// half-done attempt causes no double).
     async fn run_in_turn(self, ticket: Ticket, at_once: Arc<Semaphore>) -> Result<(), StoreError> {
-        ticket.ready().await;
-        // Never closed, so this only waits; taken after the turn so that an event waiting
-        // for its channel does not hold a place another could use.
-        let _place = at_once.acquire().await.ok();
-        let item = &self.item;
-        let span = tracing::info_span!("inbox", team_id = %item.team_id, event_id = %item.event_id, attempt = item.attempts);
-        let result = self.handle().instrument(span).await;
-        if let Err(err) = &result {
-            tracing::error!(error = %err, "inbox worker could not reach the database");
+        let store = self.state.store.clone();
+        let (team, id, attempts) = (self.item.team_id.clone(), self.item.id, self.item.attempts);
+        let claimed_at_ms = self.now_ms;
+        let renew = |until_ms| store.renew_inbox_lease(&team, id, attempts, until_ms);
+        let work = async move {
+            ticket.ready().await;
+            // Never closed, so this only waits; taken after the turn so that an event
+            // waiting for its channel does not hold a place another could use.
+            let _place = at_once.acquire().await.ok();
+            let item = &self.item;
+            let span = tracing::info_span!("inbox", team_id = %item.team_id, event_id = %item.event_id, attempt = item.attempts);
+            let result = self.handle().instrument(span).await;
+            if let Err(err) = &result {
+                tracing::error!(error = %err, "inbox worker could not reach the database");
+            }
+            drop(ticket);
+            result
+        };
+        tokio::select! {
+            biased;
+            result = work => result,
+            lost = lease::CLAIM.keep(claimed_at_ms, renew) => {
+                tracing::warn!(team_id = %team, inbox_id = id, ?lost, "could not keep the claim; event left to the next holder");
+                Ok(())
+            }
         }
-        drop(ticket);
-        result
     }
 
     async fn handle(self) -> Result<(), StoreError> {
@@ -340,12 +366,14 @@ impl Handling {
             item,
             event,
             now_ms,
+            at,
         } = self;
         let team = item.team_id.as_str();
         let started = Instant::now();
         let outcome = match (event, workspace.as_deref()) {
             (Ok(Some(event)), Some(workspace)) => {
-                bot::dispatch_checked(&state.team(workspace), &event, now_ms).await
+                let ctx = state.team_on_clock(workspace, now_ms, at);
+                bot::dispatch_checked(&ctx, &event, now_ms).await
             }
             (Err(err), _) => Err(err),
             (Ok(None), _) | (_, None) => Ok(Effects::default()),
@@ -368,12 +396,24 @@ impl Handling {
                     .await?;
             }
             Err(err) => {
-                // Slack's Retry-After is a floor: retrying earlier would only be refused again.
-                let delay = state
-                    .inbox_backoff
-                    .delay(item.attempts, rand::random::<f64>())
-                    .max(err.retry_after().unwrap_or_default());
-                let retry_at = Some(backoff::after(now_ms, delay));
+                // Slack's Retry-After is a floor: retrying earlier would only be refused
+                // again. It counts from Slack's answer (on the claim's clock, rounded up),
+                // as the method's hold does, so the retry never comes before the hold ends.
+                let backoff_at = backoff::after(
+                    now_ms,
+                    state
+                        .inbox_backoff
+                        .delay(item.attempts, rand::random::<f64>()),
+                );
+                let answered_ms = now_ms.saturating_add(
+                    i64::try_from(at.elapsed().as_millis())
+                        .unwrap_or(i64::MAX)
+                        .saturating_add(1),
+                );
+                let retry_at = Some(match err.retry_after() {
+                    Some(wait) => backoff_at.max(backoff::after(answered_ms, wait)),
+                    None => backoff_at,
+                });
                 metrics::event_failed(item.attempts >= crate::store::INBOX_MAX_ATTEMPTS);
                 tracing::warn!(error = %err, ?retry_at, "event could not be handled");
                 state

@@ -6,6 +6,7 @@ pub mod gauges;
 mod group_commit;
 pub mod inbox_worker;
 mod lanes;
+pub mod lease;
 pub mod outbox_worker;
 pub mod scheduler;
 pub mod token_refresh;

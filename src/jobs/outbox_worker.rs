@@ -7,7 +7,10 @@
 //! - 5xx, timeouts, transport errors: exponential backoff with jitter, up to `MAX_ATTEMPTS`
 //!   such failures, then the row is `dead` with its last error;
 //! - shutdown: the worker stops between deliveries; one in flight gets `DELIVERY_GRACE`,
-//!   then goes back to `pending`, due at once and in doubt (`Delivery::Interrupted`).
+//!   then goes back to `pending`, due at once and in doubt (`Delivery::Interrupted`);
+//! - the claim is a short lease (`jobs::lease`), renewed while the call is in flight, so
+//!   a restarted process takes over a dead one's deliveries within seconds; a worker
+//!   that cannot renew abandons the call before its lease ends (`Delivery::LeaseLost`).
 //!
 //! No double posts: every post carries its idempotency key in Slack message metadata
 //! (`SlackClient::send`). When an earlier attempt may have reached Slack (a crash between
@@ -21,6 +24,7 @@ use tracing::Instrument;
 
 use tokio::sync::watch;
 
+use super::lease::{self, Lost};
 use crate::backoff::{Backoff, after};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -28,11 +32,13 @@ use crate::shutdown::DELIVERY_GRACE;
 use crate::slack::calls::SlackCall;
 use crate::slack::web_api::{SlackApiError, SlackClient};
 use crate::state::AppState;
+use crate::state::holds::StoreHolds;
 use crate::store::{OutboxItem, StoreError};
 use crate::telemetry::metrics;
 
-/// A claimed delivery is ours for this long; longer than a Slack call can take.
-pub const OUTBOX_LEASE: Duration = Duration::from_secs(60);
+/// A claimed delivery is ours for this long unless renewed (`lease::CLAIM`); it is renewed
+/// every second while its Slack call is in flight, however long the call takes.
+pub const OUTBOX_LEASE: Duration = lease::CLAIM.length;
 /// Failed attempts (5xx, timeouts, transport errors) before a delivery is given up.
 /// Rate-limited attempts are not counted.
 pub const MAX_ATTEMPTS: i64 = 8;
@@ -69,6 +75,10 @@ pub enum Delivery {
     /// Shutdown came and the call was still in flight after [`DELIVERY_GRACE`]: the row
     /// is back to `pending`, due at once, flagged in doubt, the attempt not counted.
     Interrupted,
+    /// The claim could not be renewed (the database did not answer, or another worker
+    /// took the row): the call was abandoned before the lease ran out and the row left
+    /// alone; whoever claims it next finds it in doubt and looks for the post first.
+    LeaseLost(Lost),
 }
 
 impl Delivery {
@@ -81,12 +91,17 @@ impl Delivery {
             Delivery::RateLimited { .. } => "rate_limited",
             Delivery::Dead { .. } => "dead",
             Delivery::Interrupted => "interrupted",
+            Delivery::LeaseLost(_) => "lease_lost",
         }
     }
 }
 
 /// Resolves [`DELIVERY_GRACE`] after shutdown was triggered; never without it.
-async fn grace_expired(mut shutdown: watch::Receiver<bool>) {
+async fn grace_expired(shutdown: Option<watch::Receiver<bool>>) {
+    let Some(mut shutdown) = shutdown else {
+        // A step function (tests, tooling): nobody asks it to stop.
+        return std::future::pending().await;
+    };
     if shutdown.wait_for(|stop| *stop).await.is_err() {
         // No sender left: nobody can ask us to stop.
         std::future::pending::<()>().await;
@@ -206,6 +221,10 @@ async fn deliver_for(
                 return Err(StoreError::Corrupt(err.to_string()));
             }
         };
+        // The claim skipped held methods; the client also keeps to holds set since (by a
+        // direct call, or another replica) and to those of the history reads that
+        // `find_post` makes, and records the rate limits it gets.
+        let holds = StoreHolds::new(state.store.clone(), team);
         let slack = &workspace.slack;
         let call = match item.call() {
             Ok(call) => call,
@@ -218,14 +237,16 @@ async fn deliver_for(
         };
         let channel = call.destination();
         let started = Instant::now();
-        let delivery = match shutdown {
-            None => attempt(slack, &item, &call, now_ms).await,
-            Some(shutdown) => {
-                tokio::select! {
-                    delivery = attempt(slack, &item, &call, now_ms) => delivery,
-                    () = grace_expired(shutdown.clone()) => Delivery::Interrupted,
-                }
-            }
+        let renew = |until_ms| {
+            state
+                .store
+                .renew_outbox_lease(team, item.id, item.attempts, until_ms)
+        };
+        let delivery = tokio::select! {
+            biased;
+            delivery = attempt(slack, holds, &item, &call, now_ms) => delivery,
+            lost = lease::CLAIM.keep(now_ms, renew) => Delivery::LeaseLost(lost),
+            () = grace_expired(shutdown.cloned()) => Delivery::Interrupted,
         };
         metrics::delivery(&item.method, delivery.outcome(), started.elapsed());
         match &delivery {
@@ -254,6 +275,13 @@ async fn deliver_for(
                     .release_outbox_item(team, item.id, now_ms, true)
                     .await?
             }
+            Delivery::LeaseLost(lost) => {
+                // Not ours any more, or not for long: whoever holds it next decides.
+                tracing::warn!(
+                    ?lost,
+                    "could not keep the claim; delivery abandoned, left to the next holder"
+                );
+            }
             Delivery::Retrying {
                 at_ms,
                 error,
@@ -271,12 +299,11 @@ async fn deliver_for(
                 method,
                 error,
             } => {
-                metrics::rate_limit_hold(method);
                 tracing::warn!(
                     error,
                     limited_method = method,
                     retry_at_ms = at_ms,
-                    "rate limited; holding the method until Retry-After"
+                    "rate limited or held; trying again when the hold ends"
                 );
                 state
                     .store
@@ -296,6 +323,7 @@ async fn deliver_for(
 
 async fn attempt(
     slack: &SlackClient,
+    holds: StoreHolds,
     item: &OutboxItem,
     call: &SlackCall,
     now_ms: i64,
@@ -303,6 +331,9 @@ async fn attempt(
     // Slack's Retry-After counts from its answer, and a call can take seconds: delays are
     // measured from when the answer came, not from `now_ms`.
     let started = Instant::now();
+    // On this attempt's clock, so a hold the client writes ends when the one this
+    // attempt reports does.
+    let slack = &holds.on_clock(now_ms, started).client(slack);
     let answered_ms = || now_ms.saturating_add(ceil_millis(started.elapsed()));
     if item.in_doubt != 0 {
         match slack

@@ -3,6 +3,7 @@
 
 pub mod blocks;
 pub mod calls;
+pub mod holds;
 pub mod ids;
 mod legacy_calls;
 pub mod oauth;

@@ -8,8 +8,14 @@
 //!
 //! The base URL is injected so tests point it at FakeSlack; the token never appears in
 //! `Debug` output, errors or logs.
+//!
+//! A client given [`MethodHolds`] ([`SlackClient::with_holds`]) does not call a method
+//! that Slack rate-limited for the workspace until the wait is over ([`SlackApiError::Held`],
+//! no request made), and records every rate limit it receives, so that the outbox, the
+//! calls that cannot wait and other replicas all honour one `Retry-After`.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -19,6 +25,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::calls::HistoryMessage;
+use super::holds::MethodHolds;
 use super::ids::{BotId, ChannelId, TeamId, UserId};
 
 /// Wait used when Slack rate-limits without a usable `Retry-After` header.
@@ -60,6 +67,13 @@ pub enum SlackApiError {
         method: String,
         retry_after: Duration,
     },
+    /// Not called: Slack rate-limited this method for the workspace earlier and the
+    /// wait is not over (no request was made).
+    #[error("{method}: not called, held {retry_after:?} more after Slack's rate limit")]
+    Held {
+        method: String,
+        retry_after: Duration,
+    },
     #[error("{method}: Slack answered error `{code}`")]
     Api { method: String, code: String },
     #[error("{method}: HTTP status {status}")]
@@ -84,7 +98,7 @@ impl SlackApiError {
     /// the outbox reconciles before re-posting.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::RateLimited { .. } | Self::Timeout { .. } => true,
+            Self::RateLimited { .. } | Self::Held { .. } | Self::Timeout { .. } => true,
             Self::Http { status, .. } => *status >= 500 || *status == 408,
             // Builder/redirect errors are our configuration; connect, reset and body
             // errors are the network's and may clear up.
@@ -104,7 +118,9 @@ impl SlackApiError {
     /// How long Slack asked us to wait, for rate limits.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            Self::RateLimited { retry_after, .. } | Self::Held { retry_after, .. } => {
+                Some(*retry_after)
+            }
             _ => None,
         }
     }
@@ -113,7 +129,7 @@ impl SlackApiError {
     pub fn code(&self) -> Option<&str> {
         match self {
             Self::Api { code, .. } => Some(code),
-            Self::RateLimited { .. } => Some("ratelimited"),
+            Self::RateLimited { .. } | Self::Held { .. } => Some("ratelimited"),
             _ => None,
         }
     }
@@ -122,6 +138,7 @@ impl SlackApiError {
     pub fn method(&self) -> Option<&str> {
         match self {
             Self::RateLimited { method, .. }
+            | Self::Held { method, .. }
             | Self::Api { method, .. }
             | Self::Http { method, .. }
             | Self::Timeout { method }
@@ -147,6 +164,8 @@ pub struct SlackClient {
     http: reqwest::Client,
     base_url: String,
     token: SecretString,
+    /// The workspace's rate-limit holds, asked before and told after each call.
+    holds: Option<Arc<dyn MethodHolds>>,
 }
 
 impl fmt::Debug for SlackClient {
@@ -154,6 +173,7 @@ impl fmt::Debug for SlackClient {
         f.debug_struct("SlackClient")
             .field("base_url", &self.base_url)
             .field("token", &"[REDACTED]")
+            .field("holds", &self.holds.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -204,6 +224,7 @@ impl SlackConnector {
             http: self.http.clone(),
             base_url: self.base_url.clone(),
             token,
+            holds: None,
         })
     }
 }
@@ -218,6 +239,17 @@ impl SlackClient {
         SlackConnector::new(base_url, timeout)?.client(token)
     }
 
+    /// The same client (token, connection pool), asking `holds` before each call and
+    /// telling it about each rate limit.
+    pub fn with_holds(&self, holds: Arc<dyn MethodHolds>) -> SlackClient {
+        SlackClient {
+            http: self.http.clone(),
+            base_url: self.base_url.clone(),
+            token: self.token.clone(),
+            holds: Some(holds),
+        }
+    }
+
     /// POSTs `params` form-encoded to `{base}/{method}` with the Bearer token, and returns
     /// the response JSON when Slack says `ok: true`. The raw form under the typed calls
     /// ([`SlackClient::send`] and the methods below); code outside `slack/` uses those.
@@ -225,7 +257,36 @@ impl SlackClient {
     /// Form encoding works on every Web API method (JSON bodies only on some), so values
     /// that are arrays or objects (`blocks`, `metadata`, `view`) are sent as JSON strings,
     /// which Slack accepts; `null` values are left out.
+    ///
+    /// With holds, a method still held is not called ([`SlackApiError::Held`]), and a
+    /// rate limit (a 429, or `ratelimited` on a 200) holds the method from Slack's answer.
     pub async fn call(
+        &self,
+        method: &str,
+        params: &Map<String, Value>,
+    ) -> Result<Value, SlackApiError> {
+        let Some(holds) = &self.holds else {
+            return self.call_once(method, params).await;
+        };
+        if let Some(retry_after) = holds.remaining(method).await {
+            return Err(SlackApiError::Held {
+                method: method.to_owned(),
+                retry_after,
+            });
+        }
+        let result = self.call_once(method, params).await;
+        if let Err(SlackApiError::RateLimited {
+            method,
+            retry_after,
+        }) = &result
+        {
+            holds.hold(method, *retry_after).await;
+        }
+        result
+    }
+
+    /// One request, no holds.
+    async fn call_once(
         &self,
         method: &str,
         params: &Map<String, Value>,

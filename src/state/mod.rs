@@ -5,10 +5,11 @@
 //! features that use it, so there is no import cycle. `app.rs` builds an [`AppState`] and
 //! wires it to the router and the workers.
 
+pub mod holds;
 pub mod workspaces;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 use tokio::sync::Notify;
@@ -139,12 +140,27 @@ pub struct TeamContext<'a> {
     pub engine: &'a Engine,
     pub workspace: &'a Workspace,
     pub outbox_wake: &'a Notify,
+    /// The clock of a worker's step (`now_ms` as of an instant), which its Slack calls'
+    /// rate-limit holds are measured on; `None`: the wall clock.
+    clock: Option<(i64, Instant)>,
 }
 
 impl TeamContext<'_> {
     /// The team this context acts for; every query it makes is scoped by it.
     pub fn team(&self) -> &str {
         self.workspace.team_id()
+    }
+
+    /// The workspace's Web API client for calls made now rather than through the outbox
+    /// (`views.open`, `users.lookupByEmail`, …). It keeps to the team's per-method
+    /// rate-limit holds, the ones the outbox keeps to, and sets them on a rate limit.
+    pub fn slack(&self) -> SlackClient {
+        let holds = holds::StoreHolds::new(self.store.clone(), self.team());
+        match self.clock {
+            Some((now_ms, at)) => holds.on_clock(now_ms, at),
+            None => holds,
+        }
+        .client(&self.workspace.slack)
     }
 }
 
@@ -156,6 +172,21 @@ impl AppState {
             engine: &self.engine,
             workspace,
             outbox_wake: &self.outbox_wake,
+            clock: None,
+        }
+    }
+
+    /// [`AppState::team`] for a worker's step that runs at `now_ms`, which was the time
+    /// at the instant `at` (the inbox worker; tests step it through time).
+    pub fn team_on_clock<'a>(
+        &'a self,
+        workspace: &'a Workspace,
+        now_ms: i64,
+        at: Instant,
+    ) -> TeamContext<'a> {
+        TeamContext {
+            clock: Some((now_ms, at)),
+            ..self.team(workspace)
         }
     }
 }

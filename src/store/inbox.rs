@@ -133,6 +133,27 @@ impl Store {
         Ok(items)
     }
 
+    /// Extends the lease of an event being handled to `until_ms`; `false` when the claim
+    /// numbered `attempts` is no longer the row's (see `Store::renew_outbox_lease`).
+    pub async fn renew_inbox_lease(
+        &self,
+        team_id: &str,
+        id: i64,
+        attempts: i64,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        const SQL: &str = "UPDATE inbox SET locked_until = $4 WHERE team_id = $1 AND id = $2 \
+                           AND status = 'working' AND attempts = $3";
+        let renewed = sql(SQL)
+            .bind(team_id)
+            .bind(id)
+            .bind(attempts)
+            .bind(until_ms)
+            .execute(self)
+            .await?;
+        Ok(renewed == 1)
+    }
+
     /// Marks an event handled and applies everything it caused, in one transaction:
     /// either all of it is stored or none of it is, and the event is retried.
     pub async fn finish_inbox_item(

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::db::{Tx, sql};
+use super::db::{Exec, Tx, sql};
 use super::effects::count_enqueued;
 use super::{Store, StoreError};
 use crate::slack::calls::SlackCall;
@@ -87,7 +87,55 @@ pub(super) async fn insert_outbox(
     Ok(kinds)
 }
 
+/// Holds `method` for the team until `until_ms`. Keeps the later of two holds: a second
+/// 429 with a shorter wait must not shorten what Slack asked for earlier.
+async fn hold_method<'c>(
+    exec: impl Into<Exec<'c>>,
+    team_id: &str,
+    method: &str,
+    until_ms: i64,
+) -> Result<(), StoreError> {
+    const HOLD: &str = "INSERT INTO slack_rate_limits (team_id, method, until_ms) \
+         VALUES ($1, $2, $3) ON CONFLICT (team_id, method) DO UPDATE SET until_ms = \
+         CASE WHEN excluded.until_ms > slack_rate_limits.until_ms \
+              THEN excluded.until_ms ELSE slack_rate_limits.until_ms END";
+    sql(HOLD)
+        .bind(team_id)
+        .bind(method)
+        .bind(until_ms)
+        .execute(exec)
+        .await?;
+    Ok(())
+}
+
 impl Store {
+    /// Until when calls to `method` are held back for this team, if a hold was ever set
+    /// (it may have passed). Direct Web API calls read it before calling.
+    pub async fn rate_limited_until(
+        &self,
+        team_id: &str,
+        method: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        const SQL: &str =
+            "SELECT until_ms FROM slack_rate_limits WHERE team_id = $1 AND method = $2";
+        Ok(sql(SQL)
+            .bind(team_id)
+            .bind(method)
+            .scalar_optional(self)
+            .await?)
+    }
+
+    /// Slack answered a direct call (not an outbox row) with a rate limit: no call to
+    /// `method` for this team, from any path or replica, before `until_ms`.
+    pub async fn hold_rate_limited_method(
+        &self,
+        team_id: &str,
+        method: &str,
+        until_ms: i64,
+    ) -> Result<(), StoreError> {
+        hold_method(self, team_id, method, until_ms).await
+    }
+
     /// Enqueues messages on their own (digests, CLI); a key already enqueued is skipped.
     pub async fn enqueue_outbox(
         &self,
@@ -136,6 +184,28 @@ impl Store {
             .fetch_optional(self)
             .await?;
         Ok(item)
+    }
+
+    /// Extends the lease of a delivery in flight to `until_ms`; `false` when the claim
+    /// numbered `attempts` is no longer the row's (its lease ran out and another holder
+    /// claimed it), which every claim changes by counting an attempt.
+    pub async fn renew_outbox_lease(
+        &self,
+        team_id: &str,
+        id: i64,
+        attempts: i64,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        const SQL: &str = "UPDATE outbox SET locked_until = $4 WHERE team_id = $1 AND id = $2 \
+                           AND status = 'sending' AND attempts = $3";
+        let renewed = sql(SQL)
+            .bind(team_id)
+            .bind(id)
+            .bind(attempts)
+            .bind(until_ms)
+            .execute(self)
+            .await?;
+        Ok(renewed == 1)
     }
 
     pub async fn mark_outbox_sent(
@@ -199,12 +269,6 @@ impl Store {
              next_attempt_at = $4, locked_until = NULL, \
              rate_limited_attempts = rate_limited_attempts + 1 \
              WHERE team_id = $1 AND id = $2";
-        // Keep the later of two holds: a second 429 with a shorter wait must not
-        // shorten what Slack asked for earlier.
-        const HOLD: &str = "INSERT INTO slack_rate_limits (team_id, method, until_ms) \
-             VALUES ($1, $2, $3) ON CONFLICT (team_id, method) DO UPDATE SET until_ms = \
-             CASE WHEN excluded.until_ms > slack_rate_limits.until_ms \
-                  THEN excluded.until_ms ELSE slack_rate_limits.until_ms END";
         let mut tx = self.begin().await?;
         sql(ROW)
             .bind(team_id)
@@ -213,12 +277,7 @@ impl Store {
             .bind(until_ms)
             .execute(&mut tx)
             .await?;
-        sql(HOLD)
-            .bind(team_id)
-            .bind(limited_method)
-            .bind(until_ms)
-            .execute(&mut tx)
-            .await?;
+        hold_method(&mut tx, team_id, limited_method, until_ms).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -83,21 +83,6 @@ impl Store {
         Ok(sql(SQL).bind(team_id).scalar(self).await?)
     }
 
-    /// Until when calls to `method` are held back for this team, if a hold was ever set.
-    pub async fn rate_limited_until(
-        &self,
-        team_id: &str,
-        method: &str,
-    ) -> Result<Option<i64>, StoreError> {
-        const SQL: &str =
-            "SELECT until_ms FROM slack_rate_limits WHERE team_id = $1 AND method = $2";
-        Ok(sql(SQL)
-            .bind(team_id)
-            .bind(method)
-            .scalar_optional(self)
-            .await?)
-    }
-
     pub async fn digest_run(
         &self,
         team_id: &str,

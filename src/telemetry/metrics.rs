@@ -45,7 +45,8 @@ pub const OUTBOX_DEPTH: &str = "cusp_outbox_depth";
 /// Age of the oldest outbox row not yet sent; 0 when there is none.
 pub const OUTBOX_OLDEST_AGE: &str = "cusp_outbox_oldest_pending_age_seconds";
 /// Delivery attempts, by Slack `method` and `outcome` (`sent`, `found_earlier_post`,
-/// `retrying`, `rate_limited`, `dead`, `interrupted`). Their sum is the attempts.
+/// `retrying`, `rate_limited`, `dead`, `interrupted`, `lease_lost`). Their sum is the
+/// attempts.
 pub const DELIVERIES: &str = "cusp_outbox_deliveries_total";
 /// Time one delivery attempt took, by `method`.
 pub const DELIVERY_DURATION: &str = "cusp_outbox_delivery_duration_seconds";

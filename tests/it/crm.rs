@@ -12,7 +12,7 @@ use crate::support::app::{
     Backend, TEAM, TestApp, TestResponse, WEBHOOK_SECRET, command_body, now_ms,
 };
 
-async fn post_deal(
+pub(crate) async fn post_deal(
     app: &TestApp,
     body: &Value,
     delivery: Option<&str>,
@@ -31,7 +31,7 @@ async fn post_deal(
     app.request(request.body(Body::from(body)).unwrap()).await
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
@@ -125,7 +125,7 @@ async fn press(
     assert_eq!(response.status, StatusCode::OK, "{}", response.body);
 }
 
-fn deal(owner: Value) -> Value {
+pub(crate) fn deal(owner: Value) -> Value {
     json!({
         "deal_id": "D-42",
         "account": "Acme Logistics",

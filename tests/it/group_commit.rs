@@ -40,6 +40,7 @@ async fn inbox(store: &Store, event_id: &str, payload: &str) -> Result<bool, Str
         event_id,
         kind: "message",
         payload,
+        thread_key: None,
     };
     store
         .enqueue_inbox(&item, 1_000)

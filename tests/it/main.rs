@@ -4,6 +4,7 @@
 mod architecture;
 mod cli;
 mod connections;
+mod crash_recovery;
 mod crm;
 mod database_faults;
 mod demo;
@@ -26,7 +27,9 @@ mod oauth_resilience;
 mod oauth_serve;
 mod ops;
 mod outbox;
+mod outbox_faults;
 mod outbox_upgrade;
+mod rate_limit_holds;
 mod replicas;
 mod server;
 mod slack_client;

@@ -728,6 +728,41 @@ async fn an_expired_trigger_gets_an_ephemeral_explanation(backend: Backend) {
     assert_eq!(notes[0].param_str("user").as_deref(), Some("U_SELLER"));
 }
 
+/// `views.open` cannot wait in the outbox, but it keeps to Slack's rate limit: after a
+/// 429 the next click does not call it before `Retry-After`, and each person is told to
+/// click again in a moment.
+async fn a_rate_limited_views_open_is_not_called_again_before_retry_after(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.say("Ev1", "U_SELLER", SELLER, "1700000000.000100")
+        .await;
+    app.settle().await;
+    let key = button_value(&app.nudges()[0]);
+    app.slack.push_response(
+        "views.open",
+        Scripted::RateLimited {
+            retry_after_secs: 30,
+        },
+    );
+    for trigger in ["t-1", "t-2"] {
+        let clicked = app
+            .interact(click("cusp_reflect", &key, "U_SELLER", trigger))
+            .await;
+        assert_eq!(clicked.status, StatusCode::OK);
+    }
+    assert_eq!(
+        app.slack.calls_to("views.open").len(),
+        1,
+        "the held views.open was not called"
+    );
+    app.deliver_outbox_at(now_ms()).await;
+    let notes = app.slack.calls_to("chat.postEphemeral");
+    assert_eq!(notes.len(), 2);
+    for note in notes {
+        let text = note.param_str("text").unwrap();
+        assert!(text.contains("click *Reflect* again in a moment"), "{text}");
+    }
+}
+
 backend_matrix!(
     a_seller_centric_update_gets_exactly_one_threaded_nudge,
     a_customer_centric_update_gets_a_quiet_reaction_only,
@@ -743,6 +778,7 @@ backend_matrix!(
     reflect_avoids_recent_questions_and_honours_opt_out,
     buttons_and_the_reflection_modal_are_stored,
     an_expired_trigger_gets_an_ephemeral_explanation,
+    a_rate_limited_views_open_is_not_called_again_before_retry_after,
 );
 
 #[tokio::test]

@@ -142,9 +142,10 @@ async fn two_replicas_working_one_burst_send_at_most_the_daily_limit(backend: Ba
     let drain = |state: &AppState| {
         let state = state.clone();
         tokio::spawn(async move {
-            while cusp::jobs::inbox_worker::process_next(&state, now)
+            while cusp::jobs::inbox_worker::process_batch(&state, now)
                 .await
                 .unwrap()
+                > 0
             {}
         })
     };

@@ -251,13 +251,19 @@ impl TestApp {
     /// Another instance over the same fake Slack that reaches the database through `url`
     /// (the same database behind a proxy, or opened read-only).
     pub async fn replica_at(&self, url: &str) -> AppState {
+        self.replica_with(url, std::time::Duration::from_millis(500))
+            .await
+    }
+
+    /// [`TestApp::another_replica`] whose Slack calls time out after `timeout`.
+    pub async fn another_replica_waiting(&self, timeout: std::time::Duration) -> AppState {
+        self.replica_with(&self.db.url, timeout).await
+    }
+
+    async fn replica_with(&self, url: &str, timeout: std::time::Duration) -> AppState {
         let store = Store::connect(url).await.expect("connect");
-        let client = SlackClient::new(
-            &self.slack.base_url(),
-            SecretString::from(TOKEN),
-            std::time::Duration::from_millis(500),
-        )
-        .expect("client");
+        let client = SlackClient::new(&self.slack.base_url(), SecretString::from(TOKEN), timeout)
+            .expect("client");
         let identity = identify(&client).await.expect("auth.test");
         AppState::new(
             store,

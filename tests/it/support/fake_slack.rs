@@ -55,6 +55,16 @@ pub enum Scripted {
     /// Perform the call (the message exists) but answer 500: Slack accepted it and the
     /// answer was lost.
     DropAfterPost,
+    /// Sit on the request for this long without doing it, then answer 503: a Slack that
+    /// never got round to it. A caller that gives up first (timeout, crash) leaves no
+    /// effect behind.
+    Hang(Duration),
+    /// Do the call only after this long, then answer: a Slack slow to act, so a caller
+    /// that looks for the effect meanwhile does not find it yet.
+    Slow(Duration),
+    /// HTTP 200 with `{"ok":false,"error":"ratelimited"}` and a `Retry-After` header: a
+    /// rate limit that does not come as a 429.
+    OkFalseRateLimited { retry_after_secs: u64 },
 }
 
 #[derive(Debug, Clone)]
@@ -372,6 +382,20 @@ async fn handle(
                 .into_response();
         }
         Some(Scripted::OkFalse(code)) => return err(code),
+        Some(Scripted::OkFalseRateLimited { retry_after_secs }) => {
+            let mut r = err("ratelimited");
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            return r;
+        }
+        Some(Scripted::Slow(d)) => {
+            tokio::time::sleep(d).await;
+            return default_behaviour(&state, &method, &params, caller.as_ref());
+        }
+        Some(Scripted::Hang(d)) => {
+            tokio::time::sleep(d).await;
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
         Some(Scripted::Delay(d)) => {
             // Slack does the work even when its answer is slow: perform it first, so a
             // client that gives up still finds the effect (and a dropped connection,
