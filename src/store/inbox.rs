@@ -108,15 +108,19 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<InboxItem>, StoreError> {
         let lock = self.pool.backend().skip_locked();
+        // The choice is a MATERIALIZED CTE: run once. As an `IN (…)` subquery next to the
+        // correlated NOT EXISTS, PostgreSQL re-ran it per row and claimed more than `limit`
+        // (and, with SKIP LOCKED, not always the oldest).
         let statement = format!(
-            "UPDATE inbox SET status = 'working', attempts = attempts + 1, locked_until = $2 \
-             WHERE id IN (SELECT id FROM inbox AS due WHERE team_id = $1 \
+            "WITH chosen AS MATERIALIZED (SELECT id FROM inbox AS due WHERE team_id = $1 \
                  AND ((status = 'pending' AND next_attempt_at <= $3) \
                    OR (status = 'working' AND locked_until < $3)) \
                  AND NOT EXISTS (SELECT 1 FROM inbox AS earlier WHERE earlier.team_id = $1 \
                      AND earlier.thread_key = due.thread_key AND earlier.id < due.id \
                      AND earlier.status IN ('pending', 'working')) \
                  ORDER BY id LIMIT $4 {lock}) \
+             UPDATE inbox SET status = 'working', attempts = attempts + 1, locked_until = $2 \
+             WHERE id IN (SELECT id FROM chosen) \
              AND team_id = $1 \
              RETURNING id, team_id, event_id, kind, payload, attempts, received_at"
         );
@@ -213,6 +217,9 @@ impl Store {
         tx.commit().await?;
         for (item, applied) in handled.iter().zip(&applied) {
             applied.count(item.effects);
+            if let Some(prompt) = &item.effects.prompt {
+                self.prompt_written(item.team_id, &prompt.user_id);
+            }
         }
         Ok(applied)
     }
