@@ -57,7 +57,54 @@ pub struct InboxState {
     pub last_error: Option<String>,
 }
 
+/// An event is the head of its thread when no earlier event of the thread is still open.
+/// Written `NOT IN ('done', 'failed')` so that only `inbox_thread (team_id, thread_key,
+/// id)` can serve it: as `IN ('pending', 'working')`, PostgreSQL with stale statistics
+/// (a burst into a fresh table) probed `inbox_claim (team_id, status, id)` instead,
+/// walking every open event once per candidate: minutes for 70,000 queued events.
+const HEAD_OF_THREAD: &str = "NOT EXISTS (SELECT 1 FROM inbox AS earlier \
+     WHERE earlier.team_id = $1 AND earlier.thread_key = due.thread_key \
+     AND earlier.id < due.id AND earlier.status NOT IN ('done', 'failed'))";
+
+/// The claim of [`Store::claim_inbox_items`] (`$1` team, `$2` lease end, `$3` now,
+/// `$4` limit). Pending and expired events are picked by two walks, each in id order
+/// along `inbox_claim` that stops after `$4` heads of threads: the claim reads about
+/// `limit` rows however many are queued, whatever the planner believes about the table.
+/// Both steps are MATERIALIZED CTEs, run once: as plain `IN (…)` subqueries PostgreSQL
+/// re-ran them per row (and claimed more than `limit`). The UPDATE states the due-ness
+/// again, so that when another replica claimed a row meanwhile, PostgreSQL's re-check of
+/// the newest row version drops it; as a CASE, which no index serves, so that the
+/// UPDATE is driven by the chosen ids, not by a walk of every due event. The team is
+/// named where the heads are found and nowhere after: a `team_id = $1` beside the ids
+/// led SQLite (which has no statistics) to walk all of the team's rows, handled ones
+/// included, instead of looking the ids up.
+fn claim_statement(lock: &str) -> String {
+    format!(
+        "WITH heads AS MATERIALIZED ( \
+           SELECT id FROM (SELECT id FROM inbox AS due WHERE team_id = $1 \
+             AND status = 'pending' AND next_attempt_at <= $3 AND {HEAD_OF_THREAD} \
+             ORDER BY id LIMIT $4) AS pending_heads \
+           UNION ALL \
+           SELECT id FROM (SELECT id FROM inbox AS due WHERE team_id = $1 \
+             AND status = 'working' AND locked_until < $3 AND {HEAD_OF_THREAD} \
+             ORDER BY id LIMIT $4) AS expired_heads), \
+         chosen AS MATERIALIZED (SELECT id FROM inbox WHERE id IN (SELECT id FROM heads) \
+           ORDER BY id LIMIT $4 {lock}) \
+         UPDATE inbox SET status = 'working', attempts = attempts + 1, locked_until = $2 \
+         WHERE id IN (SELECT id FROM chosen) \
+         AND CASE status WHEN 'pending' THEN next_attempt_at <= $3 \
+           WHEN 'working' THEN locked_until < $3 ELSE FALSE END \
+         RETURNING id, team_id, event_id, kind, payload, attempts, received_at"
+    )
+}
+
 impl Store {
+    /// The inbox claim statement, for tests that read its query plan.
+    #[doc(hidden)]
+    pub fn inbox_claim_statement(&self) -> String {
+        claim_statement(self.pool.backend().skip_locked())
+    }
+
     /// Stores an event; `false` when this `event_id` was already stored (a Slack retry,
     /// or another replica got it first). Goes through the group-commit writer: when this
     /// returns `Ok`, the row is committed, so the ack may go out.
@@ -107,23 +154,7 @@ impl Store {
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<InboxItem>, StoreError> {
-        let lock = self.pool.backend().skip_locked();
-        // The choice is a MATERIALIZED CTE: run once. As an `IN (…)` subquery next to the
-        // correlated NOT EXISTS, PostgreSQL re-ran it per row and claimed more than `limit`
-        // (and, with SKIP LOCKED, not always the oldest).
-        let statement = format!(
-            "WITH chosen AS MATERIALIZED (SELECT id FROM inbox AS due WHERE team_id = $1 \
-                 AND ((status = 'pending' AND next_attempt_at <= $3) \
-                   OR (status = 'working' AND locked_until < $3)) \
-                 AND NOT EXISTS (SELECT 1 FROM inbox AS earlier WHERE earlier.team_id = $1 \
-                     AND earlier.thread_key = due.thread_key AND earlier.id < due.id \
-                     AND earlier.status IN ('pending', 'working')) \
-                 ORDER BY id LIMIT $4 {lock}) \
-             UPDATE inbox SET status = 'working', attempts = attempts + 1, locked_until = $2 \
-             WHERE id IN (SELECT id FROM chosen) \
-             AND team_id = $1 \
-             RETURNING id, team_id, event_id, kind, payload, attempts, received_at"
-        );
+        let statement = claim_statement(self.pool.backend().skip_locked());
         let until = now_ms.saturating_add(lease.as_millis() as i64);
         let mut items: Vec<InboxItem> = sql(&statement)
             .bind(team_id)

@@ -15,6 +15,7 @@ mod foreign_team;
 mod group_commit;
 mod hubspot;
 mod inbox;
+mod inbox_claim_plan;
 mod inbox_concurrency;
 mod inbox_kinds;
 mod installations;
