@@ -4,6 +4,7 @@
 //! differences are explicit there. `tests/it/store.rs` runs the same scenarios on both
 //! backends.
 
+mod bulk;
 pub(crate) mod corrections;
 mod db;
 pub(crate) mod digest;

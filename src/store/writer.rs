@@ -16,6 +16,7 @@
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::bulk;
 use super::db::{Pool, Tx, sql};
 use super::effects::apply_effects;
 use super::{Applied, Effects, StoreError};
@@ -130,66 +131,94 @@ async fn commit_batch(pool: &Pool, batch: &mut Vec<Job>) {
     }
 }
 
-/// Runs `writes` in one transaction; their results in order, known only after the commit.
+/// Runs `writes` in one transaction; their results in order, known only after the
+/// commit. The batch's inbox rows go in one insert and its observation-only effects
+/// (reflections) in three statements (`bulk`); anything else one write at a time.
 async fn write_all<'w>(
     pool: &Pool,
     writes: impl Iterator<Item = &'w Write>,
 ) -> Result<Vec<Written>, StoreError> {
+    let writes: Vec<&Write> = writes.collect();
+    let mut inbox = Vec::new();
+    let mut observations = Vec::new();
+    let mut rest = Vec::new();
+    for (at, write) in writes.iter().enumerate() {
+        match write {
+            Write::Inbox {
+                team_id,
+                event_id,
+                kind,
+                payload,
+                thread_key,
+                now_ms,
+            } => inbox.push((
+                at,
+                bulk::InboxRow {
+                    team_id,
+                    event_id,
+                    kind,
+                    payload,
+                    thread_key: thread_key.as_deref(),
+                    now_ms: *now_ms,
+                },
+            )),
+            other => match bulk::ObservationWrite::of(other) {
+                Some(observation) => observations.push((at, observation)),
+                None => rest.push(at),
+            },
+        }
+    }
+    let mut written: Vec<Option<Written>> = vec![None; writes.len()];
     let mut tx = pool.begin_write().await?;
-    let mut written = Vec::with_capacity(writes.size_hint().0);
-    for write in writes {
-        written.push(apply(&mut tx, write).await?);
+    if !inbox.is_empty() {
+        let (at, rows): (Vec<usize>, Vec<_>) = inbox.into_iter().unzip();
+        let new = bulk::insert_inbox(&mut tx, &rows).await?;
+        for (at, new) in at.into_iter().zip(new) {
+            written[at] = Some(Written::Inbox { new });
+        }
+    }
+    if !observations.is_empty() {
+        let (at, rows): (Vec<usize>, Vec<_>) = observations.into_iter().unzip();
+        let results = bulk::record_observations(&mut tx, &rows).await?;
+        for (at, result) in at.into_iter().zip(results) {
+            written[at] = Some(result);
+        }
+    }
+    for at in rest {
+        written[at] = apply(&mut tx, writes[at]).await?;
     }
     tx.commit().await?;
-    Ok(written)
+    written
+        .into_iter()
+        .map(|w| w.ok_or_else(|| StoreError::Corrupt("a write of the batch was skipped".into())))
+        .collect()
 }
 
-async fn apply(tx: &mut Tx, write: &Write) -> Result<Written, StoreError> {
-    match write {
-        Write::Inbox {
-            team_id,
-            event_id,
-            kind,
-            payload,
-            thread_key,
-            now_ms,
-        } => {
-            const SQL: &str = "INSERT INTO inbox (team_id, event_id, kind, payload, received_at, thread_key) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (team_id, event_id) DO NOTHING";
-            let n = sql(SQL)
-                .bind(team_id)
-                .bind(event_id)
-                .bind(kind)
-                .bind(payload)
-                .bind(*now_ms)
-                .bind(thread_key)
-                .execute(&mut *tx)
-                .await?;
-            Ok(Written::Inbox { new: n == 1 })
-        }
-        Write::Effects {
-            team_id,
-            effects,
-            unless_opted_out,
-            now_ms,
-        } => {
-            if let Some(user_id) = unless_opted_out {
-                const SQL: &str =
-                    "SELECT opted_out FROM user_prefs WHERE team_id = $1 AND user_id = $2";
-                let opted_out: Option<i64> = sql(SQL)
-                    .bind(team_id)
-                    .bind(user_id)
-                    .scalar_optional(&mut *tx)
-                    .await?;
-                if opted_out.unwrap_or(0) != 0 {
-                    return Ok(Written::OptedOut);
-                }
-            }
-            Ok(Written::Effects(
-                apply_effects(tx, team_id, effects, *now_ms).await?,
-            ))
+/// Effects that carry more than an observation (the CRM hooks' nudges and DMs), one at
+/// a time. `None` for an inbox row, which `write_all` stores in bulk.
+async fn apply(tx: &mut Tx, write: &Write) -> Result<Option<Written>, StoreError> {
+    let Write::Effects {
+        team_id,
+        effects,
+        unless_opted_out,
+        now_ms,
+    } = write
+    else {
+        return Ok(None);
+    };
+    if let Some(user_id) = unless_opted_out {
+        const SQL: &str = "SELECT opted_out FROM user_prefs WHERE team_id = $1 AND user_id = $2";
+        let opted_out: Option<i64> = sql(SQL)
+            .bind(team_id)
+            .bind(user_id)
+            .scalar_optional(&mut *tx)
+            .await?;
+        if opted_out.unwrap_or(0) != 0 {
+            return Ok(Some(Written::OptedOut));
         }
     }
+    let applied = apply_effects(tx, team_id, effects, *now_ms).await?;
+    Ok(Some(Written::Effects(applied)))
 }
 
 /// Metrics for a committed write (only after the commit, so they never count a rollback).

@@ -260,7 +260,156 @@ async fn a_reflection_that_waits_past_its_budget_is_still_stored() {
         .expect("the reflection's observation was stored once the lock was released");
 }
 
+/// Holds the database's write lock from another connection until `release` fires, so
+/// writes sent meanwhile queue up and reach the writer as one batch.
+async fn hold_writes(db: &TestDb, release: tokio::sync::oneshot::Receiver<()>) {
+    let (locked, is_locked) = tokio::sync::oneshot::channel();
+    let url = db.url.clone();
+    tokio::spawn(async move {
+        if url.starts_with("sqlite") {
+            use sqlx::Connection;
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let _ = locked.send(());
+            let _ = release.await;
+            sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+        } else {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+            sqlx::query("LOCK TABLE inbox, observations IN SHARE ROW EXCLUSIVE MODE")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let _ = locked.send(());
+            let _ = release.await;
+            sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+        }
+    });
+    is_locked.await.unwrap();
+}
+
+/// One batch carrying the same event eight times, the same reflection eight times and
+/// an opted-out person's reflections among others': each repeat is stored once and
+/// reported new once, the opted-out person's are refused, everyone else's stored.
+async fn repeats_and_opt_outs_inside_one_batch_are_told_apart(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    store.opt_out_and_forget(TEAM, "U9", 500).await.unwrap();
+    let (release, released) = tokio::sync::oneshot::channel();
+    hold_writes(&db, released).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    // Blocked on the lock: the writes below queue behind it as one batch.
+    let first = store.clone();
+    tasks.spawn(async move {
+        (
+            "first",
+            inbox(&first, "Ev-first", "{}").await.map(|n| n as u8),
+        )
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..8 {
+        let store1 = store.clone();
+        tasks.spawn(async move {
+            (
+                "event",
+                inbox(&store1, "Ev-same", "{}").await.map(|n| n as u8),
+            )
+        });
+        let store2 = store.clone();
+        tasks.spawn(async move {
+            let applied = store2
+                .record_effects_unless_opted_out(TEAM, "U1", &reflection("same", "U1"), 1_000)
+                .await;
+            (
+                "same",
+                applied
+                    .map(|a| a.map_or(2, |a| a.fresh as u8))
+                    .map_err(|e| e.to_string()),
+            )
+        });
+        let store3 = store.clone();
+        tasks.spawn(async move {
+            let key = format!("out{i}");
+            let applied = store3
+                .record_effects_unless_opted_out(TEAM, "U9", &reflection(&key, "U9"), 1_000)
+                .await;
+            (
+                "opted_out",
+                applied
+                    .map(|a| a.map_or(2, |a| a.fresh as u8))
+                    .map_err(|e| e.to_string()),
+            )
+        });
+        let store4 = store.clone();
+        tasks.spawn(async move {
+            let key = format!("other{i}");
+            let applied = store4
+                .record_effects_unless_opted_out(TEAM, "U2", &reflection(&key, "U2"), 1_000)
+                .await;
+            (
+                "other",
+                applied
+                    .map(|a| a.map_or(2, |a| a.fresh as u8))
+                    .map_err(|e| e.to_string()),
+            )
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = release.send(());
+    let mut seen: std::collections::HashMap<&str, Vec<u8>> = std::collections::HashMap::new();
+    let all = async {
+        while let Some(done) = tasks.join_next().await {
+            let (kind, result) = done.unwrap();
+            seen.entry(kind).or_default().push(result.unwrap());
+        }
+    };
+    tokio::time::timeout(LIMIT, all).await.expect("in time");
+    let sorted = |kind: &str| {
+        let mut v = seen.get(kind).cloned().unwrap_or_default();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(sorted("first"), vec![1]);
+    assert_eq!(
+        sorted("event"),
+        vec![0, 0, 0, 0, 0, 0, 0, 1],
+        "one new, seven repeats"
+    );
+    assert_eq!(
+        sorted("same"),
+        vec![0, 0, 0, 0, 0, 0, 0, 1],
+        "one fresh, seven repeats"
+    );
+    assert_eq!(sorted("opted_out"), vec![2; 8], "refused: opted out");
+    assert_eq!(sorted("other"), vec![1; 8]);
+    assert_eq!(
+        db.scalar_for_team("SELECT COUNT(*) FROM inbox WHERE team_id = $1", TEAM)
+            .await,
+        2
+    );
+    assert_eq!(
+        db.scalar_for_team("SELECT COUNT(*) FROM observations WHERE team_id = $1", TEAM)
+            .await,
+        9,
+        "one repeated reflection and eight others; none of the opted-out person's"
+    );
+    assert_eq!(
+        db.scalar_for_team(
+            "SELECT COUNT(*) FROM observation_themes WHERE team_id = $1",
+            TEAM
+        )
+        .await,
+        18,
+        "two themes per stored observation"
+    );
+}
+
 backend_matrix!(
+    repeats_and_opt_outs_inside_one_batch_are_told_apart,
     every_concurrent_write_is_committed_before_its_answer,
     a_write_that_fails_fails_its_own_request_and_the_others_commit,
     when_the_database_is_gone_every_waiting_request_gets_an_error,
