@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
     --duration) duration=$2; shift ;;
     --no-build) build=0 ;;
     --bolt) bolt=1 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
