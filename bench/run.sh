@@ -186,7 +186,8 @@ if [ "$bolt" = 1 ]; then
   bolt_t0=$(awk '{ print $14 + $15 }' "/proc/$bolt_pid/stat")
   run bolt32 "$bolt_url" /slack/commands command 32 200000
   bolt_cpu=$(awk -v t="$(( $(awk '{ print $14 + $15 }' "/proc/$bolt_pid/stat") - bolt_t0 ))" -v hz="$(getconf CLK_TCK)" \
-    -v n="$(ok bolt32)" 'BEGIN { if (n > 0) printf "bolt @32: node used %.0f us of CPU per request\n", t / hz * 1e6 / n }')
+    -v n="$(ok bolt32)" -v us="$(field bolt32 duration_us)" \
+    'BEGIN { if (n > 0) printf "bolt @32: node used %.0f us of CPU per request, %.2f of a core over the run\n", t / hz * 1e6 / n, t / hz / (us / 1e6) }')
   run bolt1 "$bolt_url" /slack/commands command 1 100000
 fi
 
