@@ -173,9 +173,13 @@ impl CrmOutcome {
 pub enum CrmError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Slack could not be asked right now; the CRM should retry.
-    #[error("Slack call failed: {0}")]
-    Slack(String),
+    /// Slack could not be asked right now; the CRM should retry (after `retry_after`,
+    /// when Slack rate-limited the call).
+    #[error("Slack call failed: {message}")]
+    Slack {
+        message: String,
+        retry_after: Option<std::time::Duration>,
+    },
     /// HubSpot could not tell us the deal's name or owner; HubSpot retries.
     #[error("could not read deal {deal_id} from HubSpot: {source}")]
     HubSpot {
@@ -183,6 +187,15 @@ pub enum CrmError {
         #[source]
         source: HubSpotApiError,
     },
+}
+
+impl CrmError {
+    fn slack(err: &crate::slack::web_api::SlackApiError) -> CrmError {
+        CrmError::Slack {
+            message: err.to_string(),
+            retry_after: err.retry_after(),
+        }
+    }
 }
 
 /// How a verified `POST /hooks/deals` request arrived.
@@ -221,7 +234,10 @@ pub async fn on_crm_delivery(
     }
     let key = delivery_key(delivery.id, update, delivery.signed_at);
     let result = on_deal_update(ctx, update, &key, now_ms).await;
-    if matches!(result, Err(CrmError::Slack(_)) | Err(CrmError::Store(_))) {
+    if matches!(
+        result,
+        Err(CrmError::Slack { .. }) | Err(CrmError::Store(_))
+    ) {
         // As in `on_deal_update`: nothing was stored, so the same request may come again.
         ctx.store.release_crm_delivery(team, &replay).await?;
     }
@@ -304,7 +320,10 @@ pub async fn on_deal_update(
         return Ok(CrmOutcome::Duplicate);
     }
     let result = prompt_owner(ctx, update, delivery_key, now_ms).await;
-    if matches!(result, Err(CrmError::Slack(_)) | Err(CrmError::Store(_))) {
+    if matches!(
+        result,
+        Err(CrmError::Slack { .. }) | Err(CrmError::Store(_))
+    ) {
         // Let the CRM's retry through: nothing was stored for this delivery.
         ctx.store.release_crm_delivery(team, delivery_key).await?;
     }
@@ -326,7 +345,7 @@ async fn prompt_owner(
                 tracing::warn!(deal_id = %update.deal_id, "no Slack user for the deal owner's email");
                 return Ok(CrmOutcome::OwnerUnknown);
             }
-            Err(err) if err.is_retryable() => return Err(CrmError::Slack(err.to_string())),
+            Err(err) if err.is_retryable() => return Err(CrmError::slack(&err)),
             Err(err) => {
                 tracing::warn!(deal_id = %update.deal_id, error = %err, "could not look up the deal owner");
                 return Ok(CrmOutcome::OwnerUnknown);
@@ -464,7 +483,7 @@ async fn open_dm(ctx: &TeamContext<'_>, user: &str) -> Result<DmChannel, CrmErro
         Err(err) if err.is_unreachable_user() => Ok(DmChannel::Unreachable(
             err.code().unwrap_or_default().to_owned(),
         )),
-        Err(err) => Err(CrmError::Slack(err.to_string())),
+        Err(err) => Err(CrmError::slack(&err)),
     }
 }
 

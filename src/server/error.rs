@@ -3,6 +3,7 @@
 //! variant; the OAuth pages ask [`ApiError::status`] for theirs.
 
 use axum::Json;
+use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -41,6 +42,10 @@ pub enum ApiError {
     /// The database cannot take the request right now: 503, so the sender retries.
     #[error("temporarily unavailable")]
     Unavailable,
+    /// Like `Unavailable`, with a `Retry-After` (whole seconds, rounded up): a service
+    /// cusp needs (Slack) asked for that wait.
+    #[error("temporarily unavailable: rate limited by Slack")]
+    RetryAfter(std::time::Duration),
     /// `/readyz` when the database does not answer: 503.
     #[error("database unreachable")]
     DatabaseUnreachable,
@@ -64,6 +69,7 @@ impl ApiError {
             ApiError::NotServed(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable
+            | ApiError::RetryAfter(_)
             | ApiError::DatabaseUnreachable
             | ApiError::DatabaseNotWritable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -78,6 +84,12 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(NO_RETRY, HeaderValue::from_static("1"));
+        }
+        if let ApiError::RetryAfter(wait) = self {
+            let secs = wait.as_millis().div_ceil(1_000).max(1);
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(secs as u64));
         }
         response
     }

@@ -146,11 +146,18 @@ pub async fn hubspot(
 fn retry_later(err: CrmError) -> ApiError {
     match &err {
         CrmError::Store(_) => tracing::error!(error = %err, "could not store the deal update"),
-        CrmError::Slack(_) | CrmError::HubSpot { .. } => {
+        CrmError::Slack { .. } | CrmError::HubSpot { .. } => {
             tracing::warn!(error = %err, "deal update not handled; the CRM will retry");
         }
     }
-    ApiError::Unavailable
+    match err {
+        // Slack rate-limited the call: say when a retry can work.
+        CrmError::Slack {
+            retry_after: Some(wait),
+            ..
+        } => ApiError::RetryAfter(wait),
+        _ => ApiError::Unavailable,
+    }
 }
 
 /// The workspace a CRM webhook is for: the one it names (`how` says where it is named),

@@ -136,6 +136,13 @@ async fn a_rate_limited_outbox_call_holds_direct_calls_back(backend: Backend) {
     );
     let calls = app.slack.calls_to("conversations.open");
     assert_eq!(calls.len(), 1, "the held call was not made");
+    // The CRM is told when a retry can work: the hold's remaining wait, in whole seconds.
+    let retry_after = held
+        .headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    assert_eq!(retry_after, Some(1), "{:?}", held.headers);
 
     let wait = until.saturating_sub(now_ms()).max(0) + 50;
     assert!(wait < 5_000, "{wait}");
@@ -170,6 +177,16 @@ async fn a_rate_limited_direct_call_is_not_repeated_before_retry_after(backend: 
             StatusCode::SERVICE_UNAVAILABLE,
             "{}",
             response.body
+        );
+        let retry_after = response
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        assert!(
+            retry_after.is_some_and(|secs| (25..=30).contains(&secs)),
+            "{:?}",
+            response.headers
         );
     }
     assert_eq!(app.slack.calls_to("users.lookupByEmail").len(), 1);
