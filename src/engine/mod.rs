@@ -21,6 +21,7 @@ mod model;
 mod questions;
 mod situation;
 mod slots;
+mod trend;
 #[cfg(test)]
 mod tests;
 pub mod train;
