@@ -21,10 +21,10 @@ mod model;
 mod questions;
 mod situation;
 mod slots;
-mod trend;
 #[cfg(test)]
 mod tests;
 pub mod train;
+mod trend;
 
 pub use questions::{QuestionReason, SlotUse};
 pub use situation::{Situation, situation};
