@@ -1061,3 +1061,16 @@ fn their_outcome_in_numbers_and_dates() {
         assert!(!cues(t, Theme::CustomerOutcome).is_empty(), "{t}");
     }
 }
+
+#[test]
+fn their_person_leaving_is_a_risk() {
+    for t in [
+        "Tollgate renewal: champion gone, new lead unknown",
+        "Meridian: users down, VP Digital gone",
+        "she's leaving in Jan btw, announced it on linkedin",
+        "HR admin contact bounced (left company)",
+    ] {
+        assert!(!cues(t, Theme::CustomerRisk).is_empty(), "{t}");
+    }
+    assert!(cues("we left the meeting early", Theme::CustomerRisk).is_empty());
+}
