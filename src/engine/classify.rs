@@ -192,6 +192,7 @@ pub(crate) fn signals(inner: &Inner, text: &str) -> Signals {
     if let Some((_, s, e)) = &account {
         found.retain(|f| f.orig.1 <= *s || f.orig.0 >= *e || (f.orig.0 < *s && f.orig.1 > *e));
     }
+    super::trend::apply(&p, text, &mut found);
     let has = |t: Theme| found.iter().any(|f| f.theme == t);
     if has(Theme::Stakeholders) && (has(Theme::ClosingPush) || has(Theme::QuotaPressure)) {
         drop_pushed_stakeholders(layout(), &mut found);

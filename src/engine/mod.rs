@@ -24,6 +24,7 @@ mod slots;
 #[cfg(test)]
 mod tests;
 pub mod train;
+mod trend;
 
 pub use questions::{QuestionReason, SlotUse};
 pub use situation::{Situation, situation};

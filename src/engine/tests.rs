@@ -949,3 +949,128 @@ fn a_crm_owner_field_is_not_their_stakeholder() {
         Theme::Stakeholders,
     );
 }
+
+/// The lexicon's cues of `theme` in `text` that count (weight above 0), as written.
+fn cues(text: &str, theme: Theme) -> Vec<String> {
+    let e = Engine::lexicon_only();
+    let sig = classify::signals(&e.inner, text);
+    sig.found
+        .iter()
+        .filter(|f| f.theme == theme && f.weight > 0.0)
+        .map(|f| text[f.orig.0..f.orig.1].to_string())
+        .collect()
+}
+
+#[test]
+fn a_falling_number_is_read_by_what_it_measures() {
+    // Better high and falling: a risk, and not the customer's success.
+    let t = "Hollis: active recruiter seats dropped 480 → 310 since their restructuring";
+    assert!(cues(t, Theme::CustomerRisk).contains(&"seats dropped 480 → 310".to_string()));
+    assert!(cues(t, Theme::SharedSuccess).is_empty());
+    assert_eq!(
+        cues("weekly logins went 34 -> 19 -> 11", Theme::CustomerRisk),
+        ["logins went 34 -> 19"]
+    );
+    assert_eq!(
+        cues("Atlas: red, logins -60% since July", Theme::CustomerRisk),
+        ["logins -60%"]
+    );
+    // Better low and falling: their success, and not a risk.
+    let t = "Cobalt: unplanned tool downtime is down 23% year on year";
+    assert_eq!(cues(t, Theme::SharedSuccess).len(), 2, "{t}");
+    assert!(cues(t, Theme::CustomerRisk).is_empty());
+    assert!(
+        cues(
+            "failed payments went from 9.2% to 5.1%",
+            Theme::SharedSuccess
+        )
+        .contains(&"failed payments went from 9.2% to 5.1%".to_string())
+    );
+    assert!(
+        cues("pumping costs -18% in the pilot", Theme::SharedSuccess)
+            .contains(&"costs -18%".to_string())
+    );
+    // A duration that shrank is time saved, whatever the units.
+    assert!(
+        cues(
+            "time to detect went from 9h to 40 min",
+            Theme::SharedSuccess
+        )
+        .contains(&"from 9h to 40 min".to_string())
+    );
+    // Better low and rising: a risk.
+    assert!(
+        cues("fraud losses went from 0.09% to 0.14%", Theme::CustomerRisk)
+            .contains(&"losses went from 0.09% to 0.14%".to_string())
+    );
+    assert!(
+        cues(
+            "fraud losses went from 0.09% to 0.14%",
+            Theme::SharedSuccess
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn numbers_that_did_not_move_are_no_trend() {
+    // A range, a price cut of ours, a number of unknown meaning, a quarter.
+    for t in [
+        "the pilot runs 2 to 3 weeks",
+        "we dropped 15% to match the competitor",
+        "went 34 → 19 in the ranking",
+        "Q3 to Q4",
+        "2-3% of volume",
+    ] {
+        assert!(cues(t, Theme::CustomerRisk).is_empty(), "{t}");
+        assert!(
+            !cues(t, Theme::SharedSuccess)
+                .iter()
+                .any(|c| c.contains('→') || c.contains(" to ")),
+            "{t}"
+        );
+    }
+    check_evidence(
+        "seats 480→310, usage -40%",
+        &engine().analyze("seats 480→310, usage -40%"),
+    );
+}
+
+#[test]
+fn their_risk_people_and_steps_are_not_a_risk() {
+    for t in [
+        "their chief risk officer presents to the loan committee",
+        "privacy office finishes the risk assessment 5/20",
+        "they want our SOC 2 before their vendor risk committee",
+        "their head of risk walked us through it",
+    ] {
+        assert!(cues(t, Theme::CustomerRisk).is_empty(), "{t}");
+    }
+    assert!(!cues("the risk for them is downtime", Theme::CustomerRisk).is_empty());
+}
+
+#[test]
+fn their_outcome_in_numbers_and_dates() {
+    for t in [
+        "their controller wants lease abstraction under 2 days by Q2",
+        "they want new hires productive in 2 wks not 6",
+        "no-show rate is 11% today, they think it gets them to 6",
+        "they want go-live before the Easter parcel peak",
+        "their pain is haul truck idle time",
+    ] {
+        assert!(!cues(t, Theme::CustomerOutcome).is_empty(), "{t}");
+    }
+}
+
+#[test]
+fn their_person_leaving_is_a_risk() {
+    for t in [
+        "Tollgate renewal: champion gone, new lead unknown",
+        "Meridian: users down, VP Digital gone",
+        "she's leaving in Jan btw, announced it on linkedin",
+        "HR admin contact bounced (left company)",
+    ] {
+        assert!(!cues(t, Theme::CustomerRisk).is_empty(), "{t}");
+    }
+    assert!(cues("we left the meeting early", Theme::CustomerRisk).is_empty());
+}
