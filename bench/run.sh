@@ -9,6 +9,9 @@
 # Usage: bench/run.sh [--postgres [URL]] [--duration 10s] [--no-build]
 #   --postgres  run cusp on a fresh database created on URL's server
 #               (default postgres://postgres@127.0.0.1:5432/test), dropped afterwards.
+# MALLOC_ARENA_MAX, TOKIO_WORKER_THREADS, CUSP_DB_MAX_CONNECTIONS, CUSP_SQLITE_CACHE_KIB: passed
+# to cusp when set (nothing else of the caller's environment is); BENCH_MALLOC=/path/lib.so
+# preloads another malloc into cusp alone.
 # Needs: cargo, wrk (installed from Debian's packages if missing), sqlite3 or psql.
 # Everything listens on 127.0.0.1; nothing leaves the machine.
 set -euo pipefail
@@ -24,7 +27,7 @@ while [ $# -gt 0 ]; do
       if [ $# -gt 1 ] && [[ "$2" == postgres* ]]; then pg_url=$2; shift; else pg_url=postgres://postgres@127.0.0.1:5432/test; fi ;;
     --duration) duration=$2; shift ;;
     --no-build) build=0 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -77,12 +80,27 @@ else
 fi
 
 cusp_port=$(free_port)
+# Memory settings under test reach cusp from the caller's environment (README "Performance").
+tuning=()
+for name in MALLOC_ARENA_MAX TOKIO_WORKER_THREADS CUSP_DB_MAX_CONNECTIONS CUSP_SQLITE_CACHE_KIB; do
+  [ -n "${!name:-}" ] && tuning+=("$name=${!name}")
+done
+# Another malloc for cusp alone (LD_PRELOAD here would load it into every process).
+[ -n "${BENCH_MALLOC:-}" ] && tuning+=("LD_PRELOAD=$BENCH_MALLOC")
 # From $work, so that no .env of the checkout applies.
 (cd "$work" && exec env -i PATH="$PATH" HOME="$work" DATABASE_URL="$db_url" SLACK_SIGNING_SECRET="$secret" \
   SLACK_BOT_TOKEN="$token" SLACK_API_URL="$slack_url" CUSP_ADDR="127.0.0.1:$cusp_port" \
-  ${MALLOC_ARENA_MAX:+MALLOC_ARENA_MAX=$MALLOC_ARENA_MAX} RUST_LOG="${RUST_LOG:-warn}" "$cusp_bin" serve >"$work/cusp.log" 2>&1) &
+  ${tuning[@]+"${tuning[@]}"} RUST_LOG="${RUST_LOG:-warn}" "$cusp_bin" serve >"$work/cusp.log" 2>&1) &
 cusp_pid=$!
 pids+=($cusp_pid)
+# Where cusp's memory is: its status sampled every 0.2 s for the whole run, so the
+# breakdown at the peak (heap vs mapped files vs shared memory, threads) can be printed.
+( while kill -0 "$cusp_pid" 2>/dev/null; do
+    awk '/^(VmRSS|RssAnon|RssFile|RssShmem|Threads):/ { printf "%s=%s ", $1, $2 } END { print "" }' \
+      "/proc/$cusp_pid/status" 2>/dev/null || true
+    sleep 0.2
+  done >"$work/rss.samples" ) &
+pids+=($!)
 ceiling_port=$(free_port)
 "$peer_bin" ceiling --addr "127.0.0.1:$ceiling_port" --secret "$secret" >"$work/ceiling.log" 2>&1 &
 ceiling_pid=$!
@@ -128,6 +146,7 @@ lost() {
 
 ceiling="http://127.0.0.1:$ceiling_port"
 server="http://127.0.0.1:$cusp_port"
+echo "cusp settings: ${tuning[*]:-defaults}" >&2
 echo "cusp on $backend; wrk -t1 for $duration per run; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 run ceiling32 "$ceiling" /slack/commands command 32 200000
@@ -180,5 +199,11 @@ echo "non-2xx: ceiling $(field ceiling32 non2xx)/$(field ceiling1 non2xx), refle
 echo "$reflect_cost (the 1 s pause after the run included)"
 echo "$events_cost"
 echo "inbox drained (handled by the inbox worker after the ack): $drained"
+# The sample with the largest VmRSS, in MiB: what the peak was made of.
+awk '
+  { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+    if (v["VmRSS:"] + 0 > best) { best = v["VmRSS:"] + 0; line = sprintf("heap and stacks %.1f MiB, mapped files %.1f MiB, shared memory %.1f MiB, %d threads", v["RssAnon:"] / 1024, v["RssFile:"] / 1024, v["RssShmem:"] / 1024, v["Threads:"]) } }
+  END { if (best) printf "cusp RSS at its largest sample (%.1f MiB): %s\n", best / 1024, line }' "$work/rss.samples"
+echo "cusp after the drain: $(awk '/^(VmRSS|RssAnon|RssFile|Threads):/ { printf "%s %s ", $1, $2 }' "/proc/$cusp_pid/status")"
 echo "cusp warnings/errors logged: $(grep -c -E 'WARN|ERROR' "$work/cusp.log" || true)"
 grep -E 'ERROR' "$work/cusp.log" | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-200 | sort | uniq -c | sort -rn | head -5 || true

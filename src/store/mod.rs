@@ -29,6 +29,9 @@ pub(crate) use writer::{Write, Written};
 pub use corrections::{CorrectionRow, NewCorrection, ReadingLabels};
 pub use digest::{ClassCounts, DigestSettingsRow, RunClaim, SpotlightRow};
 pub use effects::{Applied, Effects};
+pub use db::{
+    DEFAULT_POSTGRES_CONNECTIONS, DEFAULT_SQLITE_CACHE_KIB, DEFAULT_SQLITE_CONNECTIONS, PoolLimits,
+};
 pub use inbox::{HandledItem, INBOX_MAX_ATTEMPTS, InboxItem, InboxState, NewInboxItem};
 pub use installations::{
     Installation, InstallationError, InstallationKey, InstallationSummary, NewInstallation,
@@ -121,17 +124,26 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Connects to `sqlite:…` (the file is created if missing, WAL) or `postgres://…`.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        Store::connect_with(url, true).await
+        Store::connect_with(url, true, PoolLimits::default()).await
+    }
+
+    /// [`Store::connect`] within `limits` (`cusp serve`'s configuration).
+    pub async fn connect_limited(url: &str, limits: PoolLimits) -> Result<Store, StoreError> {
+        Store::connect_with(url, true, limits).await
     }
 
     /// Like [`Store::connect`], but a SQLite file that does not exist is an error instead of
     /// a new empty database: for commands that only read (`export`, `digest preview`).
     pub async fn open_existing(url: &str) -> Result<Store, StoreError> {
-        Store::connect_with(url, false).await
+        Store::connect_with(url, false, PoolLimits::default()).await
     }
 
-    async fn connect_with(url: &str, create: bool) -> Result<Store, StoreError> {
-        let pool = Pool::connect(url, create).await?;
+    async fn connect_with(
+        url: &str,
+        create: bool,
+        limits: PoolLimits,
+    ) -> Result<Store, StoreError> {
+        let pool = Pool::connect(url, create, limits).await?;
         Ok(Store {
             writer: Writer::spawn(pool.clone()),
             pool,
