@@ -205,5 +205,6 @@ awk '
     if (v["VmRSS:"] + 0 > best) { best = v["VmRSS:"] + 0; line = sprintf("heap and stacks %.1f MiB, mapped files %.1f MiB, shared memory %.1f MiB, %d threads", v["RssAnon:"] / 1024, v["RssFile:"] / 1024, v["RssShmem:"] / 1024, v["Threads:"]) } }
   END { if (best) printf "cusp RSS at its largest sample (%.1f MiB): %s\n", best / 1024, line }' "$work/rss.samples"
 echo "cusp after the drain: $(awk '/^(VmRSS|RssAnon|RssFile|Threads):/ { printf "%s %s ", $1, $2 }' "/proc/$cusp_pid/status")"
+[ -n "${BENCH_SMAPS:-}" ] && cp "/proc/$cusp_pid/smaps" "$BENCH_SMAPS"
 echo "cusp warnings/errors logged: $(grep -c -E 'WARN|ERROR' "$work/cusp.log" || true)"
 grep -E 'ERROR' "$work/cusp.log" | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-200 | sort | uniq -c | sort -rn | head -5 || true

@@ -9,10 +9,10 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::engine::Engine;
-use crate::store::{DEFAULT_SQLITE_CACHE_KIB, PoolLimits};
 use crate::server::connections::{
     DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT, HttpLimits,
 };
+use crate::store::{DEFAULT_SQLITE_CACHE_KIB, PoolLimits};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://cusp.db";
 pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api";

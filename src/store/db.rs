@@ -165,9 +165,7 @@ impl Pool {
                 .max_connections(if in_memory {
                     1
                 } else {
-                    limits
-                        .max_connections
-                        .unwrap_or(DEFAULT_SQLITE_CONNECTIONS)
+                    limits.max_connections.unwrap_or(DEFAULT_SQLITE_CONNECTIONS)
                 })
                 .min_connections(if in_memory { 1 } else { 0 })
                 .idle_timeout((!in_memory).then_some(Duration::from_secs(600)))

@@ -27,11 +27,11 @@ use writer::Writer;
 pub(crate) use writer::{Write, Written};
 
 pub use corrections::{CorrectionRow, NewCorrection, ReadingLabels};
-pub use digest::{ClassCounts, DigestSettingsRow, RunClaim, SpotlightRow};
-pub use effects::{Applied, Effects};
 pub use db::{
     DEFAULT_POSTGRES_CONNECTIONS, DEFAULT_SQLITE_CACHE_KIB, DEFAULT_SQLITE_CONNECTIONS, PoolLimits,
 };
+pub use digest::{ClassCounts, DigestSettingsRow, RunClaim, SpotlightRow};
+pub use effects::{Applied, Effects};
 pub use inbox::{HandledItem, INBOX_MAX_ATTEMPTS, InboxItem, InboxState, NewInboxItem};
 pub use installations::{
     Installation, InstallationError, InstallationKey, InstallationSummary, NewInstallation,
