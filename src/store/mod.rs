@@ -216,8 +216,27 @@ pub fn redact_url(url: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
-    use super::redact_url;
+    use super::{Pool, PoolLimits, Store, redact_url, sql};
+
+    #[tokio::test]
+    async fn sqlite_connections_get_the_configured_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("cusp.db").display());
+        let limits = PoolLimits {
+            max_connections: Some(2),
+            sqlite_cache_kib: 512,
+        };
+        let store = Store::connect_limited(&url, limits).await.unwrap();
+        // Negative: KiB, as cusp sets it; SQLite's own default would read -2000.
+        let cache: i64 = sql("PRAGMA cache_size").scalar(&store).await.unwrap();
+        assert_eq!(cache, -512);
+        let Pool::Sqlite(pool) = &store.pool else {
+            panic!("a sqlite URL opened another backend");
+        };
+        assert_eq!(pool.options().get_max_connections(), 2);
+    }
 
     #[test]
     fn redacts_the_password_of_a_database_url() {
