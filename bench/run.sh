@@ -11,7 +11,7 @@
 #               (default postgres://postgres@127.0.0.1:5432/test), dropped afterwards.
 # MALLOC_ARENA_MAX, TOKIO_WORKER_THREADS, CUSP_DB_MAX_CONNECTIONS, CUSP_SQLITE_CACHE_KIB: passed
 # to cusp when set (nothing else of the caller's environment is); BENCH_MALLOC=/path/lib.so
-# preloads another malloc into cusp alone.
+# preloads another malloc into cusp alone; BENCH_SMAPS=FILE keeps cusp's smaps after the drain.
 # Needs: cargo, wrk (installed from Debian's packages if missing), sqlite3 or psql.
 # Everything listens on 127.0.0.1; nothing leaves the machine.
 set -euo pipefail
