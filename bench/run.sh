@@ -13,6 +13,9 @@
 #               `/cusp reflect` pool ephemerally, at 32 and 1 connections, and print cusp's
 #               ratio to it; first checks that both answer 200 with an ephemeral body.
 #               Installs bench/bolt/node_modules with `npm ci` when missing.
+# MALLOC_ARENA_MAX, TOKIO_WORKER_THREADS, CUSP_DB_MAX_CONNECTIONS, CUSP_SQLITE_CACHE_KIB: passed
+# to cusp when set (nothing else of the caller's environment is); BENCH_MALLOC=/path/lib.so
+# preloads another malloc into cusp alone; BENCH_SMAPS=FILE keeps cusp's smaps after the drain.
 # Needs: cargo, wrk (installed from Debian's packages if missing), sqlite3 or psql;
 # node >= 20 and npm for --bolt.
 # Everything listens on 127.0.0.1; nothing leaves the machine.
@@ -31,7 +34,7 @@ while [ $# -gt 0 ]; do
     --duration) duration=$2; shift ;;
     --no-build) build=0 ;;
     --bolt) bolt=1 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -93,12 +96,27 @@ else
 fi
 
 cusp_port=$(free_port)
+# Memory settings under test reach cusp from the caller's environment (README "Performance").
+tuning=()
+for name in MALLOC_ARENA_MAX TOKIO_WORKER_THREADS CUSP_DB_MAX_CONNECTIONS CUSP_SQLITE_CACHE_KIB; do
+  [ -n "${!name:-}" ] && tuning+=("$name=${!name}")
+done
+# Another malloc for cusp alone (LD_PRELOAD here would load it into every process).
+[ -n "${BENCH_MALLOC:-}" ] && tuning+=("LD_PRELOAD=$BENCH_MALLOC")
 # From $work, so that no .env of the checkout applies.
 (cd "$work" && exec env -i PATH="$PATH" HOME="$work" DATABASE_URL="$db_url" SLACK_SIGNING_SECRET="$secret" \
   SLACK_BOT_TOKEN="$token" SLACK_API_URL="$slack_url" CUSP_ADDR="127.0.0.1:$cusp_port" \
-  ${MALLOC_ARENA_MAX:+MALLOC_ARENA_MAX=$MALLOC_ARENA_MAX} RUST_LOG="${RUST_LOG:-warn}" "$cusp_bin" serve >"$work/cusp.log" 2>&1) &
+  ${tuning[@]+"${tuning[@]}"} RUST_LOG="${RUST_LOG:-warn}" "$cusp_bin" serve >"$work/cusp.log" 2>&1) &
 cusp_pid=$!
 pids+=($cusp_pid)
+# Where cusp's memory is: its status sampled every 0.2 s for the whole run, so the
+# breakdown at the peak (heap vs mapped files vs shared memory, threads) can be printed.
+( while kill -0 "$cusp_pid" 2>/dev/null; do
+    awk '/^(VmRSS|RssAnon|RssFile|RssShmem|Threads):/ { printf "%s=%s ", $1, $2 } END { print "" }' \
+      "/proc/$cusp_pid/status" 2>/dev/null || true
+    sleep 0.2
+  done >"$work/rss.samples" ) &
+pids+=($!)
 ceiling_port=$(free_port)
 "$peer_bin" ceiling --addr "127.0.0.1:$ceiling_port" --secret "$secret" >"$work/ceiling.log" 2>&1 &
 ceiling_pid=$!
@@ -157,6 +175,7 @@ lost() {
 
 ceiling="http://127.0.0.1:$ceiling_port"
 server="http://127.0.0.1:$cusp_port"
+echo "cusp settings: ${tuning[*]:-defaults}" >&2
 echo "cusp on $backend; wrk -t1 for $duration per run; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 run ceiling32 "$ceiling" /slack/commands command 32 200000
@@ -256,5 +275,12 @@ echo "non-2xx: ceiling $(field ceiling32 non2xx)/$(field ceiling1 non2xx), refle
 echo "$reflect_cost (the 1 s pause after the run included)"
 echo "$events_cost"
 echo "inbox drained (handled by the inbox worker after the ack): $drained"
+# The sample with the largest VmRSS, in MiB: what the peak was made of.
+awk '
+  { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+    if (v["VmRSS:"] + 0 > best) { best = v["VmRSS:"] + 0; line = sprintf("heap and stacks %.1f MiB, mapped files %.1f MiB, shared memory %.1f MiB, %d threads", v["RssAnon:"] / 1024, v["RssFile:"] / 1024, v["RssShmem:"] / 1024, v["Threads:"]) } }
+  END { if (best) printf "cusp RSS at its largest sample (%.1f MiB): %s\n", best / 1024, line }' "$work/rss.samples"
+echo "cusp after the drain: $(awk '/^(VmRSS|RssAnon|RssFile|Threads):/ { printf "%s %s ", $1, $2 }' "/proc/$cusp_pid/status")"
+[ -n "${BENCH_SMAPS:-}" ] && cp "/proc/$cusp_pid/smaps" "$BENCH_SMAPS"
 echo "cusp warnings/errors logged: $(grep -c -E 'WARN|ERROR' "$work/cusp.log" || true)"
 grep -E 'ERROR' "$work/cusp.log" | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-200 | sort | uniq -c | sort -rn | head -5 || true

@@ -74,7 +74,7 @@ pub async fn serve_with_shutdown(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     use secrecy::ExposeSecret;
-    let store = Store::connect(config.database_url.expose_secret())
+    let store = Store::connect_limited(config.database_url.expose_secret(), config.pool_limits)
         .await
         .with_context(|| {
             format!(

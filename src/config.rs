@@ -12,6 +12,7 @@ use crate::engine::Engine;
 use crate::server::connections::{
     DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT, HttpLimits,
 };
+use crate::store::{DEFAULT_SQLITE_CACHE_KIB, PoolLimits};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://cusp.db";
 pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api";
@@ -129,6 +130,38 @@ pub struct ServeArgs {
     /// Seconds to receive and answer a whole request, body included; then 408.
     #[arg(long, env = "CUSP_HTTP_REQUEST_TIMEOUT_SECS", default_value_t = DEFAULT_REQUEST_TIMEOUT.as_secs(), value_parser = parse_request_timeout)]
     pub http_request_timeout_secs: u64,
+    /// Database connections open at most (default 8 on SQLite, 10 on PostgreSQL).
+    #[arg(long, env = "CUSP_DB_MAX_CONNECTIONS", value_parser = parse_db_max_connections)]
+    pub db_max_connections: Option<u32>,
+    /// SQLite's page cache per connection, in KiB.
+    #[arg(long, env = "CUSP_SQLITE_CACHE_KIB", default_value_t = DEFAULT_SQLITE_CACHE_KIB, value_parser = parse_sqlite_cache_kib)]
+    pub sqlite_cache_kib: u32,
+}
+
+/// More database connections than this is surely a typo (and past PostgreSQL's default
+/// `max_connections` of 100 for one replica anyway).
+const MAX_DB_CONNECTIONS: u32 = 100;
+/// SQLite's page cache per connection: 1 GiB at most.
+const MAX_SQLITE_CACHE_KIB: u32 = 1_048_576;
+/// Below this SQLite would re-read the inbox's index pages for every claim.
+const MIN_SQLITE_CACHE_KIB: u32 = 64;
+
+fn parse_db_max_connections(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if (1..=MAX_DB_CONNECTIONS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "CUSP_DB_MAX_CONNECTIONS must be a whole number from 1 to {MAX_DB_CONNECTIONS} (e.g. 8), got {s:?}"
+        )),
+    }
+}
+
+fn parse_sqlite_cache_kib(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(kib) if (MIN_SQLITE_CACHE_KIB..=MAX_SQLITE_CACHE_KIB).contains(&kib) => Ok(kib),
+        _ => Err(format!(
+            "CUSP_SQLITE_CACHE_KIB must be a whole number of KiB from {MIN_SQLITE_CACHE_KIB} to {MAX_SQLITE_CACHE_KIB} (e.g. {DEFAULT_SQLITE_CACHE_KIB}), got {s:?}"
+        )),
+    }
 }
 
 /// More than this is surely a typo (and past any descriptor limit).
@@ -254,6 +287,8 @@ pub struct ServeConfig {
     pub public_url: Option<String>,
     /// What HTTP clients may hold: connections, and time to send a request.
     pub http_limits: HttpLimits,
+    /// Database connections and SQLite's page cache.
+    pub pool_limits: PoolLimits,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -272,6 +307,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("addr", &self.addr)
             .field("slack_api_url", &self.slack_api_url)
             .field("http_limits", &self.http_limits)
+            .field("pool_limits", &self.pool_limits)
             .field(
                 "webhook_secret",
                 &self.webhook_secret.as_ref().map(|_| "[redacted]"),
@@ -332,6 +368,10 @@ impl ServeArgs {
                 max_connections: self.max_connections,
                 header_timeout: Duration::from_secs(self.http_header_timeout_secs),
                 request_timeout: Duration::from_secs(self.http_request_timeout_secs),
+            },
+            pool_limits: PoolLimits {
+                max_connections: self.db_max_connections,
+                sqlite_cache_kib: self.sqlite_cache_kib,
             },
         })
     }
@@ -418,7 +458,36 @@ mod tests {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             http_header_timeout_secs: DEFAULT_HEADER_TIMEOUT.as_secs(),
             http_request_timeout_secs: DEFAULT_REQUEST_TIMEOUT.as_secs(),
+            db_max_connections: None,
+            sqlite_cache_kib: DEFAULT_SQLITE_CACHE_KIB,
         }
+    }
+
+    #[test]
+    fn pool_limits_are_bounded_and_name_their_variable() {
+        assert_eq!(parse_db_max_connections(" 4 "), Ok(4));
+        assert_eq!(parse_db_max_connections("100"), Ok(100));
+        for bad in ["0", "-1", "many", "101", "2.5", ""] {
+            let err = parse_db_max_connections(bad).unwrap_err();
+            assert!(err.contains("CUSP_DB_MAX_CONNECTIONS"), "{bad}: {err}");
+        }
+        assert_eq!(parse_sqlite_cache_kib("64"), Ok(64));
+        assert_eq!(parse_sqlite_cache_kib(" 1048576 "), Ok(1_048_576));
+        for bad in ["0", "63", "1048577", "-2000", "2MiB", ""] {
+            let err = parse_sqlite_cache_kib(bad).unwrap_err();
+            assert!(err.contains("CUSP_SQLITE_CACHE_KIB"), "{bad}: {err}");
+        }
+        let mut a = args(Some("s"), Some("xoxb-1"));
+        assert_eq!(a.validate().unwrap().pool_limits, PoolLimits::default());
+        a.db_max_connections = Some(3);
+        a.sqlite_cache_kib = 512;
+        assert_eq!(
+            a.validate().unwrap().pool_limits,
+            PoolLimits {
+                max_connections: Some(3),
+                sqlite_cache_kib: 512
+            }
+        );
     }
 
     #[test]

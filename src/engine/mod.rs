@@ -392,10 +392,10 @@ impl Analysis {
 
 /// The built-in model; a unit test checks it parses, so `None` (lexicon only) is a fallback
 /// that keeps the bot running, never the normal case.
-fn builtin_model() -> Option<Model> {
-    static MODEL: OnceLock<Option<Model>> = OnceLock::new();
+fn builtin_model() -> Option<Arc<Model>> {
+    static MODEL: OnceLock<Option<Arc<Model>>> = OnceLock::new();
     MODEL
-        .get_or_init(|| Model::parse(BUILTIN_MODEL).ok())
+        .get_or_init(|| Model::parse(BUILTIN_MODEL).ok().map(Arc::new))
         .clone()
 }
 
@@ -405,15 +405,19 @@ pub struct Engine {
     inner: Arc<Inner>,
 }
 
+/// Each part is shared, not copied, between engines built from the same vocabulary (the
+/// built-in engine is the lexicon-only one plus the model, and both stay alive): a copy of
+/// the lexicon's compiled regexes and the matcher's automata was ~7 MiB of the server's
+/// memory (README "Performance").
 #[derive(Debug)]
 struct Inner {
-    lex: Lexicon,
-    matcher: Matcher,
+    lex: Arc<Lexicon>,
+    matcher: Arc<Matcher>,
     /// Lower-cased capitalised words that are never account names.
-    common: HashSet<String>,
-    bank: Vec<BankQuestion>,
+    common: Arc<HashSet<String>>,
+    bank: Arc<Vec<BankQuestion>>,
     /// The learned reading on top of the lexicon; `None` reads with the lexicon alone.
-    model: Option<Model>,
+    model: Option<Arc<Model>>,
 }
 
 impl Engine {
@@ -443,7 +447,7 @@ impl Engine {
     }
 
     /// This engine's vocabulary with another model (or none).
-    fn with_model(&self, model: Option<Model>) -> Engine {
+    fn with_model(&self, model: Option<Arc<Model>>) -> Engine {
         Engine {
             inner: Arc::new(Inner {
                 lex: self.inner.lex.clone(),
@@ -457,7 +461,7 @@ impl Engine {
 
     /// This engine's vocabulary with the model in `source` (the format `cusp train` writes).
     pub fn with_model_text(&self, source: &str) -> Result<Engine, ModelError> {
-        Ok(self.with_model(Some(Model::parse(source)?)))
+        Ok(self.with_model(Some(Arc::new(Model::parse(source)?))))
     }
 
     /// This engine without its model.
@@ -493,17 +497,17 @@ impl Engine {
         Ok(Engine::assemble(lex, builtin_model()))
     }
 
-    fn assemble(lex: Lexicon, model: Option<Model>) -> Engine {
+    fn assemble(lex: Lexicon, model: Option<Arc<Model>>) -> Engine {
         let matcher = Matcher::new(&lex);
         let mut common: HashSet<String> = account::builtin_common().map(str::to_string).collect();
         common.extend(lex.common.iter().cloned());
         let bank = questions::parse_bank(BUILTIN_QUESTIONS).unwrap_or_default();
         Engine {
             inner: Arc::new(Inner {
-                lex,
-                matcher,
-                common,
-                bank,
+                lex: Arc::new(lex),
+                matcher: Arc::new(matcher),
+                common: Arc::new(common),
+                bank: Arc::new(bank),
                 model,
             }),
         }

@@ -3,6 +3,7 @@
 //! read the files (`cusp train`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::classify::signals;
 use super::model::{MAGIC, MAX_REPEAT, Model, OUTPUTS, SCALE, Sink, extract};
@@ -135,7 +136,7 @@ pub fn train(examples: &[Example], inputs: &[(String, String)], cfg: &TrainConfi
 
 /// An engine using a model trained on `examples` (for cross-validation).
 pub fn engine_trained_on(examples: &[Example], cfg: &TrainConfig) -> Engine {
-    Engine::lexicon_only().with_model(Some(fit(examples, &[], cfg)))
+    Engine::lexicon_only().with_model(Some(Arc::new(fit(examples, &[], cfg))))
 }
 
 // The outputs index several parallel arrays (scores, gradients, weights): plain index

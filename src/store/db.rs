@@ -47,6 +47,37 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a request waits for a pooled connection before the store reports itself unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How much memory and how many connections the pool may hold (`CUSP_DB_MAX_CONNECTIONS`,
+/// `CUSP_SQLITE_CACHE_KIB`, README "Configuration"). Each SQLite connection has its own
+/// page cache and its own thread, so on SQLite both multiply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolLimits {
+    /// Connections open at most; `None`: the backend's default ([`DEFAULT_SQLITE_CONNECTIONS`],
+    /// [`DEFAULT_POSTGRES_CONNECTIONS`]).
+    pub max_connections: Option<u32>,
+    /// SQLite's page cache, per connection, in KiB (its `cache_size` pragma).
+    pub sqlite_cache_kib: u32,
+}
+
+/// SQLite connections when `CUSP_DB_MAX_CONNECTIONS` is unset: about the inbox worker's
+/// handlers at once (`jobs::inbox_worker::AT_ONCE`), so they do not queue for one.
+pub const DEFAULT_SQLITE_CONNECTIONS: u32 = 8;
+/// PostgreSQL connections when `CUSP_DB_MAX_CONNECTIONS` is unset.
+pub const DEFAULT_POSTGRES_CONNECTIONS: u32 = 10;
+/// SQLite's page cache per connection when `CUSP_SQLITE_CACHE_KIB` is unset. SQLite's own
+/// default is 2,000 KiB; the hot pages (the inbox head, the indexes the claim walks) fit
+/// in far less, and with 8 connections the default alone could hold 16 MiB.
+pub const DEFAULT_SQLITE_CACHE_KIB: u32 = 2_000;
+
+impl Default for PoolLimits {
+    fn default() -> Self {
+        PoolLimits {
+            max_connections: None,
+            sqlite_cache_kib: DEFAULT_SQLITE_CACHE_KIB,
+        }
+    }
+}
+
 /// Which database a URL named; for the few statements whose SQL differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Backend {
@@ -93,7 +124,11 @@ pub(crate) enum Pool {
 
 impl Pool {
     /// `sqlite:…` (WAL; the file is created when `create`) or `postgres://…`.
-    pub(crate) async fn connect(url: &str, create: bool) -> Result<Pool, StoreError> {
+    pub(crate) async fn connect(
+        url: &str,
+        create: bool,
+        limits: PoolLimits,
+    ) -> Result<Pool, StoreError> {
         if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?;
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
@@ -121,11 +156,17 @@ impl Pool {
                 // commits (README "Performance" says so).
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                .busy_timeout(SQLITE_BUSY_TIMEOUT);
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                // Negative: a size in KiB rather than in pages.
+                .pragma("cache_size", format!("-{}", limits.sqlite_cache_kib));
             let pool = SqlitePoolOptions::new()
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 // An in-memory database lives as long as its one connection.
-                .max_connections(if in_memory { 1 } else { 8 })
+                .max_connections(if in_memory {
+                    1
+                } else {
+                    limits.max_connections.unwrap_or(DEFAULT_SQLITE_CONNECTIONS)
+                })
                 .min_connections(if in_memory { 1 } else { 0 })
                 .idle_timeout((!in_memory).then_some(Duration::from_secs(600)))
                 .max_lifetime((!in_memory).then_some(Duration::from_secs(1800)))
@@ -136,7 +177,11 @@ impl Pool {
             let options = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
                 .acquire_timeout(ACQUIRE_TIMEOUT)
-                .max_connections(10)
+                .max_connections(
+                    limits
+                        .max_connections
+                        .unwrap_or(DEFAULT_POSTGRES_CONNECTIONS),
+                )
                 .connect_with(options)
                 .await?;
             Ok(Pool::Postgres(pool))

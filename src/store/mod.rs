@@ -28,6 +28,9 @@ use writer::Writer;
 pub(crate) use writer::{Write, Written};
 
 pub use corrections::{CorrectionRow, NewCorrection, ReadingLabels};
+pub use db::{
+    DEFAULT_POSTGRES_CONNECTIONS, DEFAULT_SQLITE_CACHE_KIB, DEFAULT_SQLITE_CONNECTIONS, PoolLimits,
+};
 pub use digest::{ClassCounts, DigestSettingsRow, RunClaim, SpotlightRow};
 pub use effects::{Applied, Effects};
 pub use inbox::{HandledItem, INBOX_MAX_ATTEMPTS, InboxItem, InboxState, NewInboxItem};
@@ -122,17 +125,26 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Connects to `sqlite:…` (the file is created if missing, WAL) or `postgres://…`.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        Store::connect_with(url, true).await
+        Store::connect_with(url, true, PoolLimits::default()).await
+    }
+
+    /// [`Store::connect`] within `limits` (`cusp serve`'s configuration).
+    pub async fn connect_limited(url: &str, limits: PoolLimits) -> Result<Store, StoreError> {
+        Store::connect_with(url, true, limits).await
     }
 
     /// Like [`Store::connect`], but a SQLite file that does not exist is an error instead of
     /// a new empty database: for commands that only read (`export`, `digest preview`).
     pub async fn open_existing(url: &str) -> Result<Store, StoreError> {
-        Store::connect_with(url, false).await
+        Store::connect_with(url, false, PoolLimits::default()).await
     }
 
-    async fn connect_with(url: &str, create: bool) -> Result<Store, StoreError> {
-        let pool = Pool::connect(url, create).await?;
+    async fn connect_with(
+        url: &str,
+        create: bool,
+        limits: PoolLimits,
+    ) -> Result<Store, StoreError> {
+        let pool = Pool::connect(url, create, limits).await?;
         Ok(Store {
             writer: Writer::spawn(pool.clone()),
             pool,
@@ -205,8 +217,27 @@ pub fn redact_url(url: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
-    use super::redact_url;
+    use super::{Pool, PoolLimits, Store, redact_url, sql};
+
+    #[tokio::test]
+    async fn sqlite_connections_get_the_configured_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("cusp.db").display());
+        let limits = PoolLimits {
+            max_connections: Some(2),
+            sqlite_cache_kib: 512,
+        };
+        let store = Store::connect_limited(&url, limits).await.unwrap();
+        // Negative: KiB, as cusp sets it; SQLite's own default would read -2000.
+        let cache: i64 = sql("PRAGMA cache_size").scalar(&store).await.unwrap();
+        assert_eq!(cache, -512);
+        let Pool::Sqlite(pool) = &store.pool else {
+            panic!("a sqlite URL opened another backend");
+        };
+        assert_eq!(pool.options().get_max_connections(), 2);
+    }
 
     #[test]
     fn redacts_the_password_of_a_database_url() {
