@@ -8,6 +8,7 @@ pub(crate) mod corrections;
 mod db;
 pub(crate) mod digest;
 mod effects;
+mod handled;
 mod inbox;
 pub mod installations;
 pub(crate) mod lifecycle;
@@ -36,8 +37,8 @@ pub use installations::{
 };
 pub use lifecycle::{ForgetCounts, PurgeCounts};
 pub use nudges::{
-    MUTED_FOREVER, NewPrompt, NewReflection, NudgeHistory, NudgeLimits, NudgeSubject, Prompt,
-    TeamSettings, UserPrefs,
+    MUTED_FOREVER, MessageContext, NewPrompt, NewReflection, NudgeHistory, NudgeLimits,
+    NudgeSubject, Prompt, TeamSettings, UserPrefs,
 };
 pub use observations::{ExportFilter, ExportRow, NewObservation, ObservationSource};
 pub use outbox::{NewOutboxMessage, OutboxItem};
