@@ -103,10 +103,7 @@ fn shares_a_key(handled: &[HandledItem<'_>]) -> bool {
 }
 
 /// The old way, event after event in turn order: for a group that shares a key.
-async fn one_by_one(
-    tx: &mut Tx,
-    handled: &[HandledItem<'_>],
-) -> Result<Vec<Applied>, StoreError> {
+async fn one_by_one(tx: &mut Tx, handled: &[HandledItem<'_>]) -> Result<Vec<Applied>, StoreError> {
     let mut applied = vec![Applied::default(); handled.len()];
     for i in in_turn_order(handled) {
         let item = &handled[i];
@@ -190,9 +187,10 @@ async fn insert_observations(
         };
         let id = ids.get(&(item.team_id, obs.dedupe_key.as_str()));
         fresh.push(id.is_some());
-        for (id, theme) in id.into_iter().flat_map(|id| obs.themes.iter().map(move |t| (id, t))) {
+        let Some(&id) = id else { continue };
+        for theme in &obs.themes {
             themes.row(vec![
-                (*id).into(),
+                id.into(),
                 item.team_id.into(),
                 theme.id().into(),
                 item.now_ms.into(),

@@ -289,7 +289,12 @@ fn observed(key: &str, outbox: Vec<NewOutboxMessage>) -> Effects {
 async fn handled_events_committed_together_store_what_each_alone_would(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
-    assert!(store.record_effects(TEAM, &reflection("seen", "U1"), 500).await.unwrap());
+    assert!(
+        store
+            .record_effects(TEAM, &reflection("seen", "U1"), 500)
+            .await
+            .unwrap()
+    );
     for i in 0..6 {
         inbox(&store, &format!("Ev{i}"), "{}").await.unwrap();
     }
@@ -333,7 +338,10 @@ async fn handled_events_committed_together_store_what_each_alone_would(backend: 
     );
     assert_eq!(store.count_observations(TEAM).await.unwrap(), 3);
     assert_eq!(
-        store.count_outbox_with_prefix(TEAM, "reaction:").await.unwrap(),
+        store
+            .count_outbox_with_prefix(TEAM, "reaction:")
+            .await
+            .unwrap(),
         2
     );
     assert_eq!(store.inbox_backlog(TEAM).await.unwrap(), 2);
@@ -359,7 +367,10 @@ async fn handled_events_committed_together_store_what_each_alone_would(backend: 
     );
     assert_eq!(store.count_observations(TEAM).await.unwrap(), 4);
     assert_eq!(
-        store.count_outbox_with_prefix(TEAM, "reaction:c").await.unwrap(),
+        store
+            .count_outbox_with_prefix(TEAM, "reaction:c")
+            .await
+            .unwrap(),
         1
     );
     assert_eq!(store.inbox_backlog(TEAM).await.unwrap(), 0);
