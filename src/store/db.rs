@@ -659,6 +659,7 @@ impl<'q> Values<'q> {
     }
 
     /// Runs an insert whose `tail` has a `RETURNING` clause; returns those rows.
+    #[cfg(feature = "test-support")]
     pub(crate) async fn fetch_all<'c, O: FromRows>(
         self,
         exec: impl Into<Exec<'c>>,

@@ -215,18 +215,36 @@ impl Store {
     }
 
     /// Like [`Store::finish_inbox_item`] for several handled events at once, in ONE
-    /// transaction and a few multi-row statements: one commit (one fsync on SQLite) for
-    /// the lot. Either every event is marked done with its effects or none is; the caller
-    /// retries them one by one when the lot fails, so one bad event cannot hold up the
-    /// others. The events must not depend on each other's effects (the inbox worker
-    /// groups only events of different channels and people).
+    /// transaction: one commit (one fsync on SQLite) for the lot. Either every event is
+    /// marked done with its effects or none is; the caller retries them one by one when
+    /// the lot fails, so one bad event cannot hold up the others. The events must not
+    /// depend on each other's effects (the inbox worker groups only events of different
+    /// channels and people).
     pub async fn finish_inbox_items(
         &self,
         handled: &[HandledItem<'_>],
     ) -> Result<Vec<Applied>, StoreError> {
-        // A few multi-row statements for the lot (`handled.rs`).
+        // A nudge holds its person's turn until the commit (`nudges::within_limits`); a
+        // group takes those turns in one order (team, person), so two replicas committing
+        // groups at once wait for each other instead of deadlocking.
+        let mut order: Vec<usize> = (0..handled.len()).collect();
+        order.sort_by_key(|&i| {
+            let item = &handled[i];
+            let person = item.effects.prompt.as_ref().map(|p| p.user_id.as_str());
+            (item.team_id, person.unwrap_or(""), item.id)
+        });
         let mut tx = self.begin().await?;
-        let applied = super::handled::finish_all(&mut tx, handled).await?;
+        let mut applied = vec![Applied::default(); handled.len()];
+        for i in order {
+            let item = &handled[i];
+            sql(FINISH_SQL)
+                .bind(item.team_id)
+                .bind(item.id)
+                .bind(item.now_ms)
+                .execute(&mut tx)
+                .await?;
+            applied[i] = apply_effects(&mut tx, item.team_id, item.effects, item.now_ms).await?;
+        }
         tx.commit().await?;
         for (item, applied) in handled.iter().zip(&applied) {
             applied.count(item.effects);

@@ -8,7 +8,6 @@ pub(crate) mod corrections;
 mod db;
 pub(crate) mod digest;
 mod effects;
-mod handled;
 mod inbox;
 pub mod installations;
 pub(crate) mod lifecycle;

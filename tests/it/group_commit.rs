@@ -282,10 +282,10 @@ fn observed(key: &str, outbox: Vec<NewOutboxMessage>) -> Effects {
     }
 }
 
-/// The inbox worker's group commit (`store/handled.rs`): a group of handled events is
-/// stored in multi-row statements, with the outcome of storing each in turn: an event
-/// whose observation was stored before sends nothing, the others send theirs, and two
-/// events of one group that name the same observation store it once, for the first.
+/// The inbox worker's group commit (`Store::finish_inbox_items`): a group of handled
+/// events has the outcome of storing each in turn: an event whose observation was stored
+/// before sends nothing, the others send theirs, and two events of one group that name
+/// the same observation store it once, for the first.
 async fn handled_events_committed_together_store_what_each_alone_would(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
