@@ -51,23 +51,33 @@ pub async fn on_message(
     let Some(user) = event.user.as_ref().map(|u| u.as_str()) else {
         return Ok(Effects::default());
     };
-    let prefs = ctx.store.user_prefs(team, user).await?;
-    if prefs.opted_out {
-        return Ok(Effects::default());
-    }
     let channel = event.channel.as_str();
     let mut analysis = ctx.engine.analyze(&event.text);
     // A reply in the thread of a logged deal update is an update of that deal, even when
     // it does not read like one alone ("they asked for 20% off") or names no account. A
     // reply that shows no theme at all ("thanks!", "on it") is conversation, not an update.
     let replied_to = event.thread_ts.as_deref().filter(|root| *root != event.ts);
-    if let Some(root) = replied_to.filter(|_| !analysis.themes.is_empty()) {
-        let root_key = message_dedupe_key(channel, root);
-        if let Some(account) = ctx.store.observed_account(team, &root_key).await? {
-            analysis.is_deal_update = true;
-            if analysis.account.is_none() {
-                analysis.account = account;
-            }
+    let root_key = replied_to
+        .filter(|_| !analysis.themes.is_empty())
+        .map(|root| message_dedupe_key(channel, root));
+    // Nothing to store whatever the database holds: no read at all.
+    if !analysis.is_deal_update && root_key.is_none() {
+        return Ok(Effects::default());
+    }
+    // The person's opt-out and mute, the team's settings, the channel's switch and the
+    // root's account in one round trip (the engine's analysis needs none of them).
+    let found = ctx
+        .store
+        .message_context(team, user, channel, root_key.as_deref())
+        .await?;
+    let prefs = &found.prefs;
+    if prefs.opted_out {
+        return Ok(Effects::default());
+    }
+    if let Some(account) = found.root_account {
+        analysis.is_deal_update = true;
+        if analysis.account.is_none() {
+            analysis.account = account;
         }
     }
     if !analysis.is_deal_update {
@@ -84,7 +94,10 @@ pub async fn on_message(
         )),
         ..Effects::default()
     };
-    let settings = ctx.store.team_settings(team).await?;
+    let settings = &found.settings;
+    if found.channel_off {
+        return Ok(effects);
+    }
     let root = thread_root(event);
     let thread_key = format!("{channel}:{root}");
     let subject = NudgeSubject {
@@ -94,10 +107,6 @@ pub async fn on_message(
         thread_key: &thread_key,
         account_cooldown_ms: settings.account_cooldown_hours.saturating_mul(3_600_000),
     };
-    let history = ctx.store.nudge_history(team, &subject, now_ms).await?;
-    if history.channel_off {
-        return Ok(effects);
-    }
     match response_for(&analysis) {
         Response::React => {
             effects.outbox.push(NewOutboxMessage::new(
@@ -110,13 +119,18 @@ pub async fn on_message(
             ));
         }
         Response::Nudge => {
-            let blocked = prefs.is_muted(now_ms)
-                || history.thread_already_prompted
+            if prefs.is_muted(now_ms) {
+                tracing::debug!("nudge held back: muted");
+                return Ok(effects);
+            }
+            // Only a nudge needs the person's recent nudges, the thread's and the deal's.
+            let history = ctx.store.nudge_history(team, &subject, now_ms).await?;
+            let blocked = history.thread_already_prompted
                 || history.deal_muted
                 || history.nudges_last_day >= settings.daily_nudge_limit
                 || (analysis.account.is_some() && history.account_nudges_in_cooldown > 0);
             if blocked {
-                tracing::debug!(?history, muted = prefs.is_muted(now_ms), "nudge held back");
+                tracing::debug!(?history, "nudge held back");
                 return Ok(effects);
             }
             let seed = seed_from(&[team, user, &event.ts]);

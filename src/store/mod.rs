@@ -40,8 +40,8 @@ pub use installations::{
 };
 pub use lifecycle::{ForgetCounts, PurgeCounts};
 pub use nudges::{
-    MUTED_FOREVER, NewPrompt, NewReflection, NudgeHistory, NudgeLimits, NudgeSubject, Prompt,
-    TeamSettings, UserPrefs,
+    MUTED_FOREVER, MessageContext, NewPrompt, NewReflection, NudgeHistory, NudgeLimits,
+    NudgeSubject, Prompt, TeamSettings, UserPrefs,
 };
 pub use observations::{ExportFilter, ExportRow, NewObservation, ObservationSource};
 pub use outbox::{NewOutboxMessage, OutboxItem};

@@ -89,6 +89,19 @@ pub struct NudgeHistory {
     pub channel_off: bool,
 }
 
+/// What handling a person's channel message reads before deciding anything, in one
+/// statement ([`Store::message_context`]): one round trip instead of four.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageContext {
+    pub prefs: UserPrefs,
+    pub settings: TeamSettings,
+    /// Nudges are switched off in the message's channel.
+    pub channel_off: bool,
+    /// The account of the thread root's observation, when a root was asked about: `None`
+    /// when the root was not observed, `Some(None)` when it named no account.
+    pub root_account: Option<Option<String>>,
+}
+
 /// Whom and what a nudge would be about.
 #[derive(Debug, Clone, Copy)]
 pub struct NudgeSubject<'a> {
@@ -288,6 +301,66 @@ impl Store {
             .execute(self)
             .await?;
         Ok(())
+    }
+
+    /// A person's preferences, the team's settings, the channel's switch and (with
+    /// `root_key`) the account of the thread root's observation, in ONE statement: read
+    /// afresh for every message (nothing cached), so an opt-out or a mute committed
+    /// before the message is handled always counts.
+    pub async fn message_context(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        channel_id: &str,
+        root_key: Option<&str>,
+    ) -> Result<MessageContext, StoreError> {
+        const SQL: &str = "SELECT \
+             (SELECT muted_until FROM user_prefs WHERE team_id = $1 AND user_id = $2), \
+             (SELECT opted_out FROM user_prefs WHERE team_id = $1 AND user_id = $2), \
+             (SELECT reaction FROM team_settings WHERE team_id = $1), \
+             (SELECT account_cooldown_hours FROM team_settings WHERE team_id = $1), \
+             (SELECT daily_nudge_limit FROM team_settings WHERE team_id = $1), \
+             (SELECT COUNT(*) FROM channel_settings WHERE team_id = $1 AND channel_id = $3 AND nudges_off = 1), \
+             (SELECT COUNT(*) FROM observations WHERE team_id = $1 AND dedupe_key = $4), \
+             (SELECT account FROM observations WHERE team_id = $1 AND dedupe_key = $4)";
+        type Row = (
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
+            i64,
+            i64,
+            Option<String>,
+        );
+        let row: Row = sql(SQL)
+            .bind(team_id)
+            .bind(user_id)
+            .bind(channel_id)
+            .bind(root_key)
+            .fetch_one(self)
+            .await?;
+        let (muted_until, opted_out, reaction, cooldown, daily, channel_off, roots, account) = row;
+        let defaults = TeamSettings::default();
+        Ok(MessageContext {
+            prefs: UserPrefs {
+                muted_until,
+                opted_out: opted_out.unwrap_or(0) != 0,
+            },
+            // A team that never saved settings has no row: the defaults, as `team_settings`.
+            settings: match (reaction, cooldown, daily) {
+                (Some(reaction), Some(account_cooldown_hours), Some(daily_nudge_limit)) => {
+                    TeamSettings {
+                        reaction,
+                        account_cooldown_hours,
+                        daily_nudge_limit,
+                    }
+                }
+                _ => defaults,
+            },
+            channel_off: channel_off > 0,
+            root_account: (roots > 0).then_some(account),
+        })
     }
 
     /// Everything the nudge decision needs, for one person, deal and thread.

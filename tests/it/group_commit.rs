@@ -5,7 +5,11 @@
 use std::time::Duration;
 
 use cusp::engine::{Class, Theme};
-use cusp::store::{Effects, NewInboxItem, NewObservation, ObservationSource, Store};
+use cusp::slack::calls::SlackCall;
+use cusp::slack::ids::ChannelId;
+use cusp::store::{
+    Effects, HandledItem, NewInboxItem, NewObservation, NewOutboxMessage, ObservationSource, Store,
+};
 
 use crate::backend_matrix;
 use crate::support::app::{Backend, TestApp, TestDb, command_body};
@@ -408,10 +412,123 @@ async fn repeats_and_opt_outs_inside_one_batch_are_told_apart(backend: Backend) 
     );
 }
 
+fn reaction(key: &str) -> NewOutboxMessage {
+    NewOutboxMessage::new(
+        format!("reaction:{key}"),
+        SlackCall::AddReaction {
+            channel: ChannelId::parse("C1").unwrap(),
+            timestamp: "1.0".into(),
+            name: "seedling".into(),
+        },
+    )
+}
+
+fn observed(key: &str, outbox: Vec<NewOutboxMessage>) -> Effects {
+    Effects {
+        outbox,
+        ..reflection(key, "U1")
+    }
+}
+
+/// The inbox worker's group commit (`Store::finish_inbox_items`): a group of handled
+/// events has the outcome of storing each in turn: an event whose observation was stored
+/// before sends nothing, the others send theirs, and two events of one group that name
+/// the same observation store it once, for the first.
+async fn handled_events_committed_together_store_what_each_alone_would(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    assert!(
+        store
+            .record_effects(TEAM, &reflection("seen", "U1"), 500)
+            .await
+            .unwrap()
+    );
+    for i in 0..6 {
+        inbox(&store, &format!("Ev{i}"), "{}").await.unwrap();
+    }
+    let items = store
+        .claim_inbox_items(TEAM, 2_000, Duration::from_secs(5), 6)
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 6);
+    let effects = [
+        observed("a", vec![reaction("a")]),
+        observed("seen", vec![reaction("seen")]),
+        Effects {
+            outbox: vec![reaction("bare")],
+            ..Effects::default()
+        },
+        observed("b", Vec::new()),
+    ];
+    let handled: Vec<HandledItem<'_>> = items[..4]
+        .iter()
+        .zip(&effects)
+        .map(|(item, effects)| HandledItem {
+            team_id: TEAM,
+            id: item.id,
+            effects,
+            now_ms: 2_000,
+        })
+        .collect();
+    let applied = store.finish_inbox_items(&handled).await.unwrap();
+    let summary: Vec<(bool, bool, Vec<&str>)> = applied
+        .iter()
+        .map(|a| (a.fresh, a.observation_logged, a.enqueued.clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (true, true, vec!["reaction"]),
+            (false, false, vec![]),
+            (true, false, vec!["reaction"]),
+            (true, true, vec![]),
+        ]
+    );
+    assert_eq!(store.count_observations(TEAM).await.unwrap(), 3);
+    assert_eq!(
+        store
+            .count_outbox_with_prefix(TEAM, "reaction:")
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(store.inbox_backlog(TEAM).await.unwrap(), 2);
+
+    let twice = [
+        observed("c", vec![reaction("c1")]),
+        observed("c", vec![reaction("c2")]),
+    ];
+    let handled: Vec<HandledItem<'_>> = items[4..]
+        .iter()
+        .zip(&twice)
+        .map(|(item, effects)| HandledItem {
+            team_id: TEAM,
+            id: item.id,
+            effects,
+            now_ms: 2_000,
+        })
+        .collect();
+    let applied = store.finish_inbox_items(&handled).await.unwrap();
+    assert_eq!(
+        applied.iter().map(|a| a.fresh).collect::<Vec<_>>(),
+        vec![true, false]
+    );
+    assert_eq!(store.count_observations(TEAM).await.unwrap(), 4);
+    assert_eq!(
+        store
+            .count_outbox_with_prefix(TEAM, "reaction:c")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.inbox_backlog(TEAM).await.unwrap(), 0);
+}
+
 backend_matrix!(
     repeats_and_opt_outs_inside_one_batch_are_told_apart,
     every_concurrent_write_is_committed_before_its_answer,
     a_write_that_fails_fails_its_own_request_and_the_others_commit,
     when_the_database_is_gone_every_waiting_request_gets_an_error,
     an_opted_out_persons_reflection_is_not_stored,
+    handled_events_committed_together_store_what_each_alone_would,
 );
