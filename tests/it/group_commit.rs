@@ -296,6 +296,16 @@ async fn hold_writes(db: &TestDb, release: tokio::sync::oneshot::Receiver<()>) {
     is_locked.await.unwrap();
 }
 
+/// A reflection by `user` under `key`, unless they opted out: 1 stored, 0 a repeat,
+/// 2 refused (opted out).
+async fn reflect_as(store: &Store, user: &str, key: &str) -> Result<u8, String> {
+    let applied = store
+        .record_effects_unless_opted_out(TEAM, user, &reflection(key, user), 1_000)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(applied.map_or(2, |a| u8::from(a.fresh)))
+}
+
 /// One batch carrying the same event eight times, the same reflection eight times and
 /// an opted-out person's reflections among others': each repeat is stored once and
 /// reported new once, the opted-out person's are refused, everyone else's stored.
@@ -323,44 +333,14 @@ async fn repeats_and_opt_outs_inside_one_batch_are_told_apart(backend: Backend) 
                 inbox(&store1, "Ev-same", "{}").await.map(|n| n as u8),
             )
         });
-        let store2 = store.clone();
-        tasks.spawn(async move {
-            let applied = store2
-                .record_effects_unless_opted_out(TEAM, "U1", &reflection("same", "U1"), 1_000)
-                .await;
-            (
-                "same",
-                applied
-                    .map(|a| a.map_or(2, |a| a.fresh as u8))
-                    .map_err(|e| e.to_string()),
-            )
-        });
-        let store3 = store.clone();
-        tasks.spawn(async move {
-            let key = format!("out{i}");
-            let applied = store3
-                .record_effects_unless_opted_out(TEAM, "U9", &reflection(&key, "U9"), 1_000)
-                .await;
-            (
-                "opted_out",
-                applied
-                    .map(|a| a.map_or(2, |a| a.fresh as u8))
-                    .map_err(|e| e.to_string()),
-            )
-        });
-        let store4 = store.clone();
-        tasks.spawn(async move {
-            let key = format!("other{i}");
-            let applied = store4
-                .record_effects_unless_opted_out(TEAM, "U2", &reflection(&key, "U2"), 1_000)
-                .await;
-            (
-                "other",
-                applied
-                    .map(|a| a.map_or(2, |a| a.fresh as u8))
-                    .map_err(|e| e.to_string()),
-            )
-        });
+        for (kind, user, key) in [
+            ("same", "U1", "same".to_owned()),
+            ("opted_out", "U9", format!("out{i}")),
+            ("other", "U2", format!("other{i}")),
+        ] {
+            let store = store.clone();
+            tasks.spawn(async move { (kind, reflect_as(&store, user, &key).await) });
+        }
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _ = release.send(());
