@@ -179,14 +179,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         const SQL: &str = "UPDATE inbox SET locked_until = $4 WHERE team_id = $1 AND id = $2 \
                            AND status = 'working' AND attempts = $3";
-        let renewed = sql(SQL)
-            .bind(team_id)
-            .bind(id)
-            .bind(attempts)
-            .bind(until_ms)
-            .execute(self)
-            .await?;
-        Ok(renewed == 1)
+        self.renew_claim(SQL, team_id, id, attempts, until_ms).await
     }
 
     /// Marks an event handled and applies everything it caused, in one transaction:

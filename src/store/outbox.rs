@@ -198,7 +198,20 @@ impl Store {
     ) -> Result<bool, StoreError> {
         const SQL: &str = "UPDATE outbox SET locked_until = $4 WHERE team_id = $1 AND id = $2 \
                            AND status = 'sending' AND attempts = $3";
-        let renewed = sql(SQL)
+        self.renew_claim(SQL, team_id, id, attempts, until_ms).await
+    }
+
+    /// Runs a lease renewal `statement` (`$1` team, `$2` id, `$3` the claim's attempts,
+    /// `$4` the new lease end) of the inbox or the outbox; `true` when it renewed the row.
+    pub(super) async fn renew_claim(
+        &self,
+        statement: &'static str,
+        team_id: &str,
+        id: i64,
+        attempts: i64,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let renewed = sql(statement)
             .bind(team_id)
             .bind(id)
             .bind(attempts)

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::backend_matrix;
 use crate::crm::{deal, now, post_deal};
-use crate::support::app::{Backend, TEAM, TestApp, WEBHOOK_SECRET, now_ms};
+use crate::support::app::{Backend, TEAM, TestApp, TestResponse, WEBHOOK_SECRET, now_ms};
 use crate::support::fake_slack::{FakeSlack, Scripted, TEST_TOKEN};
 
 /// A DM to `user` whose earlier attempt may have reached Slack (as after a crash), due at
@@ -107,6 +107,15 @@ async fn a_rate_limited_direct_call_holds_the_outbox_back(backend: Backend) {
     assert_eq!(app.slack.posted_messages().len(), 1);
 }
 
+/// The whole seconds of a response's `Retry-After`, if it has one.
+fn retry_after_secs(response: &TestResponse) -> Option<u64> {
+    response
+        .headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
 /// Outbox → direct: the outbox's `conversations.open` gets a 429; the CRM hook's call
 /// to it is not made until the hold ends (the CRM is told to retry), then goes through.
 async fn a_rate_limited_outbox_call_holds_direct_calls_back(backend: Backend) {
@@ -137,12 +146,7 @@ async fn a_rate_limited_outbox_call_holds_direct_calls_back(backend: Backend) {
     let calls = app.slack.calls_to("conversations.open");
     assert_eq!(calls.len(), 1, "the held call was not made");
     // The CRM is told when a retry can work: the hold's remaining wait, in whole seconds.
-    let retry_after = held
-        .headers
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    assert_eq!(retry_after, Some(1), "{:?}", held.headers);
+    assert_eq!(retry_after_secs(&held), Some(1), "{:?}", held.headers);
 
     let wait = until.saturating_sub(now_ms()).max(0) + 50;
     assert!(wait < 5_000, "{wait}");
@@ -178,13 +182,8 @@ async fn a_rate_limited_direct_call_is_not_repeated_before_retry_after(backend: 
             "{}",
             response.body
         );
-        let retry_after = response
-            .headers
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
         assert!(
-            retry_after.is_some_and(|secs| (25..=30).contains(&secs)),
+            retry_after_secs(&response).is_some_and(|secs| (25..=30).contains(&secs)),
             "{:?}",
             response.headers
         );
